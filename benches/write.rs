@@ -1,0 +1,2 @@
+//! Write benchmarks (filled in below).
+fn main() {}

@@ -1,0 +1,150 @@
+//! Store options and durability modes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// When an acknowledgement is given, relative to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// Every group is fsynced before any of its batches is acknowledged: an
+    /// acknowledged write survives a crash or power loss. Default.
+    Immediate,
+    /// Groups are acknowledged after they are committed and visible, and made durable at
+    /// most `interval` later (the writer also syncs when it goes idle past the interval).
+    /// A crash or power loss may lose the writes acknowledged in the last `interval`,
+    /// always whole groups, never corrupting the file.
+    Periodic {
+        /// The longest time an acknowledged group may stay unsynced.
+        interval: Duration,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub(crate) path: PathBuf,
+    pub(crate) durability: Durability,
+    pub(crate) queue_capacity: usize,
+    pub(crate) max_batch_ops: usize,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) max_linger: Duration,
+    pub(crate) check_integrity: bool,
+    pub(crate) backend: Option<Arc<dyn redb::StorageBackend>>,
+}
+
+/// Options for opening a [`Store`](crate::Store); made by
+/// [`Store::builder`](crate::Store::builder).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use viewstore::{Durability, Store};
+///
+/// let dir = tempfile::tempdir()?;
+/// let store = Store::builder(dir.path().join("views.redb"))
+///     .durability(Durability::Immediate)
+///     .queue_capacity(1024)
+///     .max_linger(Duration::from_micros(200))
+///     .open()?;
+/// store.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct StoreBuilder {
+    pub(crate) config: Config,
+}
+
+impl StoreBuilder {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        StoreBuilder {
+            config: Config {
+                path,
+                durability: Durability::Immediate,
+                queue_capacity: 4096,
+                max_batch_ops: 10_000,
+                max_batch_bytes: 32 << 20,
+                max_linger: Duration::ZERO,
+                check_integrity: true,
+                backend: None,
+            },
+        }
+    }
+
+    /// When writes are acknowledged relative to the disk. Default = [`Durability::Immediate`].
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.config.durability = durability;
+        self
+    }
+
+    /// How many submitted batches may wait for the writer before `submit` blocks and
+    /// `try_submit` returns [`Error::Full`](crate::Error::Full). Default = 4096; at least 1.
+    pub fn queue_capacity(mut self, batches: usize) -> Self {
+        self.config.queue_capacity = batches.max(1);
+        self
+    }
+
+    /// The most operations the writer commits in one group (one redb transaction); a
+    /// single larger batch still commits whole, alone. Default = 10,000.
+    pub fn max_batch_ops(mut self, ops: usize) -> Self {
+        self.config.max_batch_ops = ops.max(1);
+        self
+    }
+
+    /// The most encoded bytes (keys and values) the writer commits in one group.
+    /// Default = 32 MiB.
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.config.max_batch_bytes = bytes.max(1);
+        self
+    }
+
+    /// How long the writer waits for more batches once the queue is empty, to make a
+    /// larger group. Default = 0 (commit what is queued at once).
+    pub fn max_linger(mut self, linger: Duration) -> Self {
+        self.config.max_linger = linger;
+        self
+    }
+
+    /// Whether opening runs redb's integrity check (every page checksum verified).
+    /// Default = true. Turning it off speeds up opening large files; a file altered
+    /// behind redb's back is then not detected at open.
+    pub fn check_integrity(mut self, check: bool) -> Self {
+        self.config.check_integrity = check;
+        self
+    }
+
+    /// Stores the database in `backend` instead of the file at the builder's path (which
+    /// then only names the store in errors). For in-memory stores and for tests that
+    /// inject I/O faults. Default = the file.
+    pub fn backend(mut self, backend: Arc<dyn redb::StorageBackend>) -> Self {
+        self.config.backend = Some(backend);
+        self
+    }
+}
+
+/// Lets a shared backend be handed to redb, which takes its backend by value.
+#[derive(Debug)]
+pub(crate) struct SharedBackend(pub(crate) Arc<dyn redb::StorageBackend>);
+
+impl redb::StorageBackend for SharedBackend {
+    fn len(&self) -> Result<u64, std::io::Error> {
+        self.0.len()
+    }
+    fn read(&self, offset: u64, out: &mut [u8]) -> Result<(), std::io::Error> {
+        self.0.read(offset, out)
+    }
+    fn set_len(&self, len: u64) -> Result<(), std::io::Error> {
+        self.0.set_len(len)
+    }
+    fn sync_data(&self) -> Result<(), std::io::Error> {
+        self.0.sync_data()
+    }
+    fn write(&self, offset: u64, data: &[u8]) -> Result<(), std::io::Error> {
+        self.0.write(offset, data)
+    }
+    fn close(&self) -> Result<(), std::io::Error> {
+        self.0.close()
+    }
+}

@@ -1,0 +1,72 @@
+//! # viewstore
+//!
+//! An embedded, crash-safe store of **precomputed, denormalized views** for Rust
+//! services: the read model kept as data instead of a cache.
+//!
+//! Background projectors *write* new versions of each view whenever its source changes;
+//! every write carries a caller-chosen version and applies only if it is newer, so
+//! replays and out-of-order deliveries never move a view backwards. Writes go through
+//! one writer thread that commits them in groups (one redb transaction each). Every
+//! live record is held in memory, decoded: a read is a lookup in memory that never
+//! touches disk or waits on the writer. Nothing is evicted, and everything survives a
+//! restart.
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//! use viewstore::{Batch, Outcome, Store, ViewDef};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+//! struct Profile { name: String, posts: u32 }
+//!
+//! const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles");
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path().join("views.redb"))?;
+//! let profiles = store.view(&PROFILES)?;
+//!
+//! // A projector writes versioned records; an older delivery changes nothing.
+//! profiles.put(&7, Profile { name: "ada".into(), posts: 3 }, 12)?;
+//! let late = profiles.put(&7, Profile { name: "ada".into(), posts: 2 }, 11)?;
+//! assert_eq!(late, Outcome::Stale { current: 12 });
+//!
+//! // Many operations on many views commit atomically.
+//! let mut batch = Batch::new();
+//! batch.update(&profiles, &7, 13, |p| p.map(|p| Profile { posts: p.posts + 1, ..p.clone() }))?;
+//! let receipt = store.submit(batch)?.wait()?;
+//!
+//! // Reads come from memory.
+//! assert_eq!(profiles.get_with(&7, |p| p.posts), Some(4));
+//! assert_eq!(store.lsn(), receipt.lsn);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Trade-offs
+//!
+//! - Every live record of every open view is in memory, decoded: memory grows with the
+//!   data, by design (no eviction, no cold reads).
+//! - One writer thread: writes are serialized and grouped; throughput comes from group
+//!   commit, not from parallel writers.
+//! - Reads see whole committed groups. A [`Snapshot`] pins the records it sees; the
+//!   next groups copy only the tree paths they change.
+
+mod batch;
+mod codec;
+mod config;
+mod error;
+mod format;
+mod recovery;
+mod resident;
+mod store;
+mod version;
+mod view;
+mod writer;
+
+pub use batch::{Batch, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+pub use codec::{Bincode, Codec};
+pub use config::{Durability, StoreBuilder};
+pub use error::{CodecError, Error, Result};
+pub use resident::{Iter, Snapshot, Stats, ViewSnapshot, ViewStats};
+pub use store::Store;
+pub use version::{Lsn, Outcome, Receipt, Version};
+pub use view::{View, ViewDef, ViewKey, ViewValue};
+pub use writer::ticket::Ticket;

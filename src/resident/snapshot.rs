@@ -1,0 +1,289 @@
+//! Reads at one LSN: store-wide snapshots and typed per-view snapshots.
+
+use super::{Entry, Root, ViewData};
+use crate::codec::{KeyBuf, decode_key, encode_key};
+use crate::version::{Lsn, Version};
+use crate::view::View;
+use imbl::ordmap::RangedIter;
+use imbl::shared_ptr::DefaultSharedPtr;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+thread_local! {
+    static KEY_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the encoded form of `key`, reusing a per-thread buffer so that a point
+/// read allocates nothing. `None` when the key cannot be encoded (such a key cannot be
+/// stored either).
+pub(crate) fn with_key_bytes<K: Serialize + ?Sized, R>(
+    key: &K,
+    f: impl FnOnce(&[u8]) -> R,
+) -> Option<R> {
+    KEY_SCRATCH.with(|cell| {
+        if let Ok(mut buf) = cell.try_borrow_mut() {
+            buf.clear();
+            encode_key(key, &mut buf).ok()?;
+            Some(f(&buf))
+        } else {
+            // Re-entered from a key's own `Serialize`: fall back to a fresh buffer.
+            let mut buf = Vec::new();
+            encode_key(key, &mut buf).ok()?;
+            Some(f(&buf))
+        }
+    })
+}
+
+/// Every view of a store at one LSN. Cheap to make (one reference count increment) and
+/// to clone; reads through it never see a later group. Holding it keeps the records it
+/// sees in memory, so drop it when done.
+///
+/// # Examples
+///
+/// ```
+/// # use viewstore::{Store, ViewDef};
+/// const COUNTS: ViewDef<String, u64> = ViewDef::new("counts");
+/// # let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path().join("s.redb"))?;
+/// let counts = store.view(&COUNTS)?;
+/// counts.put(&"a".to_string(), 1, 1)?;
+/// let snap = store.snapshot();
+/// counts.put(&"a".to_string(), 2, 2)?;
+/// assert_eq!(snap.view(&counts).get(&"a".to_string()), Some(&1));
+/// assert_eq!(counts.get(&"a".to_string()).as_deref(), Some(&2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Snapshot {
+    pub(crate) root: Arc<Root>,
+}
+
+impl Snapshot {
+    /// The LSN of the last group this snapshot contains.
+    pub fn lsn(&self) -> Lsn {
+        self.root.lsn
+    }
+
+    /// The typed records of `view` at this snapshot's LSN.
+    pub fn view<K, V, C>(&self, view: &View<K, V, C>) -> ViewSnapshot<K, V> {
+        ViewSnapshot {
+            root: Arc::clone(&self.root),
+            id: view.id,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("lsn", &self.root.lsn)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One view's records at one LSN. Reads borrow from it: no reference count is written
+/// per read, nothing is decoded, nothing waits on the writer.
+pub struct ViewSnapshot<K, V> {
+    root: Arc<Root>,
+    id: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for ViewSnapshot<K, V> {
+    fn clone(&self) -> Self {
+        ViewSnapshot {
+            root: Arc::clone(&self.root),
+            id: self.id,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V> ViewSnapshot<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Send + Sync + 'static,
+{
+    pub(crate) fn new(root: Arc<Root>, id: usize) -> Self {
+        ViewSnapshot {
+            root,
+            id,
+            _types: PhantomData,
+        }
+    }
+
+    fn data(&self) -> Option<&ViewData<V>> {
+        self.root.view::<V>(self.id)
+    }
+
+    fn entry(&self, key: &K) -> Option<&Entry<V>> {
+        let data = self.data()?;
+        with_key_bytes(key, |bytes| data.map.get(bytes)).flatten()
+    }
+
+    /// The LSN of the last group this snapshot contains.
+    pub fn lsn(&self) -> Lsn {
+        self.root.lsn
+    }
+
+    /// The value of `key`, borrowed.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.entry(key).map(|e| &*e.value)
+    }
+
+    /// The value of `key`, shared (one reference count increment).
+    pub fn get_arc(&self, key: &K) -> Option<Arc<V>> {
+        self.entry(key).map(|e| Arc::clone(&e.value))
+    }
+
+    /// The version and value of `key`.
+    pub fn get_versioned(&self, key: &K) -> Option<(Version, &V)> {
+        self.entry(key).map(|e| (e.version, &*e.value))
+    }
+
+    /// Whether `key` has a live record.
+    pub fn contains(&self, key: &K) -> bool {
+        self.entry(key).is_some()
+    }
+
+    /// The number of live records.
+    pub fn len(&self) -> usize {
+        self.data().map_or(0, |d| d.map.len())
+    }
+
+    /// Whether the view has no live record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All records in key order.
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        self.bytes_range(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// The records whose keys fall in `range`, in key order.
+    pub fn range<R: RangeBounds<K>>(&self, range: R) -> Iter<'_, K, V> {
+        let start = encode_bound(range.start_bound());
+        let end = encode_bound(range.end_bound());
+        match (start, end) {
+            (Some(start), Some(end)) => self.bytes_range(start, end),
+            _ => Iter {
+                inner: None,
+                _types: PhantomData,
+            },
+        }
+    }
+
+    /// The records whose encoded key starts with the encoding of `prefix`, in key
+    /// order. For tuple keys this selects by leading fields: on a `(u64, String)` view,
+    /// `prefix(&7u64)` yields every key `(7, _)`.
+    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Iter<'_, K, V> {
+        let mut start = Vec::new();
+        if encode_key(prefix, &mut start).is_err() {
+            return Iter {
+                inner: None,
+                _types: PhantomData,
+            };
+        }
+        let end = prefix_successor(&start);
+        let end = end.map_or(Bound::Unbounded, |e| {
+            Bound::Excluded(KeyBuf::from_slice(&e))
+        });
+        self.bytes_range(Bound::Included(KeyBuf::from_slice(&start)), end)
+    }
+
+    fn bytes_range(&self, start: Bound<KeyBuf>, end: Bound<KeyBuf>) -> Iter<'_, K, V> {
+        let inner = self.data().map(|d| d.map.range((start, end)));
+        Iter {
+            inner,
+            _types: PhantomData,
+        }
+    }
+}
+
+fn encode_bound<K: Serialize>(bound: Bound<&K>) -> Option<Bound<KeyBuf>> {
+    let encode = |k: &K| {
+        let mut out = Vec::new();
+        encode_key(k, &mut out)
+            .ok()
+            .map(|()| KeyBuf::from_slice(&out))
+    };
+    Some(match bound {
+        Bound::Included(k) => Bound::Included(encode(k)?),
+        Bound::Excluded(k) => Bound::Excluded(encode(k)?),
+        Bound::Unbounded => Bound::Unbounded,
+    })
+}
+
+/// The smallest byte string greater than every string that starts with `prefix`, or
+/// `None` when there is none (the prefix is all 0xFF).
+pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+/// An iterator over records in key order, yielding each key decoded and its value
+/// borrowed.
+pub struct Iter<'a, K, V> {
+    inner: Option<RangedIter<'a, KeyBuf, Entry<V>, DefaultSharedPtr>>,
+    _types: PhantomData<fn() -> K>,
+}
+
+impl<'a, K, V> IntoIterator for &'a ViewSnapshot<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Send + Sync + 'static,
+{
+    type Item = (K, &'a V);
+    type IntoIter = Iter<'a, K, V>;
+
+    fn into_iter(self) -> Iter<'a, K, V> {
+        self.iter()
+    }
+}
+
+impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
+    /// The next key with its whole resident entry.
+    pub(crate) fn next_entry(&mut self) -> Option<(K, &'a Entry<V>)> {
+        let inner = self.inner.as_mut()?;
+        loop {
+            let (key, entry) = inner.next()?;
+            // Every resident key was encoded from a `K` or checked to decode as one
+            // when its view was loaded.
+            if let Ok(k) = decode_key::<K>(key.as_bytes()) {
+                return Some((k, entry));
+            }
+        }
+    }
+}
+
+impl<'a, K: DeserializeOwned, V> Iterator for Iter<'a, K, V> {
+    type Item = (K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_entry().map(|(k, e)| (k, &*e.value))
+    }
+}
+
+impl<K: DeserializeOwned, V> DoubleEndedIterator for Iter<'_, K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let inner = self.inner.as_mut()?;
+        loop {
+            let (key, entry) = inner.next_back()?;
+            if let Ok(k) = decode_key::<K>(key.as_bytes()) {
+                return Some((k, &*entry.value));
+            }
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! Versions, log sequence numbers and the outcomes of writes.
+
+use std::fmt;
+
+/// A caller-chosen record version: the source row's update counter, a log offset, a
+/// timestamp. A write applies only when its version is strictly greater than the stored
+/// one, so replays and out-of-order deliveries never move a view backwards.
+pub type Version = u64;
+
+/// The log sequence number of a committed group of batches. Monotonic and persisted:
+/// it continues after a reopen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// The number itself.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lsn {}", self.0)
+    }
+}
+
+/// What happened to one operation of a committed batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The write was applied.
+    Applied,
+    /// The write's version was not newer than the stored one (of a live record or a
+    /// tombstone); nothing changed.
+    Stale {
+        /// The stored version.
+        current: Version,
+    },
+    /// A compare-and-set found another version than it expected; nothing changed.
+    Conflict {
+        /// The version of the live record, `None` when there is none.
+        current: Option<Version>,
+    },
+    /// An `update` closure returned `None`; nothing changed.
+    Unchanged,
+    /// Tombstones were purged.
+    Purged {
+        /// How many.
+        count: u64,
+    },
+}
+
+impl Outcome {
+    /// Whether the operation changed the view.
+    pub fn is_applied(&self) -> bool {
+        matches!(self, Outcome::Applied | Outcome::Purged { .. })
+    }
+}
+
+/// The acknowledgement of a committed batch: its group's LSN and one outcome per
+/// operation, in the order the operations were added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// The LSN of the group the batch committed in.
+    pub lsn: Lsn,
+    /// One outcome per operation.
+    pub outcomes: Vec<Outcome>,
+}

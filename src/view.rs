@@ -1,0 +1,409 @@
+//! View definitions, typed view handles and their reads.
+
+use crate::batch::Batch;
+use crate::codec::{Bincode, Codec, KeyBuf, decode_key, render_key};
+use crate::error::{Error, Result};
+use crate::format::ViewMeta;
+use crate::resident::snapshot::with_key_bytes;
+use crate::resident::{Entry, Published, ResidentView, ViewData, ViewSnapshot};
+use crate::store::Store;
+use crate::version::{Outcome, Version};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::ops::RangeBounds;
+use std::sync::Arc;
+
+/// What a view key must be: serde-encodable with the order-preserving key encoding
+/// (integers, strings, byte strings, `bool`, `char`, `Option`, tuples, structs and enums
+/// of those; not floats or maps), and `Debug` so that errors can name it.
+///
+/// Keys sort in the order of their encoding, which equals their `Ord` order for the
+/// types above (and for derived `Ord` on structs and enums of them).
+pub trait ViewKey: Serialize + DeserializeOwned + Debug + Send + Sync + 'static {}
+impl<T: Serialize + DeserializeOwned + Debug + Send + Sync + 'static> ViewKey for T {}
+
+/// What a view value must be: shareable between threads. Its encoding is the
+/// [`Codec`]'s business.
+pub trait ViewValue: Send + Sync + 'static {}
+impl<T: Send + Sync + 'static> ViewValue for T {}
+
+/// The definition of a view: its name, key and value types, value codec and schema
+/// version. Usable as a `const`.
+///
+/// The store records the key and value type names, the codec and the schema version
+/// of every view; opening a view with other ones fails with
+/// [`Error::SchemaMismatch`]. Type names are those of [`std::any::type_name`], so
+/// moving or renaming a type counts as a change.
+///
+/// # Examples
+///
+/// ```
+/// use serde::{Deserialize, Serialize};
+/// use viewstore::ViewDef;
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Profile { name: String, followers: u64 }
+///
+/// const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles").schema_version(2);
+/// assert_eq!(PROFILES.name(), "profiles");
+/// ```
+pub struct ViewDef<K, V, C = Bincode> {
+    name: &'static str,
+    schema_version: u32,
+    codec: C,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> ViewDef<K, V, Bincode> {
+    /// A view named `name`, with the bincode codec and schema version 1.
+    pub const fn new(name: &'static str) -> Self {
+        ViewDef {
+            name,
+            schema_version: 1,
+            codec: Bincode,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, C> ViewDef<K, V, C> {
+    /// A view named `name` whose values use `codec`, schema version 1.
+    pub const fn with_codec(name: &'static str, codec: C) -> Self {
+        ViewDef {
+            name,
+            schema_version: 1,
+            codec,
+            _types: PhantomData,
+        }
+    }
+
+    /// The same definition with schema version `version`. Default = 1.
+    #[must_use]
+    pub const fn schema_version(mut self, version: u32) -> Self {
+        self.schema_version = version;
+        self
+    }
+
+    /// The view's name.
+    pub const fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The view's schema version.
+    pub const fn version(&self) -> u32 {
+        self.schema_version
+    }
+
+    pub(crate) fn codec(&self) -> &C {
+        &self.codec
+    }
+}
+
+impl<K, V, C: Clone> ViewDef<K, V, C> {
+    pub(crate) fn meta(&self) -> ViewMeta {
+        ViewMeta {
+            key_type: std::any::type_name::<K>().to_owned(),
+            value_type: std::any::type_name::<V>().to_owned(),
+            codec: std::any::type_name::<C>().to_owned(),
+            schema_version: self.schema_version,
+        }
+    }
+}
+
+/// Checks a view name: 1 to 200 bytes, no control characters.
+pub(crate) fn check_view_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(Error::InvalidViewName {
+            view: name.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// A view as the writer registers it: its meta and how to load its records.
+pub(crate) trait Registration: Send {
+    fn name(&self) -> &str;
+    fn meta(&self) -> ViewMeta;
+    fn render_key(&self) -> fn(&[u8]) -> String;
+    fn loader(&self) -> Box<dyn Loader>;
+}
+
+/// Builds a view's resident records from its stored ones, in key order.
+pub(crate) trait Loader {
+    fn push(&mut self, key: &[u8], version: Version, value: &[u8]) -> Result<()>;
+    fn finish(self: Box<Self>) -> Arc<dyn ResidentView>;
+}
+
+pub(crate) struct TypedRegistration<K, V, C> {
+    pub(crate) name: &'static str,
+    pub(crate) meta: ViewMeta,
+    pub(crate) codec: C,
+    pub(crate) _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegistration<K, V, C> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn meta(&self) -> ViewMeta {
+        self.meta.clone()
+    }
+    fn render_key(&self) -> fn(&[u8]) -> String {
+        render_key::<K>
+    }
+    fn loader(&self) -> Box<dyn Loader> {
+        Box::new(TypedLoader::<K, V, C> {
+            name: self.name,
+            codec: self.codec.clone(),
+            data: ViewData::new(self.name),
+            _types: PhantomData,
+        })
+    }
+}
+
+struct TypedLoader<K, V, C> {
+    name: &'static str,
+    codec: C,
+    data: ViewData<V>,
+    _types: PhantomData<fn() -> K>,
+}
+
+impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
+    fn push(&mut self, key: &[u8], version: Version, value: &[u8]) -> Result<()> {
+        if let Err(e) = decode_key::<K>(key) {
+            return Err(Error::decode(self.name, crate::codec::render_bytes(key), e));
+        }
+        let value = self
+            .codec
+            .decode(value)
+            .map_err(|e| Error::decode(self.name, render_key::<K>(key), e))?;
+        self.data.map.insert(
+            KeyBuf::from_slice(key),
+            Entry {
+                version,
+                value: Arc::new(value),
+            },
+        );
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Arc<dyn ResidentView> {
+        Arc::new(self.data)
+    }
+}
+
+/// A handle on one view of an open store: typed reads from memory and blocking writes.
+/// Cheap to clone, `Send + Sync`; made by [`Store::view`].
+///
+/// Reads never touch disk, never wait for the writer and decode nothing. Each read sees
+/// the latest committed group; use [`View::snapshot`] or [`Store::snapshot`] for many
+/// reads at one LSN.
+pub struct View<K, V, C = Bincode> {
+    pub(crate) store: Store,
+    pub(crate) id: usize,
+    pub(crate) name: Arc<str>,
+    pub(crate) codec: C,
+    published: Arc<Published>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V, C: Clone> Clone for View<K, V, C> {
+    fn clone(&self) -> Self {
+        View {
+            store: self.store.clone(),
+            id: self.id,
+            name: Arc::clone(&self.name),
+            codec: self.codec.clone(),
+            published: Arc::clone(&self.published),
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, C> Debug for View<K, V, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View")
+            .field("name", &self.name)
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, C> View<K, V, C> {
+    pub(crate) fn new(store: Store, id: usize, name: &str, codec: C) -> Self {
+        let published = store.published();
+        View {
+            store,
+            id,
+            name: Arc::from(name),
+            codec,
+            published,
+            _types: PhantomData,
+        }
+    }
+
+    /// The view's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The store this view belongs to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
+    fn with_entry<R>(&self, key: &K, f: impl FnOnce(&Entry<V>) -> R) -> Option<R> {
+        let root = self.published.load();
+        let data: &ViewData<V> = root.view(self.id)?;
+        let entry = with_key_bytes(key, |bytes| data.map.get(bytes)).flatten()?;
+        Some(f(entry))
+    }
+
+    /// Runs `f` on the value of `key`, borrowed from memory: no reference count is
+    /// written, nothing is copied. The fastest read.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{Store, ViewDef};
+    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names");
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let names = store.view(&NAMES)?;
+    /// names.put(&1, "ada".to_string(), 1)?;
+    /// assert_eq!(names.get_with(&1, |name| name.len()), Some(3));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+        self.with_entry(key, |e| f(&e.value))
+    }
+
+    /// The value of `key`, shared (one reference count increment on the value).
+    pub fn get(&self, key: &K) -> Option<Arc<V>> {
+        self.with_entry(key, |e| Arc::clone(&e.value))
+    }
+
+    /// The version and value of `key`.
+    pub fn get_versioned(&self, key: &K) -> Option<(Version, Arc<V>)> {
+        self.with_entry(key, |e| (e.version, Arc::clone(&e.value)))
+    }
+
+    /// The version of the live record of `key`.
+    pub fn version(&self, key: &K) -> Option<Version> {
+        self.with_entry(key, |e| e.version)
+    }
+
+    /// Whether `key` has a live record.
+    pub fn contains(&self, key: &K) -> bool {
+        self.with_entry(key, |_| ()).is_some()
+    }
+
+    /// The number of live records.
+    pub fn len(&self) -> usize {
+        let root = self.published.load();
+        root.view::<V>(self.id).map_or(0, |d| d.map.len())
+    }
+
+    /// Whether the view has no live record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The view at the latest committed LSN, for many consistent reads and for ordered
+    /// scans (`iter`, `range`, `prefix`) that borrow.
+    pub fn snapshot(&self) -> ViewSnapshot<K, V> {
+        ViewSnapshot::new(self.published.load_full(), self.id)
+    }
+
+    /// The records whose keys fall in `range`, in key order, collected.
+    pub fn range<R: RangeBounds<K>>(&self, range: R) -> Vec<(K, Arc<V>)> {
+        let snap = self.snapshot();
+        collect_shared(snap.range(range))
+    }
+
+    /// The records whose encoded key starts with the encoding of `prefix`, in key order,
+    /// collected. See [`ViewSnapshot::prefix`].
+    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Vec<(K, Arc<V>)> {
+        let snap = self.snapshot();
+        collect_shared(snap.prefix(prefix))
+    }
+
+    fn write(&self, fill: impl FnOnce(&mut Batch) -> Result<&mut Batch>) -> Result<Outcome> {
+        let mut batch = Batch::new();
+        fill(&mut batch)?;
+        let receipt = self.store.submit(batch)?.wait()?;
+        Ok(receipt
+            .outcomes
+            .first()
+            .copied()
+            .unwrap_or(Outcome::Unchanged))
+    }
+
+    /// Writes `value` at `version` and waits for the commit. See [`Batch::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{Outcome, Store, ViewDef};
+    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names");
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let names = store.view(&NAMES)?;
+    /// assert_eq!(names.put(&1, "new".to_string(), 5)?, Outcome::Applied);
+    /// assert_eq!(names.put(&1, "old".to_string(), 4)?, Outcome::Stale { current: 5 });
+    /// assert_eq!(names.get(&1).as_deref().map(String::as_str), Some("new"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put(&self, key: &K, value: V, version: Version) -> Result<Outcome> {
+        self.write(|b| b.put(self, key, value, version))
+    }
+
+    /// Deletes `key` at `version` and waits for the commit. See [`Batch::delete`].
+    pub fn delete(&self, key: &K, version: Version) -> Result<Outcome> {
+        self.write(|b| b.delete(self, key, version))
+    }
+
+    /// Compare-and-set, waiting for the commit. See [`Batch::compare_and_set`].
+    pub fn compare_and_set(
+        &self,
+        key: &K,
+        expected: Option<Version>,
+        version: Version,
+        value: V,
+    ) -> Result<Outcome> {
+        self.write(|b| b.compare_and_set(self, key, expected, version, value))
+    }
+
+    /// Read-modify-write inside the writer, waiting for the commit. See
+    /// [`Batch::update`].
+    pub fn update<F>(&self, key: &K, version: Version, f: F) -> Result<Outcome>
+    where
+        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+    {
+        self.write(|b| b.update(self, key, version, f))
+    }
+
+    /// Removes this view's tombstones below `below` and returns how many there were.
+    /// See [`Batch::purge_tombstones`].
+    pub fn purge_tombstones(&self, below: Version) -> Result<u64> {
+        match self.write(|b| b.purge_tombstones(self, below))? {
+            Outcome::Purged { count } => Ok(count),
+            _ => Ok(0),
+        }
+    }
+}
+
+fn collect_shared<K: ViewKey, V: ViewValue>(
+    mut iter: crate::resident::Iter<'_, K, V>,
+) -> Vec<(K, Arc<V>)> {
+    // Share the values instead of cloning `V`.
+    let mut out = Vec::new();
+    while let Some((k, entry)) = iter.next_entry() {
+        out.push((k, Arc::clone(&entry.value)));
+    }
+    out
+}
