@@ -24,27 +24,11 @@ pub(crate) enum UpdateResult {
 pub(crate) type UpdateFn = Box<dyn FnOnce(Option<&(dyn Any + Send + Sync)>) -> UpdateResult + Send>;
 
 pub(crate) enum OpKind {
-    Put {
-        version: Version,
-        bytes: Vec<u8>,
-        value: AnyValue,
-    },
-    Delete {
-        version: Version,
-    },
-    CompareAndSet {
-        expected: Option<Version>,
-        version: Version,
-        bytes: Vec<u8>,
-        value: AnyValue,
-    },
-    Update {
-        version: Version,
-        f: UpdateFn,
-    },
-    PurgeTombstones {
-        below: Version,
-    },
+    Put { version: Version, bytes: Vec<u8>, value: AnyValue },
+    Delete { version: Version },
+    CompareAndSet { expected: Option<Version>, version: Version, bytes: Vec<u8>, value: AnyValue },
+    Update { version: Version, f: UpdateFn },
+    PurgeTombstones { below: Version },
 }
 
 pub(crate) struct Op {
@@ -96,10 +80,8 @@ impl std::fmt::Debug for Batch {
 }
 
 fn encode_key_for<K: ViewKey>(view_name: &str, key: &K) -> Result<KeyBuf> {
-    let key = key_bytes(key).map_err(|e| Error::KeyEncoding {
-        view: view_name.to_owned(),
-        reason: e.0,
-    })?;
+    let key = key_bytes(key)
+        .map_err(|e| Error::KeyEncoding { view: view_name.to_owned(), reason: e.0 })?;
     if key.as_bytes().len() > MAX_KEY_BYTES {
         return Err(Error::KeyTooLarge {
             view: view_name.to_owned(),
@@ -133,7 +115,7 @@ pub(crate) fn encode_value<K: ViewKey, V, C: Codec<V>>(
     Ok(bytes)
 }
 
-fn panic_message(payload: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -162,9 +144,7 @@ impl Batch {
     fn push<K, V, C>(&mut self, view: &View<K, V, C>, key: KeyBuf, kind: OpKind) -> Result<()> {
         match self.store {
             Some(id) if id != view.store.id() => {
-                return Err(Error::ForeignView {
-                    view: view.name().to_owned(),
-                });
+                return Err(Error::ForeignView { view: view.name().to_owned() });
             }
             _ => self.store = Some(view.store.id()),
         }
@@ -173,11 +153,7 @@ impl Batch {
             _ => 0,
         };
         self.bytes += key.as_bytes().len() + value_len + 16;
-        self.ops.push(Op {
-            view: view.id,
-            key,
-            kind,
-        });
+        self.ops.push(Op { view: view.id, key, kind });
         Ok(())
     }
 
@@ -198,15 +174,7 @@ impl Batch {
     ) -> Result<&mut Self> {
         let key = encode_key_for(view.name(), key)?;
         let bytes = encode_value::<K, V, C>(view.name(), &view.codec, &key, &value)?;
-        self.push(
-            view,
-            key,
-            OpKind::Put {
-                version,
-                bytes,
-                value: Arc::new(value),
-            },
-        )?;
+        self.push(view, key, OpKind::Put { version, bytes, value: Arc::new(value) })?;
         Ok(self)
     }
 
@@ -247,12 +215,7 @@ impl Batch {
     ) -> Result<&mut Self> {
         let key = encode_key_for(view.name(), key)?;
         let bytes = encode_value::<K, V, C>(view.name(), &view.codec, &key, &value)?;
-        let kind = OpKind::CompareAndSet {
-            expected,
-            version,
-            bytes,
-            value: Arc::new(value),
-        };
+        let kind = OpKind::CompareAndSet { expected, version, bytes, value: Arc::new(value) };
         self.push(view, key, kind)?;
         Ok(self)
     }
@@ -297,10 +260,7 @@ impl Batch {
                 Ok(None) => UpdateResult::Unchanged,
                 Ok(Some(value)) => {
                     match encode_value::<K, V, C>(&name, &codec, &key_for_errors, &value) {
-                        Ok(bytes) => UpdateResult::Value {
-                            bytes,
-                            value: Arc::new(value),
-                        },
+                        Ok(bytes) => UpdateResult::Value { bytes, value: Arc::new(value) },
                         Err(e) => UpdateResult::Failed(e),
                     }
                 }
@@ -318,11 +278,7 @@ impl Batch {
         view: &View<K, V, C>,
         below: Version,
     ) -> Result<&mut Self> {
-        self.push(
-            view,
-            KeyBuf::from_slice(&[]),
-            OpKind::PurgeTombstones { below },
-        )?;
+        self.push(view, KeyBuf::from_slice(&[]), OpKind::PurgeTombstones { below })?;
         Ok(self)
     }
 }

@@ -31,6 +31,31 @@ pub(crate) struct Config {
     pub(crate) max_linger: Duration,
     pub(crate) check_integrity: bool,
     pub(crate) backend: Option<Arc<dyn redb::StorageBackend>>,
+    pub(crate) index_progress: Option<ProgressFn>,
+}
+
+/// How far an index build has come, as reported to
+/// [`StoreBuilder::on_index_build`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct IndexProgress {
+    /// The view.
+    pub view: String,
+    /// The index being built.
+    pub index: String,
+    /// Records processed so far.
+    pub done: u64,
+    /// Records in the view.
+    pub total: u64,
+}
+
+#[derive(Clone)]
+pub(crate) struct ProgressFn(pub(crate) Arc<dyn Fn(&IndexProgress) + Send + Sync>);
+
+impl std::fmt::Debug for ProgressFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ProgressFn")
+    }
 }
 
 /// Options for opening a [`Store`](crate::Store); made by
@@ -69,6 +94,7 @@ impl StoreBuilder {
                 max_linger: Duration::ZERO,
                 check_integrity: true,
                 backend: None,
+                index_progress: None,
             },
         }
     }
@@ -112,6 +138,17 @@ impl StoreBuilder {
     /// behind redb's back is then not detected at open.
     pub fn check_integrity(mut self, check: bool) -> Self {
         self.config.check_integrity = check;
+        self
+    }
+
+    /// Called while an index is built (a new index, or one whose definition version
+    /// changed), with the records done so far, every 10,000 records and at the end.
+    /// Builds happen when a view is opened, before it serves. Default = none.
+    pub fn on_index_build(
+        mut self,
+        report: impl Fn(&IndexProgress) + Send + Sync + 'static,
+    ) -> Self {
+        self.config.index_progress = Some(ProgressFn(Arc::new(report)));
         self
     }
 

@@ -111,6 +111,49 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// A write would give a unique index key a second record. The batch failed.
+    UniqueViolation {
+        /// The view's name.
+        view: String,
+        /// The index's name.
+        index: String,
+        /// The index key, as its `Debug` form.
+        key: String,
+    },
+    /// An index extractor panicked. The batch (or the index build) failed.
+    IndexPanicked {
+        /// The view's name.
+        view: String,
+        /// The index's name.
+        index: String,
+        /// The record's key, as its `Debug` form.
+        key: String,
+        /// The panic message.
+        message: String,
+    },
+    /// An extracted index key encodes to more than [`MAX_KEY_BYTES`](crate::MAX_KEY_BYTES).
+    IndexKeyTooLarge {
+        /// The view's name.
+        view: String,
+        /// The index's name.
+        index: String,
+        /// The record's key, as its `Debug` form.
+        key: String,
+        /// The encoded length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An index definition that cannot be used: a bad or duplicate name, or keys that
+    /// cannot be encoded.
+    InvalidIndex {
+        /// The view's name.
+        view: String,
+        /// The index's name.
+        index: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The write queue is full; returned by [`Store::try_submit`](crate::Store::try_submit).
     Full,
     /// The store was closed; nothing more can be written.
@@ -146,11 +189,7 @@ impl Error {
         during: &'static str,
         e: impl Into<redb::Error>,
     ) -> Self {
-        Error::Storage {
-            file: file.to_path_buf(),
-            during,
-            source: Arc::new(e.into()),
-        }
+        Error::Storage { file: file.to_path_buf(), during, source: Arc::new(e.into()) }
     }
 
     /// A `map_err` adapter for redb errors.
@@ -162,11 +201,7 @@ impl Error {
     }
 
     pub(crate) fn decode(view: &str, key: String, source: impl Into<CodecError>) -> Self {
-        Error::Decode {
-            view: view.to_owned(),
-            key,
-            source: Arc::new(source.into()),
-        }
+        Error::Decode { view: view.to_owned(), key, source: Arc::new(source.into()) }
     }
 }
 
@@ -174,51 +209,27 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::NotAStore { file, reason } => {
-                write!(
-                    f,
-                    "{} is not a viewstore database: {reason}",
-                    file.display()
-                )
+                write!(f, "{} is not a viewstore database: {reason}", file.display())
             }
-            Error::NewerFormat {
-                file,
-                found,
-                supported,
-            } => write!(
+            Error::NewerFormat { file, found, supported } => write!(
                 f,
                 "{} has viewstore format version {found}; this build reads up to {supported}",
                 file.display()
             ),
-            Error::SchemaMismatch {
-                view,
-                stored,
-                requested,
-            } => write!(
-                f,
-                "view '{view}' is stored as {stored} but was opened as {requested}"
-            ),
+            Error::SchemaMismatch { view, stored, requested } => {
+                write!(f, "view '{view}' is stored as {stored} but was opened as {requested}")
+            }
             Error::InvalidViewName { view } => write!(
                 f,
                 "invalid view name {view:?}: names are 1 to 200 bytes without control characters"
             ),
             Error::ForeignView { view } => {
-                write!(
-                    f,
-                    "view '{view}' belongs to another store than this batch's"
-                )
+                write!(f, "view '{view}' belongs to another store than this batch's")
             }
             Error::KeyTooLarge { view, len, max } => {
-                write!(
-                    f,
-                    "key for view '{view}' encodes to {len} bytes; the limit is {max}"
-                )
+                write!(f, "key for view '{view}' encodes to {len} bytes; the limit is {max}")
             }
-            Error::ValueTooLarge {
-                view,
-                key,
-                len,
-                max,
-            } => write!(
+            Error::ValueTooLarge { view, key, len, max } => write!(
                 f,
                 "value for view '{view}', key {key} encodes to {len} bytes; the limit is {max}"
             ),
@@ -226,39 +237,37 @@ impl fmt::Display for Error {
                 write!(f, "key for view '{view}' cannot be encoded: {reason}")
             }
             Error::Encode { view, key, source } => {
-                write!(
-                    f,
-                    "cannot encode value for view '{view}', key {key}: {source}"
-                )
+                write!(f, "cannot encode value for view '{view}', key {key}: {source}")
             }
             Error::Decode { view, key, source } => {
                 write!(f, "corrupt record in view '{view}', key {key}: {source}")
             }
             Error::UpdatePanicked { view, key, message } => {
-                write!(
-                    f,
-                    "update closure for view '{view}', key {key} panicked: {message}"
-                )
+                write!(f, "update closure for view '{view}', key {key} panicked: {message}")
+            }
+            Error::UniqueViolation { view, index, key } => write!(
+                f,
+                "unique index '{index}' of view '{view}' already has a record for key {key}"
+            ),
+            Error::IndexPanicked { view, index, key, message } => write!(
+                f,
+                "extractor of index '{index}' of view '{view}' panicked on key {key}: {message}"
+            ),
+            Error::IndexKeyTooLarge { view, index, key, len, max } => write!(
+                f,
+                "index '{index}' of view '{view}': a key of record {key} encodes to {len} \
+                 bytes; the limit is {max}"
+            ),
+            Error::InvalidIndex { view, index, reason } => {
+                write!(f, "invalid index '{index}' on view '{view}': {reason}")
             }
             Error::Full => f.write_str("the write queue is full"),
             Error::Closed => f.write_str("the store is closed"),
             Error::Poisoned { file, reason } => {
-                write!(
-                    f,
-                    "store {} is read-only after a writer failure: {reason}",
-                    file.display()
-                )
+                write!(f, "store {} is read-only after a writer failure: {reason}", file.display())
             }
-            Error::Storage {
-                file,
-                during,
-                source,
-            } => {
-                write!(
-                    f,
-                    "storage error in {} while {during}: {source}",
-                    file.display()
-                )
+            Error::Storage { file, during, source } => {
+                write!(f, "storage error in {} while {during}: {source}", file.display())
             }
             Error::Io { file, source } => write!(f, "I/O error on {}: {source}", file.display()),
         }

@@ -15,6 +15,9 @@ pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("view
 /// One row per view: its name and its [`ViewMeta`].
 pub(crate) const VIEWS: TableDefinition<&str, &[u8]> = TableDefinition::new("viewstore.views");
 
+/// One row per index: `view/index` and its [`IndexMeta`].
+pub(crate) const INDEXES: TableDefinition<&str, &[u8]> = TableDefinition::new("viewstore.indexes");
+
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_LSN: &str = "lsn";
 
@@ -25,6 +28,40 @@ pub(crate) fn view_table_name(view: &str) -> String {
 
 pub(crate) fn view_table(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(name)
+}
+
+/// The name of the redb table that holds an index's entries.
+pub(crate) fn index_table_name(view: &str, index: &str) -> String {
+    format!("index.{view}/{index}")
+}
+
+/// The key of an index in [`INDEXES`].
+pub(crate) fn index_meta_key(view: &str, index: &str) -> String {
+    format!("{view}/{index}")
+}
+
+/// An index table: the index key then the primary key, mapped to the index key's
+/// length.
+pub(crate) fn index_table(name: &str) -> TableDefinition<'_, &'static [u8], u32> {
+    TableDefinition::new(name)
+}
+
+/// What the store records about an index; a change in any field rebuilds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct IndexMeta {
+    pub(crate) unique: bool,
+    pub(crate) version: u32,
+    pub(crate) key_type: String,
+}
+
+impl IndexMeta {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        bincode::serde::encode_to_vec(self, bincode::config::standard()).unwrap_or_default()
+    }
+
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard()).ok().map(|(m, _)| m)
+    }
 }
 
 /// What the store records about a view, compared at every open of the view.
@@ -49,9 +86,7 @@ impl ViewMeta {
     }
 
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-            .ok()
-            .map(|(m, _)| m)
+        bincode::serde::decode_from_slice(bytes, bincode::config::standard()).ok().map(|(m, _)| m)
     }
 }
 
@@ -75,19 +110,13 @@ impl<'a> Record<'a> {
 
     pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, String> {
         if bytes.len() < HEADER {
-            return Err(format!(
-                "record of {} bytes is shorter than its header",
-                bytes.len()
-            ));
+            return Err(format!("record of {} bytes is shorter than its header", bytes.len()));
         }
         let mut v = [0u8; 8];
         v.copy_from_slice(&bytes[1..HEADER]);
         let version = u64::from_le_bytes(v);
         match bytes[0] {
-            TAG_LIVE => Ok(Record::Live {
-                version,
-                value: &bytes[HEADER..],
-            }),
+            TAG_LIVE => Ok(Record::Live { version, value: &bytes[HEADER..] }),
             TAG_TOMBSTONE if bytes.len() == HEADER => Ok(Record::Tombstone { version }),
             tag => Err(format!("unknown record tag {tag}")),
         }
@@ -112,10 +141,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_and_reject_garbage() {
-        let live = Record::Live {
-            version: 7,
-            value: b"abc",
-        };
+        let live = Record::Live { version: 7, value: b"abc" };
         assert_eq!(Record::decode(&live.encode()), Ok(live));
         let tomb = Record::Tombstone { version: 9 };
         assert_eq!(Record::decode(&tomb.encode()), Ok(tomb));

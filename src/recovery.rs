@@ -31,10 +31,7 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
         Ok(m) => m.len() > 0,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
-            return Err(Error::Io {
-                file: path.to_owned(),
-                source: Arc::new(e),
-            });
+            return Err(Error::Io { file: path.to_owned(), source: Arc::new(e) });
         }
     };
     if existing {
@@ -54,18 +51,12 @@ fn check_magic(path: &Path) -> Result<()> {
     let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
     match read {
         Ok(()) if head == REDB_MAGIC => Ok(()),
-        Ok(()) => Err(Error::NotAStore {
-            file: path.to_owned(),
-            reason: "no redb header".into(),
-        }),
+        Ok(()) => Err(Error::NotAStore { file: path.to_owned(), reason: "no redb header".into() }),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(Error::NotAStore {
             file: path.to_owned(),
             reason: "too short for a redb header".into(),
         }),
-        Err(e) => Err(Error::Io {
-            file: path.to_owned(),
-            source: Arc::new(e),
-        }),
+        Err(e) => Err(Error::Io { file: path.to_owned(), source: Arc::new(e) }),
     }
 }
 
@@ -90,52 +81,31 @@ fn precheck_read_only(path: &Path) -> Result<()> {
         }
         return Err(Error::NotAStore {
             file: path.to_owned(),
-            reason: format!(
-                "a redb database without viewstore tables (has {})",
-                names.join(", ")
-            ),
+            reason: format!("a redb database without viewstore tables (has {})", names.join(", ")),
         });
     }
     if let Ok(meta) = txn.open_table(META) {
-        check_format(
-            path,
-            meta.get(META_FORMAT)
-                .ok()
-                .flatten()
-                .map(|v| v.value().to_vec()),
-        )?;
+        check_format(path, meta.get(META_FORMAT).ok().flatten().map(|v| v.value().to_vec()))?;
     }
     Ok(())
 }
 
 fn check_format(path: &Path, stored: Option<Vec<u8>>) -> Result<()> {
     let Some(bytes) = stored else {
-        return Err(Error::NotAStore {
-            file: path.to_owned(),
-            reason: "no format version".into(),
-        });
+        return Err(Error::NotAStore { file: path.to_owned(), reason: "no format version".into() });
     };
-    let found = <[u8; 4]>::try_from(bytes.as_slice())
-        .map(u32::from_le_bytes)
-        .map_err(|_| Error::NotAStore {
-            file: path.to_owned(),
-            reason: "unreadable format version".into(),
-        })?;
+    let found = <[u8; 4]>::try_from(bytes.as_slice()).map(u32::from_le_bytes).map_err(|_| {
+        Error::NotAStore { file: path.to_owned(), reason: "unreadable format version".into() }
+    })?;
     if found > FORMAT_VERSION {
-        return Err(Error::NewerFormat {
-            file: path.to_owned(),
-            found,
-            supported: FORMAT_VERSION,
-        });
+        return Err(Error::NewerFormat { file: path.to_owned(), found, supported: FORMAT_VERSION });
     }
     Ok(())
 }
 
 /// Writes the meta table of a new store, or checks the one of an existing store.
 fn init_or_check(db: &Database, path: &Path) -> Result<Lsn> {
-    let txn = db
-        .begin_write()
-        .map_err(Error::at(path, "beginning a write"))?;
+    let txn = db.begin_write().map_err(Error::at(path, "beginning a write"))?;
     let names: Vec<String> = txn
         .list_tables()
         .map_err(Error::at(path, "listing tables"))?
@@ -153,22 +123,17 @@ fn init_or_check(db: &Database, path: &Path) -> Result<Lsn> {
             });
         }
         {
-            let mut meta = txn
-                .open_table(META)
-                .map_err(Error::at(path, "creating meta"))?;
+            let mut meta = txn.open_table(META).map_err(Error::at(path, "creating meta"))?;
             meta.insert(META_FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())
                 .map_err(Error::at(path, "writing meta"))?;
             meta.insert(META_LSN, 0u64.to_le_bytes().as_slice())
                 .map_err(Error::at(path, "writing meta"))?;
         }
-        txn.commit()
-            .map_err(Error::at(path, "initializing the store"))?;
+        txn.commit().map_err(Error::at(path, "initializing the store"))?;
         return Ok(Lsn(0));
     }
     let (format, lsn) = {
-        let meta = txn
-            .open_table(META)
-            .map_err(Error::at(path, "opening meta"))?;
+        let meta = txn.open_table(META).map_err(Error::at(path, "opening meta"))?;
         let format = meta
             .get(META_FORMAT)
             .map_err(Error::at(path, "reading meta"))?

@@ -6,8 +6,11 @@ use crate::config::{Config, StoreBuilder};
 use crate::error::{Error, Result};
 use crate::recovery::open_database;
 use crate::resident::{Published, Root, Snapshot, Stats};
+use crate::verify::VerifyReport;
 use crate::version::{Lsn, Receipt};
-use crate::view::{TypedRegistration, View, ViewDef, ViewKey, ViewValue, check_view_name};
+use crate::view::{
+    TypedRegistration, View, ViewDef, ViewKey, ViewValue, check_index_names, check_view_name,
+};
 use crate::writer::ticket::{self, Ticket};
 use crate::writer::{Request, Writer};
 use crossbeam_channel::{Sender, TrySendError};
@@ -85,10 +88,7 @@ impl StoreBuilder {
     pub fn open(self) -> Result<Store> {
         let config = self.config;
         let (db, lsn) = open_database(&config)?;
-        let published = Arc::new(Published::new(Arc::new(Root {
-            lsn,
-            views: Vec::new(),
-        })));
+        let published = Arc::new(Published::new(Arc::new(Root { lsn, views: Vec::new() })));
         let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
         let gate = Arc::new(RwLock::new(Gate::default()));
         let writer = Writer::new(db, config.clone(), Arc::clone(&published));
@@ -108,10 +108,7 @@ impl StoreBuilder {
                     shut_gate(&thread_gate, &rx, None);
                 }
             })
-            .map_err(|e| Error::Io {
-                file: config.path.clone(),
-                source: Arc::new(e),
-            })?;
+            .map_err(|e| Error::Io { file: config.path.clone(), source: Arc::new(e) })?;
         Ok(Store {
             inner: Arc::new(Inner {
                 id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
@@ -198,17 +195,16 @@ impl Store {
         C: Codec<V> + Clone,
     {
         check_view_name(def.name())?;
+        check_index_names(def.name(), def.indexes().iter().map(|i| i.index_name()))?;
         let registration = TypedRegistration::<K, V, C> {
             name: def.name(),
             meta: def.meta(),
             codec: def.codec().clone(),
+            indexes: def.indexes(),
             _types: PhantomData,
         };
         let (reply, answer) = crossbeam_channel::bounded(1);
-        self.send(Request::Register {
-            registration: Box::new(registration),
-            reply,
-        })?;
+        self.send(Request::Register { registration: Box::new(registration), reply })?;
         let id = answer.recv().map_err(|_| self.gone_error())??;
         Ok(View::new(self.clone(), id, def.name(), def.codec().clone()))
     }
@@ -218,18 +214,11 @@ impl Store {
     }
 
     fn send(&self, request: Request) -> Result<()> {
-        let gate = self
-            .inner
-            .gate
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let gate = self.inner.gate.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = gate_state_error(&gate, &self.inner.config.path) {
             return Err(e);
         }
-        self.inner
-            .tx
-            .send(request)
-            .map_err(|_| self.gone_error_locked(&gate))
+        self.inner.tx.send(request).map_err(|_| self.gone_error_locked(&gate))
     }
 
     fn gone_error_locked(&self, gate: &Gate) -> Error {
@@ -240,23 +229,13 @@ impl Store {
         if let Some(store) = batch.store
             && store != self.inner.id
         {
-            return Err(Error::ForeignView {
-                view: "(a view of another store)".into(),
-            });
+            return Err(Error::ForeignView { view: "(a view of another store)".into() });
         }
         let gate = Arc::clone(&self.inner.gate);
         let file = self.inner.config.path.clone();
-        let (ticket, done) = ticket::pair(Box::new(move || {
-            gate_error(&gate, &file).unwrap_or(Error::Closed)
-        }));
-        Ok((
-            ticket,
-            Request::Batch {
-                ops: batch.ops,
-                bytes: batch.bytes,
-                done,
-            },
-        ))
+        let (ticket, done) =
+            ticket::pair(Box::new(move || gate_error(&gate, &file).unwrap_or(Error::Closed)));
+        Ok((ticket, Request::Batch { ops: batch.ops, bytes: batch.bytes, done }))
     }
 
     /// Queues `batch` for the writer and returns its [`Ticket`]. Blocks while the queue
@@ -270,10 +249,7 @@ impl Store {
     pub fn submit(&self, batch: Batch) -> Result<Ticket> {
         if batch.is_empty() {
             self.check_open()?;
-            return Ok(Ticket::ready(Ok(Receipt {
-                lsn: self.lsn(),
-                outcomes: Vec::new(),
-            })));
+            return Ok(Ticket::ready(Ok(Receipt { lsn: self.lsn(), outcomes: Vec::new() })));
         }
         let (ticket, request) = self.request(batch)?;
         self.send(request)?;
@@ -287,11 +263,7 @@ impl Store {
             return self.submit(batch);
         }
         let (ticket, request) = self.request(batch)?;
-        let gate = self
-            .inner
-            .gate
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let gate = self.inner.gate.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = gate_state_error(&gate, &self.inner.config.path) {
             return Err(e);
         }
@@ -326,20 +298,28 @@ impl Store {
         self.inner.published.wait_for(lsn, Some(timeout))
     }
 
+    /// Checks every open view and index: each index recomputed from its view's records,
+    /// compared with the index on disk and in memory, and each view's records in memory
+    /// compared with those on disk. Runs in the writer, between groups.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the file cannot be read; [`Error::Closed`].
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Request::Verify { reply })?;
+        answer.recv().map_err(|_| self.gone_error())?
+    }
+
     /// Record counts per open view, at the latest committed LSN.
     pub fn stats(&self) -> Stats {
         let root = self.inner.published.load();
-        Stats {
-            lsn: root.lsn,
-            views: root.view_stats(),
-        }
+        Stats { lsn: root.lsn, views: root.view_stats() }
     }
 
     /// Every view at the latest committed LSN.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot {
-            root: self.inner.published.load_full(),
-        }
+        Snapshot { root: self.inner.published.load_full() }
     }
 
     /// Commits what is queued, stops the writer and waits for it. Reads keep working on
@@ -350,11 +330,7 @@ impl Store {
     /// [`Error::Poisoned`] when the writer had already failed.
     pub fn close(&self) -> Result<()> {
         self.inner.shutdown();
-        let gate = self
-            .inner
-            .gate
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+        let gate = self.inner.gate.read().unwrap_or_else(PoisonError::into_inner);
         match &gate.poisoned {
             Some(reason) => Err(Error::Poisoned {
                 file: self.inner.config.path.clone(),
@@ -367,10 +343,7 @@ impl Store {
 
 fn gate_state_error(gate: &Gate, file: &Path) -> Option<Error> {
     if let Some(reason) = &gate.poisoned {
-        return Some(Error::Poisoned {
-            file: file.to_owned(),
-            reason: reason.clone(),
-        });
+        return Some(Error::Poisoned { file: file.to_owned(), reason: reason.clone() });
     }
     gate.closed.then_some(Error::Closed)
 }
@@ -394,12 +367,7 @@ impl Inner {
                 }
             }
         }
-        if let Some(handle) = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-        {
+        if let Some(handle) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
             let _ = handle.join();
         }
     }

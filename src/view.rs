@@ -3,11 +3,14 @@
 use crate::batch::Batch;
 use crate::codec::{Bincode, Codec, KeyBuf, decode_key, render_key};
 use crate::error::{Error, Result};
-use crate::format::ViewMeta;
+use crate::format::{IndexMeta, ViewMeta, index_table_name};
+use crate::index::{AnyIndex, ExtractError, IndexDef, IndexKind, extract};
+use crate::resident::index::{IndexData, IndexEntry, composite, map_key};
 use crate::resident::snapshot::with_key_bytes;
 use crate::resident::{Entry, Published, ResidentView, ViewData, ViewSnapshot};
 use crate::store::Store;
 use crate::version::{Outcome, Version};
+use crate::writer::apply::WriterIndex;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -49,34 +52,39 @@ impl<T: Send + Sync + 'static> ViewValue for T {}
 /// const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles").schema_version(2);
 /// assert_eq!(PROFILES.name(), "profiles");
 /// ```
-pub struct ViewDef<K, V, C = Bincode> {
+pub struct ViewDef<K, V: 'static, C = Bincode> {
     name: &'static str,
     schema_version: u32,
     codec: C,
+    indexes: &'static [&'static dyn AnyIndex<V>],
     _types: PhantomData<fn() -> (K, V)>,
 }
 
-impl<K, V> ViewDef<K, V, Bincode> {
-    /// A view named `name`, with the bincode codec and schema version 1.
+impl<K, V: 'static> ViewDef<K, V, Bincode> {
+    /// A view named `name`, with the bincode codec, schema version 1 and no index.
     pub const fn new(name: &'static str) -> Self {
-        ViewDef {
-            name,
-            schema_version: 1,
-            codec: Bincode,
-            _types: PhantomData,
-        }
+        ViewDef { name, schema_version: 1, codec: Bincode, indexes: &[], _types: PhantomData }
     }
 }
 
-impl<K, V, C> ViewDef<K, V, C> {
-    /// A view named `name` whose values use `codec`, schema version 1.
+impl<K, V: 'static, C> ViewDef<K, V, C> {
+    /// A view named `name` whose values use `codec`, schema version 1, no index.
     pub const fn with_codec(name: &'static str, codec: C) -> Self {
-        ViewDef {
-            name,
-            schema_version: 1,
-            codec,
-            _types: PhantomData,
-        }
+        ViewDef { name, schema_version: 1, codec, indexes: &[], _types: PhantomData }
+    }
+
+    /// The same definition with these secondary indexes. They are maintained in the same
+    /// transaction as every write, built at open when new or changed, and dropped from
+    /// the file when no longer listed. Default = none.
+    #[must_use]
+    pub const fn with_indexes(mut self, indexes: &'static [&'static dyn AnyIndex<V>]) -> Self {
+        self.indexes = indexes;
+        self
+    }
+
+    /// The view's secondary indexes.
+    pub const fn indexes(&self) -> &'static [&'static dyn AnyIndex<V>] {
+        self.indexes
     }
 
     /// The same definition with schema version `version`. Default = 1.
@@ -101,7 +109,7 @@ impl<K, V, C> ViewDef<K, V, C> {
     }
 }
 
-impl<K, V, C: Clone> ViewDef<K, V, C> {
+impl<K, V: 'static, C: Clone> ViewDef<K, V, C> {
     pub(crate) fn meta(&self) -> ViewMeta {
         ViewMeta {
             key_type: std::any::type_name::<K>().to_owned(),
@@ -115,31 +123,73 @@ impl<K, V, C: Clone> ViewDef<K, V, C> {
 /// Checks a view name: 1 to 200 bytes, no control characters.
 pub(crate) fn check_view_name(name: &str) -> Result<()> {
     if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-        return Err(Error::InvalidViewName {
-            view: name.to_owned(),
-        });
+        return Err(Error::InvalidViewName { view: name.to_owned() });
     }
     Ok(())
 }
 
-/// A view as the writer registers it: its meta and how to load its records.
+/// Checks a view's index names: valid and distinct.
+pub(crate) fn check_index_names<'a>(
+    view: &str,
+    names: impl Iterator<Item = &'a str>,
+) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if !crate::index::valid_index_name(name) {
+            return Err(Error::InvalidIndex {
+                view: view.to_owned(),
+                index: name.to_owned(),
+                reason: "names are 1 to 200 bytes without control characters or '/'".into(),
+            });
+        }
+        if !seen.insert(name) {
+            return Err(Error::InvalidIndex {
+                view: view.to_owned(),
+                index: name.to_owned(),
+                reason: "two indexes of the view have this name".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A view as the writer registers it: its meta, its indexes and how to load it.
 pub(crate) trait Registration: Send {
     fn name(&self) -> &str;
     fn meta(&self) -> ViewMeta;
     fn render_key(&self) -> fn(&[u8]) -> String;
+    fn indexes(&self) -> Vec<IndexRegistration>;
     fn loader(&self) -> Box<dyn Loader>;
 }
 
-/// Builds a view's resident records from its stored ones, in key order.
+/// An index as the writer registers it.
+pub(crate) struct IndexRegistration {
+    pub(crate) meta: IndexMeta,
+    pub(crate) writer: WriterIndex,
+}
+
+/// Builds a view's resident records from its stored ones, in key order, then its
+/// indexes, from their stored entries or from the records.
 pub(crate) trait Loader {
     fn push(&mut self, key: &[u8], version: Version, value: &[u8]) -> Result<()>;
+    /// Adds a stored entry of index `index`; false when its record is missing.
+    fn load_index_entry(&mut self, index: usize, stored: &[u8], ikey_len: usize) -> bool;
+    /// Builds index `index` from the records, handing each entry (on-disk key, index
+    /// key length) to `sink` and reporting (records done, records in all).
+    fn build_index(
+        &mut self,
+        index: usize,
+        sink: &mut dyn FnMut(&[u8], u32) -> Result<()>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()>;
     fn finish(self: Box<Self>) -> Arc<dyn ResidentView>;
 }
 
-pub(crate) struct TypedRegistration<K, V, C> {
+pub(crate) struct TypedRegistration<K, V: 'static, C> {
     pub(crate) name: &'static str,
     pub(crate) meta: ViewMeta,
     pub(crate) codec: C,
+    pub(crate) indexes: &'static [&'static dyn AnyIndex<V>],
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -153,19 +203,47 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegist
     fn render_key(&self) -> fn(&[u8]) -> String {
         render_key::<K>
     }
+    fn indexes(&self) -> Vec<IndexRegistration> {
+        self.indexes
+            .iter()
+            .map(|&spec| IndexRegistration {
+                meta: IndexMeta {
+                    unique: spec.index_kind() == IndexKind::Unique,
+                    version: spec.index_version(),
+                    key_type: spec.index_key_type().to_owned(),
+                },
+                writer: WriterIndex {
+                    name: Arc::from(spec.index_name()),
+                    kind: spec.index_kind(),
+                    table: index_table_name(self.name, spec.index_name()),
+                    extract: Box::new(move |value| extract(spec, value)),
+                    render: Box::new(move |bytes| spec.render_key(bytes)),
+                },
+            })
+            .collect()
+    }
+
     fn loader(&self) -> Box<dyn Loader> {
+        let mut data = ViewData::new(self.name);
+        data.indexes = self
+            .indexes
+            .iter()
+            .map(|spec| IndexData::new(spec.index_name(), spec.index_kind()))
+            .collect();
         Box::new(TypedLoader::<K, V, C> {
             name: self.name,
             codec: self.codec.clone(),
-            data: ViewData::new(self.name),
+            specs: self.indexes,
+            data,
             _types: PhantomData,
         })
     }
 }
 
-struct TypedLoader<K, V, C> {
+struct TypedLoader<K, V: 'static, C> {
     name: &'static str,
     codec: C,
+    specs: &'static [&'static dyn AnyIndex<V>],
     data: ViewData<V>,
     _types: PhantomData<fn() -> K>,
 }
@@ -179,18 +257,84 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
             .codec
             .decode(value)
             .map_err(|e| Error::decode(self.name, render_key::<K>(key), e))?;
-        self.data.map.insert(
-            KeyBuf::from_slice(key),
-            Entry {
-                version,
-                value: Arc::new(value),
-            },
-        );
+        self.data.map.insert(KeyBuf::from_slice(key), Entry { version, value: Arc::new(value) });
+        Ok(())
+    }
+
+    fn load_index_entry(&mut self, index: usize, stored: &[u8], ikey_len: usize) -> bool {
+        let (Some(ikey), Some(pk)) = (stored.get(..ikey_len), stored.get(ikey_len..)) else {
+            return false;
+        };
+        let ViewData { map, indexes, .. } = &mut self.data;
+        let (Some(entry), Some(index)) = (map.get(pk), indexes.get_mut(index)) else {
+            return false;
+        };
+        let key = map_key(index.kind, ikey, pk);
+        let entry = IndexEntry { pk: KeyBuf::from_slice(pk), entry: entry.clone() };
+        index.map.insert(key, entry);
+        true
+    }
+
+    fn build_index(
+        &mut self,
+        index: usize,
+        sink: &mut dyn FnMut(&[u8], u32) -> Result<()>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        let (Some(&spec), Some(built)) = (self.specs.get(index), self.data.indexes.get_mut(index))
+        else {
+            return Ok(());
+        };
+        let total = self.data.map.len() as u64;
+        let mut done = 0u64;
+        progress(0, total);
+        for (pk, entry) in &self.data.map {
+            let keys = extract(spec, &*entry.value).map_err(|e| {
+                build_error(self.name, spec.index_name(), render_key::<K>(pk.as_bytes()), e)
+            })?;
+            for ikey in keys {
+                let key = map_key(built.kind, &ikey, pk.as_bytes());
+                if built.kind == IndexKind::Unique && built.map.contains_key(key.as_bytes()) {
+                    return Err(Error::UniqueViolation {
+                        view: self.name.to_owned(),
+                        index: spec.index_name().to_owned(),
+                        key: spec.render_key(&ikey),
+                    });
+                }
+                sink(composite(&ikey, pk.as_bytes()).as_bytes(), ikey.len() as u32)?;
+                built.map.insert(key, IndexEntry { pk: pk.clone(), entry: entry.clone() });
+            }
+            done += 1;
+            if done.is_multiple_of(10_000) {
+                progress(done, total);
+            }
+        }
+        if !done.is_multiple_of(10_000) {
+            progress(done, total);
+        }
         Ok(())
     }
 
     fn finish(self: Box<Self>) -> Arc<dyn ResidentView> {
         Arc::new(self.data)
+    }
+}
+
+fn build_error(view: &str, index: &str, key: String, e: ExtractError) -> Error {
+    match e {
+        ExtractError::Panicked(message) => {
+            Error::IndexPanicked { view: view.to_owned(), index: index.to_owned(), key, message }
+        }
+        ExtractError::TooLarge(len) => Error::IndexKeyTooLarge {
+            view: view.to_owned(),
+            index: index.to_owned(),
+            key,
+            len,
+            max: crate::MAX_KEY_BYTES,
+        },
+        ExtractError::Encoding(reason) => {
+            Error::InvalidIndex { view: view.to_owned(), index: index.to_owned(), reason }
+        }
     }
 }
 
@@ -234,14 +378,7 @@ impl<K, V, C> Debug for View<K, V, C> {
 impl<K, V, C> View<K, V, C> {
     pub(crate) fn new(store: Store, id: usize, name: &str, codec: C) -> Self {
         let published = store.published();
-        View {
-            store,
-            id,
-            name: Arc::from(name),
-            codec,
-            published,
-            _types: PhantomData,
-        }
+        View { store, id, name: Arc::from(name), codec, published, _types: PhantomData }
     }
 
     /// The view's name.
@@ -332,15 +469,68 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         collect_shared(snap.prefix(prefix))
     }
 
+    /// The record holding `ikey` in a unique index (the first one, for a multi index),
+    /// shared.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{IndexDef, Store, ViewDef};
+    /// const BY_NAME: IndexDef<String, String, [String; 1]> =
+    ///     IndexDef::unique("by_name", |name| [name.to_lowercase()]);
+    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names").with_indexes(&[&BY_NAME]);
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let names = store.view(&NAMES)?;
+    /// names.put(&1, "Ada".to_string(), 1)?;
+    /// let (id, name) = names.index_get(&BY_NAME, &"ada".to_string()).expect("indexed");
+    /// assert_eq!((id, name.as_str()), (1, "Ada"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn index_get<I: ViewKey, R>(
+        &self,
+        index: &IndexDef<V, I, R>,
+        ikey: &I,
+    ) -> Option<(K, Arc<V>)> {
+        self.index_get_with(index, ikey, |k, v| (k, Arc::clone(v)))
+    }
+
+    /// Runs `f` on the record holding `ikey` in `index`, borrowed from memory.
+    pub fn index_get_with<I: ViewKey, R, T>(
+        &self,
+        index: &IndexDef<V, I, R>,
+        ikey: &I,
+        f: impl FnOnce(K, &Arc<V>) -> T,
+    ) -> Option<T> {
+        let root = self.published.load();
+        let data: &ViewData<V> = root.view(self.id)?;
+        let index = data.indexes.iter().find(|i| &*i.name == index.name())?;
+        let entry = with_key_bytes(ikey, |b| index.first(b)).flatten()?;
+        let key = decode_key::<K>(entry.pk.as_bytes()).ok()?;
+        Some(f(key, &entry.entry.value))
+    }
+
+    /// Every record holding `ikey` in `index`, in primary-key order, shared.
+    pub fn index_get_all<I: ViewKey, R>(
+        &self,
+        index: &IndexDef<V, I, R>,
+        ikey: &I,
+    ) -> Vec<(K, Arc<V>)> {
+        let snap = self.snapshot();
+        let found: Vec<K> = snap.index(index).get_all(ikey).map(|(_, k, _)| k).collect();
+        found.into_iter().filter_map(|k| snap.get_arc(&k).map(|v| (k, v))).collect()
+    }
+
+    /// How many records hold `ikey` in `index`.
+    pub fn index_count<I: ViewKey, R>(&self, index: &IndexDef<V, I, R>, ikey: &I) -> usize {
+        self.snapshot().index(index).count(ikey)
+    }
+
     fn write(&self, fill: impl FnOnce(&mut Batch) -> Result<&mut Batch>) -> Result<Outcome> {
         let mut batch = Batch::new();
         fill(&mut batch)?;
         let receipt = self.store.submit(batch)?.wait()?;
-        Ok(receipt
-            .outcomes
-            .first()
-            .copied()
-            .unwrap_or(Outcome::Unchanged))
+        Ok(receipt.outcomes.first().copied().unwrap_or(Outcome::Unchanged))
     }
 
     /// Writes `value` at `version` and waits for the commit. See [`Batch::put`].

@@ -66,9 +66,7 @@ struct KeySerializer<'a> {
 }
 
 fn refuse<T>(what: &str) -> Result<T, KeyCodecError> {
-    Err(KeyCodecError(format!(
-        "{what} cannot be part of a key (no total byte order)"
-    )))
+    Err(KeyCodecError(format!("{what} cannot be part of a key (no total byte order)")))
 }
 
 impl ser::Serializer for &mut KeySerializer<'_> {
@@ -87,28 +85,23 @@ impl ser::Serializer for &mut KeySerializer<'_> {
         Ok(())
     }
     fn serialize_i8(self, v: i8) -> Result<(), KeyCodecError> {
-        self.out
-            .extend_from_slice(&(v.cast_unsigned() ^ 0x80).to_be_bytes());
+        self.out.extend_from_slice(&(v.cast_unsigned() ^ 0x80).to_be_bytes());
         Ok(())
     }
     fn serialize_i16(self, v: i16) -> Result<(), KeyCodecError> {
-        self.out
-            .extend_from_slice(&(v.cast_unsigned() ^ (1 << 15)).to_be_bytes());
+        self.out.extend_from_slice(&(v.cast_unsigned() ^ (1 << 15)).to_be_bytes());
         Ok(())
     }
     fn serialize_i32(self, v: i32) -> Result<(), KeyCodecError> {
-        self.out
-            .extend_from_slice(&(v.cast_unsigned() ^ (1 << 31)).to_be_bytes());
+        self.out.extend_from_slice(&(v.cast_unsigned() ^ (1 << 31)).to_be_bytes());
         Ok(())
     }
     fn serialize_i64(self, v: i64) -> Result<(), KeyCodecError> {
-        self.out
-            .extend_from_slice(&(v.cast_unsigned() ^ (1 << 63)).to_be_bytes());
+        self.out.extend_from_slice(&(v.cast_unsigned() ^ (1 << 63)).to_be_bytes());
         Ok(())
     }
     fn serialize_i128(self, v: i128) -> Result<(), KeyCodecError> {
-        self.out
-            .extend_from_slice(&(v.cast_unsigned() ^ (1 << 127)).to_be_bytes());
+        self.out.extend_from_slice(&(v.cast_unsigned() ^ (1 << 127)).to_be_bytes());
         Ok(())
     }
     fn serialize_u8(self, v: u8) -> Result<(), KeyCodecError> {

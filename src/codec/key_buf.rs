@@ -19,10 +19,7 @@ impl KeyBuf {
         if bytes.len() <= INLINE {
             let mut inline = [0u8; INLINE];
             inline[..bytes.len()].copy_from_slice(bytes);
-            KeyBuf::Inline {
-                len: bytes.len() as u8,
-                bytes: inline,
-            }
+            KeyBuf::Inline { len: bytes.len() as u8, bytes: inline }
         } else {
             KeyBuf::Heap(bytes.into())
         }

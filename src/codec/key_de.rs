@@ -10,10 +10,7 @@ pub(crate) fn decode_key<K: DeserializeOwned>(bytes: &[u8]) -> Result<K, KeyCode
     if de.input.is_empty() {
         Ok(key)
     } else {
-        Err(KeyCodecError(format!(
-            "{} trailing bytes after the key",
-            de.input.len()
-        )))
+        Err(KeyCodecError(format!("{} trailing bytes after the key", de.input.len())))
     }
 }
 
@@ -45,9 +42,7 @@ impl KeyDeserializer<'_> {
                 [0] => return Ok(out),
                 [0xFF] => out.push(0),
                 [other] => {
-                    return Err(KeyCodecError(format!(
-                        "bad escape 0x00 0x{other:02x} in key"
-                    )));
+                    return Err(KeyCodecError(format!("bad escape 0x00 0x{other:02x} in key")));
                 }
             }
         }
@@ -60,9 +55,7 @@ impl KeyDeserializer<'_> {
 }
 
 fn unsupported<T>(what: &str) -> Result<T, KeyCodecError> {
-    Err(KeyCodecError(format!(
-        "{what} cannot be decoded from a key"
-    )))
+    Err(KeyCodecError(format!("{what} cannot be decoded from a key")))
 }
 
 impl<'de> de::Deserializer<'de> for &mut KeyDeserializer<'de> {
@@ -164,10 +157,7 @@ impl<'de> de::Deserializer<'de> for &mut KeyDeserializer<'de> {
         len: usize,
         v: V,
     ) -> Result<V::Value, KeyCodecError> {
-        v.visit_seq(Counted {
-            de: self,
-            left: len,
-        })
+        v.visit_seq(Counted { de: self, left: len })
     }
     fn deserialize_tuple_struct<V: Visitor<'de>>(
         self,
@@ -175,10 +165,7 @@ impl<'de> de::Deserializer<'de> for &mut KeyDeserializer<'de> {
         len: usize,
         v: V,
     ) -> Result<V::Value, KeyCodecError> {
-        v.visit_seq(Counted {
-            de: self,
-            left: len,
-        })
+        v.visit_seq(Counted { de: self, left: len })
     }
     fn deserialize_map<V: Visitor<'de>>(self, _v: V) -> Result<V::Value, KeyCodecError> {
         unsupported("a map")
@@ -189,10 +176,7 @@ impl<'de> de::Deserializer<'de> for &mut KeyDeserializer<'de> {
         fields: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, KeyCodecError> {
-        v.visit_seq(Counted {
-            de: self,
-            left: fields.len(),
-        })
+        v.visit_seq(Counted { de: self, left: fields.len() })
     }
     fn deserialize_enum<V: Visitor<'de>>(
         self,
@@ -280,19 +264,13 @@ impl<'de> de::VariantAccess<'de> for &mut KeyDeserializer<'de> {
         seed.deserialize(self)
     }
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, KeyCodecError> {
-        v.visit_seq(Counted {
-            de: self,
-            left: len,
-        })
+        v.visit_seq(Counted { de: self, left: len })
     }
     fn struct_variant<V: Visitor<'de>>(
         self,
         fields: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, KeyCodecError> {
-        v.visit_seq(Counted {
-            de: self,
-            left: fields.len(),
-        })
+        v.visit_seq(Counted { de: self, left: fields.len() })
     }
 }

@@ -6,14 +6,18 @@
 //! only the paths its group touched, then swaps it in with one atomic store: a reader
 //! sees a whole group or none of it, across all views, and never waits on the writer.
 
+pub(crate) mod index;
+mod index_read;
 pub(crate) mod snapshot;
 
+pub use index_read::{IndexIter, IndexView};
 pub use snapshot::{Iter, Snapshot, ViewSnapshot};
 
 use crate::codec::KeyBuf;
 use crate::version::{Lsn, Version};
 use arc_swap::ArcSwap;
 use imbl::OrdMap;
+use index::{IndexChange, IndexData};
 use std::any::Any;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -29,10 +33,7 @@ pub(crate) struct Entry<V> {
 
 impl<V> Clone for Entry<V> {
     fn clone(&self) -> Self {
-        Entry {
-            version: self.version,
-            value: Arc::clone(&self.value),
-        }
+        Entry { version: self.version, value: Arc::clone(&self.value) }
     }
 }
 
@@ -40,6 +41,7 @@ impl<V> Clone for Entry<V> {
 pub(crate) struct ViewData<V> {
     pub(crate) name: Arc<str>,
     pub(crate) map: OrdMap<KeyBuf, Entry<V>>,
+    pub(crate) indexes: Vec<IndexData<V>>,
 }
 
 impl<V> Clone for ViewData<V> {
@@ -47,6 +49,7 @@ impl<V> Clone for ViewData<V> {
         ViewData {
             name: Arc::clone(&self.name),
             map: self.map.clone(),
+            indexes: self.indexes.clone(),
         }
     }
 }
@@ -57,6 +60,17 @@ pub(crate) struct Change {
     pub(crate) new: Option<(Version, AnyValue)>,
 }
 
+/// Everything a committed group changes in one view: its records (final states), then
+/// its index entries (in the order the batches made them).
+#[derive(Default)]
+pub(crate) struct ViewChanges {
+    pub(crate) records: Vec<Change>,
+    pub(crate) index: Vec<IndexChange>,
+}
+
+/// Visits a record: its encoded key, version and type-erased value.
+pub(crate) type RecordVisitor<'a> = dyn FnMut(&[u8], Version, &(dyn Any + Send + Sync)) + 'a;
+
 /// A view's records with their value type erased, so one root can hold many views.
 pub(crate) trait ResidentView: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
@@ -65,7 +79,11 @@ pub(crate) trait ResidentView: Send + Sync + 'static {
     /// The live value of a key, as the writer hands it to `update` closures.
     fn value(&self, key: &[u8]) -> Option<AnyValue>;
     /// A new view with `changes` applied; nodes not on a changed path are shared.
-    fn with_changes(&self, changes: Vec<Change>) -> Arc<dyn ResidentView>;
+    fn with_changes(&self, changes: ViewChanges) -> Arc<dyn ResidentView>;
+    /// Visits every record in key order.
+    fn for_each_record(&self, f: &mut RecordVisitor<'_>);
+    /// The entries of index `index` in their on-disk form, in order.
+    fn index_composites(&self, index: usize) -> Vec<(Vec<u8>, usize)>;
 }
 
 impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
@@ -85,9 +103,9 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
         self.map.get(key).map(|e| Arc::clone(&e.value) as AnyValue)
     }
 
-    fn with_changes(&self, changes: Vec<Change>) -> Arc<dyn ResidentView> {
+    fn with_changes(&self, changes: ViewChanges) -> Arc<dyn ResidentView> {
         let mut next = self.clone();
-        for change in changes {
+        for change in changes.records {
             match change.new {
                 Some((version, value)) => {
                     // The writer only hands this view values of its own type.
@@ -100,16 +118,24 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
                 }
             }
         }
+        next.apply_index_changes(changes.index);
         Arc::new(next)
+    }
+
+    fn for_each_record(&self, f: &mut RecordVisitor<'_>) {
+        for (key, entry) in &self.map {
+            f(key.as_bytes(), entry.version, &*entry.value);
+        }
+    }
+
+    fn index_composites(&self, index: usize) -> Vec<(Vec<u8>, usize)> {
+        self.indexes.get(index).map(IndexData::composites).unwrap_or_default()
     }
 }
 
 impl<V: Send + Sync + 'static> ViewData<V> {
     pub(crate) fn new(name: &str) -> Self {
-        ViewData {
-            name: Arc::from(name),
-            map: OrdMap::new(),
-        }
+        ViewData { name: Arc::from(name), map: OrdMap::new(), indexes: Vec::new() }
     }
 }
 
@@ -150,15 +176,12 @@ impl Root {
     pub(crate) fn view_stats(&self) -> Vec<ViewStats> {
         self.views
             .iter()
-            .map(|v| ViewStats {
-                name: v.name().to_owned(),
-                records: v.len(),
-            })
+            .map(|v| ViewStats { name: v.name().to_owned(), records: v.len() })
             .collect()
     }
 
     /// The next root: `changes` grouped per view id, applied at `lsn`.
-    pub(crate) fn with_changes(&self, lsn: Lsn, changes: Vec<(usize, Vec<Change>)>) -> Root {
+    pub(crate) fn with_changes(&self, lsn: Lsn, changes: Vec<(usize, ViewChanges)>) -> Root {
         let mut views = self.views.clone();
         for (id, view_changes) in changes {
             if let Some(slot) = views.get_mut(id) {
@@ -179,11 +202,7 @@ pub(crate) struct Published {
 impl Published {
     pub(crate) fn new(root: Arc<Root>) -> Self {
         let lsn = root.lsn;
-        Published {
-            root: ArcSwap::new(root),
-            lsn: Mutex::new(lsn),
-            advanced: Condvar::new(),
-        }
+        Published { root: ArcSwap::new(root), lsn: Mutex::new(lsn), advanced: Condvar::new() }
     }
 
     /// The current root, borrowed: no reference count is written.
@@ -213,10 +232,7 @@ impl Published {
         while *current < lsn {
             match deadline {
                 None => {
-                    current = self
-                        .advanced
-                        .wait(current)
-                        .unwrap_or_else(PoisonError::into_inner);
+                    current = self.advanced.wait(current).unwrap_or_else(PoisonError::into_inner);
                 }
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());

@@ -2,6 +2,8 @@
 
 use super::{Entry, Root, ViewData};
 use crate::codec::{KeyBuf, decode_key, encode_key};
+use crate::index::IndexDef;
+use crate::resident::IndexView;
 use crate::version::{Lsn, Version};
 use crate::view::View;
 use imbl::ordmap::RangedIter;
@@ -70,19 +72,13 @@ impl Snapshot {
 
     /// The typed records of `view` at this snapshot's LSN.
     pub fn view<K, V, C>(&self, view: &View<K, V, C>) -> ViewSnapshot<K, V> {
-        ViewSnapshot {
-            root: Arc::clone(&self.root),
-            id: view.id,
-            _types: PhantomData,
-        }
+        ViewSnapshot { root: Arc::clone(&self.root), id: view.id, _types: PhantomData }
     }
 }
 
 impl std::fmt::Debug for Snapshot {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Snapshot")
-            .field("lsn", &self.root.lsn)
-            .finish_non_exhaustive()
+        f.debug_struct("Snapshot").field("lsn", &self.root.lsn).finish_non_exhaustive()
     }
 }
 
@@ -96,11 +92,7 @@ pub struct ViewSnapshot<K, V> {
 
 impl<K, V> Clone for ViewSnapshot<K, V> {
     fn clone(&self) -> Self {
-        ViewSnapshot {
-            root: Arc::clone(&self.root),
-            id: self.id,
-            _types: PhantomData,
-        }
+        ViewSnapshot { root: Arc::clone(&self.root), id: self.id, _types: PhantomData }
     }
 }
 
@@ -110,11 +102,7 @@ where
     V: Send + Sync + 'static,
 {
     pub(crate) fn new(root: Arc<Root>, id: usize) -> Self {
-        ViewSnapshot {
-            root,
-            id,
-            _types: PhantomData,
-        }
+        ViewSnapshot { root, id, _types: PhantomData }
     }
 
     fn data(&self) -> Option<&ViewData<V>> {
@@ -172,10 +160,7 @@ where
         let end = encode_bound(range.end_bound());
         match (start, end) {
             (Some(start), Some(end)) => self.bytes_range(start, end),
-            _ => Iter {
-                inner: None,
-                _types: PhantomData,
-            },
+            _ => Iter { inner: None, _types: PhantomData },
         }
     }
 
@@ -185,33 +170,34 @@ where
     pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Iter<'_, K, V> {
         let mut start = Vec::new();
         if encode_key(prefix, &mut start).is_err() {
-            return Iter {
-                inner: None,
-                _types: PhantomData,
-            };
+            return Iter { inner: None, _types: PhantomData };
         }
         let end = prefix_successor(&start);
-        let end = end.map_or(Bound::Unbounded, |e| {
-            Bound::Excluded(KeyBuf::from_slice(&e))
-        });
+        let end = end.map_or(Bound::Unbounded, |e| Bound::Excluded(KeyBuf::from_slice(&e)));
         self.bytes_range(Bound::Included(KeyBuf::from_slice(&start)), end)
+    }
+
+    /// One of this view's secondary indexes, read at this snapshot's LSN. An index the
+    /// view was not opened with reads as empty.
+    pub fn index<I, R>(&self, index: &IndexDef<V, I, R>) -> IndexView<'_, K, V, I>
+    where
+        I: Serialize + DeserializeOwned,
+    {
+        let data =
+            self.data().and_then(|d| d.indexes.iter().find(|i| &*i.name == index.name()));
+        IndexView::new(data)
     }
 
     fn bytes_range(&self, start: Bound<KeyBuf>, end: Bound<KeyBuf>) -> Iter<'_, K, V> {
         let inner = self.data().map(|d| d.map.range((start, end)));
-        Iter {
-            inner,
-            _types: PhantomData,
-        }
+        Iter { inner, _types: PhantomData }
     }
 }
 
 fn encode_bound<K: Serialize>(bound: Bound<&K>) -> Option<Bound<KeyBuf>> {
     let encode = |k: &K| {
         let mut out = Vec::new();
-        encode_key(k, &mut out)
-            .ok()
-            .map(|()| KeyBuf::from_slice(&out))
+        encode_key(k, &mut out).ok().map(|()| KeyBuf::from_slice(&out))
     };
     Some(match bound {
         Bound::Included(k) => Bound::Included(encode(k)?),

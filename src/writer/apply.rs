@@ -1,35 +1,93 @@
 //! The pure part of the writer: apply a group of batches to one write transaction.
 //!
-//! Version checks, compare-and-set, update closures and tombstone purges happen here,
-//! with no thread or channel in sight, so that this can be tested and fuzzed alone.
-//! A batch is first worked out in memory against the state the group has reached, and
-//! written to the transaction only if every one of its operations succeeded: a failing
-//! batch leaves no trace, and the batches after it see the group without it.
+//! Version checks, compare-and-set, update closures, tombstone purges and index
+//! maintenance happen here, with no thread or channel in sight, so that this can be
+//! tested and fuzzed alone. A batch is first worked out in memory against the state the
+//! group has reached, and written to the transaction only if every one of its
+//! operations succeeded: a failing batch leaves no trace, and the batches after it see
+//! the group without it.
 
 use crate::batch::{Op, OpKind, UpdateResult};
 use crate::codec::KeyBuf;
 use crate::error::{Error, Result};
-use crate::format::{Record, view_table};
-use crate::resident::{AnyValue, Change, Root};
+use crate::format::{Record, index_table, view_table};
+use crate::index::{ExtractError, IndexKind};
+use crate::resident::index::{IndexChange, composite};
+use crate::resident::snapshot::prefix_successor;
+use crate::resident::{AnyValue, Change, Root, ViewChanges};
 use crate::version::{Outcome, Version};
 use redb::{ReadableTable, Table, WriteTransaction};
-use std::collections::HashMap;
+use std::any::Any;
 use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+
+/// Extracts the encoded index keys of a type-erased value.
+pub(crate) type Extractor =
+    Box<dyn Fn(&(dyn Any + Send + Sync)) -> Result<Vec<Vec<u8>>, ExtractError> + Send + Sync>;
+
+/// Renders an encoded key in its `Debug` form.
+pub(crate) type Renderer = Box<dyn Fn(&[u8]) -> String + Send + Sync>;
+
+/// What a batch does to the indexes: entries to write, changes to publish.
+type IndexWork = (Vec<IndexWrite>, Vec<(usize, IndexChange)>);
+
+/// What the writer knows of one index of a view.
+pub(crate) struct WriterIndex {
+    pub(crate) name: Arc<str>,
+    pub(crate) kind: IndexKind,
+    pub(crate) table: String,
+    pub(crate) extract: Extractor,
+    pub(crate) render: Renderer,
+}
 
 /// What the writer knows of each registered view.
 pub(crate) struct ViewInfo {
     pub(crate) name: Arc<str>,
     pub(crate) table: String,
     pub(crate) render_key: fn(&[u8]) -> String,
+    pub(crate) indexes: Vec<WriterIndex>,
+}
+
+impl ViewInfo {
+    /// The index keys of `value` (none for `None`), as errors naming view, index, key.
+    pub(crate) fn index_keys(
+        &self,
+        index: &WriterIndex,
+        pk: &[u8],
+        value: Option<&(dyn Any + Send + Sync)>,
+    ) -> Result<Vec<Vec<u8>>> {
+        let Some(value) = value else { return Ok(Vec::new()) };
+        (index.extract)(value).map_err(|e| match e {
+            ExtractError::Panicked(message) => Error::IndexPanicked {
+                view: self.name.to_string(),
+                index: index.name.to_string(),
+                key: (self.render_key)(pk),
+                message,
+            },
+            ExtractError::TooLarge(len) => Error::IndexKeyTooLarge {
+                view: self.name.to_string(),
+                index: index.name.to_string(),
+                key: (self.render_key)(pk),
+                len,
+                max: crate::MAX_KEY_BYTES,
+            },
+            ExtractError::Encoding(reason) => Error::InvalidIndex {
+                view: self.name.to_string(),
+                index: index.name.to_string(),
+                reason,
+            },
+        })
+    }
 }
 
 /// The result of applying a group: one result per batch, and the changes to publish to
 /// the resident layer once the transaction commits.
 pub(crate) struct Applied {
     pub(crate) results: Vec<Result<Vec<Outcome>>>,
-    pub(crate) changes: Vec<(usize, Vec<Change>)>,
+    pub(crate) changes: Vec<(usize, ViewChanges)>,
 }
 
 impl Applied {
@@ -53,21 +111,47 @@ enum Pending {
     Remove,
 }
 
+/// A key touched by the batch being worked out.
+struct Slot {
+    before: State,
+    now: State,
+    pending: Option<Pending>,
+}
+
+/// One index entry to write or remove: view, index, on-disk key, index key length.
+struct IndexWrite {
+    view: usize,
+    index: usize,
+    key: KeyBuf,
+    ikey_len: u32,
+    insert: bool,
+}
+
 /// A failure of one batch, or of the whole group (storage).
 enum Fail {
     Batch(Error),
     Group(Error),
 }
 
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Batch(e)
+    }
+}
+
 type Key = (usize, KeyBuf);
+type RecordTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
+type IndexTable<'t> = Table<'t, &'static [u8], u32>;
 
 struct Group<'t, 'v> {
     txn: &'t WriteTransaction,
     views: &'v [ViewInfo],
     root: &'v Root,
     file: &'v Path,
-    tables: HashMap<usize, Table<'t, &'static [u8], &'static [u8]>>,
+    tables: HashMap<usize, RecordTable<'t>>,
+    index_tables: HashMap<(usize, usize), IndexTable<'t>>,
     overlay: HashMap<Key, State>,
+    index_changes: HashMap<usize, Vec<IndexChange>>,
 }
 
 /// Applies `batches` to `txn`. `Err` only for storage failures, which fail the group.
@@ -84,58 +168,73 @@ pub(crate) fn apply_group(
         root,
         file,
         tables: HashMap::new(),
+        index_tables: HashMap::new(),
         overlay: HashMap::new(),
+        index_changes: HashMap::new(),
     };
     let mut results = Vec::with_capacity(batches.len());
     for ops in batches {
-        let mut local: HashMap<Key, (State, Option<Pending>)> = HashMap::new();
-        match group.apply_batch(ops, &mut local) {
-            Ok(outcomes) => {
-                group.write_batch(local)?;
+        let mut local: HashMap<Key, Slot> = HashMap::new();
+        let worked_out = group
+            .apply_batch(ops, &mut local)
+            .and_then(|outcomes| Ok((outcomes, group.index_batch(&local)?)));
+        match worked_out {
+            Ok((outcomes, (writes, changes))) => {
+                group.write_batch(local, writes, changes).map_err(|f| match f {
+                    Fail::Batch(e) | Fail::Group(e) => e,
+                })?;
                 results.push(Ok(outcomes));
             }
             Err(Fail::Batch(e)) => results.push(Err(e)),
             Err(Fail::Group(e)) => return Err(e),
         }
     }
-    let mut per_view: HashMap<usize, Vec<Change>> = HashMap::new();
+    let mut per_view: HashMap<usize, ViewChanges> = HashMap::new();
     for ((view, key), state) in group.overlay {
         let new = match (state.stored, state.live) {
             (Some(version), Some(value)) => Some((version, value)),
             _ => None,
         };
-        per_view.entry(view).or_default().push(Change { key, new });
+        per_view.entry(view).or_default().records.push(Change { key, new });
     }
-    Ok(Applied {
-        results,
-        changes: per_view.into_iter().collect(),
-    })
+    for (view, changes) in group.index_changes {
+        per_view.entry(view).or_default().index = changes;
+    }
+    Ok(Applied { results, changes: per_view.into_iter().collect() })
 }
 
 impl<'t> Group<'t, '_> {
-    fn storage(&self, during: &'static str, e: impl Into<redb::Error>) -> Fail {
-        Fail::Group(Error::storage(self.file, during, e))
-    }
-
     fn view(&self, view: usize) -> Result<&ViewInfo, Fail> {
         self.views.get(view).ok_or_else(|| {
-            Fail::Batch(Error::ForeignView {
-                view: format!("#{view} (not registered)"),
-            })
+            Fail::Batch(Error::ForeignView { view: format!("#{view} (not registered)") })
         })
     }
 
-    fn table(&mut self, view: usize) -> Result<&mut Table<'t, &'static [u8], &'static [u8]>, Fail> {
+    fn table(&mut self, view: usize) -> Result<&mut RecordTable<'t>, Fail> {
         match self.tables.entry(view) {
             MapEntry::Occupied(t) => Ok(t.into_mut()),
             MapEntry::Vacant(slot) => {
                 let info = self.views.get(view).ok_or_else(|| {
-                    Fail::Batch(Error::ForeignView {
-                        view: format!("#{view} (not registered)"),
-                    })
+                    Fail::Batch(Error::ForeignView { view: format!("#{view} (not registered)") })
                 })?;
                 let table = self.txn.open_table(view_table(&info.table)).map_err(|e| {
                     Fail::Group(Error::storage(self.file, "opening a view table", e))
+                })?;
+                Ok(slot.insert(table))
+            }
+        }
+    }
+
+    fn index_table(&mut self, view: usize, index: usize) -> Result<&mut IndexTable<'t>, Fail> {
+        match self.index_tables.entry((view, index)) {
+            MapEntry::Occupied(t) => Ok(t.into_mut()),
+            MapEntry::Vacant(slot) => {
+                let info =
+                    self.views.get(view).and_then(|v| v.indexes.get(index)).ok_or_else(|| {
+                        Fail::Batch(Error::ForeignView { view: format!("#{view} (no index)") })
+                    })?;
+                let table = self.txn.open_table(index_table(&info.table)).map_err(|e| {
+                    Fail::Group(Error::storage(self.file, "opening an index table", e))
                 })?;
                 Ok(slot.insert(table))
             }
@@ -146,13 +245,13 @@ impl<'t> Group<'t, '_> {
     /// the group's, then the committed store.
     fn current(
         &mut self,
-        local: &HashMap<Key, (State, Option<Pending>)>,
+        local: &HashMap<Key, Slot>,
         view: usize,
         key: &KeyBuf,
     ) -> Result<State, Fail> {
         let k = (view, key.clone());
-        if let Some((state, _)) = local.get(&k) {
-            return Ok(state.clone());
+        if let Some(slot) = local.get(&k) {
+            return Ok(slot.now.clone());
         }
         if let Some(state) = self.overlay.get(&k) {
             return Ok(state.clone());
@@ -177,81 +276,40 @@ impl<'t> Group<'t, '_> {
             }
         };
         let live = match stored {
-            Some((_, true)) => self
-                .root
-                .views
-                .get(view)
-                .and_then(|v| v.value(key.as_bytes())),
+            Some((_, true)) => self.root.views.get(view).and_then(|v| v.value(key.as_bytes())),
             _ => None,
         };
-        Ok(State {
-            stored: stored.map(|(v, _)| v),
-            live,
-        })
+        Ok(State { stored: stored.map(|(v, _)| v), live })
     }
 
     fn apply_batch(
         &mut self,
         ops: Vec<Op>,
-        local: &mut HashMap<Key, (State, Option<Pending>)>,
+        local: &mut HashMap<Key, Slot>,
     ) -> Result<Vec<Outcome>, Fail> {
         let mut outcomes = Vec::with_capacity(ops.len());
         for Op { view, key, kind } in ops {
             self.view(view)?;
-            if let OpKind::PurgeTombstones { below } = kind {
-                outcomes.push(self.purge(view, below, local)?);
-                continue;
-            }
-            let state = self.current(local, view, &key)?;
-            let newer_or_stale = |version: Version| state.stored.filter(|&c| version <= c);
-            let (outcome, next) = match kind {
-                OpKind::Put {
-                    version,
-                    bytes,
-                    value,
-                } => match newer_or_stale(version) {
-                    Some(current) => (Outcome::Stale { current }, None),
-                    None => (Outcome::Applied, Some(live(version, bytes, value))),
-                },
-                OpKind::Delete { version } => match newer_or_stale(version) {
-                    Some(current) => (Outcome::Stale { current }, None),
-                    None => (Outcome::Applied, Some(tombstone(version))),
-                },
-                OpKind::CompareAndSet {
-                    expected,
-                    version,
-                    bytes,
-                    value,
-                } => {
-                    let live_version = state.live.as_ref().and(state.stored);
-                    if live_version != expected {
-                        (
-                            Outcome::Conflict {
-                                current: live_version,
-                            },
-                            None,
-                        )
-                    } else if let Some(current) = newer_or_stale(version) {
-                        (Outcome::Stale { current }, None)
-                    } else {
-                        (Outcome::Applied, Some(live(version, bytes, value)))
-                    }
-                }
-                OpKind::Update { version, f } => match newer_or_stale(version) {
-                    Some(current) => (Outcome::Stale { current }, None),
-                    None => match f(state.live.as_deref()) {
-                        UpdateResult::Unchanged => (Outcome::Unchanged, None),
-                        UpdateResult::Value { bytes, value } => {
-                            (Outcome::Applied, Some(live(version, bytes, value)))
+            let outcome = match kind {
+                OpKind::PurgeTombstones { below } => self.purge(view, below, local)?,
+                kind => {
+                    let state = self.current(local, view, &key)?;
+                    let (outcome, next) = decide(&state, kind)?;
+                    if let Some((now, pending)) = next {
+                        match local.entry((view, key)) {
+                            MapEntry::Occupied(mut slot) => {
+                                let slot = slot.get_mut();
+                                slot.now = now;
+                                slot.pending = Some(pending);
+                            }
+                            MapEntry::Vacant(slot) => {
+                                slot.insert(Slot { before: state, now, pending: Some(pending) });
+                            }
                         }
-                        UpdateResult::Failed(e) => return Err(Fail::Batch(e)),
-                    },
-                },
-                OpKind::PurgeTombstones { .. } => unreachable_purge(),
+                    }
+                    outcome
+                }
             };
-            if let Some((state, pending)) = next {
-                local.insert((view, key), (state, Some(pending)));
-            }
             outcomes.push(outcome);
         }
         Ok(outcomes)
@@ -263,110 +321,218 @@ impl<'t> Group<'t, '_> {
         &mut self,
         view: usize,
         below: Version,
-        local: &mut HashMap<Key, (State, Option<Pending>)>,
+        local: &mut HashMap<Key, Slot>,
     ) -> Result<Outcome, Fail> {
-        let mut doomed: Vec<KeyBuf> = Vec::new();
+        let mut doomed: Vec<(KeyBuf, State)> = Vec::new();
         {
             let file = self.file;
+            let scan_error = |e| Fail::Group(Error::storage(file, "scanning for tombstones", e));
             let table = self.table(view)?;
-            let iter = table
-                .iter()
-                .map_err(|e| Fail::Group(Error::storage(file, "scanning for tombstones", e)))?;
-            for item in iter {
-                let (k, v) = item
-                    .map_err(|e| Fail::Group(Error::storage(file, "scanning for tombstones", e)))?;
+            for item in table.iter().map_err(scan_error)? {
+                let (k, v) = item.map_err(scan_error)?;
                 if let Ok(Record::Tombstone { version }) = Record::decode(v.value())
                     && version < below
                 {
                     let key = KeyBuf::from_slice(k.value());
                     if !local.contains_key(&(view, key.clone())) {
-                        doomed.push(key);
+                        let before = State { stored: Some(version), live: None };
+                        doomed.push((key, before));
                     }
                 }
             }
         }
-        for ((v, key), (state, _)) in local.iter() {
-            if *v == view && state.live.is_none() && state.stored.is_some_and(|s| s < below) {
-                doomed.push(key.clone());
+        for ((v, key), slot) in local.iter() {
+            if *v == view && slot.now.live.is_none() && slot.now.stored.is_some_and(|s| s < below) {
+                doomed.push((key.clone(), slot.before.clone()));
             }
         }
         let count = doomed.len() as u64;
-        for key in doomed {
-            local.insert(
-                (view, key),
-                (
-                    State {
-                        stored: None,
-                        live: None,
-                    },
-                    Some(Pending::Remove),
-                ),
-            );
+        for (key, before) in doomed {
+            let now = State { stored: None, live: None };
+            local.insert((view, key), Slot { before, now, pending: Some(Pending::Remove) });
         }
         Ok(Outcome::Purged { count })
     }
 
-    /// Writes a batch that succeeded to the transaction and folds it into the group.
-    fn write_batch(&mut self, local: HashMap<Key, (State, Option<Pending>)>) -> Result<()> {
-        for ((view, key), (state, pending)) in local {
-            if let Some(pending) = pending {
-                let table = match self.table(view) {
-                    Ok(t) => t,
-                    Err(Fail::Batch(e) | Fail::Group(e)) => return Err(e),
-                };
-                let result = match pending {
-                    Pending::Live { version, bytes } => table
-                        .insert(
-                            key.as_bytes(),
-                            Record::Live {
-                                version,
-                                value: &bytes,
-                            }
-                            .encode()
-                            .as_slice(),
-                        )
-                        .map(drop),
-                    Pending::Tombstone { version } => table
-                        .insert(
-                            key.as_bytes(),
-                            Record::Tombstone { version }.encode().as_slice(),
-                        )
-                        .map(drop),
-                    Pending::Remove => table.remove(key.as_bytes()).map(drop),
-                };
-                if let Err(e) = result {
-                    return Err(match self.storage("writing a record", e) {
-                        Fail::Batch(e) | Fail::Group(e) => e,
-                    });
+    /// Works out the index entries a batch adds and removes, and checks unique indexes
+    /// against the store as the group has left it, this batch included.
+    fn index_batch(
+        &mut self,
+        local: &HashMap<Key, Slot>,
+    ) -> Result<IndexWork, Fail> {
+        let mut writes = Vec::new();
+        let mut removals = Vec::new();
+        let mut gains = Vec::new();
+        // Per unique (view, index, index key): primary keys gained and lost here.
+        let mut gained: HashMap<(usize, usize, Vec<u8>), BTreeSet<KeyBuf>> = HashMap::new();
+        let mut lost: HashMap<(usize, usize, Vec<u8>), BTreeSet<KeyBuf>> = HashMap::new();
+        for ((view, pk), slot) in local {
+            if slot.pending.is_none() {
+                continue;
+            }
+            let info = self.view(*view)?;
+            for (ix, index) in info.indexes.iter().enumerate() {
+                let old = info.index_keys(index, pk.as_bytes(), slot.before.live.as_deref())?;
+                let new = info.index_keys(index, pk.as_bytes(), slot.now.live.as_deref())?;
+                for ikey in &old {
+                    if new.binary_search(ikey).is_err() {
+                        writes.push(index_write(*view, ix, ikey, pk, false));
+                        removals.push((*view, change(ix, ikey, pk, false)));
+                        if index.kind == IndexKind::Unique {
+                            lost.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
+                        }
+                    }
+                }
+                for ikey in &new {
+                    if old.binary_search(ikey).is_err() {
+                        writes.push(index_write(*view, ix, ikey, pk, true));
+                        if index.kind == IndexKind::Unique {
+                            gained.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
+                        }
+                    }
+                    // Every kept key is refreshed too: its entry holds the new value.
+                    gains.push((*view, change(ix, ikey, pk, true)));
                 }
             }
-            self.overlay.insert((view, key), state);
+        }
+        for ((view, ix, ikey), adders) in gained {
+            let mut holders = self.holders(view, ix, &ikey)?;
+            if let Some(gone) = lost.get(&(view, ix, ikey.clone())) {
+                holders.retain(|pk| !gone.contains(pk));
+            }
+            holders.extend(adders);
+            if holders.len() > 1 {
+                let info = self.view(view)?;
+                let index = &info.indexes[ix];
+                return Err(Fail::Batch(Error::UniqueViolation {
+                    view: info.name.to_string(),
+                    index: index.name.to_string(),
+                    key: (index.render)(&ikey),
+                }));
+            }
+        }
+        // Removals first, so that a key moved between records within the batch ends up
+        // with its new holder.
+        removals.extend(gains);
+        Ok((writes, removals))
+    }
+
+    /// The primary keys holding `ikey` in index `ix` of `view`, as the transaction
+    /// has it (committed data and this group's earlier batches).
+    fn holders(&mut self, view: usize, ix: usize, ikey: &[u8]) -> Result<BTreeSet<KeyBuf>, Fail> {
+        let file = self.file;
+        let table = self.index_table(view, ix)?;
+        let end = prefix_successor(ikey);
+        let range =
+            (Bound::Included(ikey), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded));
+        let scan_error = |e| Fail::Group(Error::storage(file, "reading an index", e));
+        let mut holders = BTreeSet::new();
+        for item in table.range::<&[u8]>(range).map_err(scan_error)? {
+            let (k, _) = item.map_err(scan_error)?;
+            holders.insert(KeyBuf::from_slice(&k.value()[ikey.len()..]));
+        }
+        Ok(holders)
+    }
+
+    /// Writes a batch that succeeded to the transaction and folds it into the group.
+    fn write_batch(
+        &mut self,
+        local: HashMap<Key, Slot>,
+        index_writes: Vec<IndexWrite>,
+        index_changes: Vec<(usize, IndexChange)>,
+    ) -> Result<(), Fail> {
+        let file = self.file;
+        let write_error = |e| Fail::Group(Error::storage(file, "writing a record", e));
+        for ((view, key), slot) in local {
+            if let Some(pending) = slot.pending {
+                let table = self.table(view)?;
+                match pending {
+                    Pending::Live { version, bytes } => {
+                        let record = Record::Live { version, value: &bytes }.encode();
+                        table.insert(key.as_bytes(), record.as_slice()).map_err(write_error)?;
+                    }
+                    Pending::Tombstone { version } => {
+                        let record = Record::Tombstone { version }.encode();
+                        table.insert(key.as_bytes(), record.as_slice()).map_err(write_error)?;
+                    }
+                    Pending::Remove => {
+                        table.remove(key.as_bytes()).map_err(write_error)?;
+                    }
+                }
+            }
+            self.overlay.insert((view, key), slot.now);
+        }
+        for w in index_writes {
+            let table = self.index_table(w.view, w.index)?;
+            if w.insert {
+                table.insert(w.key.as_bytes(), w.ikey_len).map_err(write_error)?;
+            } else {
+                table.remove(w.key.as_bytes()).map_err(write_error)?;
+            }
+        }
+        for (view, change) in index_changes {
+            self.index_changes.entry(view).or_default().push(change);
         }
         Ok(())
     }
 }
 
-fn live(version: Version, bytes: Vec<u8>, value: AnyValue) -> (State, Pending) {
-    (
-        State {
-            stored: Some(version),
-            live: Some(value),
+/// What one operation does to a key in `state`: its outcome and, when it writes, the
+/// key's next state and the record to store.
+fn decide(state: &State, kind: OpKind) -> Result<(Outcome, Option<(State, Pending)>), Fail> {
+    let not_newer = |version: Version| state.stored.filter(|&c| version <= c);
+    Ok(match kind {
+        OpKind::Put { version, bytes, value } => match not_newer(version) {
+            Some(current) => (Outcome::Stale { current }, None),
+            None => (Outcome::Applied, Some(live(version, bytes, value))),
         },
-        Pending::Live { version, bytes },
-    )
+        OpKind::Delete { version } => match not_newer(version) {
+            Some(current) => (Outcome::Stale { current }, None),
+            None => (Outcome::Applied, Some(tombstone(version))),
+        },
+        OpKind::CompareAndSet { expected, version, bytes, value } => {
+            let live_version = state.live.as_ref().and(state.stored);
+            if live_version != expected {
+                (Outcome::Conflict { current: live_version }, None)
+            } else if let Some(current) = not_newer(version) {
+                (Outcome::Stale { current }, None)
+            } else {
+                (Outcome::Applied, Some(live(version, bytes, value)))
+            }
+        }
+        OpKind::Update { version, f } => match not_newer(version) {
+            Some(current) => (Outcome::Stale { current }, None),
+            None => match f(state.live.as_deref()) {
+                UpdateResult::Unchanged => (Outcome::Unchanged, None),
+                UpdateResult::Value { bytes, value } => {
+                    (Outcome::Applied, Some(live(version, bytes, value)))
+                }
+                UpdateResult::Failed(e) => return Err(Fail::Batch(e)),
+            },
+        },
+        // Purges act on a whole view; `apply_batch` handles them before `decide`.
+        OpKind::PurgeTombstones { .. } => (Outcome::Unchanged, None),
+    })
+}
+
+fn live(version: Version, bytes: Vec<u8>, value: AnyValue) -> (State, Pending) {
+    (State { stored: Some(version), live: Some(value) }, Pending::Live { version, bytes })
 }
 
 fn tombstone(version: Version) -> (State, Pending) {
-    (
-        State {
-            stored: Some(version),
-            live: None,
-        },
-        Pending::Tombstone { version },
-    )
+    (State { stored: Some(version), live: None }, Pending::Tombstone { version })
 }
 
-fn unreachable_purge() -> (Outcome, Option<(State, Pending)>) {
-    // Purges are handled before this match; keep the match exhaustive without a panic.
-    (Outcome::Purged { count: 0 }, None)
+fn index_write(view: usize, index: usize, ikey: &[u8], pk: &KeyBuf, insert: bool) -> IndexWrite {
+    IndexWrite {
+        view,
+        index,
+        key: composite(ikey, pk.as_bytes()),
+        ikey_len: ikey.len() as u32,
+        insert,
+    }
+}
+
+fn change(index: usize, ikey: &[u8], pk: &KeyBuf, present: bool) -> IndexChange {
+    IndexChange { index, ikey: ikey.to_vec(), pk: pk.clone(), present }
 }

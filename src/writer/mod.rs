@@ -5,15 +5,24 @@ pub(crate) mod apply;
 pub(crate) mod ticket;
 
 use crate::batch::Op;
+use crate::config::IndexProgress;
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
-use crate::format::{META, META_LSN, VIEWS, ViewMeta, view_table, view_table_name};
+use crate::format::{
+    INDEXES, IndexMeta, META, META_LSN, Record, VIEWS, ViewMeta, index_meta_key, index_table,
+    index_table_name, view_table, view_table_name,
+};
+use crate::resident::index::composite;
 use crate::resident::{Published, Root};
+use crate::verify::{Problem, ProblemKind, VerifyReport, compare};
 use crate::version::{Lsn, Receipt};
 use crate::view::Registration;
+use crate::view::{IndexRegistration, Loader};
 use apply::{ViewInfo, apply_group};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use redb::{Database, ReadableTable};
+use redb::{ReadableDatabase, WriteTransaction};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,18 +30,10 @@ use ticket::Completer;
 
 /// What the writer thread is asked to do.
 pub(crate) enum Request {
-    Batch {
-        ops: Vec<Op>,
-        bytes: usize,
-        done: Completer,
-    },
-    Register {
-        registration: Box<dyn Registration>,
-        reply: Sender<Result<usize>>,
-    },
-    Shutdown {
-        reply: Sender<()>,
-    },
+    Batch { ops: Vec<Op>, bytes: usize, done: Completer },
+    Register { registration: Box<dyn Registration>, reply: Sender<Result<usize>> },
+    Verify { reply: Sender<Result<VerifyReport>> },
+    Shutdown { reply: Sender<()> },
 }
 
 pub(crate) struct Writer {
@@ -82,11 +83,11 @@ impl Writer {
                     let _ = reply.send(());
                     return;
                 }
-                Request::Register {
-                    registration,
-                    reply,
-                } => {
+                Request::Register { registration, reply } => {
                     let _ = reply.send(self.register(registration.as_ref()));
+                }
+                Request::Verify { reply } => {
+                    let _ = reply.send(self.verify());
                 }
                 Request::Batch { ops, bytes, done } => {
                     let mut group = vec![(ops, done)];
@@ -134,11 +135,7 @@ impl Writer {
                 },
             };
             match next {
-                Request::Batch {
-                    ops: o,
-                    bytes: b,
-                    done,
-                } => {
+                Request::Batch { ops: o, bytes: b, done } => {
                     ops += o.len();
                     bytes += b;
                     group.push((o, done));
@@ -198,40 +195,32 @@ impl Writer {
         batches: Vec<Vec<Op>>,
     ) -> Result<(Lsn, Vec<Result<Vec<crate::Outcome>>>)> {
         let file = self.config.path.clone();
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|e| Error::storage(&file, "beginning a write", e))?;
+        let mut txn =
+            self.db.begin_write().map_err(|e| Error::storage(&file, "beginning a write", e))?;
         let immediate = match self.config.durability {
             Durability::Immediate => true,
-            Durability::Periodic { interval } => self
-                .unsynced_since
-                .is_some_and(|since| since.elapsed() >= interval),
+            Durability::Periodic { interval } => {
+                self.unsynced_since.is_some_and(|since| since.elapsed() >= interval)
+            }
         };
-        let durability = if immediate {
-            redb::Durability::Immediate
-        } else {
-            redb::Durability::None
-        };
+        let durability =
+            if immediate { redb::Durability::Immediate } else { redb::Durability::None };
         txn.set_durability(durability)
             .map_err(|e| Error::storage(&file, "setting durability", redb::Error::from(e)))?;
         let applied = apply_group(&txn, &self.views, &self.root, &file, batches)?;
         if !applied.any_committed() {
             // Every batch failed: nothing to commit, and no LSN is spent.
-            txn.abort()
-                .map_err(|e| Error::storage(&file, "aborting a write", e))?;
+            txn.abort().map_err(|e| Error::storage(&file, "aborting a write", e))?;
             return Ok((self.lsn, applied.results));
         }
         let lsn = Lsn(self.lsn.0 + 1);
         {
-            let mut meta = txn
-                .open_table(META)
-                .map_err(|e| Error::storage(&file, "opening meta", e))?;
+            let mut meta =
+                txn.open_table(META).map_err(|e| Error::storage(&file, "opening meta", e))?;
             meta.insert(META_LSN, lsn.0.to_le_bytes().as_slice())
                 .map_err(|e| Error::storage(&file, "writing the lsn", e))?;
         }
-        txn.commit()
-            .map_err(|e| Error::storage(&file, "committing", e))?;
+        txn.commit().map_err(|e| Error::storage(&file, "committing", e))?;
         if immediate {
             self.unsynced_since = None;
         } else if self.unsynced_since.is_none() {
@@ -253,23 +242,15 @@ impl Writer {
         let name = reg.name().to_owned();
         let meta = reg.meta();
         if let Some((id, stored)) = self.by_name.get(&name) {
-            return if *stored == meta {
-                Ok(*id)
-            } else {
-                Err(mismatch(&name, stored, &meta))
-            };
+            return if *stored == meta { Ok(*id) } else { Err(mismatch(&name, stored, &meta)) };
         }
         let file = self.config.path.clone();
         let table_name = view_table_name(&name);
-        let txn = self
-            .db
-            .begin_write()
-            .map_err(Error::at(&file, "beginning a write"))?;
+        let txn = self.db.begin_write().map_err(Error::at(&file, "beginning a write"))?;
         let mut created = false;
         {
-            let mut views = txn
-                .open_table(VIEWS)
-                .map_err(Error::at(&file, "opening the view list"))?;
+            let mut views =
+                txn.open_table(VIEWS).map_err(Error::at(&file, "opening the view list"))?;
             let stored = views
                 .get(name.as_str())
                 .map_err(Error::at(&file, "reading the view list"))?
@@ -279,11 +260,7 @@ impl Writer {
                     return Err(mismatch(&name, &stored, &meta));
                 }
                 Some(None) => {
-                    return Err(Error::decode(
-                        &name,
-                        "(view meta)".into(),
-                        "unreadable view meta",
-                    ));
+                    return Err(Error::decode(&name, "(view meta)".into(), "unreadable view meta"));
                 }
                 Some(Some(_)) => {}
                 None => {
@@ -301,20 +278,21 @@ impl Writer {
                 .map_err(Error::at(&file, "opening a view"))?;
             for item in table.iter().map_err(Error::at(&file, "loading a view"))? {
                 let (k, v) = item.map_err(Error::at(&file, "loading a view"))?;
-                match crate::format::Record::decode(v.value()) {
-                    Ok(crate::format::Record::Live { version, value }) => {
+                match Record::decode(v.value()) {
+                    Ok(Record::Live { version, value }) => {
                         loader.push(k.value(), version, value)?;
                     }
-                    Ok(crate::format::Record::Tombstone { .. }) => {}
+                    Ok(Record::Tombstone { .. }) => {}
                     Err(reason) => {
                         return Err(Error::decode(&name, (reg.render_key())(k.value()), reason));
                     }
                 }
             }
         }
+        let indexes = reg.indexes();
+        created |= self.open_indexes(&txn, &name, &indexes, loader.as_mut())?;
         if created {
-            txn.commit()
-                .map_err(Error::at(&file, "recording the view"))?;
+            txn.commit().map_err(Error::at(&file, "recording the view"))?;
         } else {
             txn.abort().map_err(Error::at(&file, "aborting a read"))?;
         }
@@ -323,15 +301,194 @@ impl Writer {
             name: Arc::from(name.as_str()),
             table: table_name,
             render_key: reg.render_key(),
+            indexes: indexes.into_iter().map(|i| i.writer).collect(),
         });
         self.by_name.insert(name, (id, meta));
-        let mut root = Root {
-            lsn: self.root.lsn,
-            views: self.root.views.clone(),
-        };
+        let mut root = Root { lsn: self.root.lsn, views: self.root.views.clone() };
         root.views.push(loader.finish());
         self.publish(Arc::new(root));
         Ok(id)
+    }
+}
+
+impl Writer {
+    /// Brings a view's indexes in line with their definitions inside the registration
+    /// transaction: loads the unchanged ones, builds new or changed ones from the
+    /// records, drops the ones no longer declared. Returns whether it wrote anything.
+    fn open_indexes(
+        &self,
+        txn: &WriteTransaction,
+        view: &str,
+        declared: &[IndexRegistration],
+        loader: &mut dyn Loader,
+    ) -> Result<bool> {
+        let file = self.config.path.as_path();
+        let mut wrote = false;
+        let mut metas =
+            txn.open_table(INDEXES).map_err(Error::at(file, "opening the index list"))?;
+        let prefix = index_meta_key(view, "");
+        let mut undeclared = Vec::new();
+        for item in
+            metas.range(prefix.as_str()..).map_err(Error::at(file, "reading the index list"))?
+        {
+            let (k, _) = item.map_err(Error::at(file, "reading the index list"))?;
+            let Some(index) = k.value().strip_prefix(prefix.as_str()) else { break };
+            if !declared.iter().any(|d| &*d.writer.name == index) {
+                undeclared.push(index.to_owned());
+            }
+        }
+        for index in undeclared {
+            metas
+                .remove(index_meta_key(view, &index).as_str())
+                .map_err(Error::at(file, "dropping an index"))?;
+            let table = index_table_name(view, &index);
+            txn.delete_table(index_table(&table)).map_err(Error::at(file, "dropping an index"))?;
+            wrote = true;
+        }
+        for (ix, decl) in declared.iter().enumerate() {
+            let key = index_meta_key(view, &decl.writer.name);
+            let stored = metas
+                .get(key.as_str())
+                .map_err(Error::at(file, "reading the index list"))?
+                .and_then(|m| IndexMeta::from_bytes(m.value()));
+            let table_def = index_table(&decl.writer.table);
+            if stored.as_ref() == Some(&decl.meta) {
+                let table =
+                    txn.open_table(table_def).map_err(Error::at(file, "opening an index"))?;
+                for item in table.iter().map_err(Error::at(file, "loading an index"))? {
+                    let (k, len) = item.map_err(Error::at(file, "loading an index"))?;
+                    // An entry whose record is gone is left for `verify` to report.
+                    loader.load_index_entry(ix, k.value(), len.value() as usize);
+                }
+                continue;
+            }
+            txn.delete_table(table_def).map_err(Error::at(file, "dropping an index"))?;
+            let mut table =
+                txn.open_table(table_def).map_err(Error::at(file, "creating an index"))?;
+            let mut sink = |k: &[u8], len: u32| {
+                table.insert(k, len).map(drop).map_err(Error::at(file, "building an index"))
+            };
+            let mut progress = |done, total| {
+                if let Some(report) = &self.config.index_progress {
+                    (report.0)(&IndexProgress {
+                        view: view.to_owned(),
+                        index: decl.writer.name.to_string(),
+                        done,
+                        total,
+                    });
+                }
+            };
+            loader.build_index(ix, &mut sink, &mut progress)?;
+            metas
+                .insert(key.as_str(), decl.meta.to_bytes().as_slice())
+                .map_err(Error::at(file, "recording an index"))?;
+            wrote = true;
+        }
+        Ok(wrote)
+    }
+
+    /// Checks every open view's records and indexes: recomputed from the records in
+    /// memory, compared with the disk and with the resident indexes.
+    pub(crate) fn verify(&self) -> Result<VerifyReport> {
+        let file = self.config.path.as_path();
+        let txn = self.db.begin_read().map_err(Error::at(file, "beginning a read"))?;
+        let mut report =
+            VerifyReport { lsn: self.lsn, views: self.views.len(), ..VerifyReport::default() };
+        for (id, info) in self.views.iter().enumerate() {
+            let Some(resident) = self.root.views.get(id) else { continue };
+            let problem = |index: Option<&str>, key: String, kind| Problem {
+                view: info.name.to_string(),
+                index: index.map(str::to_owned),
+                key,
+                kind,
+            };
+            let mut on_disk = BTreeMap::new();
+            let table =
+                txn.open_table(view_table(&info.table)).map_err(Error::at(file, "verifying"))?;
+            for item in table.iter().map_err(Error::at(file, "verifying"))? {
+                let (k, v) = item.map_err(Error::at(file, "verifying"))?;
+                if let Ok(Record::Live { version, .. }) = Record::decode(v.value()) {
+                    on_disk.insert(k.value().to_vec(), version);
+                }
+            }
+            let mut in_memory = BTreeMap::new();
+            let mut values = Vec::new();
+            resident.for_each_record(&mut |k, version, _| {
+                in_memory.insert(k.to_vec(), version);
+                values.push(k.to_vec());
+            });
+            report.records += in_memory.len() as u64;
+            compare(
+                &on_disk,
+                &in_memory,
+                ProblemKind::MissingInMemory,
+                ProblemKind::ExtraInMemory,
+                |k, _, kind| {
+                    report.problems.push(problem(None, (info.render_key)(k), kind));
+                },
+            );
+            for (k, version) in &in_memory {
+                if on_disk.get(k).is_some_and(|v| v != version) {
+                    report.problems.push(problem(
+                        None,
+                        (info.render_key)(k),
+                        ProblemKind::VersionMismatch,
+                    ));
+                }
+            }
+            for (ix, index) in info.indexes.iter().enumerate() {
+                let mut expected = BTreeMap::new();
+                for pk in &values {
+                    let value = resident.value(pk);
+                    match info.index_keys(index, pk, value.as_deref()) {
+                        Ok(keys) => {
+                            for ikey in keys {
+                                expected
+                                    .insert(composite(&ikey, pk).as_bytes().to_vec(), ikey.len());
+                            }
+                        }
+                        Err(_) => report.problems.push(problem(
+                            Some(&index.name),
+                            (info.render_key)(pk),
+                            ProblemKind::ExtractorFailed,
+                        )),
+                    }
+                }
+                let mut disk = BTreeMap::new();
+                let table = txn
+                    .open_table(index_table(&index.table))
+                    .map_err(Error::at(file, "verifying"))?;
+                for item in table.iter().map_err(Error::at(file, "verifying"))? {
+                    let (k, len) = item.map_err(Error::at(file, "verifying"))?;
+                    disk.insert(k.value().to_vec(), len.value() as usize);
+                }
+                let memory: BTreeMap<Vec<u8>, usize> =
+                    resident.index_composites(ix).into_iter().collect();
+                report.index_entries += expected.len() as u64;
+                let render = |k: &[u8], len: usize| {
+                    let (ikey, pk) = k.split_at(len.min(k.len()));
+                    format!("{} -> {}", (index.render)(ikey), (info.render_key)(pk))
+                };
+                let mut push = |k: &Vec<u8>, len: &usize, kind| {
+                    report.problems.push(problem(Some(&index.name), render(k, *len), kind));
+                };
+                compare(
+                    &expected,
+                    &disk,
+                    ProblemKind::MissingOnDisk,
+                    ProblemKind::ExtraOnDisk,
+                    &mut push,
+                );
+                compare(
+                    &expected,
+                    &memory,
+                    ProblemKind::MissingInMemory,
+                    ProblemKind::ExtraInMemory,
+                    &mut push,
+                );
+            }
+        }
+        Ok(report)
     }
 }
 

@@ -46,28 +46,14 @@ pub(crate) struct Completer {
 /// A new pending ticket and the completer that resolves it. `unresolved` gives the
 /// error for a completer dropped without a result.
 pub(crate) fn pair(unresolved: Box<dyn FnOnce() -> Error + Send>) -> (Ticket, Completer) {
-    let slot = Arc::new(Slot {
-        state: Mutex::new(State::Pending(None)),
-        ready: Condvar::new(),
-    });
-    (
-        Ticket {
-            slot: Arc::clone(&slot),
-        },
-        Completer {
-            slot,
-            unresolved: Some(unresolved),
-        },
-    )
+    let slot = Arc::new(Slot { state: Mutex::new(State::Pending(None)), ready: Condvar::new() });
+    (Ticket { slot: Arc::clone(&slot) }, Completer { slot, unresolved: Some(unresolved) })
 }
 
 impl Ticket {
     /// A ticket that is already resolved.
     pub(crate) fn ready(result: Result<Receipt>) -> Ticket {
-        let slot = Arc::new(Slot {
-            state: Mutex::new(State::Done(result)),
-            ready: Condvar::new(),
-        });
+        let slot = Arc::new(Slot { state: Mutex::new(State::Done(result)), ready: Condvar::new() });
         Ticket { slot }
     }
 
@@ -85,11 +71,7 @@ impl Ticket {
                 State::Taken => return Err(Error::Closed),
                 pending @ State::Pending(_) => {
                     *state = pending;
-                    state = self
-                        .slot
-                        .ready
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
+                    state = self.slot.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
                 }
             }
         }
@@ -138,9 +120,7 @@ impl Future for Ticket {
 
 impl std::fmt::Debug for Ticket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ticket")
-            .field("ready", &self.is_ready())
-            .finish()
+        f.debug_struct("Ticket").field("ready", &self.is_ready()).finish()
     }
 }
 
@@ -194,10 +174,7 @@ mod tests {
         let waker = Waker::from(Arc::clone(&flag));
         let mut cx = Context::from_waker(&waker);
         assert!(Pin::new(&mut ticket).poll(&mut cx).is_pending());
-        completer.complete(Ok(Receipt {
-            lsn: Lsn(3),
-            outcomes: vec![],
-        }));
+        completer.complete(Ok(Receipt { lsn: Lsn(3), outcomes: vec![] }));
         assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
         match Pin::new(&mut ticket).poll(&mut cx) {
             Poll::Ready(Ok(r)) => assert_eq!(r.lsn, Lsn(3)),
@@ -215,13 +192,8 @@ mod tests {
     #[test]
     fn wait_timeout_gives_the_ticket_back() {
         let (ticket, completer) = pair(Box::new(|| Error::Closed));
-        let ticket = ticket
-            .wait_timeout(Duration::from_millis(5))
-            .expect_err("still pending");
-        completer.complete(Ok(Receipt {
-            lsn: Lsn(1),
-            outcomes: vec![],
-        }));
+        let ticket = ticket.wait_timeout(Duration::from_millis(5)).expect_err("still pending");
+        completer.complete(Ok(Receipt { lsn: Lsn(1), outcomes: vec![] }));
         assert!(ticket.wait().is_ok());
     }
 }

@@ -1,0 +1,161 @@
+//! Typed reads of a secondary index, from memory.
+
+use super::index::{IndexData, IndexEntry};
+use super::snapshot::prefix_successor;
+use crate::codec::{KeyBuf, decode_key, encode_key};
+use imbl::ordmap::RangedIter;
+use imbl::shared_ptr::DefaultSharedPtr;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+
+/// One index of a view at one LSN, from [`ViewSnapshot::index`](crate::ViewSnapshot::index).
+/// Results come in index-key order, then primary-key order, and borrow from the
+/// snapshot.
+pub struct IndexView<'a, K, V, I> {
+    data: Option<&'a IndexData<V>>,
+    _types: PhantomData<fn() -> (K, I)>,
+}
+
+impl<'a, K, V, I> IndexView<'a, K, V, I>
+where
+    K: DeserializeOwned,
+    I: Serialize + DeserializeOwned,
+{
+    pub(crate) fn new(data: Option<&'a IndexData<V>>) -> Self {
+        IndexView { data, _types: PhantomData }
+    }
+
+    /// The record holding index key `ikey` (the first one, for a multi index).
+    pub fn get(&self, ikey: &I) -> Option<(K, &'a V)> {
+        let data = self.data?;
+        let entry = super::snapshot::with_key_bytes(ikey, |bytes| data.first(bytes)).flatten()?;
+        let key = decode_key::<K>(entry.pk.as_bytes()).ok()?;
+        Some((key, &*entry.entry.value))
+    }
+
+    /// Every record holding index key `ikey`.
+    pub fn get_all(&self, ikey: &I) -> IndexIter<'a, K, V, I> {
+        self.range((Bound::Included(ikey), Bound::Included(ikey)))
+    }
+
+    /// How many records hold index key `ikey`.
+    pub fn count(&self, ikey: &I) -> usize {
+        self.get_all(ikey).count()
+    }
+
+    /// The entries whose index keys fall in `range`.
+    pub fn range<R: RangeBounds<I>>(&self, range: R) -> IndexIter<'a, K, V, I> {
+        let encode = |k: &I| {
+            let mut out = Vec::new();
+            encode_key(k, &mut out).ok().map(|()| out)
+        };
+        // Index-key encodings are prefix-free, so the entries of one index key are the
+        // map keys that start with its encoding, for unique and multi indexes alike.
+        let start = match range.start_bound() {
+            Bound::Included(k) => encode(k).map(|e| Bound::Included(KeyBuf::from_slice(&e))),
+            // No successor: nothing sorts after this key, so the range is empty.
+            Bound::Excluded(k) => encode(k)
+                .and_then(|e| prefix_successor(&e))
+                .map(|next| Bound::Included(KeyBuf::from_slice(&next))),
+            Bound::Unbounded => Some(Bound::Unbounded),
+        };
+        let end = match range.end_bound() {
+            Bound::Included(k) => encode(k).map(|e| match prefix_successor(&e) {
+                Some(next) => Bound::Excluded(KeyBuf::from_slice(&next)),
+                None => Bound::Unbounded,
+            }),
+            Bound::Excluded(k) => encode(k).map(|e| Bound::Excluded(KeyBuf::from_slice(&e))),
+            Bound::Unbounded => Some(Bound::Unbounded),
+        };
+        self.iter_bytes(start, end)
+    }
+
+    /// The entries whose encoded index key starts with the encoding of `prefix` (for
+    /// tuple index keys: by leading fields).
+    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> IndexIter<'a, K, V, I> {
+        let mut start = Vec::new();
+        if encode_key(prefix, &mut start).is_err() {
+            return IndexIter::empty();
+        }
+        let end = prefix_successor(&start)
+            .map_or(Bound::Unbounded, |e| Bound::Excluded(KeyBuf::from_slice(&e)));
+        self.iter_bytes(Some(Bound::Included(KeyBuf::from_slice(&start))), Some(end))
+    }
+
+    /// Every entry.
+    pub fn iter(&self) -> IndexIter<'a, K, V, I> {
+        self.iter_bytes(Some(Bound::Unbounded), Some(Bound::Unbounded))
+    }
+
+    /// The number of entries (records times their index keys).
+    pub fn len(&self) -> usize {
+        self.data.map_or(0, |d| d.map.len())
+    }
+
+    /// Whether the index has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter_bytes(
+        &self,
+        start: Option<Bound<KeyBuf>>,
+        end: Option<Bound<KeyBuf>>,
+    ) -> IndexIter<'a, K, V, I> {
+        let (Some(data), Some(start), Some(end)) = (self.data, start, end) else {
+            return IndexIter::empty();
+        };
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
+            (&start, &end)
+            && s > e
+        {
+            return IndexIter::empty();
+        }
+        IndexIter { data: Some(data), inner: Some(data.map.range((start, end))), _types: PhantomData }
+    }
+}
+
+impl<'a, K, V, I> IntoIterator for &IndexView<'a, K, V, I>
+where
+    K: DeserializeOwned,
+    I: Serialize + DeserializeOwned,
+{
+    type Item = (I, K, &'a V);
+    type IntoIter = IndexIter<'a, K, V, I>;
+
+    fn into_iter(self) -> IndexIter<'a, K, V, I> {
+        self.iter()
+    }
+}
+
+/// Index entries in order: each yields the index key, the record key and the value.
+pub struct IndexIter<'a, K, V, I> {
+    data: Option<&'a IndexData<V>>,
+    inner: Option<RangedIter<'a, KeyBuf, IndexEntry<V>, DefaultSharedPtr>>,
+    _types: PhantomData<fn() -> (K, I)>,
+}
+
+impl<K, V, I> IndexIter<'_, K, V, I> {
+    fn empty() -> Self {
+        IndexIter { data: None, inner: None, _types: PhantomData }
+    }
+}
+
+impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> Iterator for IndexIter<'a, K, V, I> {
+    type Item = (I, K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let data = self.data?;
+        let inner = self.inner.as_mut()?;
+        loop {
+            let (map_key, entry) = inner.next()?;
+            let ikey = decode_key::<I>(data.ikey(map_key, entry));
+            let key = decode_key::<K>(entry.pk.as_bytes());
+            if let (Ok(ikey), Ok(key)) = (ikey, key) {
+                return Some((ikey, key, &*entry.entry.value));
+            }
+        }
+    }
+}
