@@ -84,7 +84,8 @@ impl<V> IndexData<V> {
         match self.kind {
             IndexKind::Unique => self.map.get(ikey),
             IndexKind::Multi => {
-                let (key, entry) = self.map.range::<_, [u8]>((Bound::Included(ikey), Bound::Unbounded)).next()?;
+                let (key, entry) =
+                    self.map.range::<_, [u8]>((Bound::Included(ikey), Bound::Unbounded)).next()?;
                 key.as_bytes().starts_with(ikey).then_some(entry)
             }
         }

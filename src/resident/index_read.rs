@@ -113,7 +113,11 @@ where
         {
             return IndexIter::empty();
         }
-        IndexIter { data: Some(data), inner: Some(data.map.range((start, end))), _types: PhantomData }
+        IndexIter {
+            data: Some(data),
+            inner: Some(data.map.range((start, end))),
+            _types: PhantomData,
+        }
     }
 }
 

@@ -183,8 +183,7 @@ where
     where
         I: Serialize + DeserializeOwned,
     {
-        let data =
-            self.data().and_then(|d| d.indexes.iter().find(|i| &*i.name == index.name()));
+        let data = self.data().and_then(|d| d.indexes.iter().find(|i| &*i.name == index.name()));
         IndexView::new(data)
     }
 

@@ -356,10 +356,7 @@ impl<'t> Group<'t, '_> {
 
     /// Works out the index entries a batch adds and removes, and checks unique indexes
     /// against the store as the group has left it, this batch included.
-    fn index_batch(
-        &mut self,
-        local: &HashMap<Key, Slot>,
-    ) -> Result<IndexWork, Fail> {
+    fn index_batch(&mut self, local: &HashMap<Key, Slot>) -> Result<IndexWork, Fail> {
         let mut writes = Vec::new();
         let mut removals = Vec::new();
         let mut gains = Vec::new();
