@@ -1,0 +1,177 @@
+//! Secondary index benchmarks: lookups against plain view reads, indexed against
+//! unindexed writes, and opening with index builds against opening without.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use serde::{Deserialize, Serialize};
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use viewstore::{Batch, Durability, IndexDef, Store, ViewDef};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+    email: String,
+    city: String,
+    tags: Vec<String>,
+    score: u32,
+    bio: String,
+}
+
+const BY_EMAIL: IndexDef<User, String, [String; 1]> =
+    IndexDef::unique("by_email", |u| [u.email.clone()]);
+const BY_CITY: IndexDef<User, String, [String; 1]> =
+    IndexDef::multi("by_city", |u| [u.city.clone()]);
+const BY_TAG: IndexDef<User, String> = IndexDef::multi("by_tag", |u| u.tags.clone());
+const INDEXED: ViewDef<u64, User> =
+    ViewDef::new("users").with_indexes(&[&BY_EMAIL, &BY_CITY, &BY_TAG]);
+const PLAIN: ViewDef<u64, User> = ViewDef::new("users");
+
+const RECORDS: u64 = 100_000;
+const OPEN_RECORDS: u64 = 1_000_000;
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn user(id: u64, salt: u64) -> User {
+    User {
+        id,
+        name: format!("user {id}"),
+        email: format!("user{id}@example.com"),
+        city: format!("city {}", (id + salt) % 500),
+        tags: vec![format!("t{}", (id + salt) % 40), format!("t{}", (id * 7 + salt) % 40)],
+        score: (id % 1000) as u32,
+        bio: "writes about storage engines".into(),
+    }
+}
+
+fn fill(store: &Store, def: &ViewDef<u64, User>, records: u64) {
+    let view = store.view(def).expect("view");
+    for start in (0..records).step_by(10_000) {
+        let mut batch = Batch::new();
+        for id in start..(start + 10_000).min(records) {
+            batch.put(&view, &id, user(id, 0), 1).expect("put");
+        }
+        store.submit(batch).expect("submit").wait().expect("commit");
+    }
+}
+
+fn lookups(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Store::open(dir.path().join("lookup.redb")).expect("open");
+    fill(&store, &INDEXED, RECORDS);
+    let users = store.view(&INDEXED).expect("view");
+    let mut rng = XorShift(0x5EED);
+    let ids: Vec<u64> = (0..4096).map(|_| rng.next() % RECORDS).collect();
+    let emails: Vec<String> = ids.iter().map(|id| user(*id, 0).email).collect();
+    let mut group = c.benchmark_group("index");
+    group.throughput(Throughput::Elements(1)).sample_size(20);
+    let mut i = 0usize;
+    group.bench_function("view_get", |b| {
+        b.iter(|| {
+            i = (i + 1) & 4095;
+            users.get_with(&ids[i], |u| black_box(u.score))
+        });
+    });
+    let mut i = 0usize;
+    group.bench_function("lookup_unique", |b| {
+        b.iter(|| {
+            i = (i + 1) & 4095;
+            users.index_get_with(&BY_EMAIL, &emails[i], |_, u| black_box(u.score))
+        });
+    });
+    group.finish();
+}
+
+/// Submits `n` one-op batches at random keys from one thread, then waits for them all.
+fn pipelined(store: &Store, def: &ViewDef<u64, User>, n: u64, salt: &mut u64) -> Duration {
+    let view = store.view(def).expect("view");
+    let mut rng = XorShift(*salt | 1);
+    *salt += 1;
+    let base = view.version(&0).unwrap_or(1);
+    let start = Instant::now();
+    let mut tickets = Vec::with_capacity(n as usize);
+    for k in 0..n {
+        let id = rng.next() % RECORDS;
+        let mut batch = Batch::new();
+        batch.put(&view, &id, user(id, *salt + k), base + *salt * n + k + 1).expect("put");
+        tickets.push(store.submit(batch).expect("submit"));
+    }
+    for t in tickets {
+        t.wait().expect("commit");
+    }
+    start.elapsed()
+}
+
+fn writes(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let indexed = Store::builder(dir.path().join("indexed.redb"))
+        .durability(Durability::Immediate)
+        .open()
+        .expect("open");
+    fill(&indexed, &INDEXED, RECORDS);
+    let plain = Store::builder(dir.path().join("plain.redb"))
+        .durability(Durability::Immediate)
+        .open()
+        .expect("open");
+    fill(&plain, &PLAIN, RECORDS);
+    let mut group = c.benchmark_group("index");
+    group.throughput(Throughput::Elements(10_000)).sample_size(10);
+    let mut salt = 1;
+    group.bench_function("put_indexed_3", |b| {
+        b.iter_custom(|iters| {
+            (0..iters).map(|_| pipelined(&indexed, &INDEXED, 10_000, &mut salt)).sum()
+        });
+    });
+    let mut salt = 1;
+    group.bench_function("put_unindexed", |b| {
+        b.iter_custom(|iters| {
+            (0..iters).map(|_| pipelined(&plain, &PLAIN, 10_000, &mut salt)).sum()
+        });
+    });
+    group.finish();
+}
+
+fn time_open(base: &Path, scratch: &Path, def: &ViewDef<u64, User>) -> Duration {
+    std::fs::copy(base, scratch).expect("copy the base file");
+    let start = Instant::now();
+    let store = Store::open(scratch).expect("open");
+    let view = store.view(def).expect("view");
+    black_box(view.get_with(&7, |u| u.score));
+    let elapsed = start.elapsed();
+    drop(view);
+    store.close().expect("close");
+    elapsed
+}
+
+fn opens(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = dir.path().join("base.redb");
+    {
+        let store = Store::open(&base).expect("open");
+        fill(&store, &PLAIN, OPEN_RECORDS);
+        store.close().expect("close");
+    }
+    let scratch = dir.path().join("scratch.redb");
+    let mut group = c.benchmark_group("index");
+    group.throughput(Throughput::Elements(OPEN_RECORDS)).sample_size(10);
+    group.measurement_time(Duration::from_secs(20));
+    for (id, def) in [("open_build_3_indexes", &INDEXED), ("open_no_indexes", &PLAIN)] {
+        group.bench_function(BenchmarkId::from_parameter(id), |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| time_open(&base, &scratch, def)).sum());
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, lookups, writes, opens);
+criterion_main!(benches);
