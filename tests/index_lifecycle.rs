@@ -157,3 +157,23 @@ fn verify_reports_an_index_corrupted_on_disk() -> TestResult {
     assert_eq!(report.records, 10);
     Ok(())
 }
+
+#[test]
+fn one_view_cannot_be_open_with_two_index_lists_at_once() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("s.redb"))?;
+    let posts = store.view(&WITH_AUTHOR)?;
+    posts.put(&1, post(1, &["a"]), 1)?;
+    match store.view(&WITH_BOTH) {
+        Err(viewstore::Error::SchemaMismatch { view, stored, requested }) => {
+            assert_eq!(view, "posts");
+            assert!(stored.contains("by_author") && !stored.contains("by_tag"), "{stored}");
+            assert!(requested.contains("by_tag"), "{requested}");
+        }
+        other => panic!("expected a schema mismatch, got {other:?}"),
+    }
+    // The same definition again is fine and shares the open view.
+    let again = store.view(&WITH_AUTHOR)?;
+    assert_eq!(again.index_count(&BY_AUTHOR, &1), 1);
+    Ok(())
+}

@@ -42,7 +42,8 @@ pub(crate) struct Writer {
     published: Arc<Published>,
     root: Arc<Root>,
     views: Vec<ViewInfo>,
-    by_name: HashMap<String, (usize, ViewMeta)>,
+    /// Registered views: id, meta, and the (name, meta) of each index.
+    by_name: HashMap<String, (usize, ViewMeta, Vec<(String, IndexMeta)>)>,
     lsn: Lsn,
     /// When the oldest commit not yet synced to disk was made (periodic durability).
     unsynced_since: Option<Instant>,
@@ -241,8 +242,20 @@ impl Writer {
     fn register(&mut self, reg: &dyn Registration) -> Result<usize> {
         let name = reg.name().to_owned();
         let meta = reg.meta();
-        if let Some((id, stored)) = self.by_name.get(&name) {
-            return if *stored == meta { Ok(*id) } else { Err(mismatch(&name, stored, &meta)) };
+        let index_metas: Vec<(String, IndexMeta)> =
+            reg.indexes().into_iter().map(|i| (i.writer.name.to_string(), i.meta)).collect();
+        if let Some((id, stored, stored_indexes)) = self.by_name.get(&name) {
+            if *stored != meta {
+                return Err(mismatch(&name, stored, &meta));
+            }
+            if *stored_indexes != index_metas {
+                return Err(Error::SchemaMismatch {
+                    view: name.clone(),
+                    stored: format!("open with indexes {}", describe_indexes(stored_indexes)),
+                    requested: format!("indexes {}", describe_indexes(&index_metas)),
+                });
+            }
+            return Ok(*id);
         }
         let file = self.config.path.clone();
         let table_name = view_table_name(&name);
@@ -303,7 +316,7 @@ impl Writer {
             render_key: reg.render_key(),
             indexes: indexes.into_iter().map(|i| i.writer).collect(),
         });
-        self.by_name.insert(name, (id, meta));
+        self.by_name.insert(name, (id, meta, index_metas));
         let mut root = Root { lsn: self.root.lsn, views: self.root.views.clone() };
         root.views.push(loader.finish());
         self.publish(Arc::new(root));
@@ -490,6 +503,17 @@ impl Writer {
         }
         Ok(report)
     }
+}
+
+fn describe_indexes(indexes: &[(String, IndexMeta)]) -> String {
+    let list: Vec<String> = indexes
+        .iter()
+        .map(|(name, m)| {
+            let kind = if m.unique { "unique" } else { "multi" };
+            format!("{name} ({kind}, {}, version {})", m.key_type, m.version)
+        })
+        .collect();
+    format!("[{}]", list.join(", "))
 }
 
 fn mismatch(view: &str, stored: &ViewMeta, requested: &ViewMeta) -> Error {
