@@ -36,14 +36,20 @@ pub(crate) enum Request {
     Shutdown { reply: Sender<()> },
 }
 
+/// A view registered in this process: its id, meta, and the name and meta of each index.
+struct Registered {
+    id: usize,
+    meta: ViewMeta,
+    indexes: Vec<(String, IndexMeta)>,
+}
+
 pub(crate) struct Writer {
     db: Database,
     config: Config,
     published: Arc<Published>,
     root: Arc<Root>,
     views: Vec<ViewInfo>,
-    /// Registered views: id, meta, and the (name, meta) of each index.
-    by_name: HashMap<String, (usize, ViewMeta, Vec<(String, IndexMeta)>)>,
+    by_name: HashMap<String, Registered>,
     lsn: Lsn,
     /// When the oldest commit not yet synced to disk was made (periodic durability).
     unsynced_since: Option<Instant>,
@@ -244,18 +250,18 @@ impl Writer {
         let meta = reg.meta();
         let index_metas: Vec<(String, IndexMeta)> =
             reg.indexes().into_iter().map(|i| (i.writer.name.to_string(), i.meta)).collect();
-        if let Some((id, stored, stored_indexes)) = self.by_name.get(&name) {
-            if *stored != meta {
-                return Err(mismatch(&name, stored, &meta));
+        if let Some(known) = self.by_name.get(&name) {
+            if known.meta != meta {
+                return Err(mismatch(&name, &known.meta, &meta));
             }
-            if *stored_indexes != index_metas {
+            if known.indexes != index_metas {
                 return Err(Error::SchemaMismatch {
                     view: name.clone(),
-                    stored: format!("open with indexes {}", describe_indexes(stored_indexes)),
+                    stored: format!("open with indexes {}", describe_indexes(&known.indexes)),
                     requested: format!("indexes {}", describe_indexes(&index_metas)),
                 });
             }
-            return Ok(*id);
+            return Ok(known.id);
         }
         let file = self.config.path.clone();
         let table_name = view_table_name(&name);
@@ -316,7 +322,7 @@ impl Writer {
             render_key: reg.render_key(),
             indexes: indexes.into_iter().map(|i| i.writer).collect(),
         });
-        self.by_name.insert(name, (id, meta, index_metas));
+        self.by_name.insert(name, Registered { id, meta, indexes: index_metas });
         let mut root = Root { lsn: self.root.lsn, views: self.root.views.clone() };
         root.views.push(loader.finish());
         self.publish(Arc::new(root));
