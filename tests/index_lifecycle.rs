@@ -177,3 +177,34 @@ fn one_view_cannot_be_open_with_two_index_lists_at_once() -> TestResult {
     assert_eq!(again.index_count(&BY_AUTHOR, &1), 1);
     Ok(())
 }
+
+#[test]
+fn a_unique_index_over_duplicate_data_is_refused_and_nothing_changes() -> TestResult {
+    const BY_AUTHOR_UNIQUE: IndexDef<Post, u32, [u32; 1]> =
+        IndexDef::unique("author_unique", |p| [p.author]);
+    const STRICT: ViewDef<u64, Post> = ViewDef::new("posts").with_indexes(&[&BY_AUTHOR_UNIQUE]);
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.redb");
+    {
+        let store = Store::open(&path)?;
+        let posts = store.view(&PLAIN)?;
+        posts.put(&1, post(5, &[]), 1)?;
+        posts.put(&2, post(5, &[]), 1)?;
+    }
+    let store = Store::open(&path)?;
+    match store.view(&STRICT) {
+        Err(viewstore::Error::UniqueViolation { view, index, key }) => {
+            assert_eq!(
+                (view.as_str(), index.as_str(), key.as_str()),
+                ("posts", "author_unique", "5")
+            );
+        }
+        other => panic!("expected a unique violation, got {other:?}"),
+    }
+    let posts = store.view(&PLAIN)?;
+    assert_eq!(posts.len(), 2);
+    drop(posts);
+    store.close()?;
+    assert!(!tables(&path)?.contains(&"index.posts/author_unique".to_string()));
+    Ok(())
+}
