@@ -5,7 +5,7 @@ use crate::codec::{Bincode, Codec, KeyBuf, decode_key, render_key};
 use crate::error::{Error, Result};
 use crate::format::{IndexMeta, ViewMeta, index_table_name};
 use crate::index::{AnyIndex, ExtractError, IndexDef, IndexKind, extract};
-use crate::resident::index::{IndexData, IndexEntry, composite, map_key};
+use crate::resident::index::{IndexData, composite, map_key};
 use crate::resident::snapshot::with_key_bytes;
 use crate::resident::{Entry, Published, ResidentView, ViewData, ViewSnapshot};
 use crate::store::Store;
@@ -266,12 +266,10 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
             return false;
         };
         let ViewData { map, indexes, .. } = &mut self.data;
-        let (Some(entry), Some(index)) = (map.get(pk), indexes.get_mut(index)) else {
+        let (true, Some(index)) = (map.contains_key(pk), indexes.get_mut(index)) else {
             return false;
         };
-        let key = map_key(index.kind, ikey, pk);
-        let entry = IndexEntry { pk: KeyBuf::from_slice(pk), entry: entry.clone() };
-        index.map.insert(key, entry);
+        index.map.insert(map_key(index.kind, ikey, pk), KeyBuf::from_slice(pk));
         true
     }
 
@@ -290,19 +288,14 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
         progress(0, total);
         // Entries are gathered, then written in key order: sorted inserts are much
         // cheaper for redb's B-tree and for the resident tree than scattered ones.
-        let mut entries: Vec<(KeyBuf, u32, IndexEntry<V>)> =
-            Vec::with_capacity(self.data.map.len());
+        let mut entries: Vec<(KeyBuf, u32, &KeyBuf)> = Vec::with_capacity(self.data.map.len());
         for (pk, entry) in &self.data.map {
             let keys = extract(spec, &*entry.value).map_err(|e| {
                 build_error(self.name, spec.index_name(), render_key::<K>(pk.as_bytes()), e)
             })?;
             for ikey in keys {
                 let stored = composite(&ikey, pk.as_bytes());
-                entries.push((
-                    stored,
-                    ikey.len() as u32,
-                    IndexEntry { pk: pk.clone(), entry: entry.clone() },
-                ));
+                entries.push((stored, ikey.len() as u32, pk));
             }
             done += 1;
             if done.is_multiple_of(10_000) {
@@ -311,7 +304,7 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let mut previous: Option<&[u8]> = None;
-        for (stored, ikey_len, entry) in &entries {
+        for (stored, ikey_len, pk) in &entries {
             let ikey = &stored.as_bytes()[..*ikey_len as usize];
             if built.kind == IndexKind::Unique && previous == Some(ikey) {
                 return Err(Error::UniqueViolation {
@@ -322,7 +315,7 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
             }
             previous = Some(ikey);
             sink(stored.as_bytes(), *ikey_len)?;
-            built.map.insert(map_key(built.kind, ikey, entry.pk.as_bytes()), entry.clone());
+            built.map.insert(map_key(built.kind, ikey, pk.as_bytes()), (*pk).clone());
         }
         if !done.is_multiple_of(10_000) {
             progress(done, total);
@@ -520,9 +513,10 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         let root = self.published.load();
         let data: &ViewData<V> = root.view(self.id)?;
         let index = data.indexes.iter().find(|i| &*i.name == index.name())?;
-        let entry = with_key_bytes(ikey, |b| index.first(b)).flatten()?;
-        let key = decode_key::<K>(entry.pk.as_bytes()).ok()?;
-        Some(f(key, &entry.entry.value))
+        let pk = with_key_bytes(ikey, |b| index.first(b)).flatten()?;
+        let entry = data.map.get(pk.as_bytes())?;
+        let key = decode_key::<K>(pk.as_bytes()).ok()?;
+        Some(f(key, &entry.value))
     }
 
     /// Every record holding `ikey` in `index`, in primary-key order, shared.

@@ -4,44 +4,26 @@
 //! A unique index is keyed by the encoded index key; a multi index by the encoded
 //! index key followed by the encoded primary key, so that entries sort by index key,
 //! then primary key. Both encodings are prefix-free, so the entries of one index key
-//! are exactly the keys that start with its encoding. Each entry holds the record's
-//! primary key and a clone of its resident entry: a lookup is one tree descent, with no
-//! second lookup in the view.
+//! are exactly the keys that start with its encoding. Each entry holds only the
+//! record's primary key: a write that leaves a record's index keys alone touches no
+//! index, and a query takes the value from the view's records, so it is never stale.
 
-use super::{Entry, ViewData};
+use super::ViewData;
 use crate::codec::KeyBuf;
 use crate::index::IndexKind;
 use imbl::OrdMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// One index entry: the primary key and the record it points to.
-pub(crate) struct IndexEntry<V> {
-    pub(crate) pk: KeyBuf,
-    pub(crate) entry: Entry<V>,
-}
-
-impl<V> Clone for IndexEntry<V> {
-    fn clone(&self) -> Self {
-        IndexEntry { pk: self.pk.clone(), entry: self.entry.clone() }
-    }
-}
-
-/// The entries of one index.
-pub(crate) struct IndexData<V> {
+/// The entries of one index: map key (see [`map_key`]) to primary key.
+#[derive(Clone)]
+pub(crate) struct IndexData {
     pub(crate) name: Arc<str>,
     pub(crate) kind: IndexKind,
-    pub(crate) map: OrdMap<KeyBuf, IndexEntry<V>>,
+    pub(crate) map: OrdMap<KeyBuf, KeyBuf>,
 }
 
-impl<V> Clone for IndexData<V> {
-    fn clone(&self) -> Self {
-        IndexData { name: Arc::clone(&self.name), kind: self.kind, map: self.map.clone() }
-    }
-}
-
-/// One change to an index: `pk` gains (`present`) or loses index key `ikey`. A gain
-/// for a record that already has the key refreshes the entry's value.
+/// One change to an index: `pk` gains (`present`) or loses index key `ikey`.
 pub(crate) struct IndexChange {
     pub(crate) index: usize,
     pub(crate) ikey: Vec<u8>,
@@ -65,28 +47,28 @@ pub(crate) fn composite(ikey: &[u8], pk: &[u8]) -> KeyBuf {
     KeyBuf::from_slice(&bytes)
 }
 
-impl<V> IndexData<V> {
+impl IndexData {
     pub(crate) fn new(name: &str, kind: IndexKind) -> Self {
         IndexData { name: Arc::from(name), kind, map: OrdMap::new() }
     }
 
     /// The encoded index key of a resident entry.
-    pub(crate) fn ikey<'a>(&self, map_key: &'a KeyBuf, entry: &IndexEntry<V>) -> &'a [u8] {
+    pub(crate) fn ikey<'a>(&self, map_key: &'a KeyBuf, pk: &KeyBuf) -> &'a [u8] {
         let bytes = map_key.as_bytes();
         match self.kind {
             IndexKind::Unique => bytes,
-            IndexKind::Multi => &bytes[..bytes.len().saturating_sub(entry.pk.as_bytes().len())],
+            IndexKind::Multi => &bytes[..bytes.len().saturating_sub(pk.as_bytes().len())],
         }
     }
 
-    /// The first entry of encoded index key `ikey`.
-    pub(crate) fn first(&self, ikey: &[u8]) -> Option<&IndexEntry<V>> {
+    /// The primary key of the first entry of encoded index key `ikey`.
+    pub(crate) fn first(&self, ikey: &[u8]) -> Option<&KeyBuf> {
         match self.kind {
             IndexKind::Unique => self.map.get(ikey),
             IndexKind::Multi => {
-                let (key, entry) =
+                let (key, pk) =
                     self.map.range::<_, [u8]>((Bound::Included(ikey), Bound::Unbounded)).next()?;
-                key.as_bytes().starts_with(ikey).then_some(entry)
+                key.as_bytes().starts_with(ikey).then_some(pk)
             }
         }
     }
@@ -96,28 +78,30 @@ impl<V> IndexData<V> {
     pub(crate) fn composites(&self) -> Vec<(Vec<u8>, usize)> {
         self.map
             .iter()
-            .map(|(k, e)| {
-                let ikey = self.ikey(k, e);
-                (composite(ikey, e.pk.as_bytes()).as_bytes().to_vec(), ikey.len())
+            .map(|(k, pk)| {
+                let ikey = self.ikey(k, pk);
+                (composite(ikey, pk.as_bytes()).as_bytes().to_vec(), ikey.len())
             })
             .collect()
+    }
+
+    /// Applies one change.
+    pub(crate) fn apply(&mut self, change: IndexChange) {
+        let key = map_key(self.kind, &change.ikey, change.pk.as_bytes());
+        if change.present {
+            self.map.insert(key, change.pk);
+        } else if self.map.get(key.as_bytes()) == Some(&change.pk) {
+            self.map.remove(key.as_bytes());
+        }
     }
 }
 
 impl<V> ViewData<V> {
-    /// Applies index changes in order, taking each record from the (already updated)
-    /// records of this view.
+    /// Applies index changes in the order the group's batches made them.
     pub(crate) fn apply_index_changes(&mut self, changes: Vec<IndexChange>) {
         for change in changes {
-            let Some(index) = self.indexes.get_mut(change.index) else { continue };
-            let key = map_key(index.kind, &change.ikey, change.pk.as_bytes());
-            if change.present {
-                if let Some(entry) = self.map.get(change.pk.as_bytes()) {
-                    let entry = IndexEntry { pk: change.pk, entry: entry.clone() };
-                    index.map.insert(key, entry);
-                }
-            } else if index.map.get(key.as_bytes()).is_some_and(|e| e.pk == change.pk) {
-                index.map.remove(key.as_bytes());
+            if let Some(index) = self.indexes.get_mut(change.index) {
+                index.apply(change);
             }
         }
     }

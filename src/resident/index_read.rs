@@ -1,7 +1,8 @@
 //! Typed reads of a secondary index, from memory.
 
-use super::index::{IndexData, IndexEntry};
+use super::index::IndexData;
 use super::snapshot::prefix_successor;
+use super::{Entry, ViewData};
 use crate::codec::{KeyBuf, decode_key, encode_key};
 use imbl::ordmap::RangedIter;
 use imbl::shared_ptr::DefaultSharedPtr;
@@ -14,7 +15,7 @@ use std::ops::{Bound, RangeBounds};
 /// Results come in index-key order, then primary-key order, and borrow from the
 /// snapshot.
 pub struct IndexView<'a, K, V, I> {
-    data: Option<&'a IndexData<V>>,
+    data: Option<(&'a IndexData, &'a ViewData<V>)>,
     _types: PhantomData<fn() -> (K, I)>,
 }
 
@@ -23,16 +24,17 @@ where
     K: DeserializeOwned,
     I: Serialize + DeserializeOwned,
 {
-    pub(crate) fn new(data: Option<&'a IndexData<V>>) -> Self {
+    pub(crate) fn new(data: Option<(&'a IndexData, &'a ViewData<V>)>) -> Self {
         IndexView { data, _types: PhantomData }
     }
 
     /// The record holding index key `ikey` (the first one, for a multi index).
     pub fn get(&self, ikey: &I) -> Option<(K, &'a V)> {
-        let data = self.data?;
-        let entry = super::snapshot::with_key_bytes(ikey, |bytes| data.first(bytes)).flatten()?;
-        let key = decode_key::<K>(entry.pk.as_bytes()).ok()?;
-        Some((key, &*entry.entry.value))
+        let (index, view) = self.data?;
+        let pk = super::snapshot::with_key_bytes(ikey, |bytes| index.first(bytes)).flatten()?;
+        let entry = view.map.get(pk.as_bytes())?;
+        let key = decode_key::<K>(pk.as_bytes()).ok()?;
+        Some((key, &*entry.value))
     }
 
     /// Every record holding index key `ikey`.
@@ -91,7 +93,7 @@ where
 
     /// The number of entries (records times their index keys).
     pub fn len(&self) -> usize {
-        self.data.map_or(0, |d| d.map.len())
+        self.data.map_or(0, |(index, _)| index.map.len())
     }
 
     /// Whether the index has no entry.
@@ -104,7 +106,7 @@ where
         start: Option<Bound<KeyBuf>>,
         end: Option<Bound<KeyBuf>>,
     ) -> IndexIter<'a, K, V, I> {
-        let (Some(data), Some(start), Some(end)) = (self.data, start, end) else {
+        let (Some((index, view)), Some(start), Some(end)) = (self.data, start, end) else {
             return IndexIter::empty();
         };
         if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
@@ -113,11 +115,8 @@ where
         {
             return IndexIter::empty();
         }
-        IndexIter {
-            data: Some(data),
-            inner: Some(data.map.range((start, end))),
-            _types: PhantomData,
-        }
+        let inner = index.map.range((start, end));
+        IndexIter { data: Some((index, view)), inner: Some(inner), _types: PhantomData }
     }
 }
 
@@ -136,8 +135,8 @@ where
 
 /// Index entries in order: each yields the index key, the record key and the value.
 pub struct IndexIter<'a, K, V, I> {
-    data: Option<&'a IndexData<V>>,
-    inner: Option<RangedIter<'a, KeyBuf, IndexEntry<V>, DefaultSharedPtr>>,
+    data: Option<(&'a IndexData, &'a ViewData<V>)>,
+    inner: Option<RangedIter<'a, KeyBuf, KeyBuf, DefaultSharedPtr>>,
     _types: PhantomData<fn() -> (K, I)>,
 }
 
@@ -151,14 +150,16 @@ impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> Iterator for IndexIter<'a,
     type Item = (I, K, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let data = self.data?;
+        let (index, view) = self.data?;
         let inner = self.inner.as_mut()?;
         loop {
-            let (map_key, entry) = inner.next()?;
-            let ikey = decode_key::<I>(data.ikey(map_key, entry));
-            let key = decode_key::<K>(entry.pk.as_bytes());
-            if let (Ok(ikey), Ok(key)) = (ikey, key) {
-                return Some((ikey, key, &*entry.entry.value));
+            let (map_key, pk) = inner.next()?;
+            let entry: Option<&Entry<V>> = view.map.get(pk.as_bytes());
+            let ikey = decode_key::<I>(index.ikey(map_key, pk));
+            let key = decode_key::<K>(pk.as_bytes());
+            // Index and records are published together, so every entry has its record.
+            if let (Some(entry), Ok(ikey), Ok(key)) = (entry, ikey, key) {
+                return Some((ikey, key, &*entry.value));
             }
         }
     }

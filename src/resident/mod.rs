@@ -41,7 +41,7 @@ impl<V> Clone for Entry<V> {
 pub(crate) struct ViewData<V> {
     pub(crate) name: Arc<str>,
     pub(crate) map: OrdMap<KeyBuf, Entry<V>>,
-    pub(crate) indexes: Vec<IndexData<V>>,
+    pub(crate) indexes: Vec<IndexData>,
 }
 
 impl<V> Clone for ViewData<V> {

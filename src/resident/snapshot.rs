@@ -183,7 +183,9 @@ where
     where
         I: Serialize + DeserializeOwned,
     {
-        let data = self.data().and_then(|d| d.indexes.iter().find(|i| &*i.name == index.name()));
+        let data = self.data().and_then(|view| {
+            view.indexes.iter().find(|i| &*i.name == index.name()).map(|index| (index, view))
+        });
         IndexView::new(data)
     }
 

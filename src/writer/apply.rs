@@ -383,12 +383,11 @@ impl<'t> Group<'t, '_> {
                 for ikey in &new {
                     if old.binary_search(ikey).is_err() {
                         writes.push(index_write(*view, ix, ikey, pk, true));
+                        gains.push((*view, change(ix, ikey, pk, true)));
                         if index.kind == IndexKind::Unique {
                             gained.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
                         }
                     }
-                    // Every kept key is refreshed too: its entry holds the new value.
-                    gains.push((*view, change(ix, ikey, pk, true)));
                 }
             }
         }
