@@ -62,6 +62,87 @@ impl Sequencer {
     }
 }
 
+/// The views of the bank test: balances, a log of transfers and a count of them.
+#[derive(Clone)]
+struct Bank {
+    store: Store,
+    accounts: View<u32, i64>,
+    transfers: View<u64, (u32, u32, i64)>,
+    counters: View<String, u64>,
+}
+
+impl Bank {
+    /// Reads snapshots until `done`, checking on each that the views agree; returns how
+    /// many reads were made and the LSNs seen.
+    fn read_until(&self, done: &AtomicBool) -> (u64, BTreeSet<u64>) {
+        let mut reads = 0;
+        let mut lsns = BTreeSet::new();
+        let mut last_lsn = 0;
+        loop {
+            let finished = done.load(Ordering::SeqCst);
+            let snap = self.store.snapshot();
+            let lsn = snap.lsn().get();
+            assert!(
+                lsn >= last_lsn,
+                "snapshot lsn went back {last_lsn} -> {lsn}"
+            );
+            last_lsn = lsn;
+            lsns.insert(lsn);
+            let balances = snap.view(&self.accounts);
+            let sum: i64 = balances.iter().map(|(_, b)| *b).sum();
+            assert_eq!(sum, TOTAL, "money created or lost at {lsn}");
+            assert_eq!(balances.len(), N_ACCOUNTS as usize);
+            // The transfer log and the counter are in other views of the same groups:
+            // they must agree with each other at every snapshot.
+            let log = snap.view(&self.transfers);
+            let count = snap
+                .view(&self.counters)
+                .get(&"transfers".to_owned())
+                .copied();
+            assert_eq!(count, Some(log.len() as u64), "views disagree at {lsn}");
+            // The log replayed from the initial balances gives the balances seen.
+            let mut replay = vec![TOTAL / i64::from(N_ACCOUNTS); N_ACCOUNTS as usize];
+            for (_, &(from, to, amount)) in &log {
+                replay[from as usize] -= amount;
+                replay[to as usize] += amount;
+            }
+            let seen: Vec<i64> = balances.iter().map(|(_, b)| *b).collect();
+            assert_eq!(seen, replay, "balances and log disagree at {lsn}");
+            reads += 1;
+            if finished {
+                return (reads, lsns);
+            }
+        }
+    }
+
+    /// Makes `count` transfers between accounts picked from `seed`, each one batch.
+    fn transfer(&self, seq: &Sequencer, seed: u64, count: u64) -> viewstore::Result<()> {
+        for i in 0..count {
+            let from = ((seed * 7 + i * 3) % u64::from(N_ACCOUNTS)) as u32;
+            let to = ((seed * 5 + i * 11 + 1) % u64::from(N_ACCOUNTS)) as u32;
+            if from == to {
+                continue;
+            }
+            let amount = i64::try_from((seed + 1) * (i + 1) % 97).expect("below 97") + 1;
+            let ticket = seq.submit(|b, v| {
+                b.update(&self.accounts, &from, v, move |x| x.map(|x| x - amount))?;
+                b.update(&self.accounts, &to, v, move |x| x.map(|x| x + amount))?;
+                b.put(&self.transfers, &v, (from, to, amount), v)?;
+                b.update(&self.counters, &"transfers".to_owned(), v, |n| {
+                    n.map(|n| n + 1)
+                })?;
+                Ok(())
+            })?;
+            let receipt = ticket.wait()?;
+            assert!(
+                receipt.outcomes.iter().all(|o| *o == Outcome::Applied),
+                "{receipt:?}"
+            );
+        }
+        Ok(())
+    }
+}
+
 #[test]
 fn readers_never_see_part_of_a_group() -> TestResult {
     const WRITERS: u64 = 4;
@@ -72,15 +153,18 @@ fn readers_never_see_part_of_a_group() -> TestResult {
     let store = Store::builder(dir.path().join("atomic.redb"))
         .max_linger(Duration::from_micros(300))
         .open()?;
-    let accounts = store.view(&ACCOUNTS)?;
-    let transfers = store.view(&TRANSFERS)?;
-    let counters = store.view(&COUNTERS)?;
+    let bank = Bank {
+        accounts: store.view(&ACCOUNTS)?,
+        transfers: store.view(&TRANSFERS)?,
+        counters: store.view(&COUNTERS)?,
+        store: store.clone(),
+    };
 
     let mut init = Batch::new();
     for a in 0..N_ACCOUNTS {
-        init.put(&accounts, &a, TOTAL / i64::from(N_ACCOUNTS), 1)?;
+        init.put(&bank.accounts, &a, TOTAL / i64::from(N_ACCOUNTS), 1)?;
     }
-    init.put(&counters, &"transfers".to_owned(), 0, 1)?;
+    init.put(&bank.counters, &"transfers".to_owned(), 0, 1)?;
     store.submit(init)?.wait()?;
 
     let seq = Sequencer {
@@ -88,87 +172,16 @@ fn readers_never_see_part_of_a_group() -> TestResult {
         next: Arc::new(Mutex::new(1)),
     };
     let done = Arc::new(AtomicBool::new(false));
-
     let readers: Vec<_> = (0..READERS)
         .map(|_| {
-            let (store, accounts, transfers, counters, done) = (
-                store.clone(),
-                accounts.clone(),
-                transfers.clone(),
-                counters.clone(),
-                Arc::clone(&done),
-            );
-            std::thread::spawn(move || -> (u64, BTreeSet<u64>) {
-                let mut reads = 0;
-                let mut lsns = BTreeSet::new();
-                let mut last_lsn = 0;
-                loop {
-                    let finished = done.load(Ordering::SeqCst);
-                    let snap = store.snapshot();
-                    let lsn = snap.lsn().get();
-                    assert!(
-                        lsn >= last_lsn,
-                        "snapshot lsn went back {last_lsn} -> {lsn}"
-                    );
-                    last_lsn = lsn;
-                    lsns.insert(lsn);
-                    let balances = snap.view(&accounts);
-                    let sum: i64 = balances.iter().map(|(_, b)| *b).sum();
-                    assert_eq!(sum, TOTAL, "money created or lost at {lsn}");
-                    assert_eq!(balances.len(), N_ACCOUNTS as usize);
-                    // The transfer log and the counter are in other views of the same
-                    // groups: they must agree with each other at every snapshot.
-                    let log = snap.view(&transfers);
-                    let count = snap.view(&counters).get(&"transfers".to_owned()).copied();
-                    assert_eq!(count, Some(log.len() as u64), "views disagree at {lsn}");
-                    // The log replayed from the initial balances gives the balances seen.
-                    let mut replay = vec![TOTAL / i64::from(N_ACCOUNTS); N_ACCOUNTS as usize];
-                    for (_, &(from, to, amount)) in &log {
-                        replay[from as usize] -= amount;
-                        replay[to as usize] += amount;
-                    }
-                    let seen: Vec<i64> = balances.iter().map(|(_, b)| *b).collect();
-                    assert_eq!(seen, replay, "balances and log disagree at {lsn}");
-                    reads += 1;
-                    if finished {
-                        return (reads, lsns);
-                    }
-                }
-            })
+            let (bank, done) = (bank.clone(), Arc::clone(&done));
+            std::thread::spawn(move || bank.read_until(&done))
         })
         .collect();
-
     let writers: Vec<_> = (0..WRITERS)
         .map(|w| {
-            let (seq, accounts, transfers, counters) = (
-                seq.clone(),
-                accounts.clone(),
-                transfers.clone(),
-                counters.clone(),
-            );
-            std::thread::spawn(move || -> viewstore::Result<()> {
-                for i in 0..TRANSFERS_PER_WRITER {
-                    let from = ((w * 7 + i * 3) % u64::from(N_ACCOUNTS)) as u32;
-                    let to = ((w * 5 + i * 11 + 1) % u64::from(N_ACCOUNTS)) as u32;
-                    if from == to {
-                        continue;
-                    }
-                    let amount = ((w + 1) * (i + 1) % 97) as i64 + 1;
-                    let ticket = seq.submit(|b, v| {
-                        b.update(&accounts, &from, v, move |x| x.map(|x| x - amount))?;
-                        b.update(&accounts, &to, v, move |x| x.map(|x| x + amount))?;
-                        b.put(&transfers, &v, (from, to, amount), v)?;
-                        b.update(&counters, &"transfers".to_owned(), v, |n| n.map(|n| n + 1))?;
-                        Ok(())
-                    })?;
-                    let receipt = ticket.wait()?;
-                    assert!(
-                        receipt.outcomes.iter().all(|o| *o == Outcome::Applied),
-                        "{receipt:?}"
-                    );
-                }
-                Ok(())
-            })
+            let (bank, seq) = (bank.clone(), seq.clone());
+            std::thread::spawn(move || bank.transfer(&seq, w, TRANSFERS_PER_WRITER))
         })
         .collect();
     for w in writers {
@@ -184,13 +197,13 @@ fn readers_never_see_part_of_a_group() -> TestResult {
     // The readers ran while the writers did: they saw many different states.
     assert!(distinct.len() > 2, "readers saw only {distinct:?}");
 
-    let committed = transfers.len() as u64;
+    let committed = bank.transfers.len() as u64;
     assert!(committed > WRITERS * TRANSFERS_PER_WRITER / 2);
     assert_eq!(
-        counters.get(&"transfers".to_owned()).as_deref(),
+        bank.counters.get(&"transfers".to_owned()).as_deref(),
         Some(&committed)
     );
-    let sum: i64 = accounts.snapshot().iter().map(|(_, b)| *b).sum();
+    let sum: i64 = bank.accounts.snapshot().iter().map(|(_, b)| *b).sum();
     assert_eq!(sum, TOTAL);
     Ok(())
 }
@@ -215,20 +228,20 @@ impl Serialize for Fussy {
 
 const FUSSY: ViewDef<u32, Fussy> = ViewDef::new("fussy");
 
+/// The store (with its directory) after a group test, and each batch's result.
+type GroupRun = (
+    Store,
+    tempfile::TempDir,
+    Vec<viewstore::Result<viewstore::Receipt>>,
+);
+
 /// Submits `count` batches without waiting, so that they group, each incrementing the
 /// same counter; batch `bad` also gets the operations `spoil` adds after its increment.
 fn group_with_one_failure(
     spoil: impl FnOnce(&Store, &mut Batch) -> viewstore::Result<()>,
-) -> Result<
-    (
-        Store,
-        tempfile::TempDir,
-        Vec<viewstore::Result<viewstore::Receipt>>,
-    ),
-    Box<dyn std::error::Error>,
-> {
-    const COUNT: u64 = 40;
-    const BAD: u64 = 17;
+) -> Result<GroupRun, Box<dyn std::error::Error>> {
+    const COUNT: u32 = 40;
+    const BAD: u32 = 17;
     let dir = tempfile::tempdir()?;
     let store = Store::builder(dir.path().join("group.redb"))
         .max_linger(Duration::from_millis(50))
@@ -241,10 +254,10 @@ fn group_with_one_failure(
     let mut batches = Vec::new();
     for i in 0..COUNT {
         let mut batch = Batch::new();
-        batch.update(&counters, &"n".to_owned(), i + 1, |n| {
+        batch.update(&counters, &"n".to_owned(), u64::from(i) + 1, |n| {
             Some(n.copied().unwrap_or(0) + 1)
         })?;
-        batch.put(&accounts, &(i as u32), i as i64, 1)?;
+        batch.put(&accounts, &i, i64::from(i), 1)?;
         if i == BAD
             && let Some(spoil) = spoil.take()
         {
@@ -259,7 +272,7 @@ fn group_with_one_failure(
     let results: Vec<_> = tickets.into_iter().map(Ticket::wait).collect();
 
     for (i, result) in results.iter().enumerate() {
-        if i as u64 == BAD {
+        if i == BAD as usize {
             assert!(result.is_err(), "batch {i} should fail");
         } else {
             let receipt = result.as_ref().map_err(|e| format!("batch {i}: {e}"))?;
@@ -276,19 +289,19 @@ fn group_with_one_failure(
         .filter_map(|r| r.as_ref().ok())
         .map(|r| r.lsn.get())
         .collect();
-    assert!((lsns.len() as u64) < COUNT - 1, "no grouping: {lsns:?}");
+    assert!(lsns.len() < COUNT as usize - 1, "no grouping: {lsns:?}");
     // The failed batch's increment is absent; every other one, before and after it in
     // its group, is there.
     assert_eq!(
         counters
             .get_versioned(&"n".to_owned())
             .map(|(v, n)| (v, *n)),
-        Some((COUNT, COUNT - 1))
+        Some((u64::from(COUNT), u64::from(COUNT) - 1))
     );
-    assert_eq!(accounts.len() as u64, COUNT - 1);
-    assert!(!accounts.contains(&(BAD as u32)));
+    assert_eq!(accounts.len(), COUNT as usize - 1);
+    assert!(!accounts.contains(&BAD));
     for i in (0..COUNT).filter(|&i| i != BAD) {
-        assert_eq!(accounts.get(&(i as u32)).as_deref(), Some(&(i as i64)));
+        assert_eq!(accounts.get(&i).as_deref(), Some(&i64::from(i)));
     }
     Ok((store, dir, results))
 }
@@ -359,7 +372,7 @@ fn block_writer(store: &Store) -> Result<(Ticket, mpsc::Sender<()>), Box<dyn std
 
 fn one_put(accounts: &View<u32, i64>, key: u32) -> viewstore::Result<Batch> {
     let mut batch = Batch::new();
-    batch.put(&accounts, &key, i64::from(key), 1)?;
+    batch.put(accounts, &key, i64::from(key), 1)?;
     Ok(batch)
 }
 

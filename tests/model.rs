@@ -338,6 +338,7 @@ impl Harness {
     }
 }
 
+#[expect(clippy::needless_pass_by_value, reason = "a `map_err` adapter")]
 fn fail(e: Error) -> TestCaseError {
     TestCaseError::fail(e.to_string())
 }
