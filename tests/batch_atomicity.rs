@@ -82,10 +82,7 @@ impl Bank {
             let finished = done.load(Ordering::SeqCst);
             let snap = self.store.snapshot();
             let lsn = snap.lsn().get();
-            assert!(
-                lsn >= last_lsn,
-                "snapshot lsn went back {last_lsn} -> {lsn}"
-            );
+            assert!(lsn >= last_lsn, "snapshot lsn went back {last_lsn} -> {lsn}");
             last_lsn = lsn;
             lsns.insert(lsn);
             let balances = snap.view(&self.accounts);
@@ -95,10 +92,7 @@ impl Bank {
             // The transfer log and the counter are in other views of the same groups:
             // they must agree with each other at every snapshot.
             let log = snap.view(&self.transfers);
-            let count = snap
-                .view(&self.counters)
-                .get(&"transfers".to_owned())
-                .copied();
+            let count = snap.view(&self.counters).get(&"transfers".to_owned()).copied();
             assert_eq!(count, Some(log.len() as u64), "views disagree at {lsn}");
             // The log replayed from the initial balances gives the balances seen.
             let mut replay = vec![TOTAL / i64::from(N_ACCOUNTS); N_ACCOUNTS as usize];
@@ -128,16 +122,11 @@ impl Bank {
                 b.update(&self.accounts, &from, v, move |x| x.map(|x| x - amount))?;
                 b.update(&self.accounts, &to, v, move |x| x.map(|x| x + amount))?;
                 b.put(&self.transfers, &v, (from, to, amount), v)?;
-                b.update(&self.counters, &"transfers".to_owned(), v, |n| {
-                    n.map(|n| n + 1)
-                })?;
+                b.update(&self.counters, &"transfers".to_owned(), v, |n| n.map(|n| n + 1))?;
                 Ok(())
             })?;
             let receipt = ticket.wait()?;
-            assert!(
-                receipt.outcomes.iter().all(|o| *o == Outcome::Applied),
-                "{receipt:?}"
-            );
+            assert!(receipt.outcomes.iter().all(|o| *o == Outcome::Applied), "{receipt:?}");
         }
         Ok(())
     }
@@ -167,10 +156,7 @@ fn readers_never_see_part_of_a_group() -> TestResult {
     init.put(&bank.counters, &"transfers".to_owned(), 0, 1)?;
     store.submit(init)?.wait()?;
 
-    let seq = Sequencer {
-        store: store.clone(),
-        next: Arc::new(Mutex::new(1)),
-    };
+    let seq = Sequencer { store: store.clone(), next: Arc::new(Mutex::new(1)) };
     let done = Arc::new(AtomicBool::new(false));
     let readers: Vec<_> = (0..READERS)
         .map(|_| {
@@ -199,10 +185,7 @@ fn readers_never_see_part_of_a_group() -> TestResult {
 
     let committed = bank.transfers.len() as u64;
     assert!(committed > WRITERS * TRANSFERS_PER_WRITER / 2);
-    assert_eq!(
-        bank.counters.get(&"transfers".to_owned()).as_deref(),
-        Some(&committed)
-    );
+    assert_eq!(bank.counters.get(&"transfers".to_owned()).as_deref(), Some(&committed));
     let sum: i64 = bank.accounts.snapshot().iter().map(|(_, b)| *b).sum();
     assert_eq!(sum, TOTAL);
     Ok(())
@@ -218,9 +201,7 @@ struct Fussy {
 impl Serialize for Fussy {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if self.poisoned {
-            return Err(serde::ser::Error::custom(
-                "this value refuses to be encoded",
-            ));
+            return Err(serde::ser::Error::custom("this value refuses to be encoded"));
         }
         (self.n, self.poisoned).serialize(serializer)
     }
@@ -229,11 +210,7 @@ impl Serialize for Fussy {
 const FUSSY: ViewDef<u32, Fussy> = ViewDef::new("fussy");
 
 /// The store (with its directory) after a group test, and each batch's result.
-type GroupRun = (
-    Store,
-    tempfile::TempDir,
-    Vec<viewstore::Result<viewstore::Receipt>>,
-);
+type GroupRun = (Store, tempfile::TempDir, Vec<viewstore::Result<viewstore::Receipt>>);
 
 /// Submits `count` batches without waiting, so that they group, each incrementing the
 /// same counter; batch `bad` also gets the operations `spoil` adds after its increment.
@@ -265,10 +242,8 @@ fn group_with_one_failure(
         }
         batches.push(batch);
     }
-    let tickets = batches
-        .into_iter()
-        .map(|b| store.submit(b))
-        .collect::<viewstore::Result<Vec<_>>>()?;
+    let tickets =
+        batches.into_iter().map(|b| store.submit(b)).collect::<viewstore::Result<Vec<_>>>()?;
     let results: Vec<_> = tickets.into_iter().map(Ticket::wait).collect();
 
     for (i, result) in results.iter().enumerate() {
@@ -276,26 +251,17 @@ fn group_with_one_failure(
             assert!(result.is_err(), "batch {i} should fail");
         } else {
             let receipt = result.as_ref().map_err(|e| format!("batch {i}: {e}"))?;
-            assert_eq!(
-                receipt.outcomes,
-                vec![Outcome::Applied, Outcome::Applied],
-                "batch {i}"
-            );
+            assert_eq!(receipt.outcomes, vec![Outcome::Applied, Outcome::Applied], "batch {i}");
         }
     }
     // The batches did share groups (or the test would prove nothing about group-mates).
-    let lsns: BTreeSet<u64> = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok())
-        .map(|r| r.lsn.get())
-        .collect();
+    let lsns: BTreeSet<u64> =
+        results.iter().filter_map(|r| r.as_ref().ok()).map(|r| r.lsn.get()).collect();
     assert!(lsns.len() < COUNT as usize - 1, "no grouping: {lsns:?}");
     // The failed batch's increment is absent; every other one, before and after it in
     // its group, is there.
     assert_eq!(
-        counters
-            .get_versioned(&"n".to_owned())
-            .map(|(v, n)| (v, *n)),
+        counters.get_versioned(&"n".to_owned()).map(|(v, n)| (v, *n)),
         Some((u64::from(COUNT), u64::from(COUNT) - 1))
     );
     assert_eq!(accounts.len(), COUNT as usize - 1);
@@ -327,12 +293,7 @@ fn a_panicking_batch_leaves_its_group_mates_committed() -> TestResult {
 fn an_encode_failure_inside_update_leaves_its_group_mates_committed() -> TestResult {
     let (store, _dir, results) = group_with_one_failure(|store, batch| {
         let fussy = store.view(&FUSSY)?;
-        batch.update(&fussy, &9, 1, |_| {
-            Some(Fussy {
-                n: 1,
-                poisoned: true,
-            })
-        })?;
+        batch.update(&fussy, &9, 1, |_| Some(Fussy { n: 1, poisoned: true }))?;
         Ok(())
     })?;
     match &results[17] {
@@ -344,10 +305,7 @@ fn an_encode_failure_inside_update_leaves_its_group_mates_committed() -> TestRes
     }
     let fussy = store.view(&FUSSY)?;
     assert!(fussy.is_empty());
-    let ok = Fussy {
-        n: 2,
-        poisoned: false,
-    };
+    let ok = Fussy { n: 2, poisoned: false };
     assert_eq!(fussy.update(&9, 1, move |_| Some(ok))?, Outcome::Applied);
     assert_eq!(fussy.get(&9).map(|f| f.n), Some(2));
     Ok(())
@@ -379,22 +337,14 @@ fn one_put(accounts: &View<u32, i64>, key: u32) -> viewstore::Result<Batch> {
 #[test]
 fn a_full_queue_blocks_submit_and_fails_try_submit() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let store = Store::builder(dir.path().join("queue.redb"))
-        .queue_capacity(1)
-        .open()?;
+    let store = Store::builder(dir.path().join("queue.redb")).queue_capacity(1).open()?;
     let accounts = store.view(&ACCOUNTS)?;
     let (blocker, release) = block_writer(&store)?;
 
     // The writer is busy: one batch fits in the queue, the next does not.
     let queued = store.try_submit(one_put(&accounts, 1)?)?;
-    assert!(matches!(
-        store.try_submit(one_put(&accounts, 2)?),
-        Err(Error::Full)
-    ));
-    assert!(matches!(
-        store.try_submit(one_put(&accounts, 3)?),
-        Err(Error::Full)
-    ));
+    assert!(matches!(store.try_submit(one_put(&accounts, 2)?), Err(Error::Full)));
+    assert!(matches!(store.try_submit(one_put(&accounts, 3)?), Err(Error::Full)));
 
     // A blocking submit waits until there is room.
     let returned = Arc::new(AtomicBool::new(false));
@@ -407,10 +357,7 @@ fn a_full_queue_blocks_submit_and_fails_try_submit() -> TestResult {
         })
     };
     std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        !returned.load(Ordering::SeqCst),
-        "submit did not block on a full queue"
-    );
+    assert!(!returned.load(Ordering::SeqCst), "submit did not block on a full queue");
     assert!(!queued.is_ready());
 
     release.send(())?;
@@ -432,9 +379,7 @@ fn a_full_queue_blocks_submit_and_fails_try_submit() -> TestResult {
 #[test]
 fn try_submit_reports_full_under_a_burst_of_large_batches() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let store = Store::builder(dir.path().join("burst.redb"))
-        .queue_capacity(1)
-        .open()?;
+    let store = Store::builder(dir.path().join("burst.redb")).queue_capacity(1).open()?;
     let accounts = store.view(&ACCOUNTS)?;
     let next_key = AtomicU64::new(0);
     let large = || -> viewstore::Result<Batch> {
@@ -491,13 +436,8 @@ fn tickets_can_be_awaited() -> TestResult {
     // A failed batch resolves its future with the error.
     let counters = store.view(&COUNTERS)?;
     let mut bad = Batch::new();
-    bad.update(&counters, &"x".to_owned(), 1, |_| -> Option<u64> {
-        panic!("awaited failure")
-    })?;
+    bad.update(&counters, &"x".to_owned(), 1, |_| -> Option<u64> { panic!("awaited failure") })?;
     let result = block_on(store.submit(bad)?);
-    assert!(
-        matches!(result, Err(Error::UpdatePanicked { .. })),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(Error::UpdatePanicked { .. })), "{result:?}");
     Ok(())
 }

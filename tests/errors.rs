@@ -92,10 +92,7 @@ fn a_redb_header_followed_by_garbage_is_refused_untouched() -> TestResult {
     bytes.extend((0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
     std::fs::write(&path, &bytes)?;
     let err = Store::open(&path).expect_err("garbage after a redb header");
-    assert!(
-        matches!(err, Error::NotAStore { .. } | Error::Storage { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::NotAStore { .. } | Error::Storage { .. }), "{err:?}");
     assert!(err.to_string().contains("half.redb"), "{err}");
     assert_eq!(std::fs::read(&path)?, bytes, "the refused file was changed");
     Ok(())
@@ -120,14 +117,7 @@ fn a_newer_format_is_refused_untouched() -> TestResult {
         txn.commit()?;
     }
     assert_refused_untouched(&path, |e| {
-        matches!(
-            e,
-            Error::NewerFormat {
-                found: 7,
-                supported: 1,
-                ..
-            }
-        )
+        matches!(e, Error::NewerFormat { found: 7, supported: 1, .. })
     })
 }
 
@@ -161,25 +151,12 @@ fn a_view_opened_with_other_types_or_schema_is_a_mismatch() -> TestResult {
     let path = dir.path().join("schema.redb");
     let check = |store: &Store| -> TestResult {
         for err in [
-            store
-                .view(&USERS_AS_NUMBERS)
-                .map(drop)
-                .expect_err("other value type"),
-            store
-                .view(&USERS_BY_NAME)
-                .map(drop)
-                .expect_err("other key type"),
-            store
-                .view(&USERS_V2)
-                .map(drop)
-                .expect_err("other schema version"),
+            store.view(&USERS_AS_NUMBERS).map(drop).expect_err("other value type"),
+            store.view(&USERS_BY_NAME).map(drop).expect_err("other key type"),
+            store.view(&USERS_V2).map(drop).expect_err("other schema version"),
         ] {
             match &err {
-                Error::SchemaMismatch {
-                    view,
-                    stored,
-                    requested,
-                } => {
+                Error::SchemaMismatch { view, stored, requested } => {
                     assert_eq!(view, "users");
                     assert_ne!(stored, requested);
                     assert!(stored.contains("alloc::string::String"), "{stored}");
@@ -206,10 +183,7 @@ fn a_view_opened_with_other_types_or_schema_is_a_mismatch() -> TestResult {
     assert_eq!(store.lsn(), lsn);
     // The stored view is still readable with its own definition.
     let users = store.view(&USERS)?;
-    assert_eq!(
-        users.get_versioned(&1).map(|(v, s)| (v, (*s).clone())),
-        Some((3, s("ada")))
-    );
+    assert_eq!(users.get_versioned(&1).map(|(v, s)| (v, (*s).clone())), Some((3, s("ada"))));
     assert_eq!(users.put(&1, s("ada"), 3)?, Outcome::Stale { current: 3 });
     Ok(())
 }
@@ -239,10 +213,7 @@ fn a_key_over_the_limit_is_refused_when_the_batch_is_built() -> TestResult {
     let over = "k".repeat(MAX_KEY_BYTES - 1);
     let mut batch = Batch::new();
     batch.put(&named, &at_limit, 1, 1)?;
-    let err = batch
-        .put(&named, &over, 2, 1)
-        .map(drop)
-        .expect_err("key too large");
+    let err = batch.put(&named, &over, 2, 1).map(drop).expect_err("key too large");
     match &err {
         Error::KeyTooLarge { view, len, max } => {
             assert_eq!(view, "named");
@@ -252,26 +223,14 @@ fn a_key_over_the_limit_is_refused_when_the_batch_is_built() -> TestResult {
         other => panic!("expected KeyTooLarge, got {other:?}"),
     }
     assert!(err.to_string().contains("'named'"), "{err}");
-    assert!(matches!(
-        batch.delete(&named, &over, 3),
-        Err(Error::KeyTooLarge { .. })
-    ));
-    assert!(matches!(
-        batch.update(&named, &over, 3, |_| Some(1)),
-        Err(Error::KeyTooLarge { .. })
-    ));
+    assert!(matches!(batch.delete(&named, &over, 3), Err(Error::KeyTooLarge { .. })));
+    assert!(matches!(batch.update(&named, &over, 3, |_| Some(1)), Err(Error::KeyTooLarge { .. })));
     // The batch kept only its good operation, and it commits.
     assert_eq!(batch.len(), 1);
-    assert_eq!(
-        store.submit(batch)?.wait()?.outcomes,
-        vec![Outcome::Applied]
-    );
+    assert_eq!(store.submit(batch)?.wait()?.outcomes, vec![Outcome::Applied]);
     assert_eq!(named.len(), 1);
     assert!(named.contains(&at_limit));
-    assert!(matches!(
-        named.put(&over, 1, 1),
-        Err(Error::KeyTooLarge { .. })
-    ));
+    assert!(matches!(named.put(&over, 1, 1), Err(Error::KeyTooLarge { .. })));
     Ok(())
 }
 
@@ -287,17 +246,9 @@ fn a_value_over_the_limit_is_refused_when_the_batch_is_built() -> TestResult {
     let over = vec![7u8; MAX_VALUE_BYTES - 4];
     let mut batch = Batch::new();
     batch.put(&blobs, &1, at_limit, 1)?;
-    let err = batch
-        .put(&blobs, &31337, over, 1)
-        .map(drop)
-        .expect_err("value too large");
+    let err = batch.put(&blobs, &31337, over, 1).map(drop).expect_err("value too large");
     match &err {
-        Error::ValueTooLarge {
-            view,
-            key,
-            len,
-            max,
-        } => {
+        Error::ValueTooLarge { view, key, len, max } => {
             assert_eq!(view, "blobs");
             assert_eq!(key, "31337");
             assert_eq!(*len, MAX_VALUE_BYTES + 1);
@@ -319,10 +270,7 @@ struct Unencodable(u8);
 
 impl Serialize for Unencodable {
     fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom(format!(
-            "no encoding for value {}",
-            self.0
-        )))
+        Err(serde::ser::Error::custom(format!("no encoding for value {}", self.0)))
     }
 }
 
@@ -333,10 +281,7 @@ fn a_value_that_fails_to_encode_is_an_encode_error() -> TestResult {
     let store = Store::open(dir.path().join("encode.redb"))?;
     let bad = store.view(&BAD)?;
     let mut batch = Batch::new();
-    let err = batch
-        .put(&bad, &s("k-17"), Unencodable(1), 1)
-        .map(drop)
-        .expect_err("encoding fails");
+    let err = batch.put(&bad, &s("k-17"), Unencodable(1), 1).map(drop).expect_err("encoding fails");
     match &err {
         Error::Encode { view, key, .. } => {
             assert_eq!(view, "bad-values");
@@ -345,10 +290,7 @@ fn a_value_that_fails_to_encode_is_an_encode_error() -> TestResult {
         other => panic!("expected Encode, got {other:?}"),
     }
     let text = err.to_string();
-    assert!(
-        text.contains("'bad-values'") && text.contains("k-17"),
-        "{text}"
-    );
+    assert!(text.contains("'bad-values'") && text.contains("k-17"), "{text}");
     let source = err.source().map(ToString::to_string).unwrap_or_default();
     assert!(source.contains("no encoding for value 1"), "{source}");
     assert!(batch.is_empty());
@@ -368,10 +310,7 @@ fn keys_without_a_byte_order_are_a_key_encoding_error() -> TestResult {
     let store = Store::open(dir.path().join("keys.redb"))?;
     let by_float = store.view(&BY_FLOAT)?;
     let mut batch = Batch::new();
-    let err = batch
-        .put(&by_float, &1.5, s("x"), 1)
-        .map(drop)
-        .expect_err("float key");
+    let err = batch.put(&by_float, &1.5, s("x"), 1).map(drop).expect_err("float key");
     match &err {
         Error::KeyEncoding { view, reason } => {
             assert_eq!(view, "by-float");
@@ -380,10 +319,7 @@ fn keys_without_a_byte_order_are_a_key_encoding_error() -> TestResult {
         other => panic!("expected KeyEncoding, got {other:?}"),
     }
     assert!(err.to_string().contains("'by-float'"), "{err}");
-    assert!(matches!(
-        by_float.delete(&2.0, 1),
-        Err(Error::KeyEncoding { .. })
-    ));
+    assert!(matches!(by_float.delete(&2.0, 1), Err(Error::KeyEncoding { .. })));
     // Reads of such a key find nothing rather than fail.
     assert_eq!(by_float.get(&1.5), None);
 
@@ -458,12 +394,7 @@ fn a_record_with_a_bad_header_is_a_decode_error() -> TestResult {
         store.view(&USERS)?.put(&1, s("fine"), 1)?;
         store.close()?;
     }
-    plant(
-        &path,
-        "users",
-        &77u64.to_be_bytes(),
-        &[9u8, 1, 2, 3, 4, 5, 6, 7, 8, 0],
-    )?;
+    plant(&path, "users", &77u64.to_be_bytes(), &[9u8, 1, 2, 3, 4, 5, 6, 7, 8, 0])?;
     let store = Store::open(&path)?;
     let err = store.view(&USERS).map(drop).expect_err("bad record tag");
     assert!(
@@ -479,14 +410,8 @@ fn invalid_view_names_are_refused() -> TestResult {
     const CONTROL: ViewDef<u64, u64> = ViewDef::new("bad\nname");
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("names.redb"))?;
-    assert!(matches!(
-        store.view(&EMPTY),
-        Err(Error::InvalidViewName { .. })
-    ));
-    let err = store
-        .view(&CONTROL)
-        .map(drop)
-        .expect_err("control character");
+    assert!(matches!(store.view(&EMPTY), Err(Error::InvalidViewName { .. })));
+    let err = store.view(&CONTROL).map(drop).expect_err("control character");
     assert!(matches!(&err, Error::InvalidViewName { view } if view == "bad\nname"));
     Ok(())
 }
@@ -522,16 +447,12 @@ fn a_refused_store_opens_again_once_its_format_is_readable() -> TestResult {
     let set_format = |v: u32| -> TestResult {
         let db = redb::Database::open(&path)?;
         let txn = db.begin_write()?;
-        txn.open_table(META)?
-            .insert("format", v.to_le_bytes().as_slice())?;
+        txn.open_table(META)?.insert("format", v.to_le_bytes().as_slice())?;
         txn.commit()?;
         Ok(())
     };
     set_format(2)?;
-    assert!(matches!(
-        Store::open(&path),
-        Err(Error::NewerFormat { found: 2, .. })
-    ));
+    assert!(matches!(Store::open(&path), Err(Error::NewerFormat { found: 2, .. })));
     set_format(1)?;
     let store = Store::open(&path)?;
     assert_eq!(store.view(&USERS)?.get(&5).as_deref(), Some(&s("five")));

@@ -15,9 +15,7 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A store in memory: the encoding is the subject here, not the disk.
 fn memory_store() -> viewstore::Result<Store> {
-    Store::builder("memory")
-        .backend(Arc::new(redb::backends::InMemoryBackend::new()))
-        .open()
+    Store::builder("memory").backend(Arc::new(redb::backends::InMemoryBackend::new())).open()
 }
 
 /// Puts `keys` into a fresh view (value: the key's rank in a `BTreeMap`), then checks
@@ -78,29 +76,16 @@ where
     );
     prop_assert_eq!(
         keys_of(&mut snap.range((Bound::Excluded(lo.clone()), Bound::Excluded(hi.clone())))),
-        model
-            .keys()
-            .filter(|k| **k > lo && **k < hi)
-            .cloned()
-            .collect::<Vec<_>>()
+        model.keys().filter(|k| **k > lo && **k < hi).cloned().collect::<Vec<_>>()
     );
     // A reversed range holds nothing (and does not panic).
     if lo < hi {
-        prop_assert_eq!(
-            keys_of(&mut snap.range(hi.clone()..lo.clone())),
-            Vec::<K>::new()
-        );
+        prop_assert_eq!(keys_of(&mut snap.range(hi.clone()..lo.clone())), Vec::<K>::new());
     }
     // The collecting range on the handle agrees with the snapshot's.
-    let collected: Vec<K> = view
-        .range(lo.clone()..hi.clone())
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    prop_assert_eq!(
-        collected,
-        model_keys((Bound::Included(&lo), Bound::Excluded(&hi)))
-    );
+    let collected: Vec<K> =
+        view.range(lo.clone()..hi.clone()).into_iter().map(|(k, _)| k).collect();
+    prop_assert_eq!(collected, model_keys((Bound::Included(&lo), Bound::Excluded(&hi))));
     store.close().map_err(fail)?;
     Ok(())
 }
@@ -108,17 +93,11 @@ where
 /// Strings rich in the bytes the encoding escapes or terminates on, and in prefixes of
 /// each other.
 fn tricky_string() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[\\x00\\x01ab\\x7f\u{ff}\u{100}\u{10000}]{0,5}",
-        any::<String>(),
-    ]
+    prop_oneof!["[\\x00\\x01ab\\x7f\u{ff}\u{100}\u{10000}]{0,5}", any::<String>(),]
 }
 
 fn tricky_bytes() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(
-        prop_oneof![Just(0u8), Just(1), Just(0xFF), any::<u8>()],
-        0..6,
-    )
+    prop::collection::vec(prop_oneof![Just(0u8), Just(1), Just(0xFF), any::<u8>()], 0..6)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -137,13 +116,8 @@ enum Event {
 }
 
 fn page() -> impl Strategy<Value = Page> {
-    (any::<i16>(), tricky_string(), any::<Option<u8>>()).prop_map(|(section, title, revision)| {
-        Page {
-            section,
-            title,
-            revision,
-        }
-    })
+    (any::<i16>(), tricky_string(), any::<Option<u8>>())
+        .prop_map(|(section, title, revision)| Page { section, title, revision })
 }
 
 fn event() -> impl Strategy<Value = Event> {
@@ -187,30 +161,13 @@ order_test!(byte_vec_keys, tricky_bytes());
 order_test!(bool_keys, any::<bool>());
 order_test!(char_keys, any::<char>());
 order_test!(option_keys, any::<Option<i32>>());
-order_test!(
-    nested_option_keys,
-    prop::option::of(prop::option::of(tricky_string()))
-);
+order_test!(nested_option_keys, prop::option::of(prop::option::of(tricky_string())));
 order_test!(pair_keys, (any::<u8>(), tricky_string()));
-order_test!(
-    triple_keys,
-    (tricky_string(), any::<i64>(), any::<Option<u16>>())
-);
-order_test!(
-    quad_keys,
-    (
-        tricky_bytes(),
-        any::<bool>(),
-        any::<char>(),
-        tricky_string()
-    )
-);
+order_test!(triple_keys, (tricky_string(), any::<i64>(), any::<Option<u16>>()));
+order_test!(quad_keys, (tricky_bytes(), any::<bool>(), any::<char>(), tricky_string()));
 order_test!(struct_keys, page());
 order_test!(enum_keys, event());
-order_test!(
-    vec_of_strings_keys,
-    prop::collection::vec(tricky_string(), 0..3)
-);
+order_test!(vec_of_strings_keys, prop::collection::vec(tricky_string(), 0..3));
 
 fn assert_sorted_as_given<K: ViewKey + Ord + Clone + Debug>(keys: &[K]) -> TestResult {
     let mut sorted = keys.to_vec();
@@ -240,12 +197,11 @@ fn integer_edges_sort_in_ord_order() -> TestResult {
 
 #[test]
 fn strings_with_nul_bytes_and_prefixes_sort_in_ord_order() -> TestResult {
-    let strings: Vec<String> = [
-        "", "\0", "\0\0", "\0\u{1}", "\u{1}", "a", "a\0", "a\0\0", "a\0b", "a\u{1}", "aa", "b",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
+    let strings: Vec<String> =
+        ["", "\0", "\0\0", "\0\u{1}", "\u{1}", "a", "a\0", "a\0\0", "a\0b", "a\u{1}", "aa", "b"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
     assert_sorted_as_given(&strings)?;
     let bytes: Vec<Vec<u8>> = vec![
         vec![],
@@ -275,14 +231,7 @@ fn prefix_scans_select_by_leading_tuple_fields() -> TestResult {
     let store = memory_store()?;
     let view = store.view(&ViewDef::<(u64, String), u32>::new("follows"))?;
     let mut batch = Batch::new();
-    let keys = [
-        (6, "z"),
-        (7, ""),
-        (7, "\0"),
-        (7, "ann"),
-        (7, "bob"),
-        (8, ""),
-    ];
+    let keys = [(6, "z"), (7, ""), (7, "\0"), (7, "ann"), (7, "bob"), (8, "")];
     for (i, (a, b)) in keys.iter().enumerate() {
         batch.put(&view, &(*a, (*b).to_owned()), i as u32, 1)?;
     }
@@ -298,11 +247,8 @@ fn prefix_scans_select_by_leading_tuple_fields() -> TestResult {
         ]
     );
     assert!(view.prefix(&9u64).is_empty());
-    let exact: Vec<u32> = view
-        .prefix(&(7u64, "ann".to_owned()))
-        .into_iter()
-        .map(|(_, v)| *v)
-        .collect();
+    let exact: Vec<u32> =
+        view.prefix(&(7u64, "ann".to_owned())).into_iter().map(|(_, v)| *v).collect();
     assert_eq!(exact, vec![3]);
     Ok(())
 }

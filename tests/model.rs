@@ -93,14 +93,7 @@ impl Harness {
     fn new(open: Box<dyn Fn() -> viewstore::Result<Store>>) -> viewstore::Result<Self> {
         let store = open()?;
         let (alpha, beta) = (store.view(&ALPHA)?, store.view(&BETA)?);
-        Ok(Harness {
-            open,
-            store,
-            alpha,
-            beta,
-            model: Model::new(),
-            lsn: 0,
-        })
+        Ok(Harness { open, store, alpha, beta, model: Model::new(), lsn: 0 })
     }
 
     fn reopen(&mut self) -> viewstore::Result<()> {
@@ -118,37 +111,27 @@ impl Harness {
     /// Replaces `expect_live` by the live version of the model as it is now.
     fn resolve(&self, op: &Op) -> Op {
         match op {
-            Op::CompareAndSet {
-                view,
-                key,
-                expect_live: true,
-                version,
-                value,
-                ..
-            } => Op::CompareAndSet {
-                view: *view,
-                key: *key,
-                expect_live: false,
-                expected: self
-                    .model
-                    .get(&(*view, *key))
-                    .filter(|r| r.value.is_some())
-                    .map(|r| r.version),
-                version: *version,
-                value: *value,
-            },
+            Op::CompareAndSet { view, key, expect_live: true, version, value, .. } => {
+                Op::CompareAndSet {
+                    view: *view,
+                    key: *key,
+                    expect_live: false,
+                    expected: self
+                        .model
+                        .get(&(*view, *key))
+                        .filter(|r| r.value.is_some())
+                        .map(|r| r.version),
+                    version: *version,
+                    value: *value,
+                }
+            }
             other => other.clone(),
         }
     }
 
     fn add(&self, batch: &mut Batch, op: &Op) -> viewstore::Result<()> {
         match *op {
-            Op::Put {
-                view,
-                key,
-                version,
-                value,
-            } => match view {
+            Op::Put { view, key, version, value } => match view {
                 Which::Alpha => batch.put(&self.alpha, &key, value, version),
                 Which::Beta => batch.put(&self.beta, &beta_key(key), value, version),
             }
@@ -158,13 +141,7 @@ impl Harness {
                 Which::Beta => batch.delete(&self.beta, &beta_key(key), version),
             }
             .map(drop),
-            Op::Update {
-                view,
-                key,
-                version,
-                delta,
-                panics,
-            } => {
+            Op::Update { view, key, version, delta, panics } => {
                 let f = move |current: Option<&i64>| {
                     assert!(!panics, "{PLANNED_PANIC}");
                     delta.map(|d| current.copied().unwrap_or(0) + d)
@@ -175,14 +152,7 @@ impl Harness {
                 }
                 .map(drop)
             }
-            Op::CompareAndSet {
-                view,
-                key,
-                expected,
-                version,
-                value,
-                ..
-            } => match view {
+            Op::CompareAndSet { view, key, expected, version, value, .. } => match view {
                 Which::Alpha => batch.compare_and_set(&self.alpha, &key, expected, version, value),
                 Which::Beta => {
                     batch.compare_and_set(&self.beta, &beta_key(key), expected, version, value)
@@ -226,10 +196,9 @@ impl Harness {
                 self.reopen().map_err(fail)?;
                 return Ok(());
             }
-            Op::Group(batches) => batches
-                .iter()
-                .map(|b| b.iter().map(|op| self.resolve(op)).collect())
-                .collect(),
+            Op::Group(batches) => {
+                batches.iter().map(|b| b.iter().map(|op| self.resolve(op)).collect()).collect()
+            }
             Op::Batch(ops) => vec![ops.iter().map(|op| self.resolve(op)).collect()],
             single => vec![vec![self.resolve(single)]],
         };
@@ -246,12 +215,7 @@ impl Harness {
                 (Ok(receipt), Some(outcomes)) => {
                     prop_assert_eq!(&receipt.outcomes, &outcomes, "batch {:?}", ops);
                     let lsn = receipt.lsn.get();
-                    prop_assert!(
-                        lsn > before && lsn >= self.lsn,
-                        "lsn {} after {}",
-                        lsn,
-                        self.lsn
-                    );
+                    prop_assert!(lsn > before && lsn >= self.lsn, "lsn {} after {}", lsn, self.lsn);
                     self.lsn = lsn;
                 }
                 (Err(Error::UpdatePanicked { message, .. }), None) => {
@@ -303,18 +267,14 @@ impl Harness {
             prop_assert_eq!(len, live.len(), "len of {:?}", which);
             prop_assert_eq!(&scanned, &live, "scan of {:?}", which);
             for key in 0..KEYS {
-                let want = self
-                    .model
-                    .get(&(which, key))
-                    .and_then(|r| r.value.map(|v| (r.version, v)));
+                let want =
+                    self.model.get(&(which, key)).and_then(|r| r.value.map(|v| (r.version, v)));
                 let (got, got_plain, contains, snap_got) = match which {
                     Which::Alpha => (
                         self.alpha.get_versioned(&key).map(|(v, x)| (v, *x)),
                         self.alpha.get(&key).map(|x| *x),
                         self.alpha.contains(&key),
-                        snap.view(&self.alpha)
-                            .get_versioned(&key)
-                            .map(|(v, x)| (v, *x)),
+                        snap.view(&self.alpha).get_versioned(&key).map(|(v, x)| (v, *x)),
                     ),
                     Which::Beta => {
                         let k = beta_key(key);
@@ -322,9 +282,7 @@ impl Harness {
                             self.beta.get_versioned(&k).map(|(v, x)| (v, *x)),
                             self.beta.get(&k).map(|x| *x),
                             self.beta.contains(&k),
-                            snap.view(&self.beta)
-                                .get_versioned(&k)
-                                .map(|(v, x)| (v, *x)),
+                            snap.view(&self.beta).get_versioned(&k).map(|(v, x)| (v, *x)),
                         )
                     }
                 };
@@ -353,90 +311,47 @@ fn model_op(model: &mut Model, op: &Op) -> Option<Outcome> {
             .map(|current| Outcome::Stale { current })
     };
     Some(match *op {
-        Op::Put {
-            view,
-            key,
-            version,
-            value,
-        } => stale(model, view, key, version).unwrap_or_else(|| {
-            model.insert(
-                (view, key),
-                Record {
-                    version,
-                    value: Some(value),
-                },
-            );
-            Outcome::Applied
-        }),
-        Op::Delete { view, key, version } => {
+        Op::Put { view, key, version, value } => {
             stale(model, view, key, version).unwrap_or_else(|| {
-                model.insert(
-                    (view, key),
-                    Record {
-                        version,
-                        value: None,
-                    },
-                );
+                model.insert((view, key), Record { version, value: Some(value) });
                 Outcome::Applied
             })
         }
-        Op::Update {
-            view,
-            key,
-            version,
-            delta,
-            panics,
-        } => match stale(model, view, key, version) {
-            Some(outcome) => outcome,
-            None if panics => return None,
-            None => match delta {
-                None => Outcome::Unchanged,
-                Some(d) => {
-                    let current = model.get(&(view, key)).and_then(|r| r.value).unwrap_or(0);
-                    model.insert(
-                        (view, key),
-                        Record {
-                            version,
-                            value: Some(current + d),
-                        },
-                    );
-                    Outcome::Applied
-                }
-            },
-        },
-        Op::CompareAndSet {
-            view,
-            key,
-            expected,
-            version,
-            value,
-            ..
-        } => {
-            let live = model
-                .get(&(view, key))
-                .filter(|r| r.value.is_some())
-                .map(|r| r.version);
+        Op::Delete { view, key, version } => {
+            stale(model, view, key, version).unwrap_or_else(|| {
+                model.insert((view, key), Record { version, value: None });
+                Outcome::Applied
+            })
+        }
+        Op::Update { view, key, version, delta, panics } => {
+            match stale(model, view, key, version) {
+                Some(outcome) => outcome,
+                None if panics => return None,
+                None => match delta {
+                    None => Outcome::Unchanged,
+                    Some(d) => {
+                        let current = model.get(&(view, key)).and_then(|r| r.value).unwrap_or(0);
+                        model.insert((view, key), Record { version, value: Some(current + d) });
+                        Outcome::Applied
+                    }
+                },
+            }
+        }
+        Op::CompareAndSet { view, key, expected, version, value, .. } => {
+            let live = model.get(&(view, key)).filter(|r| r.value.is_some()).map(|r| r.version);
             if live != expected {
                 Outcome::Conflict { current: live }
             } else if let Some(outcome) = stale(model, view, key, version) {
                 outcome
             } else {
-                model.insert(
-                    (view, key),
-                    Record {
-                        version,
-                        value: Some(value),
-                    },
-                );
+                model.insert((view, key), Record { version, value: Some(value) });
                 Outcome::Applied
             }
         }
         Op::Purge { view, below } => {
             let before = model.len();
             model.retain(|(w, _), r| !(*w == view && r.value.is_none() && r.version < below));
-            Outcome::Purged {
-                count: (before - model.len()) as u64,
-            }
+            Outcome::Purged { count: (before - model.len()) as u64 }
         }
         Op::Batch(_) | Op::Group(_) | Op::Reopen => {
             unreachable!("the strategy only puts single writes into batches")
@@ -540,11 +455,7 @@ fn run(open: Box<dyn Fn() -> viewstore::Result<Store>>, ops: &[Op]) -> Result<()
 
 fn memory_opener() -> Box<dyn Fn() -> viewstore::Result<Store>> {
     let backend: Arc<dyn redb::StorageBackend> = Arc::new(redb::backends::InMemoryBackend::new());
-    Box::new(move || {
-        Store::builder("model-in-memory")
-            .backend(Arc::clone(&backend))
-            .open()
-    })
+    Box::new(move || Store::builder("model-in-memory").backend(Arc::clone(&backend)).open())
 }
 
 fn file_opener(path: PathBuf) -> Box<dyn Fn() -> viewstore::Result<Store>> {
@@ -574,34 +485,13 @@ proptest! {
 fn a_purge_in_a_group_does_not_touch_tombstones_of_later_batches() -> Result<(), TestCaseError> {
     use Which::Alpha;
     let ops = [
-        Op::Delete {
-            view: Alpha,
-            key: 1,
-            version: 3,
-        },
+        Op::Delete { view: Alpha, key: 1, version: 3 },
         Op::Group(vec![
-            vec![Op::Purge {
-                view: Alpha,
-                below: 10,
-            }],
-            vec![Op::Delete {
-                view: Alpha,
-                key: 2,
-                version: 4,
-            }],
-            vec![Op::Put {
-                view: Alpha,
-                key: 1,
-                version: 1,
-                value: 7,
-            }],
+            vec![Op::Purge { view: Alpha, below: 10 }],
+            vec![Op::Delete { view: Alpha, key: 2, version: 4 }],
+            vec![Op::Put { view: Alpha, key: 1, version: 1, value: 7 }],
         ]),
-        Op::Put {
-            view: Alpha,
-            key: 2,
-            version: 2,
-            value: 9,
-        },
+        Op::Put { view: Alpha, key: 2, version: 2, value: 9 },
     ];
     run(memory_opener(), &ops)
 }

@@ -30,14 +30,8 @@ fn out_of_order_and_duplicate_deliveries_never_move_a_record_back() -> TestResul
     // A late delivery of an older version.
     assert_eq!(names.put(&1, s("v3"), 3)?, Outcome::Stale { current: 5 });
     // A duplicate delivery of the current version is not newer either.
-    assert_eq!(
-        names.put(&1, s("v5-again"), 5)?,
-        Outcome::Stale { current: 5 }
-    );
-    assert_eq!(
-        names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())),
-        Some((5, s("v5")))
-    );
+    assert_eq!(names.put(&1, s("v5-again"), 5)?, Outcome::Stale { current: 5 });
+    assert_eq!(names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())), Some((5, s("v5"))));
 
     assert_eq!(names.put(&1, s("v9"), 9)?, Outcome::Applied);
     assert_eq!(names.put(&1, s("v6"), 6)?, Outcome::Stale { current: 9 });
@@ -71,10 +65,7 @@ fn shuffled_deliveries_converge_to_the_newest_version() -> TestResult {
         }
     }
     assert_eq!(newest, 40);
-    assert_eq!(
-        names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())),
-        Some((40, s("v40")))
-    );
+    assert_eq!(names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())), Some((40, s("v40"))));
     Ok(())
 }
 
@@ -95,23 +86,14 @@ fn a_tombstone_rejects_older_puts_and_a_newer_put_resurrects() -> TestResult {
     assert_eq!(names.len(), 0);
 
     // Late puts older than (or equal to) the tombstone stay rejected.
-    assert_eq!(
-        names.put(&1, s("late"), 15)?,
-        Outcome::Stale { current: 20 }
-    );
-    assert_eq!(
-        names.put(&1, s("same"), 20)?,
-        Outcome::Stale { current: 20 }
-    );
+    assert_eq!(names.put(&1, s("late"), 15)?, Outcome::Stale { current: 20 });
+    assert_eq!(names.put(&1, s("same"), 20)?, Outcome::Stale { current: 20 });
     assert_eq!(names.delete(&1, 20)?, Outcome::Stale { current: 20 });
     assert_eq!(names.get(&1), None);
 
     // A newer put brings the record back.
     assert_eq!(names.put(&1, s("back"), 21)?, Outcome::Applied);
-    assert_eq!(
-        names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())),
-        Some((21, s("back")))
-    );
+    assert_eq!(names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())), Some((21, s("back"))));
     assert_eq!(names.len(), 1);
     Ok(())
 }
@@ -123,10 +105,7 @@ fn deleting_an_absent_key_leaves_a_tombstone() -> TestResult {
     assert_eq!(names.delete(&42, 8)?, Outcome::Applied);
     assert_eq!(names.len(), 0);
     // The delete arrived before the put it follows: the put must not create the record.
-    assert_eq!(
-        names.put(&42, s("early"), 3)?,
-        Outcome::Stale { current: 8 }
-    );
+    assert_eq!(names.put(&42, s("early"), 3)?, Outcome::Stale { current: 8 });
     assert_eq!(names.get(&42), None);
     assert_eq!(names.put(&42, s("later"), 9)?, Outcome::Applied);
     assert_eq!(names.get(&42).as_deref(), Some(&s("later")));
@@ -139,10 +118,7 @@ fn compare_and_set_checks_the_live_version() -> TestResult {
     let names = store.view(&NAMES)?;
 
     // Expecting absence on an absent key applies.
-    assert_eq!(
-        names.compare_and_set(&1, None, 1, s("first"))?,
-        Outcome::Applied
-    );
+    assert_eq!(names.compare_and_set(&1, None, 1, s("first"))?, Outcome::Applied);
     // Expecting absence on a present key conflicts and reports the live version.
     assert_eq!(
         names.compare_and_set(&1, None, 2, s("clobber"))?,
@@ -160,23 +136,14 @@ fn compare_and_set_checks_the_live_version() -> TestResult {
     );
     assert_eq!(names.get(&2), None);
     // The right expectation applies.
-    assert_eq!(
-        names.compare_and_set(&1, Some(1), 4, s("second"))?,
-        Outcome::Applied
-    );
-    assert_eq!(
-        names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())),
-        Some((4, s("second")))
-    );
+    assert_eq!(names.compare_and_set(&1, Some(1), 4, s("second"))?, Outcome::Applied);
+    assert_eq!(names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())), Some((4, s("second"))));
     // A matching expectation with a version that is not newer is stale.
     assert_eq!(
         names.compare_and_set(&1, Some(4), 4, s("same version"))?,
         Outcome::Stale { current: 4 }
     );
-    assert_eq!(
-        names.compare_and_set(&1, Some(4), 2, s("older"))?,
-        Outcome::Stale { current: 4 }
-    );
+    assert_eq!(names.compare_and_set(&1, Some(4), 2, s("older"))?, Outcome::Stale { current: 4 });
     assert_eq!(names.get(&1).as_deref(), Some(&s("second")));
     Ok(())
 }
@@ -194,19 +161,10 @@ fn compare_and_set_on_a_tombstone_expects_absence_and_must_be_newer() -> TestRes
         Outcome::Conflict { current: None }
     );
     // Expecting absence matches, but the write must still be newer than the tombstone.
-    assert_eq!(
-        names.compare_and_set(&1, None, 9, s("b"))?,
-        Outcome::Stale { current: 10 }
-    );
+    assert_eq!(names.compare_and_set(&1, None, 9, s("b"))?, Outcome::Stale { current: 10 });
     assert_eq!(names.get(&1), None);
-    assert_eq!(
-        names.compare_and_set(&1, None, 11, s("c"))?,
-        Outcome::Applied
-    );
-    assert_eq!(
-        names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())),
-        Some((11, s("c")))
-    );
+    assert_eq!(names.compare_and_set(&1, None, 11, s("c"))?, Outcome::Applied);
+    assert_eq!(names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())), Some((11, s("c"))));
     Ok(())
 }
 
@@ -221,14 +179,8 @@ fn update_runs_on_the_current_value() -> TestResult {
         Outcome::Applied
     );
     assert_eq!(counters.get(&key).as_deref(), Some(&101));
-    assert_eq!(
-        counters.update(&key, 2, |n| n.map(|n| n * 2))?,
-        Outcome::Applied
-    );
-    assert_eq!(
-        counters.get_versioned(&key).map(|(v, n)| (v, *n)),
-        Some((2, 202))
-    );
+    assert_eq!(counters.update(&key, 2, |n| n.map(|n| n * 2))?, Outcome::Applied);
+    assert_eq!(counters.get_versioned(&key).map(|(v, n)| (v, *n)), Some((2, 202)));
 
     // Several updates of one key in one batch each see the previous one.
     let mut batch = Batch::new();
@@ -237,10 +189,7 @@ fn update_runs_on_the_current_value() -> TestResult {
     }
     let receipt = store.submit(batch)?.wait()?;
     assert!(receipt.outcomes.iter().all(|o| *o == Outcome::Applied));
-    assert_eq!(
-        counters.get_versioned(&key).map(|(v, n)| (v, *n)),
-        Some((12, 212))
-    );
+    assert_eq!(counters.get_versioned(&key).map(|(v, n)| (v, *n)), Some((12, 212)));
     Ok(())
 }
 
@@ -251,10 +200,7 @@ fn update_returning_none_is_unchanged() -> TestResult {
     counters.put(&s("a"), 7, 3)?;
 
     assert_eq!(counters.update(&s("a"), 4, |_| None)?, Outcome::Unchanged);
-    assert_eq!(
-        counters.get_versioned(&s("a")).map(|(v, n)| (v, *n)),
-        Some((3, 7))
-    );
+    assert_eq!(counters.get_versioned(&s("a")).map(|(v, n)| (v, *n)), Some((3, 7)));
 
     // On an absent key, `None` leaves no record and no tombstone: an old put still applies.
     assert_eq!(counters.update(&s("b"), 50, |_| None)?, Outcome::Unchanged);
@@ -280,10 +226,7 @@ fn update_closure_is_not_run_when_stale() -> TestResult {
             n.map(|n| n + 1)
         })?;
         assert_eq!(outcome, Outcome::Stale { current: 5 }, "{key} at {version}");
-        assert!(
-            !ran.load(Ordering::SeqCst),
-            "closure ran for {key} at {version}"
-        );
+        assert!(!ran.load(Ordering::SeqCst), "closure ran for {key} at {version}");
     }
     assert_eq!(counters.get(&s("a")).as_deref(), Some(&7));
 
@@ -338,10 +281,7 @@ fn concurrent_updates_in_version_order_lose_nothing() -> TestResult {
         lsns.extend(t.join().expect("updater thread panicked")?);
     }
     let total = THREADS * PER_THREAD;
-    assert_eq!(
-        counters.get_versioned(&s("total")).map(|(v, n)| (v, *n)),
-        Some((total, total))
-    );
+    assert_eq!(counters.get_versioned(&s("total")).map(|(v, n)| (v, *n)), Some((total, total)));
     assert_eq!(lsns.len() as u64, total);
     Ok(())
 }
@@ -384,10 +324,7 @@ fn concurrent_updates_with_racing_versions_count_exactly_the_applied_ones() -> T
     let total = THREADS * PER_THREAD;
     assert_eq!(applied + stale, total);
     // Every applied update added one, none was lost; the newest version always applies.
-    assert_eq!(
-        counters.get_versioned(&s("n")).map(|(v, n)| (v, *n)),
-        Some((total, applied))
-    );
+    assert_eq!(counters.get_versioned(&s("n")).map(|(v, n)| (v, *n)), Some((total, applied)));
     Ok(())
 }
 
@@ -408,11 +345,7 @@ fn a_panicking_update_fails_only_its_own_batch() -> TestResult {
     let mut after = Batch::new();
     after.put(&names, &3, s("after"), 1)?;
 
-    let tickets = [
-        store.submit(before)?,
-        store.submit(failing)?,
-        store.submit(after)?,
-    ];
+    let tickets = [store.submit(before)?, store.submit(failing)?, store.submit(after)?];
     let [before, failing, after] = tickets.map(viewstore::Ticket::wait);
     assert_eq!(before?.outcomes, vec![Outcome::Applied]);
     assert_eq!(after?.outcomes, vec![Outcome::Applied]);
@@ -427,19 +360,13 @@ fn a_panicking_update_fails_only_its_own_batch() -> TestResult {
     // Nothing of the failed batch is visible, even its operations before the panic.
     assert_eq!(names.get(&2), None);
     assert_eq!(counters.get(&s("n")), None);
-    assert_eq!(
-        counters.get_versioned(&s("boom")).map(|(v, n)| (v, *n)),
-        Some((1, 1))
-    );
+    assert_eq!(counters.get_versioned(&s("boom")).map(|(v, n)| (v, *n)), Some((1, 1)));
     assert_eq!(names.get(&1).as_deref(), Some(&s("before")));
     assert_eq!(names.get(&3).as_deref(), Some(&s("after")));
 
     // The writer keeps running, and the failed versions were never stored.
     assert_eq!(names.put(&2, s("now"), 1)?, Outcome::Applied);
-    assert_eq!(
-        counters.update(&s("boom"), 2, |n| n.map(|n| n + 1))?,
-        Outcome::Applied
-    );
+    assert_eq!(counters.update(&s("boom"), 2, |n| n.map(|n| n + 1))?, Outcome::Applied);
     assert_eq!(counters.get(&s("boom")).as_deref(), Some(&2));
     Ok(())
 }
@@ -449,9 +376,7 @@ fn the_panic_error_names_view_and_key() -> TestResult {
     let (_dir, store) = open()?;
     let counters = store.view(&COUNTERS)?;
     let err = counters
-        .update(&s("the-key"), 1, |_| -> Option<u64> {
-            panic!("bad {}", 42)
-        })
+        .update(&s("the-key"), 1, |_| -> Option<u64> { panic!("bad {}", 42) })
         .expect_err("the closure panics");
     let text = err.to_string();
     assert!(text.contains("counters"), "{text}");
@@ -480,10 +405,7 @@ fn purge_removes_old_tombstones_so_older_puts_apply_again() -> TestResult {
     assert_eq!(names.put(&10, s("replayed"), 4)?, Outcome::Applied);
     assert_eq!(names.put(&11, s("replayed"), 1)?, Outcome::Applied);
     // The tombstone above the bound still rejects.
-    assert_eq!(
-        names.put(&12, s("late"), 14)?,
-        Outcome::Stale { current: 15 }
-    );
+    assert_eq!(names.put(&12, s("late"), 14)?, Outcome::Stale { current: 15 });
     assert_eq!(names.len(), 3);
 
     // Nothing left below 11; 15 goes at a higher bound.
@@ -516,10 +438,7 @@ fn purge_sees_tombstones_written_earlier_in_its_batch() -> TestResult {
             Outcome::Stale { current: 3 },
         ]
     );
-    assert_eq!(
-        names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())),
-        Some((1, s("again")))
-    );
+    assert_eq!(names.get_versioned(&1).map(|(v, s)| (v, (*s).clone())), Some((1, s("again"))));
     assert_eq!(names.get(&2), None);
     Ok(())
 }
