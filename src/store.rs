@@ -356,6 +356,26 @@ fn gate_error(gate: &RwLock<Gate>, file: &Path) -> Option<Error> {
 impl Inner {
     /// Closes the gate, lets the writer commit what is queued, and joins it.
     fn shutdown(&self) {
+        // An update closure that owns a handle can drop the store's last one on the
+        // writer thread, which cannot wait for itself: there the gate is closed and the
+        // writer told to stop, without waiting. It still commits what is queued first.
+        let on_writer = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|h| h.thread().id() == std::thread::current().id());
+        if on_writer {
+            let mut gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+            if !gate.closed {
+                gate.closed = true;
+                let (reply, _) = crossbeam_channel::bounded(1);
+                // A full queue is fine: dropping the last handle disconnects it, and the
+                // writer stops once it is drained.
+                let _ = self.tx.try_send(Request::Shutdown { reply });
+            }
+            return;
+        }
         {
             let mut gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
             if !gate.closed {

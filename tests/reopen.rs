@@ -2,6 +2,7 @@
 //! versions, tombstones and the LSN.
 
 use std::path::Path;
+use std::time::Duration;
 use viewstore::{Batch, Error, Lsn, Outcome, Store, ViewDef};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -59,14 +60,8 @@ fn records_versions_tombstones_and_lsn_survive_a_reopen() -> TestResult {
     // Versions continue: older writes are still stale.
     assert_eq!(users.put(&1, s("old"), 9)?, Outcome::Stale { current: 10 });
     // Tombstones survive: a late put is still stale, for deleted and never-live keys.
-    assert_eq!(
-        users.put(&2, s("late"), 24)?,
-        Outcome::Stale { current: 25 }
-    );
-    assert_eq!(
-        users.put(&4, s("late"), 39)?,
-        Outcome::Stale { current: 40 }
-    );
+    assert_eq!(users.put(&2, s("late"), 24)?, Outcome::Stale { current: 25 });
+    assert_eq!(users.put(&4, s("late"), 39)?, Outcome::Stale { current: 40 });
     assert_eq!(users.get(&2), None);
     // The LSN continues from the stored one.
     assert!(store.lsn() >= lsn);
@@ -126,10 +121,7 @@ fn dropping_without_close_keeps_acknowledged_writes() -> TestResult {
     let store = Store::open(&path)?;
     assert_eq!(store.lsn(), Lsn(3));
     let users = store.view(&USERS)?;
-    assert_eq!(
-        users.get_versioned(&7).map(|(v, s)| (v, (*s).clone())),
-        Some((3, s("kept")))
-    );
+    assert_eq!(users.get_versioned(&7).map(|(v, s)| (v, (*s).clone())), Some((3, s("kept"))));
     assert_eq!(users.get(&9).as_deref(), Some(&s("queued")));
     assert_eq!(users.put(&8, s("late"), 4)?, Outcome::Stale { current: 5 });
     Ok(())
@@ -190,10 +182,61 @@ fn a_purge_survives_a_reopen() -> TestResult {
     let store = Store::open(&path)?;
     let users = store.view(&USERS)?;
     assert_eq!(users.put(&1, s("replayed"), 2)?, Outcome::Applied);
-    assert_eq!(
-        users.put(&2, s("late"), 49)?,
-        Outcome::Stale { current: 50 }
-    );
+    assert_eq!(users.put(&2, s("late"), 49)?, Outcome::Stale { current: 50 });
     assert_eq!(users.purge_tombstones(10)?, 0);
+    Ok(())
+}
+
+#[test]
+fn the_last_handle_dropped_by_an_update_closure_still_commits() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("last-handle.redb");
+    let store = Store::open(&path)?;
+    let users = store.view(&USERS)?;
+
+    // Hold the writer inside a first batch, so that the user's handles are all gone
+    // before the second batch's closure runs.
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let mut first = Batch::new();
+    first.update(&users, &1, 1, move |_| {
+        let _ = entered_tx.send(());
+        let _ = released.recv();
+        Some(s("first"))
+    })?;
+    let first = store.submit(first)?;
+    entered.recv_timeout(Duration::from_secs(10))?;
+
+    // A closure that reads another view through a handle it owns: once the user's
+    // handles are dropped, it holds the last one, and drops it in the writer thread.
+    let captured = users.clone();
+    let mut second = Batch::new();
+    second.update(&users, &2, 1, move |_| Some(format!("{} users", captured.len())))?;
+    let second = store.submit(second)?;
+    drop(users);
+    drop(store);
+    release.send(())?;
+
+    assert_eq!(first.wait()?.outcomes, vec![Outcome::Applied]);
+    let second = second
+        .wait_timeout(Duration::from_secs(10))
+        .map_err(|_| "the writer hung dropping the store's last handle")?;
+    assert_eq!(second?.outcomes, vec![Outcome::Applied]);
+
+    // The store closed by itself; the file opens again with both writes.
+    let mut reopened = None;
+    for _ in 0..100 {
+        match Store::open(&path) {
+            Ok(store) => {
+                reopened = Some(store);
+                break;
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    let store = reopened.ok_or("the file stayed locked after the store closed")?;
+    let users = store.view(&USERS)?;
+    assert_eq!(users.get(&1).as_deref(), Some(&s("first")));
+    assert_eq!(users.get(&2).as_deref(), Some(&s("1 users")));
     Ok(())
 }
