@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::time::Duration;
-use viewstore::{Batch, Error, Lsn, Outcome, Store, ViewDef};
+use viewstore::{Batch, Durability, Error, Lsn, Outcome, Store, ViewDef};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -238,5 +238,40 @@ fn the_last_handle_dropped_by_an_update_closure_still_commits() -> TestResult {
     let users = store.view(&USERS)?;
     assert_eq!(users.get(&1).as_deref(), Some(&s("first")));
     assert_eq!(users.get(&2).as_deref(), Some(&s("1 users")));
+    Ok(())
+}
+
+#[test]
+fn periodic_durability_persists_everything_at_close_and_drop() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("periodic.redb");
+    let periodic = || {
+        Store::builder(&path)
+            .durability(Durability::Periodic { interval: Duration::from_secs(3600) })
+            .open()
+    };
+    {
+        let store = periodic()?;
+        let users = store.view(&USERS)?;
+        for i in 0..20 {
+            users.put(&i, format!("user {i}"), 1)?;
+        }
+        users.delete(&3, 2)?;
+        store.close()?;
+    }
+    {
+        // Dropped without close this time.
+        let store = periodic()?;
+        assert_eq!(store.lsn(), Lsn(21));
+        let users = store.view(&USERS)?;
+        assert_eq!(users.len(), 19);
+        users.put(&100, s("dropped"), 1)?;
+    }
+    let store = Store::open(&path)?;
+    assert_eq!(store.lsn(), Lsn(22));
+    let users = store.view(&USERS)?;
+    assert_eq!(users.len(), 20);
+    assert_eq!(users.get(&100).as_deref(), Some(&s("dropped")));
+    assert_eq!(users.put(&3, s("late"), 1)?, Outcome::Stale { current: 2 });
     Ok(())
 }
