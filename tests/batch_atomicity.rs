@@ -441,3 +441,35 @@ fn tickets_can_be_awaited() -> TestResult {
     assert!(matches!(result, Err(Error::UpdatePanicked { .. })), "{result:?}");
     Ok(())
 }
+
+#[test]
+fn wait_for_makes_an_acknowledged_write_visible_on_another_thread() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("wait.redb"))?;
+    let accounts = store.view(&ACCOUNTS)?;
+    let (lsn_tx, lsn_rx) = mpsc::channel();
+    let reader = {
+        let (store, accounts) = (store.clone(), accounts.clone());
+        std::thread::spawn(move || -> Option<i64> {
+            let lsn: viewstore::Lsn = lsn_rx.recv().ok()?;
+            store.wait_for(lsn);
+            assert!(store.lsn() >= lsn);
+            accounts.get_with(&7, |b| *b)
+        })
+    };
+    let receipt = store.submit(one_put(&accounts, 7)?)?.wait()?;
+    lsn_tx.send(receipt.lsn)?;
+    assert_eq!(reader.join().expect("reader panicked"), Some(7));
+
+    // A time limit reports whether the LSN was reached.
+    assert!(store.wait_for_timeout(receipt.lsn, Duration::from_millis(1)));
+    let future = viewstore::Lsn(receipt.lsn.get() + 1);
+    assert!(!store.wait_for_timeout(future, Duration::from_millis(20)));
+    let waiter = {
+        let store = store.clone();
+        std::thread::spawn(move || store.wait_for_timeout(future, Duration::from_secs(10)))
+    };
+    store.submit(one_put(&accounts, 8)?)?.wait()?;
+    assert!(waiter.join().expect("waiter panicked"));
+    Ok(())
+}

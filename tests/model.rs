@@ -265,6 +265,19 @@ impl Harness {
                 }
             };
             prop_assert_eq!(len, live.len(), "len of {:?}", which);
+            if which == Which::Alpha {
+                // Ranges over the encoded keys select what the model's range selects.
+                for (lo, hi) in [(0, KEYS), (2, 5), (3, 3), (6, 2)] {
+                    let ranged: Vec<(u8, i64)> =
+                        self.alpha.range(lo..hi).into_iter().map(|(k, v)| (k, *v)).collect();
+                    let want: Vec<(u8, i64)> = live
+                        .iter()
+                        .filter(|(k, _, _)| (lo..hi).contains(k))
+                        .map(|&(k, _, v)| (k, v))
+                        .collect();
+                    prop_assert_eq!(ranged, want, "range {}..{}", lo, hi);
+                }
+            }
             prop_assert_eq!(&scanned, &live, "scan of {:?}", which);
             for key in 0..KEYS {
                 let want =
@@ -446,9 +459,13 @@ fn run(open: Box<dyn Fn() -> viewstore::Result<Store>>, ops: &[Op]) -> Result<()
         harness.step(op)?;
         harness.check()?;
     }
-    // Whatever the sequence, a final reopen shows the same state.
+    // Whatever the sequence, a final reopen shows the same state, and memory agrees
+    // with the file record by record.
     harness.reopen().map_err(fail)?;
     harness.check()?;
+    let report = harness.store.verify().map_err(fail)?;
+    prop_assert!(report.is_ok(), "{:?}", report.problems);
+    prop_assert_eq!(report.views, 2);
     harness.store.close().map_err(fail)?;
     Ok(())
 }
