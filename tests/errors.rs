@@ -458,3 +458,26 @@ fn a_refused_store_opens_again_once_its_format_is_readable() -> TestResult {
     assert_eq!(store.view(&USERS)?.get(&5).as_deref(), Some(&s("five")));
     Ok(())
 }
+
+#[test]
+fn opening_a_store_that_is_already_open_fails_and_disturbs_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("twice.redb");
+    let store = Store::open(&path)?;
+    let users = store.view(&USERS)?;
+    users.put(&1, s("first"), 1)?;
+
+    let err = Store::open(&path).expect_err("the file is in use");
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    assert!(err.to_string().contains("twice.redb"), "{err}");
+
+    // The first store goes on as if nothing happened.
+    assert_eq!(users.put(&2, s("second"), 1)?, Outcome::Applied);
+    assert_eq!(users.len(), 2);
+    store.close()?;
+    drop(users);
+    drop(store);
+    let store = Store::open(&path)?;
+    assert_eq!(store.view(&USERS)?.len(), 2);
+    Ok(())
+}
