@@ -7,7 +7,8 @@ use proptest::test_runner::TestCaseError;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Once};
-use viewstore::{Batch, Error, Outcome, Store, Version, View, ViewDef};
+use std::time::Duration;
+use viewstore::{Batch, Durability, Error, Outcome, Store, Version, View, ViewDef};
 
 const ALPHA: ViewDef<u8, i64> = ViewDef::new("alpha");
 const BETA: ViewDef<String, i64> = ViewDef::new("beta");
@@ -64,7 +65,10 @@ enum Op {
     Batch(Vec<Op>),
     /// Several batches submitted before any is waited for, so that they share groups.
     Group(Vec<Vec<Op>>),
-    Reopen,
+    /// Reopens the store, after `close()` or after dropping every handle.
+    Reopen {
+        close: bool,
+    },
 }
 
 /// A stored record as the model sees it: a live value or a tombstone (`None`).
@@ -80,11 +84,17 @@ fn beta_key(key: u8) -> String {
     format!("key-{key}")
 }
 
-struct Harness {
-    open: Box<dyn Fn() -> viewstore::Result<Store>>,
+/// The handles on one open store.
+struct Handles {
     store: Store,
     alpha: View<u8, i64>,
     beta: View<String, i64>,
+}
+
+struct Harness {
+    open: Box<dyn Fn() -> viewstore::Result<Store>>,
+    /// `None` only between dropping a store and opening it again.
+    handles: Option<Handles>,
     model: Model,
     lsn: u64,
 }
@@ -93,18 +103,26 @@ impl Harness {
     fn new(open: Box<dyn Fn() -> viewstore::Result<Store>>) -> viewstore::Result<Self> {
         let store = open()?;
         let (alpha, beta) = (store.view(&ALPHA)?, store.view(&BETA)?);
-        Ok(Harness { open, store, alpha, beta, model: Model::new(), lsn: 0 })
+        let handles = Some(Handles { store, alpha, beta });
+        Ok(Harness { open, handles, model: Model::new(), lsn: 0 })
     }
 
-    fn reopen(&mut self) -> viewstore::Result<()> {
-        self.store.close()?;
+    fn h(&self) -> &Handles {
+        self.handles.as_ref().expect("the store is open between steps")
+    }
+
+    /// Closes the store, or only drops every handle on it, and opens it again.
+    fn reopen(&mut self, close: bool) -> viewstore::Result<()> {
+        if let Some(old) = self.handles.take()
+            && close
+        {
+            old.store.close()?;
+        }
         let store = (self.open)()?;
         // Register in the other order than at first: views are found by name.
         let beta = store.view(&BETA)?;
         let alpha = store.view(&ALPHA)?;
-        self.store = store;
-        self.alpha = alpha;
-        self.beta = beta;
+        self.handles = Some(Handles { store, alpha, beta });
         Ok(())
     }
 
@@ -132,13 +150,13 @@ impl Harness {
     fn add(&self, batch: &mut Batch, op: &Op) -> viewstore::Result<()> {
         match *op {
             Op::Put { view, key, version, value } => match view {
-                Which::Alpha => batch.put(&self.alpha, &key, value, version),
-                Which::Beta => batch.put(&self.beta, &beta_key(key), value, version),
+                Which::Alpha => batch.put(&self.h().alpha, &key, value, version),
+                Which::Beta => batch.put(&self.h().beta, &beta_key(key), value, version),
             }
             .map(drop),
             Op::Delete { view, key, version } => match view {
-                Which::Alpha => batch.delete(&self.alpha, &key, version),
-                Which::Beta => batch.delete(&self.beta, &beta_key(key), version),
+                Which::Alpha => batch.delete(&self.h().alpha, &key, version),
+                Which::Beta => batch.delete(&self.h().beta, &beta_key(key), version),
             }
             .map(drop),
             Op::Update { view, key, version, delta, panics } => {
@@ -147,24 +165,26 @@ impl Harness {
                     delta.map(|d| current.copied().unwrap_or(0) + d)
                 };
                 match view {
-                    Which::Alpha => batch.update(&self.alpha, &key, version, f),
-                    Which::Beta => batch.update(&self.beta, &beta_key(key), version, f),
+                    Which::Alpha => batch.update(&self.h().alpha, &key, version, f),
+                    Which::Beta => batch.update(&self.h().beta, &beta_key(key), version, f),
                 }
                 .map(drop)
             }
             Op::CompareAndSet { view, key, expected, version, value, .. } => match view {
-                Which::Alpha => batch.compare_and_set(&self.alpha, &key, expected, version, value),
+                Which::Alpha => {
+                    batch.compare_and_set(&self.h().alpha, &key, expected, version, value)
+                }
                 Which::Beta => {
-                    batch.compare_and_set(&self.beta, &beta_key(key), expected, version, value)
+                    batch.compare_and_set(&self.h().beta, &beta_key(key), expected, version, value)
                 }
             }
             .map(drop),
             Op::Purge { view, below } => match view {
-                Which::Alpha => batch.purge_tombstones(&self.alpha, below),
-                Which::Beta => batch.purge_tombstones(&self.beta, below),
+                Which::Alpha => batch.purge_tombstones(&self.h().alpha, below),
+                Which::Beta => batch.purge_tombstones(&self.h().beta, below),
             }
             .map(drop),
-            Op::Batch(_) | Op::Group(_) | Op::Reopen => {
+            Op::Batch(_) | Op::Group(_) | Op::Reopen { .. } => {
                 unreachable!("the strategy only puts single writes into batches")
             }
         }
@@ -192,8 +212,8 @@ impl Harness {
 
     fn step(&mut self, op: &Op) -> Result<(), TestCaseError> {
         let batches: Vec<Vec<Op>> = match op {
-            Op::Reopen => {
-                self.reopen().map_err(fail)?;
+            Op::Reopen { close } => {
+                self.reopen(*close).map_err(fail)?;
                 return Ok(());
             }
             Op::Group(batches) => {
@@ -204,7 +224,7 @@ impl Harness {
         };
         let tickets = batches
             .iter()
-            .map(|ops| self.store.submit(self.batch(ops)?))
+            .map(|ops| self.h().store.submit(self.batch(ops)?))
             .collect::<viewstore::Result<Vec<_>>>()
             .map_err(fail)?;
         // Batches of one group share its LSN; each group gets a greater one.
@@ -233,8 +253,8 @@ impl Harness {
 
     /// Compares every read of both views with the model.
     fn check(&self) -> Result<(), TestCaseError> {
-        prop_assert_eq!(self.store.lsn().get(), self.lsn);
-        let snap = self.store.snapshot();
+        prop_assert_eq!(self.h().store.lsn().get(), self.lsn);
+        let snap = self.h().store.snapshot();
         prop_assert_eq!(snap.lsn().get(), self.lsn);
         for which in [Which::Alpha, Which::Beta] {
             let live: Vec<(u8, Version, i64)> = self
@@ -245,23 +265,23 @@ impl Harness {
                 .collect();
             let (len, scanned): (usize, Vec<(u8, Version, i64)>) = match which {
                 Which::Alpha => {
-                    let view = snap.view(&self.alpha);
+                    let view = snap.view(&self.h().alpha);
                     let scanned = view
                         .iter()
-                        .map(|(k, v)| (k, self.alpha.version(&k).unwrap_or(u64::MAX), *v))
+                        .map(|(k, v)| (k, self.h().alpha.version(&k).unwrap_or(u64::MAX), *v))
                         .collect();
-                    (self.alpha.len(), scanned)
+                    (self.h().alpha.len(), scanned)
                 }
                 Which::Beta => {
-                    let view = snap.view(&self.beta);
+                    let view = snap.view(&self.h().beta);
                     let scanned = view
                         .iter()
                         .map(|(k, v)| {
                             let n = k.trim_start_matches("key-").parse().unwrap_or(u8::MAX);
-                            (n, self.beta.version(&k).unwrap_or(u64::MAX), *v)
+                            (n, self.h().beta.version(&k).unwrap_or(u64::MAX), *v)
                         })
                         .collect();
-                    (self.beta.len(), scanned)
+                    (self.h().beta.len(), scanned)
                 }
             };
             prop_assert_eq!(len, live.len(), "len of {:?}", which);
@@ -269,7 +289,7 @@ impl Harness {
                 // Ranges over the encoded keys select what the model's range selects.
                 for (lo, hi) in [(0, KEYS), (2, 5), (3, 3), (6, 2)] {
                     let ranged: Vec<(u8, i64)> =
-                        self.alpha.range(lo..hi).into_iter().map(|(k, v)| (k, *v)).collect();
+                        self.h().alpha.range(lo..hi).into_iter().map(|(k, v)| (k, *v)).collect();
                     let want: Vec<(u8, i64)> = live
                         .iter()
                         .filter(|(k, _, _)| (lo..hi).contains(k))
@@ -284,18 +304,18 @@ impl Harness {
                     self.model.get(&(which, key)).and_then(|r| r.value.map(|v| (r.version, v)));
                 let (got, got_plain, contains, snap_got) = match which {
                     Which::Alpha => (
-                        self.alpha.get_versioned(&key).map(|(v, x)| (v, *x)),
-                        self.alpha.get(&key).map(|x| *x),
-                        self.alpha.contains(&key),
-                        snap.view(&self.alpha).get_versioned(&key).map(|(v, x)| (v, *x)),
+                        self.h().alpha.get_versioned(&key).map(|(v, x)| (v, *x)),
+                        self.h().alpha.get(&key).map(|x| *x),
+                        self.h().alpha.contains(&key),
+                        snap.view(&self.h().alpha).get_versioned(&key).map(|(v, x)| (v, *x)),
                     ),
                     Which::Beta => {
                         let k = beta_key(key);
                         (
-                            self.beta.get_versioned(&k).map(|(v, x)| (v, *x)),
-                            self.beta.get(&k).map(|x| *x),
-                            self.beta.contains(&k),
-                            snap.view(&self.beta).get_versioned(&k).map(|(v, x)| (v, *x)),
+                            self.h().beta.get_versioned(&k).map(|(v, x)| (v, *x)),
+                            self.h().beta.get(&k).map(|x| *x),
+                            self.h().beta.contains(&k),
+                            snap.view(&self.h().beta).get_versioned(&k).map(|(v, x)| (v, *x)),
                         )
                     }
                 };
@@ -366,7 +386,7 @@ fn model_op(model: &mut Model, op: &Op) -> Option<Outcome> {
             model.retain(|(w, _), r| !(*w == view && r.value.is_none() && r.version < below));
             Outcome::Purged { count: (before - model.len()) as u64 }
         }
-        Op::Batch(_) | Op::Group(_) | Op::Reopen => {
+        Op::Batch(_) | Op::Group(_) | Op::Reopen { .. } => {
             unreachable!("the strategy only puts single writes into batches")
         }
     })
@@ -429,7 +449,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => prop::collection::vec(write_op(), 2..6).prop_map(Op::Batch),
         2 => prop::collection::vec(prop::collection::vec(write_op(), 1..4), 2..6)
             .prop_map(Op::Group),
-        1 => Just(Op::Reopen),
+        1 => any::<bool>().prop_map(|close| Op::Reopen { close }),
     ]
 }
 
@@ -461,12 +481,12 @@ fn run(open: Box<dyn Fn() -> viewstore::Result<Store>>, ops: &[Op]) -> Result<()
     }
     // Whatever the sequence, a final reopen shows the same state, and memory agrees
     // with the file record by record.
-    harness.reopen().map_err(fail)?;
+    harness.reopen(true).map_err(fail)?;
     harness.check()?;
-    let report = harness.store.verify().map_err(fail)?;
+    let report = harness.h().store.verify().map_err(fail)?;
     prop_assert!(report.is_ok(), "{:?}", report.problems);
     prop_assert_eq!(report.views, 2);
-    harness.store.close().map_err(fail)?;
+    harness.h().store.close().map_err(fail)?;
     Ok(())
 }
 
@@ -475,12 +495,12 @@ fn memory_opener() -> Box<dyn Fn() -> viewstore::Result<Store>> {
     Box::new(move || Store::builder("model-in-memory").backend(Arc::clone(&backend)).open())
 }
 
-fn file_opener(path: PathBuf) -> Box<dyn Fn() -> viewstore::Result<Store>> {
-    Box::new(move || Store::open(&path))
+fn file_opener(path: PathBuf, durability: Durability) -> Box<dyn Fn() -> viewstore::Result<Store>> {
+    Box::new(move || Store::builder(&path).durability(durability).open())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(96))]
 
     #[test]
     fn random_operations_match_the_model_in_memory(ops in prop::collection::vec(op(), 1..60)) {
@@ -494,7 +514,18 @@ proptest! {
     #[test]
     fn random_operations_match_the_model_on_disk(ops in prop::collection::vec(op(), 20..50)) {
         let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-        run(file_opener(dir.path().join("model.redb")), &ops)?;
+        run(file_opener(dir.path().join("model.redb"), Durability::Immediate), &ops)?;
+    }
+
+    /// Syncs every few milliseconds, so that syncs fall between commits, reopens and
+    /// drops.
+    #[test]
+    fn random_operations_match_the_model_with_periodic_durability(
+        ops in prop::collection::vec(op(), 20..50),
+    ) {
+        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let periodic = Durability::Periodic { interval: Duration::from_millis(2) };
+        run(file_opener(dir.path().join("model.redb"), periodic), &ops)?;
     }
 }
 
