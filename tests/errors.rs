@@ -481,3 +481,32 @@ fn opening_a_store_that_is_already_open_fails_and_disturbs_nothing() -> TestResu
     assert_eq!(store.view(&USERS)?.len(), 2);
     Ok(())
 }
+
+#[test]
+fn a_value_over_the_limit_from_an_update_closure_fails_only_its_batch() -> TestResult {
+    const BLOBS: ViewDef<u32, Vec<u8>> = ViewDef::new("blobs");
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("update-size.redb"))?;
+    let blobs = store.view(&BLOBS)?;
+    blobs.put(&5, vec![1, 2, 3], 1)?;
+
+    let mut big = Batch::new();
+    big.put(&blobs, &6, vec![6], 1)?;
+    big.update(&blobs, &5, 2, |_| Some(vec![0u8; MAX_VALUE_BYTES]))?;
+    let mut small = Batch::new();
+    small.put(&blobs, &7, vec![7], 1)?;
+    let (big, small) = (store.submit(big)?, store.submit(small)?);
+
+    match big.wait() {
+        Err(Error::ValueTooLarge { view, key, len, max }) => {
+            assert_eq!((view.as_str(), key.as_str()), ("blobs", "5"));
+            assert!(len > max && max == MAX_VALUE_BYTES, "{len} {max}");
+        }
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
+    assert_eq!(small.wait()?.outcomes, vec![Outcome::Applied]);
+    assert_eq!(blobs.get_versioned(&5).map(|(v, b)| (v, (*b).clone())), Some((1, vec![1, 2, 3])));
+    assert!(!blobs.contains(&6));
+    assert!(blobs.contains(&7));
+    Ok(())
+}
