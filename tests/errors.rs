@@ -236,14 +236,14 @@ fn a_key_over_the_limit_is_refused_when_the_batch_is_built() -> TestResult {
 
 #[test]
 fn a_value_over_the_limit_is_refused_when_the_batch_is_built() -> TestResult {
-    const BLOBS: ViewDef<u32, Vec<u8>> = ViewDef::new("blobs");
+    const BLOBS: ViewDef<u32, String> = ViewDef::new("blobs");
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("values.redb"))?;
     let blobs = store.view(&BLOBS)?;
 
     // bincode writes this length as a 5-byte varint before the bytes.
-    let at_limit = vec![7u8; MAX_VALUE_BYTES - 5];
-    let over = vec![7u8; MAX_VALUE_BYTES - 4];
+    let at_limit = "x".repeat(MAX_VALUE_BYTES - 5);
+    let over = "x".repeat(MAX_VALUE_BYTES - 4);
     let mut batch = Batch::new();
     batch.put(&blobs, &1, at_limit, 1)?;
     let err = batch.put(&blobs, &31337, over, 1).map(drop).expect_err("value too large");
@@ -484,17 +484,17 @@ fn opening_a_store_that_is_already_open_fails_and_disturbs_nothing() -> TestResu
 
 #[test]
 fn a_value_over_the_limit_from_an_update_closure_fails_only_its_batch() -> TestResult {
-    const BLOBS: ViewDef<u32, Vec<u8>> = ViewDef::new("blobs");
+    const BLOBS: ViewDef<u32, String> = ViewDef::new("blobs");
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("update-size.redb"))?;
     let blobs = store.view(&BLOBS)?;
-    blobs.put(&5, vec![1, 2, 3], 1)?;
+    blobs.put(&5, s("small"), 1)?;
 
     let mut big = Batch::new();
-    big.put(&blobs, &6, vec![6], 1)?;
-    big.update(&blobs, &5, 2, |_| Some(vec![0u8; MAX_VALUE_BYTES]))?;
+    big.put(&blobs, &6, s("six"), 1)?;
+    big.update(&blobs, &5, 2, |_| Some("x".repeat(MAX_VALUE_BYTES)))?;
     let mut small = Batch::new();
-    small.put(&blobs, &7, vec![7], 1)?;
+    small.put(&blobs, &7, s("seven"), 1)?;
     let (big, small) = (store.submit(big)?, store.submit(small)?);
 
     match big.wait() {
@@ -505,7 +505,7 @@ fn a_value_over_the_limit_from_an_update_closure_fails_only_its_batch() -> TestR
         other => panic!("expected ValueTooLarge, got {other:?}"),
     }
     assert_eq!(small.wait()?.outcomes, vec![Outcome::Applied]);
-    assert_eq!(blobs.get_versioned(&5).map(|(v, b)| (v, (*b).clone())), Some((1, vec![1, 2, 3])));
+    assert_eq!(blobs.get_versioned(&5).map(|(v, b)| (v, (*b).clone())), Some((1, s("small"))));
     assert!(!blobs.contains(&6));
     assert!(blobs.contains(&7));
     Ok(())
