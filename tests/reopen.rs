@@ -275,3 +275,31 @@ fn periodic_durability_persists_everything_at_close_and_drop() -> TestResult {
     assert_eq!(users.put(&3, s("late"), 1)?, Outcome::Stale { current: 2 });
     Ok(())
 }
+
+#[test]
+fn close_called_from_an_update_closure_commits_that_batch_and_stops() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("close-inside.redb");
+    {
+        let store = Store::open(&path)?;
+        let users = store.view(&USERS)?;
+        let captured = store.clone();
+        let mut batch = Batch::new();
+        batch.update(&users, &1, 1, move |_| {
+            let result = captured.close();
+            Some(format!("closed: {}", result.is_ok()))
+        })?;
+        let receipt = store
+            .submit(batch)?
+            .wait_timeout(Duration::from_secs(10))
+            .map_err(|_| "the writer hung closing its own store")??;
+        assert_eq!(receipt.outcomes, vec![Outcome::Applied]);
+        assert_eq!(users.get(&1).as_deref(), Some(&s("closed: true")));
+        assert!(matches!(users.put(&2, s("after"), 1), Err(Error::Closed)));
+    }
+    let store = Store::open(&path)?;
+    let users = store.view(&USERS)?;
+    assert_eq!(users.get(&1).as_deref(), Some(&s("closed: true")));
+    assert_eq!(users.len(), 1);
+    Ok(())
+}
