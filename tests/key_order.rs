@@ -252,3 +252,22 @@ fn prefix_scans_select_by_leading_tuple_fields() -> TestResult {
     assert_eq!(exact, vec![3]);
     Ok(())
 }
+
+#[test]
+fn a_prefix_of_all_0xff_bytes_reaches_the_end_of_the_view() -> TestResult {
+    let store = memory_store()?;
+    let view = store.view(&ViewDef::<(u8, u16), u8>::new("edges"))?;
+    let mut batch = Batch::new();
+    for key in [(254, 0), (254, u16::MAX), (255, 0), (255, 1), (255, u16::MAX)] {
+        batch.put(&view, &key, key.0, 1)?;
+    }
+    store.submit(batch)?.wait()?;
+    let tail: Vec<(u8, u16)> = view.prefix(&255u8).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(tail, vec![(255, 0), (255, 1), (255, u16::MAX)]);
+    let last: Vec<(u8, u16)> =
+        view.prefix(&(255u8, u16::MAX)).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(last, vec![(255, u16::MAX)]);
+    let below: Vec<(u8, u16)> = view.prefix(&254u8).into_iter().map(|(k, _)| k).collect();
+    assert_eq!(below, vec![(254, 0), (254, u16::MAX)]);
+    Ok(())
+}
