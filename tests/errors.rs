@@ -510,3 +510,15 @@ fn a_value_over_the_limit_from_an_update_closure_fails_only_its_batch() -> TestR
     assert!(blobs.contains(&7));
     Ok(())
 }
+
+#[test]
+fn a_store_in_a_missing_directory_is_an_error_naming_the_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("no-such-dir").join("views.redb");
+    let err = Store::open(&path).expect_err("the directory does not exist");
+    assert!(matches!(err, Error::Storage { .. } | Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(err.source().is_some());
+    assert!(!dir.path().join("no-such-dir").exists());
+    Ok(())
+}
