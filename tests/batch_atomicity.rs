@@ -555,3 +555,42 @@ fn a_group_of_failed_batches_writes_nothing_and_spends_no_lsn() -> TestResult {
     assert_eq!(counts, vec![("accounts".to_owned(), 2)]);
     Ok(())
 }
+
+#[test]
+fn reads_do_not_wait_for_a_busy_writer() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("busy.redb"))?;
+    let accounts = store.view(&ACCOUNTS)?;
+    store.submit(one_put(&accounts, 1)?)?.wait()?;
+    let lsn = store.lsn();
+    let (blocker, release) = block_writer(&store)?;
+    let pending = store.submit(one_put(&accounts, 2)?)?;
+
+    // The writer is stuck inside a closure; readers on another thread still finish.
+    let (done_tx, done) = mpsc::channel();
+    {
+        let (store, accounts) = (store.clone(), accounts.clone());
+        std::thread::spawn(move || {
+            let mut seen = 0;
+            for _ in 0..1_000 {
+                seen += usize::from(accounts.contains(&1));
+                seen += usize::from(accounts.get(&2).is_some());
+                let snap = store.snapshot();
+                seen += snap.view(&accounts).len();
+                assert_eq!(snap.lsn(), store.stats().lsn);
+            }
+            let _ = done_tx.send(seen);
+        });
+    }
+    let seen = done.recv_timeout(Duration::from_secs(10))?;
+    // Key 1 in every read, key 2 in none: the pending batch is not visible.
+    assert_eq!(seen, 2_000);
+    assert_eq!(store.lsn(), lsn);
+    assert!(!pending.is_ready());
+
+    release.send(())?;
+    blocker.wait()?;
+    pending.wait()?;
+    assert!(accounts.contains(&2));
+    Ok(())
+}
