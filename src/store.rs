@@ -378,7 +378,10 @@ impl Inner {
         }
         {
             let mut gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
-            if !gate.closed {
+            // Closed from the writer thread, the writer may have found no room for its
+            // Shutdown: until it is joined, ask again (a stopped writer refuses at once).
+            let running = self.thread.lock().unwrap_or_else(PoisonError::into_inner).is_some();
+            if !gate.closed || running {
                 gate.closed = true;
                 let (reply, done) = crossbeam_channel::bounded(1);
                 if self.tx.send(Request::Shutdown { reply }).is_ok() {

@@ -303,3 +303,46 @@ fn close_called_from_an_update_closure_commits_that_batch_and_stops() -> TestRes
     assert_eq!(users.len(), 1);
     Ok(())
 }
+
+#[test]
+fn a_store_closed_from_a_closure_while_its_queue_is_full_still_drops() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("close-full-inside.redb");
+    let store = Store::builder(&path).queue_capacity(1).open()?;
+    let users = store.view(&USERS)?;
+
+    let (go_tx, go) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, entered) = std::sync::mpsc::channel::<()>();
+    let captured = store.clone();
+    let mut closing = Batch::new();
+    closing.update(&users, &1, 1, move |_| {
+        let _ = entered_tx.send(());
+        let _ = go.recv();
+        // The queue holds the next batch: the writer cannot queue its own shutdown.
+        Some(format!("closed: {}", captured.close().is_ok()))
+    })?;
+    let closing = store.submit(closing)?;
+    entered.recv_timeout(Duration::from_secs(10))?;
+    let mut queued = Batch::new();
+    queued.put(&users, &2, s("queued"), 1)?;
+    let queued = store.submit(queued)?;
+    go_tx.send(())?;
+
+    let wait = |t: viewstore::Ticket| {
+        t.wait_timeout(Duration::from_secs(10)).map_err(|_| "a ticket never resolved")
+    };
+    assert_eq!(wait(closing)??.outcomes, vec![Outcome::Applied]);
+    assert_eq!(wait(queued)??.outcomes, vec![Outcome::Applied]);
+
+    // Dropping the last handles joins the writer; it must not wait forever.
+    let (dropped_tx, dropped) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        drop(users);
+        drop(store);
+        let _ = dropped_tx.send(());
+    });
+    dropped.recv_timeout(Duration::from_secs(10)).map_err(|_| "dropping the store hung")?;
+    let store = Store::open(&path)?;
+    assert_eq!(store.view(&USERS)?.len(), 2);
+    Ok(())
+}
