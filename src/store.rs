@@ -370,8 +370,8 @@ impl Inner {
             if !gate.closed {
                 gate.closed = true;
                 let (reply, _) = crossbeam_channel::bounded(1);
-                // A full queue is fine: dropping the last handle disconnects it, and the
-                // writer stops once it is drained.
+                // With a full queue this is refused, which is fine: dropping the last
+                // handle disconnects the queue, and a later shutdown asks again.
                 let _ = self.tx.try_send(Request::Shutdown { reply });
             }
             return;
