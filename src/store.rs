@@ -356,9 +356,32 @@ fn gate_error(gate: &RwLock<Gate>, file: &Path) -> Option<Error> {
 impl Inner {
     /// Closes the gate, lets the writer commit what is queued, and joins it.
     fn shutdown(&self) {
-        {
+        // An update closure that owns a handle can drop the store's last one on the
+        // writer thread, which cannot wait for itself: there the gate is closed and the
+        // writer told to stop, without waiting. It still commits what is queued first.
+        let on_writer = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|h| h.thread().id() == std::thread::current().id());
+        if on_writer {
             let mut gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
             if !gate.closed {
+                gate.closed = true;
+                let (reply, _) = crossbeam_channel::bounded(1);
+                // With a full queue this is refused, which is fine: dropping the last
+                // handle disconnects the queue, and a later shutdown asks again.
+                let _ = self.tx.try_send(Request::Shutdown { reply });
+            }
+            return;
+        }
+        {
+            let mut gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+            // Closed from the writer thread, the writer may have found no room for its
+            // Shutdown: until it is joined, ask again (a stopped writer refuses at once).
+            let running = self.thread.lock().unwrap_or_else(PoisonError::into_inner).is_some();
+            if !gate.closed || running {
                 gate.closed = true;
                 let (reply, done) = crossbeam_channel::bounded(1);
                 if self.tx.send(Request::Shutdown { reply }).is_ok() {

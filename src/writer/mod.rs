@@ -352,6 +352,11 @@ impl Writer {
         {
             let (k, _) = item.map_err(Error::at(file, "reading the index list"))?;
             let Some(index) = k.value().strip_prefix(prefix.as_str()) else { break };
+            // Index names have no '/': a rest with one is an index of another view
+            // whose name starts with this one's ("shop/users" below "shop").
+            if index.contains('/') {
+                continue;
+            }
             if !declared.iter().any(|d| &*d.writer.name == index) {
                 undeclared.push(index.to_owned());
             }

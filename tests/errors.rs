@@ -1,0 +1,524 @@
+//! Every kind of bad input gets its own error, naming what and where, and changes
+//! nothing.
+
+use redb::{ReadableDatabase, TableDefinition};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::error::Error as _;
+use std::path::Path;
+use viewstore::{Batch, Error, MAX_KEY_BYTES, MAX_VALUE_BYTES, Outcome, Store, ViewDef};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const USERS: ViewDef<u64, String> = ViewDef::new("users");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("viewstore.meta");
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+fn assert_refused_untouched(path: &Path, expect: impl Fn(&Error) -> bool) -> TestResult {
+    let before = std::fs::read(path)?;
+    let err = Store::open(path).expect_err("the file must be refused");
+    assert!(expect(&err), "unexpected error: {err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert_eq!(std::fs::read(path)?, before, "the refused file was changed");
+    Ok(())
+}
+
+#[test]
+fn a_file_of_random_bytes_is_not_a_store() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("random.bin");
+    // A fixed pseudo-random pattern, long enough to look like a database file.
+    let mut x = 0x2545_f491_4f6c_dd1d_u64;
+    let bytes: Vec<u8> = (0..64 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&path, &bytes)?;
+    assert_refused_untouched(&path, |e| matches!(e, Error::NotAStore { .. }))
+}
+
+#[test]
+fn a_text_file_is_not_a_store() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("notes.txt");
+    std::fs::write(&path, "shopping list:\n- eggs\n- milk\n")?;
+    assert_refused_untouched(&path, |e| matches!(e, Error::NotAStore { .. }))?;
+    let short = dir.path().join("short.txt");
+    std::fs::write(&short, "hi")?;
+    assert_refused_untouched(&short, |e| matches!(e, Error::NotAStore { .. }))?;
+    let err = Store::open(dir.path()).expect_err("a directory is no store");
+    assert!(matches!(err, Error::NotAStore { .. }), "{err:?}");
+    Ok(())
+}
+
+#[test]
+fn a_redb_file_of_another_program_is_not_a_store() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("other.redb");
+    {
+        let db = redb::Database::create(&path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut t = txn.open_table(TableDefinition::<u64, u64>::new("orders"))?;
+            t.insert(1, 99)?;
+        }
+        txn.commit()?;
+    }
+    assert_refused_untouched(
+        &path,
+        |e| matches!(e, Error::NotAStore { reason, .. } if reason.contains("orders")),
+    )?;
+    // The other program's data is intact.
+    let db = redb::Database::open(&path)?;
+    let txn = db.begin_read()?;
+    let t = txn.open_table(TableDefinition::<u64, u64>::new("orders"))?;
+    assert_eq!(t.get(1)?.map(|v| v.value()), Some(99));
+    Ok(())
+}
+
+#[test]
+fn a_redb_header_followed_by_garbage_is_refused_untouched() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("half.redb");
+    let mut bytes = vec![b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
+    bytes.extend((0..8192u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
+    std::fs::write(&path, &bytes)?;
+    let err = Store::open(&path).expect_err("garbage after a redb header");
+    assert!(matches!(err, Error::NotAStore { .. } | Error::Storage { .. }), "{err:?}");
+    assert!(err.to_string().contains("half.redb"), "{err}");
+    assert_eq!(std::fs::read(&path)?, bytes, "the refused file was changed");
+    Ok(())
+}
+
+#[test]
+fn a_newer_format_is_refused_untouched() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("newer.redb");
+    {
+        let store = Store::open(&path)?;
+        store.view(&USERS)?.put(&1, s("ada"), 1)?;
+        store.close()?;
+    }
+    {
+        let db = redb::Database::open(&path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert("format", 7u32.to_le_bytes().as_slice())?;
+        }
+        txn.commit()?;
+    }
+    assert_refused_untouched(&path, |e| {
+        matches!(e, Error::NewerFormat { found: 7, supported: 1, .. })
+    })
+}
+
+#[test]
+fn an_unreadable_format_version_is_not_a_store() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("badmeta.redb");
+    {
+        let store = Store::open(&path)?;
+        store.close()?;
+    }
+    {
+        let db = redb::Database::open(&path)?;
+        let txn = db.begin_write()?;
+        {
+            let mut meta = txn.open_table(META)?;
+            meta.insert("format", [1u8, 0].as_slice())?;
+        }
+        txn.commit()?;
+    }
+    assert_refused_untouched(&path, |e| matches!(e, Error::NotAStore { .. }))
+}
+
+#[test]
+fn a_view_opened_with_other_types_or_schema_is_a_mismatch() -> TestResult {
+    const USERS_AS_NUMBERS: ViewDef<u64, u32> = ViewDef::new("users");
+    const USERS_BY_NAME: ViewDef<String, String> = ViewDef::new("users");
+    const USERS_V2: ViewDef<u64, String> = ViewDef::new("users").schema_version(2);
+
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("schema.redb");
+    let check = |store: &Store| -> TestResult {
+        for err in [
+            store.view(&USERS_AS_NUMBERS).map(drop).expect_err("other value type"),
+            store.view(&USERS_BY_NAME).map(drop).expect_err("other key type"),
+            store.view(&USERS_V2).map(drop).expect_err("other schema version"),
+        ] {
+            match &err {
+                Error::SchemaMismatch { view, stored, requested } => {
+                    assert_eq!(view, "users");
+                    assert_ne!(stored, requested);
+                    assert!(stored.contains("alloc::string::String"), "{stored}");
+                }
+                other => panic!("expected SchemaMismatch, got {other:?}"),
+            }
+            assert!(err.to_string().contains("'users'"), "{err}");
+        }
+        Ok(())
+    };
+    {
+        let store = Store::open(&path)?;
+        let users = store.view(&USERS)?;
+        users.put(&1, s("ada"), 3)?;
+        // While the view is open in this store...
+        check(&store)?;
+        assert_eq!(users.get(&1).as_deref(), Some(&s("ada")));
+        store.close()?;
+    }
+    // ...and when it is only on disk.
+    let store = Store::open(&path)?;
+    let lsn = store.lsn();
+    check(&store)?;
+    assert_eq!(store.lsn(), lsn);
+    // The stored view is still readable with its own definition.
+    let users = store.view(&USERS)?;
+    assert_eq!(users.get_versioned(&1).map(|(v, s)| (v, (*s).clone())), Some((3, s("ada"))));
+    assert_eq!(users.put(&1, s("ada"), 3)?, Outcome::Stale { current: 3 });
+    Ok(())
+}
+
+#[test]
+fn submitting_after_close_is_closed() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("closed.redb"))?;
+    let users = store.view(&USERS)?;
+    let mut batch = Batch::new();
+    batch.put(&users, &1, s("x"), 1)?;
+    store.close()?;
+    assert!(matches!(store.submit(batch), Err(Error::Closed)));
+    assert!(users.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_key_over_the_limit_is_refused_when_the_batch_is_built() -> TestResult {
+    const NAMED: ViewDef<String, u32> = ViewDef::new("named");
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("keys.redb"))?;
+    let named = store.view(&NAMED)?;
+
+    // A string key encodes to its bytes plus a two-byte terminator.
+    let at_limit = "k".repeat(MAX_KEY_BYTES - 2);
+    let over = "k".repeat(MAX_KEY_BYTES - 1);
+    let mut batch = Batch::new();
+    batch.put(&named, &at_limit, 1, 1)?;
+    let err = batch.put(&named, &over, 2, 1).map(drop).expect_err("key too large");
+    match &err {
+        Error::KeyTooLarge { view, len, max } => {
+            assert_eq!(view, "named");
+            assert_eq!(*len, MAX_KEY_BYTES + 1);
+            assert_eq!(*max, MAX_KEY_BYTES);
+        }
+        other => panic!("expected KeyTooLarge, got {other:?}"),
+    }
+    assert!(err.to_string().contains("'named'"), "{err}");
+    assert!(matches!(batch.delete(&named, &over, 3), Err(Error::KeyTooLarge { .. })));
+    assert!(matches!(batch.update(&named, &over, 3, |_| Some(1)), Err(Error::KeyTooLarge { .. })));
+    // The batch kept only its good operation, and it commits.
+    assert_eq!(batch.len(), 1);
+    assert_eq!(store.submit(batch)?.wait()?.outcomes, vec![Outcome::Applied]);
+    assert_eq!(named.len(), 1);
+    assert!(named.contains(&at_limit));
+    assert!(matches!(named.put(&over, 1, 1), Err(Error::KeyTooLarge { .. })));
+    Ok(())
+}
+
+#[test]
+fn a_value_over_the_limit_is_refused_when_the_batch_is_built() -> TestResult {
+    const BLOBS: ViewDef<u32, String> = ViewDef::new("blobs");
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("values.redb"))?;
+    let blobs = store.view(&BLOBS)?;
+
+    // bincode writes this length as a 5-byte varint before the bytes.
+    let at_limit = "x".repeat(MAX_VALUE_BYTES - 5);
+    let over = "x".repeat(MAX_VALUE_BYTES - 4);
+    let mut batch = Batch::new();
+    batch.put(&blobs, &1, at_limit, 1)?;
+    let err = batch.put(&blobs, &31337, over, 1).map(drop).expect_err("value too large");
+    match &err {
+        Error::ValueTooLarge { view, key, len, max } => {
+            assert_eq!(view, "blobs");
+            assert_eq!(key, "31337");
+            assert_eq!(*len, MAX_VALUE_BYTES + 1);
+            assert_eq!(*max, MAX_VALUE_BYTES);
+        }
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("'blobs'") && text.contains("31337"), "{text}");
+    assert_eq!(batch.len(), 1);
+    drop(batch);
+    assert!(blobs.is_empty());
+    Ok(())
+}
+
+/// A value whose encoding always fails.
+#[derive(Debug, Deserialize)]
+struct Unencodable(u8);
+
+impl Serialize for Unencodable {
+    fn serialize<S: Serializer>(&self, _serializer: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(format!("no encoding for value {}", self.0)))
+    }
+}
+
+#[test]
+fn a_value_that_fails_to_encode_is_an_encode_error() -> TestResult {
+    const BAD: ViewDef<String, Unencodable> = ViewDef::new("bad-values");
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("encode.redb"))?;
+    let bad = store.view(&BAD)?;
+    let mut batch = Batch::new();
+    let err = batch.put(&bad, &s("k-17"), Unencodable(1), 1).map(drop).expect_err("encoding fails");
+    match &err {
+        Error::Encode { view, key, .. } => {
+            assert_eq!(view, "bad-values");
+            assert_eq!(key, "\"k-17\"");
+        }
+        other => panic!("expected Encode, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("'bad-values'") && text.contains("k-17"), "{text}");
+    let source = err.source().map(ToString::to_string).unwrap_or_default();
+    assert!(source.contains("no encoding for value 1"), "{source}");
+    assert!(batch.is_empty());
+    assert!(matches!(
+        bad.compare_and_set(&s("k"), None, 1, Unencodable(2)),
+        Err(Error::Encode { .. })
+    ));
+    assert!(bad.is_empty());
+    Ok(())
+}
+
+#[test]
+fn keys_without_a_byte_order_are_a_key_encoding_error() -> TestResult {
+    const BY_FLOAT: ViewDef<f64, String> = ViewDef::new("by-float");
+    const BY_MAP: ViewDef<BTreeMap<u8, u8>, String> = ViewDef::new("by-map");
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("keys.redb"))?;
+    let by_float = store.view(&BY_FLOAT)?;
+    let mut batch = Batch::new();
+    let err = batch.put(&by_float, &1.5, s("x"), 1).map(drop).expect_err("float key");
+    match &err {
+        Error::KeyEncoding { view, reason } => {
+            assert_eq!(view, "by-float");
+            assert!(reason.contains("f64"), "{reason}");
+        }
+        other => panic!("expected KeyEncoding, got {other:?}"),
+    }
+    assert!(err.to_string().contains("'by-float'"), "{err}");
+    assert!(matches!(by_float.delete(&2.0, 1), Err(Error::KeyEncoding { .. })));
+    // Reads of such a key find nothing rather than fail.
+    assert_eq!(by_float.get(&1.5), None);
+
+    let by_map = store.view(&BY_MAP)?;
+    let key = BTreeMap::from([(1, 2)]);
+    assert!(matches!(
+        by_map.put(&key, s("x"), 1),
+        Err(Error::KeyEncoding { view, .. }) if view == "by-map"
+    ));
+    assert!(batch.is_empty());
+    assert_eq!(store.lsn().get(), 0);
+    Ok(())
+}
+
+/// Writes `record` under `key` into the table of view `view`, behind viewstore's back.
+fn plant(path: &Path, view: &str, key: &[u8], record: &[u8]) -> TestResult {
+    let db = redb::Database::open(path)?;
+    let txn = db.begin_write()?;
+    {
+        let name = format!("view.{view}");
+        let mut table = txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&name))?;
+        table.insert(key, record)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+#[test]
+fn corrupt_value_bytes_are_a_decode_error_naming_view_and_key() -> TestResult {
+    const OTHER: ViewDef<u64, String> = ViewDef::new("other");
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("corrupt.redb");
+    {
+        let store = Store::open(&path)?;
+        store.view(&USERS)?.put(&1, s("fine"), 1)?;
+        store.view(&OTHER)?.put(&1, s("fine too"), 1)?;
+        store.close()?;
+    }
+    // Key 4242 as the key encoding writes a u64 (big-endian); a live record header
+    // (tag 1, version 9) and then a string length of 250 with only two bytes after it.
+    let mut record = vec![1u8];
+    record.extend_from_slice(&9u64.to_le_bytes());
+    record.extend_from_slice(&[250, b'a', b'b']);
+    plant(&path, "users", &4242u64.to_be_bytes(), &record)?;
+
+    let store = Store::open(&path)?;
+    let err = store.view(&USERS).map(drop).expect_err("corrupt record");
+    match &err {
+        Error::Decode { view, key, .. } => {
+            assert_eq!(view, "users");
+            assert_eq!(key, "4242");
+        }
+        other => panic!("expected Decode, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("'users'") && text.contains("4242"), "{text}");
+    assert!(err.source().is_some());
+    // The rest of the store still works.
+    let other = store.view(&OTHER)?;
+    assert_eq!(other.get(&1).as_deref(), Some(&s("fine too")));
+    assert_eq!(other.put(&2, s("new"), 1)?, Outcome::Applied);
+    store.close()?;
+    Ok(())
+}
+
+#[test]
+fn a_record_with_a_bad_header_is_a_decode_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("header.redb");
+    {
+        let store = Store::open(&path)?;
+        store.view(&USERS)?.put(&1, s("fine"), 1)?;
+        store.close()?;
+    }
+    plant(&path, "users", &77u64.to_be_bytes(), &[9u8, 1, 2, 3, 4, 5, 6, 7, 8, 0])?;
+    let store = Store::open(&path)?;
+    let err = store.view(&USERS).map(drop).expect_err("bad record tag");
+    assert!(
+        matches!(&err, Error::Decode { view, key, .. } if view == "users" && key == "77"),
+        "{err:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn invalid_view_names_are_refused() -> TestResult {
+    const EMPTY: ViewDef<u64, u64> = ViewDef::new("");
+    const CONTROL: ViewDef<u64, u64> = ViewDef::new("bad\nname");
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("names.redb"))?;
+    assert!(matches!(store.view(&EMPTY), Err(Error::InvalidViewName { .. })));
+    let err = store.view(&CONTROL).map(drop).expect_err("control character");
+    assert!(matches!(&err, Error::InvalidViewName { view } if view == "bad\nname"));
+    Ok(())
+}
+
+#[test]
+fn a_batch_cannot_mix_views_of_two_stores() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let a = Store::open(dir.path().join("a.redb"))?;
+    let b = Store::open(dir.path().join("b.redb"))?;
+    let (ua, ub) = (a.view(&USERS)?, b.view(&USERS)?);
+    let mut batch = Batch::new();
+    batch.put(&ua, &1, s("a"), 1)?;
+    assert!(matches!(
+        batch.put(&ub, &1, s("b"), 1),
+        Err(Error::ForeignView { view }) if view == "users"
+    ));
+    assert!(matches!(b.submit(batch), Err(Error::ForeignView { .. })));
+    assert!(ua.is_empty() && ub.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_refused_store_opens_again_once_its_format_is_readable() -> TestResult {
+    // Refusing a newer format must not leave a lock or partial state behind: once the
+    // format is put back, the store opens with its data.
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("back.redb");
+    {
+        let store = Store::open(&path)?;
+        store.view(&USERS)?.put(&5, s("five"), 5)?;
+        store.close()?;
+    }
+    let set_format = |v: u32| -> TestResult {
+        let db = redb::Database::open(&path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(META)?.insert("format", v.to_le_bytes().as_slice())?;
+        txn.commit()?;
+        Ok(())
+    };
+    set_format(2)?;
+    assert!(matches!(Store::open(&path), Err(Error::NewerFormat { found: 2, .. })));
+    set_format(1)?;
+    let store = Store::open(&path)?;
+    assert_eq!(store.view(&USERS)?.get(&5).as_deref(), Some(&s("five")));
+    Ok(())
+}
+
+#[test]
+fn opening_a_store_that_is_already_open_fails_and_disturbs_nothing() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("twice.redb");
+    let store = Store::open(&path)?;
+    let users = store.view(&USERS)?;
+    users.put(&1, s("first"), 1)?;
+
+    let err = Store::open(&path).expect_err("the file is in use");
+    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    assert!(err.to_string().contains("twice.redb"), "{err}");
+
+    // The first store goes on as if nothing happened.
+    assert_eq!(users.put(&2, s("second"), 1)?, Outcome::Applied);
+    assert_eq!(users.len(), 2);
+    store.close()?;
+    drop(users);
+    drop(store);
+    let store = Store::open(&path)?;
+    assert_eq!(store.view(&USERS)?.len(), 2);
+    Ok(())
+}
+
+#[test]
+fn a_value_over_the_limit_from_an_update_closure_fails_only_its_batch() -> TestResult {
+    const BLOBS: ViewDef<u32, String> = ViewDef::new("blobs");
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("update-size.redb"))?;
+    let blobs = store.view(&BLOBS)?;
+    blobs.put(&5, s("small"), 1)?;
+
+    let mut big = Batch::new();
+    big.put(&blobs, &6, s("six"), 1)?;
+    big.update(&blobs, &5, 2, |_| Some("x".repeat(MAX_VALUE_BYTES)))?;
+    let mut small = Batch::new();
+    small.put(&blobs, &7, s("seven"), 1)?;
+    let (big, small) = (store.submit(big)?, store.submit(small)?);
+
+    match big.wait() {
+        Err(Error::ValueTooLarge { view, key, len, max }) => {
+            assert_eq!((view.as_str(), key.as_str()), ("blobs", "5"));
+            assert!(len > max && max == MAX_VALUE_BYTES, "{len} {max}");
+        }
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
+    assert_eq!(small.wait()?.outcomes, vec![Outcome::Applied]);
+    assert_eq!(blobs.get_versioned(&5).map(|(v, b)| (v, (*b).clone())), Some((1, s("small"))));
+    assert!(!blobs.contains(&6));
+    assert!(blobs.contains(&7));
+    Ok(())
+}
+
+#[test]
+fn a_store_in_a_missing_directory_is_an_error_naming_the_file() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("no-such-dir").join("views.redb");
+    let err = Store::open(&path).expect_err("the directory does not exist");
+    assert!(matches!(err, Error::Storage { .. } | Error::Io { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    assert!(err.source().is_some());
+    assert!(!dir.path().join("no-such-dir").exists());
+    Ok(())
+}
