@@ -154,6 +154,12 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A write, view open or verify was called on the writer thread (from an update
+    /// closure, an index extractor or a codec): it would wait for the writer running it.
+    WriterReentry {
+        /// The file of the store.
+        file: PathBuf,
+    },
     /// The write queue is full; returned by [`Store::try_submit`](crate::Store::try_submit).
     Full,
     /// The store was closed; nothing more can be written.
@@ -261,6 +267,12 @@ impl fmt::Display for Error {
             Error::InvalidIndex { view, index, reason } => {
                 write!(f, "invalid index '{index}' on view '{view}': {reason}")
             }
+            Error::WriterReentry { file } => write!(
+                f,
+                "store {} was written to from inside its own writer (an update closure, \
+                 extractor or codec); that would wait forever",
+                file.display()
+            ),
             Error::Full => f.write_str("the write queue is full"),
             Error::Closed => f.write_str("the store is closed"),
             Error::Poisoned { file, reason } => {

@@ -40,6 +40,7 @@ struct Inner {
     tx: Sender<Request>,
     gate: Arc<RwLock<Gate>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    writer_thread: std::thread::ThreadId,
 }
 
 /// An open viewstore: one redb file holding many views, one writer thread, and every
@@ -116,6 +117,7 @@ impl StoreBuilder {
                 published,
                 tx,
                 gate,
+                writer_thread: thread.thread().id(),
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -213,7 +215,17 @@ impl Store {
         gate_error(&self.inner.gate, &self.inner.config.path).unwrap_or(Error::Closed)
     }
 
+    /// Refuses calls made on the writer thread (from an update closure, extractor or
+    /// codec), which would wait for the writer that is running them.
+    fn check_not_writer(&self) -> Result<()> {
+        if std::thread::current().id() == self.inner.writer_thread {
+            return Err(Error::WriterReentry { file: self.inner.config.path.clone() });
+        }
+        Ok(())
+    }
+
     fn send(&self, request: Request) -> Result<()> {
+        self.check_not_writer()?;
         let gate = self.inner.gate.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = gate_state_error(&gate, &self.inner.config.path) {
             return Err(e);
@@ -262,6 +274,7 @@ impl Store {
         if batch.is_empty() {
             return self.submit(batch);
         }
+        self.check_not_writer()?;
         let (ticket, request) = self.request(batch)?;
         let gate = self.inner.gate.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(e) = gate_state_error(&gate, &self.inner.config.path) {
@@ -319,7 +332,7 @@ impl Store {
 
     /// Every view at the latest committed LSN.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot { root: self.inner.published.load_full() }
+        Snapshot { root: self.inner.published.load_full(), store: self.inner.id }
     }
 
     /// Commits what is queued, stops the writer and waits for it. Reads keep working on

@@ -522,3 +522,39 @@ fn a_store_in_a_missing_directory_is_an_error_naming_the_file() -> TestResult {
     assert!(!dir.path().join("no-such-dir").exists());
     Ok(())
 }
+
+#[test]
+fn writing_from_inside_an_update_closure_is_refused_not_deadlocked() -> TestResult {
+    const COUNTS: ViewDef<u64, u64> = ViewDef::new("reentry_counts");
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("s.redb"))?;
+    let counts = store.view(&COUNTS)?;
+    let inner = counts.clone();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen_in_closure = std::sync::Arc::clone(&seen);
+    counts.update(&1, 1, move |_| {
+        let refused = inner.put(&2, 2, 1);
+        *seen_in_closure.lock().expect("lock") = Some(format!("{refused:?}"));
+        Some(1)
+    })?;
+    let seen = seen.lock().expect("lock").clone().unwrap_or_default();
+    assert!(seen.contains("WriterReentry"), "{seen}");
+    assert_eq!(counts.get(&1).as_deref(), Some(&1));
+    assert!(counts.get(&2).is_none());
+    Ok(())
+}
+
+#[test]
+fn a_snapshot_reads_a_handle_of_another_store_as_empty() -> TestResult {
+    const NUMS: ViewDef<u64, u64> = ViewDef::new("nums");
+    let dir = tempfile::tempdir()?;
+    let a = Store::open(dir.path().join("a.redb"))?;
+    let b = Store::open(dir.path().join("b.redb"))?;
+    let (in_a, in_b) = (a.view(&NUMS)?, b.view(&NUMS)?);
+    in_a.put(&1, 10, 1)?;
+    in_b.put(&1, 20, 1)?;
+    assert_eq!(a.snapshot().view(&in_a).get(&1), Some(&10));
+    assert_eq!(a.snapshot().view(&in_b).get(&1), None);
+    assert!(a.snapshot().view(&in_b).is_empty());
+    Ok(())
+}

@@ -62,6 +62,7 @@ pub(crate) fn with_key_bytes<K: Serialize + ?Sized, R>(
 #[derive(Clone)]
 pub struct Snapshot {
     pub(crate) root: Arc<Root>,
+    pub(crate) store: u64,
 }
 
 impl Snapshot {
@@ -71,8 +72,11 @@ impl Snapshot {
     }
 
     /// The typed records of `view` at this snapshot's LSN.
+    ///
+    /// A handle of another store reads as an empty view.
     pub fn view<K, V, C>(&self, view: &View<K, V, C>) -> ViewSnapshot<K, V> {
-        ViewSnapshot { root: Arc::clone(&self.root), id: view.id, _types: PhantomData }
+        let id = if view.store.id() == self.store { view.id } else { usize::MAX };
+        ViewSnapshot { root: Arc::clone(&self.root), id, _types: PhantomData }
     }
 }
 
