@@ -40,6 +40,31 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! ## Threads
+//!
+//! [`Store`], [`View`], [`Snapshot`] and [`ViewSnapshot`] are `Send + Sync` and cheap to
+//! clone: share them across threads freely, no per-thread setup. Values must be
+//! `Send + Sync` for that to hold, so a view of values that are not cannot be opened:
+//!
+//! ```compile_fail
+//! use std::cell::Cell;
+//! use viewstore::{Store, ViewDef};
+//!
+//! // `Cell<u64>` is serde-encodable and `Send`, but not `Sync`.
+//! const CELLS: ViewDef<u64, Cell<u64>> = ViewDef::new("cells");
+//! # let dir = tempfile::tempdir().unwrap();
+//! let store = Store::open(dir.path().join("s.redb")).unwrap();
+//! let view = store.view(&CELLS);
+//! ```
+//!
+//! ```
+//! fn shareable<T: Send + Sync + Clone>() {}
+//! shareable::<viewstore::Store>();
+//! shareable::<viewstore::View<u64, String>>();
+//! shareable::<viewstore::Snapshot>();
+//! shareable::<viewstore::ViewSnapshot<u64, String>>();
+//! ```
+//!
 //! ## Trade-offs
 //!
 //! - Every live record of every open view is in memory, decoded: memory grows with the
