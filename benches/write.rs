@@ -1,2 +1,259 @@
-//! Write benchmarks (filled in below).
-fn main() {}
+//! Durable write throughput: viewstore's group commit against raw redb, in one group so
+//! that the ratios come from one run.
+//!
+//! Every benchmark writes random `u64` keys over a 100,000-record table, with
+//! `Durability::Immediate` (an fsync before each acknowledgement or commit returns).
+//! Throughput is counted in writes.
+
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use viewstore::{Batch, Durability, Store, View, ViewDef};
+
+/// Records in each table before measuring.
+const RECORDS: u64 = 100_000;
+/// Concurrent writers in `viewstore_64_writers`.
+const WRITERS: u64 = 64;
+/// One-op batches per iteration of `viewstore_pipelined`.
+const PIPELINED: u64 = 10_000;
+/// Commits per iteration of `redb_commit_per_write` (each costs an fsync).
+const COMMITS: u64 = 50;
+/// Inserts per commit in `redb_1000_per_txn`.
+const PER_TXN: u64 = 1_000;
+
+/// A small row of the kind a view holds: about 40 bytes with bincode's standard config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Row {
+    id: u64,
+    owner: u32,
+    name: String,
+    score: i64,
+    active: bool,
+    tags: Vec<u16>,
+    updated_at: u64,
+}
+
+impl Row {
+    fn new(id: u64, seed: u64) -> Row {
+        Row {
+            id,
+            owner: (seed % 1_000) as u32,
+            name: format!("row-{id:08}-{:04}", seed % 10_000),
+            score: i64::try_from(seed % 1_000_000).unwrap_or(0) - 500_000,
+            active: seed & 1 == 0,
+            tags: vec![(seed % 7) as u16, (seed % 13) as u16, (seed % 29) as u16],
+            updated_at: 1_700_000_000 + seed % 86_400,
+        }
+    }
+}
+
+const ROWS: ViewDef<u64, Row> = ViewDef::new("rows");
+const REDB_ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
+
+/// xorshift64: random keys without a dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn key(&mut self) -> u64 {
+        self.next() % RECORDS
+    }
+}
+
+fn encode(row: &Row) -> Vec<u8> {
+    bincode::serde::encode_to_vec(row, bincode::config::standard()).expect("encodable row")
+}
+
+/// A store with `RECORDS` rows at versions `1..=RECORDS`; the next version to write.
+fn populated_store(dir: &Path) -> (Store, View<u64, Row>, AtomicU64) {
+    let store = Store::builder(dir.join("viewstore.redb"))
+        .durability(Durability::Immediate)
+        .open()
+        .expect("open store");
+    let rows = store.view(&ROWS).expect("open view");
+    for chunk in 0..RECORDS / 10_000 {
+        let mut batch = Batch::new();
+        for id in chunk * 10_000..(chunk + 1) * 10_000 {
+            batch
+                .put(&rows, &id, Row::new(id, id), id + 1)
+                .expect("valid put");
+        }
+        store.submit(batch).expect("submit").wait().expect("commit");
+    }
+    (store, rows, AtomicU64::new(RECORDS + 1))
+}
+
+fn populated_redb(dir: &Path) -> Database {
+    let db = Database::create(dir.join("raw.redb")).expect("create redb");
+    let txn = db.begin_write().expect("begin");
+    {
+        let mut table = txn.open_table(REDB_ROWS).expect("table");
+        for id in 0..RECORDS {
+            table
+                .insert(id, encode(&Row::new(id, id)).as_slice())
+                .expect("insert");
+        }
+    }
+    txn.commit().expect("commit");
+    db
+}
+
+/// What every benchmark of the group writes to.
+struct Fixture {
+    store: Store,
+    rows: View<u64, Row>,
+    next_version: AtomicU64,
+    db: Database,
+}
+
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+/// 64 threads, each with one write in flight: what group commit does for many
+/// independent request handlers. One iteration = one write per thread.
+fn viewstore_64_writers(group: &mut Group<'_>, fx: &Fixture) {
+    group.throughput(Throughput::Elements(WRITERS));
+    group.bench_function("viewstore_64_writers", |b| {
+        b.iter_custom(|iters| {
+            let start = Barrier::new(WRITERS as usize + 1);
+            std::thread::scope(|s| {
+                for t in 0..WRITERS {
+                    let start = &start;
+                    s.spawn(move || {
+                        let mut rng = Rng::new(iters * WRITERS + t);
+                        start.wait();
+                        for _ in 0..iters {
+                            let key = rng.key();
+                            let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
+                            let mut batch = Batch::new();
+                            batch
+                                .put(&fx.rows, &key, Row::new(key, version), version)
+                                .expect("valid put");
+                            let ticket = fx.store.submit(batch).expect("submit");
+                            ticket.wait().expect("commit");
+                        }
+                    });
+                }
+                start.wait();
+                // Leaving the scope joins every writer.
+                Instant::now()
+            })
+            .elapsed()
+        });
+    });
+}
+
+/// One thread keeps the queue full: the writer's own ceiling.
+fn viewstore_pipelined(group: &mut Group<'_>, fx: &Fixture) {
+    group.throughput(Throughput::Elements(PIPELINED));
+    group.bench_function("viewstore_pipelined", |b| {
+        let mut rng = Rng::new(7);
+        b.iter_custom(|iters| {
+            let began = Instant::now();
+            for _ in 0..iters {
+                let mut tickets = Vec::with_capacity(PIPELINED as usize);
+                for _ in 0..PIPELINED {
+                    let key = rng.key();
+                    let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
+                    let mut batch = Batch::new();
+                    batch
+                        .put(&fx.rows, &key, Row::new(key, version), version)
+                        .expect("valid put");
+                    tickets.push(fx.store.submit(batch).expect("submit"));
+                }
+                for ticket in tickets {
+                    ticket.wait().expect("commit");
+                }
+            }
+            began.elapsed()
+        });
+    });
+}
+
+/// Raw redb, one commit per write: what a service gets without batching.
+fn redb_commit_per_write(group: &mut Group<'_>, fx: &Fixture) {
+    group.throughput(Throughput::Elements(COMMITS));
+    group.bench_function("redb_commit_per_write", |b| {
+        let mut rng = Rng::new(11);
+        b.iter(|| {
+            for _ in 0..COMMITS {
+                let key = rng.key();
+                let txn = fx.db.begin_write().expect("begin");
+                {
+                    let mut table = txn.open_table(REDB_ROWS).expect("table");
+                    table
+                        .insert(key, encode(&Row::new(key, rng.next())).as_slice())
+                        .expect("insert");
+                }
+                txn.commit().expect("commit");
+            }
+        });
+    });
+}
+
+/// Raw redb, hand-batched: 1,000 writes per commit.
+fn redb_1000_per_txn(group: &mut Group<'_>, fx: &Fixture) {
+    group.throughput(Throughput::Elements(PER_TXN));
+    group.bench_function("redb_1000_per_txn", |b| {
+        let mut rng = Rng::new(13);
+        b.iter(|| {
+            let txn = fx.db.begin_write().expect("begin");
+            {
+                let mut table = txn.open_table(REDB_ROWS).expect("table");
+                for _ in 0..PER_TXN {
+                    let key = rng.key();
+                    table
+                        .insert(key, encode(&Row::new(key, rng.next())).as_slice())
+                        .expect("insert");
+                }
+            }
+            txn.commit().expect("commit");
+        });
+    });
+}
+
+fn write(c: &mut Criterion) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
+    let (store, rows, next_version) = populated_store(dir.path());
+    let fx = Fixture {
+        store,
+        rows,
+        next_version,
+        db: populated_redb(dir.path()),
+    };
+
+    let mut group = c.benchmark_group("write");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    viewstore_64_writers(&mut group, &fx);
+    viewstore_pipelined(&mut group, &fx);
+    redb_commit_per_write(&mut group, &fx);
+    redb_1000_per_txn(&mut group, &fx);
+    group.finish();
+
+    // Every write above was an update: both tables still hold exactly every key.
+    assert_eq!(fx.rows.len() as u64, RECORDS);
+    let read = fx.db.begin_read().expect("read");
+    let table = read.open_table(REDB_ROWS).expect("table");
+    assert_eq!(table.len().expect("len"), RECORDS);
+    fx.store.close().expect("close");
+}
+
+criterion_group!(benches, write);
+criterion_main!(benches);
