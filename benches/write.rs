@@ -88,9 +88,7 @@ fn populated_store(dir: &Path) -> (Store, View<u64, Row>, AtomicU64) {
     for chunk in 0..RECORDS / 10_000 {
         let mut batch = Batch::new();
         for id in chunk * 10_000..(chunk + 1) * 10_000 {
-            batch
-                .put(&rows, &id, Row::new(id, id), id + 1)
-                .expect("valid put");
+            batch.put(&rows, &id, Row::new(id, id), id + 1).expect("valid put");
         }
         store.submit(batch).expect("submit").wait().expect("commit");
     }
@@ -103,9 +101,7 @@ fn populated_redb(dir: &Path) -> Database {
     {
         let mut table = txn.open_table(REDB_ROWS).expect("table");
         for id in 0..RECORDS {
-            table
-                .insert(id, encode(&Row::new(id, id)).as_slice())
-                .expect("insert");
+            table.insert(id, encode(&Row::new(id, id)).as_slice()).expect("insert");
         }
     }
     txn.commit().expect("commit");
@@ -169,9 +165,7 @@ fn viewstore_pipelined(group: &mut Group<'_>, fx: &Fixture) {
                     let key = rng.key();
                     let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
                     let mut batch = Batch::new();
-                    batch
-                        .put(&fx.rows, &key, Row::new(key, version), version)
-                        .expect("valid put");
+                    batch.put(&fx.rows, &key, Row::new(key, version), version).expect("valid put");
                     tickets.push(fx.store.submit(batch).expect("submit"));
                 }
                 for ticket in tickets {
@@ -228,12 +222,7 @@ fn redb_1000_per_txn(group: &mut Group<'_>, fx: &Fixture) {
 fn write(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let (store, rows, next_version) = populated_store(dir.path());
-    let fx = Fixture {
-        store,
-        rows,
-        next_version,
-        db: populated_redb(dir.path()),
-    };
+    let fx = Fixture { store, rows, next_version, db: populated_redb(dir.path()) };
 
     let mut group = c.benchmark_group("write");
     group

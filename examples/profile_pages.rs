@@ -102,9 +102,8 @@ impl Rng {
     }
 }
 
-const SYLLABLES: [&str; 12] = [
-    "ka", "lo", "mi", "ra", "ne", "to", "su", "vi", "da", "ber", "lin", "or",
-];
+const SYLLABLES: [&str; 12] =
+    ["ka", "lo", "mi", "ra", "ne", "to", "su", "vi", "da", "ber", "lin", "or"];
 const TOPICS: [&str; 12] = [
     "group commit",
     "denormalized views",
@@ -204,12 +203,7 @@ impl Source {
 
     fn post_change(&self, post: u64) -> Change {
         let p = &self.posts[&post];
-        Change::Post {
-            user: p.user,
-            post,
-            version: p.version,
-            value: Some(p.value.clone()),
-        }
+        Change::Post { user: p.user, post, version: p.version, value: Some(p.value.clone()) }
     }
 
     fn random_post(&mut self, user: u64) -> Option<u64> {
@@ -232,10 +226,7 @@ impl Source {
                 following: BTreeSet::new(),
             });
             let user = self.users.len() as u64 - 1;
-            return vec![Message {
-                user,
-                changes: vec![self.touch(user)],
-            }];
+            return vec![Message { user, changes: vec![self.touch(user)] }];
         }
         let user = self.rng.below(USERS);
         match self.rng.below(100) {
@@ -244,10 +235,7 @@ impl Source {
             55..60 => self.delete(user),
             60..65 => {
                 self.users[user as usize].name = name(&mut self.rng);
-                vec![Message {
-                    user,
-                    changes: vec![self.touch(user)],
-                }]
+                vec![Message { user, changes: vec![self.touch(user)] }]
             }
             _ => {
                 let other = self.rng.below(USERS);
@@ -259,18 +247,8 @@ impl Source {
     fn publish(&mut self, user: u64) -> Vec<Message> {
         let post = self.next_post;
         self.next_post += 1;
-        let value = Post {
-            title: title(&mut self.rng),
-            words: 50 + self.rng.below(2_000) as u32,
-        };
-        self.posts.insert(
-            post,
-            SourcePost {
-                user,
-                version: 1,
-                value,
-            },
-        );
+        let value = Post { title: title(&mut self.rng), words: 50 + self.rng.below(2_000) as u32 };
+        self.posts.insert(post, SourcePost { user, version: 1, value });
         self.users[user as usize].posts.push(post);
         let changes = vec![self.post_change(post), self.touch(user)];
         vec![Message { user, changes }]
@@ -285,12 +263,8 @@ impl Source {
         p.version += 1;
         p.value.title = title;
         let mut changes = vec![self.post_change(post)];
-        let shown = self.users[user as usize]
-            .posts
-            .iter()
-            .rev()
-            .take(LATEST_TITLES)
-            .any(|&p| p == post);
+        let shown =
+            self.users[user as usize].posts.iter().rev().take(LATEST_TITLES).any(|&p| p == post);
         if shown {
             changes.push(self.touch(user));
         }
@@ -304,15 +278,7 @@ impl Source {
         self.users[user as usize].posts.retain(|&p| p != post);
         let version = self.posts.remove(&post).expect("live post").version + 1;
         self.deleted += 1;
-        let changes = vec![
-            Change::Post {
-                user,
-                post,
-                version,
-                value: None,
-            },
-            self.touch(user),
-        ];
+        let changes = vec![Change::Post { user, post, version, value: None }, self.touch(user)];
         vec![Message { user, changes }]
     }
 
@@ -328,14 +294,8 @@ impl Source {
             self.users[other as usize].followers.insert(user);
         }
         vec![
-            Message {
-                user,
-                changes: vec![self.touch(user)],
-            },
-            Message {
-                user: other,
-                changes: vec![self.touch(other)],
-            },
+            Message { user, changes: vec![self.touch(user)] },
+            Message { user: other, changes: vec![self.touch(other)] },
         ]
     }
 }
@@ -398,14 +358,8 @@ fn generate(partitions: Vec<Sender<Message>>) -> (Source, DeliveryStats) {
     let mut source = Source::new();
     let mut rng = Rng::new(7);
     let mut stats = DeliveryStats::default();
-    let mut deliveries: Vec<Delivery> = partitions
-        .into_iter()
-        .map(|tx| Delivery {
-            tx,
-            held: Vec::new(),
-            sent: 0,
-        })
-        .collect();
+    let mut deliveries: Vec<Delivery> =
+        partitions.into_iter().map(|tx| Delivery { tx, held: Vec::new(), sent: 0 }).collect();
     for _ in 0..USERS + EVENTS {
         for msg in source.event() {
             let p = (msg.user % deliveries.len() as u64) as usize;
@@ -451,23 +405,15 @@ fn project(
         let mut batch = Batch::new();
         for change in msg.changes {
             match change {
-                Change::Profile {
-                    user,
-                    version,
-                    profile,
-                } => batch.put(profiles, &user, profile, version)?,
-                Change::Post {
-                    user,
-                    post,
-                    version,
-                    value: Some(value),
-                } => batch.put(posts, &(user, post), value, version)?,
-                Change::Post {
-                    user,
-                    post,
-                    version,
-                    value: None,
-                } => batch.delete(posts, &(user, post), version)?,
+                Change::Profile { user, version, profile } => {
+                    batch.put(profiles, &user, profile, version)?
+                }
+                Change::Post { user, post, version, value: Some(value) } => {
+                    batch.put(posts, &(user, post), value, version)?
+                }
+                Change::Post { user, post, version, value: None } => {
+                    batch.delete(posts, &(user, post), version)?
+                }
             };
         }
         tally.writes += batch.len() as u64;
@@ -506,20 +452,12 @@ fn render(
         "  |   {} posts, {} followers, following {}",
         p.posts, p.followers, p.following
     );
-    let _ = writeln!(
-        page,
-        "  |   latest titles (in the profile record): {}",
-        p.latest.join(" / ")
-    );
+    let _ = writeln!(page, "  |   latest titles (in the profile record): {}", p.latest.join(" / "));
     let mut records = 1;
     let _ = writeln!(page, "  |   posts, newest first (prefix scan of `posts`):");
     for ((_, id), post) in posts.prefix(&user).rev().take(5) {
         records += 1;
-        let _ = writeln!(
-            page,
-            "  |     #{id:<6} {:<40} {:>5} words",
-            post.title, post.words
-        );
+        let _ = writeln!(page, "  |     #{id:<6} {:<40} {:>5} words", post.title, post.words);
     }
     page.push_str("  +--");
     Some((page, records))
@@ -604,9 +542,8 @@ fn run(
     profiles: &View<u64, Profile>,
     posts: &View<(u64, u64), Post>,
 ) -> viewstore::Result<Run> {
-    let (txs, rxs): (Vec<_>, Vec<_>) = (0..PROJECTORS)
-        .map(|_| crossbeam_channel::bounded::<Message>(4_096))
-        .unzip();
+    let (txs, rxs): (Vec<_>, Vec<_>) =
+        (0..PROJECTORS).map(|_| crossbeam_channel::bounded::<Message>(4_096)).unzip();
     let done = AtomicBool::new(false);
     let started = Instant::now();
     std::thread::scope(|s| {
@@ -616,10 +553,8 @@ fn run(
                 s.spawn(move || serve(store, profiles, posts, done, 100 + i as u64))
             })
             .collect();
-        let projectors: Vec<_> = rxs
-            .iter()
-            .map(|rx| s.spawn(move || project(store, profiles, posts, rx)))
-            .collect();
+        let projectors: Vec<_> =
+            rxs.iter().map(|rx| s.spawn(move || project(store, profiles, posts, rx))).collect();
         let (source, delivery) = generate(txs);
         let mut tally = Tally::default();
         let mut failure = None;
@@ -641,25 +576,13 @@ fn run(
             .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
         match failure {
             Some(e) => Err(e),
-            None => Ok(Run {
-                source,
-                delivery,
-                tally,
-                reads,
-                elapsed,
-            }),
+            None => Ok(Run { source, delivery, tally, reads, elapsed }),
         }
     })
 }
 
 fn report(run: &Run, groups: u64) {
-    let Run {
-        source,
-        delivery,
-        tally,
-        reads,
-        elapsed,
-    } = run;
+    let Run { source, delivery, tally, reads, elapsed } = run;
     println!(
         "source: {} users, {} events ({} posts published, {} deleted)",
         n(USERS),
@@ -712,9 +635,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // The user with the most followers makes the best page.
-    let star = (0..USERS)
-        .max_by_key(|u| profiles.get_with(u, |p| p.followers))
-        .unwrap_or(0);
+    let star = (0..USERS).max_by_key(|u| profiles.get_with(u, |p| p.followers)).unwrap_or(0);
     let (before, _) = render(&store.snapshot(), &profiles, &posts, star).ok_or("no page")?;
     println!("\nGET /users/{star}\n{before}");
 
