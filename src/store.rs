@@ -41,6 +41,8 @@ struct Inner {
     gate: Arc<RwLock<Gate>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     writer_thread: std::thread::ThreadId,
+    /// The file's path, shared with every ticket's error path without a copy.
+    file: Arc<Path>,
 }
 
 /// An open viewstore: one redb file holding many views, one writer thread, and every
@@ -110,6 +112,7 @@ impl StoreBuilder {
                 }
             })
             .map_err(|e| Error::Io { file: config.path.clone(), source: Arc::new(e) })?;
+        let file: Arc<Path> = Arc::from(config.path.as_path());
         Ok(Store {
             inner: Arc::new(Inner {
                 id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
@@ -118,6 +121,7 @@ impl StoreBuilder {
                 tx,
                 gate,
                 writer_thread: thread.thread().id(),
+                file,
                 thread: Mutex::new(Some(thread)),
             }),
         })
@@ -244,7 +248,7 @@ impl Store {
             return Err(Error::ForeignView { view: "(a view of another store)".into() });
         }
         let gate = Arc::clone(&self.inner.gate);
-        let file = self.inner.config.path.clone();
+        let file = Arc::clone(&self.inner.file);
         let (ticket, done) =
             ticket::pair(Box::new(move || gate_error(&gate, &file).unwrap_or(Error::Closed)));
         Ok((ticket, Request::Batch { ops: batch.ops, bytes: batch.bytes, done }))

@@ -101,7 +101,10 @@ impl Applied {
 struct State {
     /// The version of the live record or tombstone; `None` when there is neither.
     stored: Option<Version>,
-    /// The live value; `None` for a tombstone or an absent key.
+    /// Whether there is a live record (not a tombstone, not absent).
+    is_live: bool,
+    /// The live value, when it was needed: by an `update` closure or an index diff.
+    /// Reading it for every put would cost a resident lookup that nothing uses.
     live: Option<AnyValue>,
 }
 
@@ -248,6 +251,7 @@ impl<'t> Group<'t, '_> {
         local: &HashMap<Key, Slot>,
         view: usize,
         key: &KeyBuf,
+        need_value: bool,
     ) -> Result<State, Fail> {
         let k = (view, key.clone());
         if let Some(slot) = local.get(&k) {
@@ -275,11 +279,13 @@ impl<'t> Group<'t, '_> {
                 return Err(Fail::Batch(Error::decode(&info.name, key, reason)));
             }
         };
-        let live = match stored {
-            Some((_, true)) => self.root.views.get(view).and_then(|v| v.value(key.as_bytes())),
-            _ => None,
+        let is_live = matches!(stored, Some((_, true)));
+        let live = if is_live && need_value {
+            self.root.views.get(view).and_then(|v| v.value(key.as_bytes()))
+        } else {
+            None
         };
-        Ok(State { stored: stored.map(|(v, _)| v), live })
+        Ok(State { stored: stored.map(|(v, _)| v), is_live, live })
     }
 
     fn apply_batch(
@@ -293,7 +299,9 @@ impl<'t> Group<'t, '_> {
             let outcome = match kind {
                 OpKind::PurgeTombstones { below } => self.purge(view, below, local)?,
                 kind => {
-                    let state = self.current(local, view, &key)?;
+                    let need_value = matches!(kind, OpKind::Update { .. })
+                        || !self.view(view)?.indexes.is_empty();
+                    let state = self.current(local, view, &key, need_value)?;
                     let (outcome, next) = decide(&state, kind)?;
                     if let Some((now, pending)) = next {
                         match local.entry((view, key)) {
@@ -335,20 +343,20 @@ impl<'t> Group<'t, '_> {
                 {
                     let key = KeyBuf::from_slice(k.value());
                     if !local.contains_key(&(view, key.clone())) {
-                        let before = State { stored: Some(version), live: None };
+                        let before = State { stored: Some(version), is_live: false, live: None };
                         doomed.push((key, before));
                     }
                 }
             }
         }
         for ((v, key), slot) in local.iter() {
-            if *v == view && slot.now.live.is_none() && slot.now.stored.is_some_and(|s| s < below) {
+            if *v == view && !slot.now.is_live && slot.now.stored.is_some_and(|s| s < below) {
                 doomed.push((key.clone(), slot.before.clone()));
             }
         }
         let count = doomed.len() as u64;
         for (key, before) in doomed {
-            let now = State { stored: None, live: None };
+            let now = State { stored: None, is_live: false, live: None };
             local.insert((view, key), Slot { before, now, pending: Some(Pending::Remove) });
         }
         Ok(Outcome::Purged { count })
@@ -487,7 +495,7 @@ fn decide(state: &State, kind: OpKind) -> Result<(Outcome, Option<(State, Pendin
             None => (Outcome::Applied, Some(tombstone(version))),
         },
         OpKind::CompareAndSet { expected, version, bytes, value } => {
-            let live_version = state.live.as_ref().and(state.stored);
+            let live_version = state.stored.filter(|_| state.is_live);
             if live_version != expected {
                 (Outcome::Conflict { current: live_version }, None)
             } else if let Some(current) = not_newer(version) {
@@ -512,11 +520,12 @@ fn decide(state: &State, kind: OpKind) -> Result<(Outcome, Option<(State, Pendin
 }
 
 fn live(version: Version, bytes: Vec<u8>, value: AnyValue) -> (State, Pending) {
-    (State { stored: Some(version), live: Some(value) }, Pending::Live { version, bytes })
+    let state = State { stored: Some(version), is_live: true, live: Some(value) };
+    (state, Pending::Live { version, bytes })
 }
 
 fn tombstone(version: Version) -> (State, Pending) {
-    (State { stored: Some(version), live: None }, Pending::Tombstone { version })
+    (State { stored: Some(version), is_live: false, live: None }, Pending::Tombstone { version })
 }
 
 fn index_write(view: usize, index: usize, ikey: &[u8], pk: &KeyBuf, insert: bool) -> IndexWrite {
