@@ -83,6 +83,8 @@ mod index;
 mod recovery;
 mod resident;
 mod store;
+#[doc(hidden)]
+pub mod testing;
 mod verify;
 mod version;
 mod view;

@@ -96,20 +96,23 @@ impl StoreBuilder {
         let gate = Arc::new(RwLock::new(Gate::default()));
         let writer = Writer::new(db, config.clone(), Arc::clone(&published));
         let thread_gate = Arc::clone(&gate);
+        let thread_file = config.path.clone();
         let thread = std::thread::Builder::new()
             .name("viewstore-writer".into())
             .spawn(move || {
                 let outcome = catch_unwind(AssertUnwindSafe(|| writer.run(&rx)));
-                if let Err(payload) = outcome {
-                    let reason = payload
-                        .downcast_ref::<&str>()
-                        .map(|s| (*s).to_owned())
-                        .or_else(|| payload.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "the writer thread panicked".into());
-                    shut_gate(&thread_gate, &rx, Some(reason));
-                } else {
-                    shut_gate(&thread_gate, &rx, None);
-                }
+                let poisoned = match outcome {
+                    Ok(poisoned) => poisoned,
+                    Err(payload) => Some(format!(
+                        "the writer thread panicked: {}",
+                        payload
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| payload.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "non-string panic payload".into())
+                    )),
+                };
+                shut_gate(&thread_gate, &rx, &thread_file, poisoned);
             })
             .map_err(|e| Error::Io { file: config.path.clone(), source: Arc::new(e) })?;
         let file: Arc<Path> = Arc::from(config.path.as_path());
@@ -129,30 +132,57 @@ impl StoreBuilder {
 }
 
 /// Closes the gate once the writer is gone and fails whatever is still queued, so that
-/// no ticket waits forever. Drains before taking the lock: a submitter blocked on a full
-/// queue holds the read lock until its batch fits.
+/// no ticket waits forever: with [`Error::Poisoned`] when the writer stopped on a
+/// failure, [`Error::Closed`] otherwise. Drains before taking the lock: a submitter
+/// blocked on a full queue holds the read lock until its batch fits.
 fn shut_gate(
     gate: &RwLock<Gate>,
     rx: &crossbeam_channel::Receiver<Request>,
+    file: &Path,
     poisoned: Option<String>,
 ) {
+    let error = match &poisoned {
+        Some(reason) => Error::Poisoned { file: file.to_owned(), reason: reason.clone() },
+        None => Error::Closed,
+    };
+    let drain = || {
+        while let Ok(request) = rx.try_recv() {
+            fail_request(request, &error);
+        }
+    };
     loop {
-        while rx.try_recv().is_ok() {}
-        if let Ok(mut g) = gate.try_write() {
-            g.closed = true;
-            if g.poisoned.is_none() {
-                g.poisoned = poisoned;
+        drain();
+        let mut g = match gate.try_write() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
             }
-            drop(g);
-            while rx.try_recv().is_ok() {}
-            return;
+        };
+        g.closed = true;
+        if g.poisoned.is_none() {
+            g.poisoned = poisoned;
         }
-        if let Err(std::sync::TryLockError::Poisoned(p)) = gate.try_write() {
-            let mut g = p.into_inner();
-            g.closed = true;
-            return;
+        drop(g);
+        drain();
+        return;
+    }
+}
+
+/// Answers a request the writer will never handle.
+fn fail_request(request: Request, error: &Error) {
+    match request {
+        Request::Batch { done, .. } => done.complete(Err(error.clone())),
+        Request::Register { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
         }
-        std::thread::sleep(Duration::from_millis(1));
+        Request::Verify { reply } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        Request::Shutdown { reply } => {
+            let _ = reply.send(());
+        }
     }
 }
 
@@ -249,8 +279,14 @@ impl Store {
         }
         let gate = Arc::clone(&self.inner.gate);
         let file = Arc::clone(&self.inner.file);
-        let (ticket, done) =
-            ticket::pair(Box::new(move || gate_error(&gate, &file).unwrap_or(Error::Closed)));
+        // A completer dropped while the gate is still open means the writer died with
+        // this batch in hand (a panic unwinding through it).
+        let (ticket, done) = ticket::pair(Box::new(move || {
+            gate_error(&gate, &file).unwrap_or_else(|| Error::Poisoned {
+                file: file.to_path_buf(),
+                reason: "the writer stopped before committing this batch".into(),
+            })
+        }));
         Ok((ticket, Request::Batch { ops: batch.ops, bytes: batch.bytes, done }))
     }
 

@@ -78,6 +78,8 @@ pub(crate) trait ResidentView: Send + Sync + 'static {
     fn len(&self) -> usize;
     /// The live value of a key, as the writer hands it to `update` closures.
     fn value(&self, key: &[u8]) -> Option<AnyValue>;
+    /// The version of a key's live record.
+    fn version(&self, key: &[u8]) -> Option<Version>;
     /// A new view with `changes` applied; nodes not on a changed path are shared.
     fn with_changes(&self, changes: ViewChanges) -> Arc<dyn ResidentView>;
     /// Visits every record in key order.
@@ -101,6 +103,10 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
 
     fn value(&self, key: &[u8]) -> Option<AnyValue> {
         self.map.get(key).map(|e| Arc::clone(&e.value) as AnyValue)
+    }
+
+    fn version(&self, key: &[u8]) -> Option<Version> {
+        self.map.get(key).map(|e| e.version)
     }
 
     fn with_changes(&self, changes: ViewChanges) -> Arc<dyn ResidentView> {

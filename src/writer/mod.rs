@@ -1,5 +1,11 @@
 //! The write-ahead batcher: one thread that takes batches from a bounded queue, commits
 //! them in groups, publishes each group to the resident layer and acknowledges it.
+//!
+//! After a failed commit redb refuses further use of its database, so the writer
+//! reopens it (through the same file or backend) and rebuilds the resident layer from
+//! what is on disk. When that fails too, the writer stops and the store turns
+//! read-only: `run` returns the reason, and the store answers writers with
+//! `Error::Poisoned`.
 
 pub(crate) mod apply;
 pub(crate) mod ticket;
@@ -12,8 +18,9 @@ use crate::format::{
     INDEXES, IndexMeta, META, META_LSN, Record, VIEWS, ViewMeta, index_meta_key, index_table,
     index_table_name, view_table, view_table_name,
 };
+use crate::recovery::open_database;
 use crate::resident::index::composite;
-use crate::resident::{Published, Root};
+use crate::resident::{Published, ResidentView, Root};
 use crate::verify::{Problem, ProblemKind, VerifyReport, compare};
 use crate::version::{Lsn, Receipt};
 use crate::view::Registration;
@@ -44,12 +51,17 @@ struct Registered {
 }
 
 pub(crate) struct Writer {
-    db: Database,
+    /// `None` only between dropping a failed database and opening it again.
+    db: Option<Database>,
     config: Config,
     published: Arc<Published>,
     root: Arc<Root>,
     views: Vec<ViewInfo>,
     by_name: HashMap<String, Registered>,
+    /// Every registered view, in id order: reopening reloads each of them.
+    registrations: Vec<Box<dyn Registration>>,
+    /// Why the writer must stop, found where it cannot return it at once.
+    fatal: Option<String>,
     lsn: Lsn,
     /// When the oldest commit not yet synced to disk was made (periodic durability).
     unsynced_since: Option<Instant>,
@@ -60,12 +72,14 @@ impl Writer {
         let root = published.load_full();
         let lsn = root.lsn;
         Writer {
-            db,
+            db: Some(db),
             config,
             published,
             root,
             views: Vec::new(),
             by_name: HashMap::new(),
+            registrations: Vec::new(),
+            fatal: None,
             lsn,
             unsynced_since: None,
         }
@@ -73,25 +87,31 @@ impl Writer {
 
     /// The thread's loop: block for one request, drain what else is queued into a
     /// group, commit it, publish it, acknowledge it. Returns on shutdown or when every
-    /// sender is gone.
-    pub(crate) fn run(mut self, rx: &Receiver<Request>) {
+    /// sender is gone (`None`), or with the reason the store must turn read-only.
+    pub(crate) fn run(mut self, rx: &Receiver<Request>) -> Option<String> {
         let mut carried: Option<Request> = None;
         loop {
             let first = match carried.take() {
                 Some(request) => request,
                 None => match self.next_request(rx) {
                     Some(request) => request,
+                    None if self.fatal.is_some() => return self.fatal.take(),
                     None => break,
                 },
             };
             match first {
                 Request::Shutdown { reply } => {
-                    self.sync_if_needed(true);
+                    let poisoned = self.sync_if_needed(true).err();
                     let _ = reply.send(());
-                    return;
+                    return poisoned;
                 }
                 Request::Register { registration, reply } => {
-                    let _ = reply.send(self.register(registration.as_ref()));
+                    let result = self.register(registration);
+                    let failed_storage = matches!(result, Err(Error::Storage { .. }));
+                    let _ = reply.send(result);
+                    if failed_storage && let Err(reason) = self.reopen() {
+                        return Some(reason);
+                    }
                 }
                 Request::Verify { reply } => {
                     let _ = reply.send(self.verify());
@@ -99,11 +119,13 @@ impl Writer {
                 Request::Batch { ops, bytes, done } => {
                     let mut group = vec![(ops, done)];
                     carried = self.fill_group(rx, &mut group, bytes);
-                    self.commit_group(group);
+                    if let Err(reason) = self.commit_group(group) {
+                        return Some(reason);
+                    }
                 }
             }
         }
-        self.sync_if_needed(true);
+        self.sync_if_needed(true).err()
     }
 
     /// Waits for the next request; with unsynced commits pending, wakes up in time to
@@ -115,7 +137,12 @@ impl Writer {
             };
             match rx.recv_deadline(deadline) {
                 Ok(request) => return Some(request),
-                Err(RecvTimeoutError::Timeout) => self.sync_if_needed(true),
+                Err(RecvTimeoutError::Timeout) => {
+                    if let Err(reason) = self.sync_if_needed(true) {
+                        self.fatal = Some(reason);
+                        return None;
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => return None,
             }
         }
@@ -161,37 +188,81 @@ impl Writer {
     }
 
     /// Makes every commit so far durable when the periodic interval has passed (or
-    /// always, with `force`). A failed sync is retried by the next commit.
-    fn sync_if_needed(&mut self, force: bool) {
+    /// always, with `force`). A failed sync reopens the database (the next commit
+    /// retries); `Err` when that fails too.
+    fn sync_if_needed(&mut self, force: bool) -> std::result::Result<(), String> {
         let Some(deadline) = self.sync_deadline() else {
-            return;
+            return Ok(());
         };
         if !force && Instant::now() < deadline {
-            return;
+            return Ok(());
         }
-        let synced = self.db.begin_write().ok().and_then(|mut txn| {
+        let synced = self.db.as_ref().and_then(|db| {
+            let mut txn = db.begin_write().ok()?;
             txn.set_durability(redb::Durability::Immediate).ok()?;
             txn.commit().ok()
         });
         if synced.is_some() {
             self.unsynced_since = None;
+            Ok(())
+        } else {
+            self.reopen()
         }
     }
 
-    fn commit_group(&mut self, group: Vec<(Vec<Op>, Completer)>) {
+    /// Commits a group and acknowledges each of its batches. `Err` with a reason when
+    /// the commit failed and the database could not be reopened.
+    fn commit_group(
+        &mut self,
+        group: Vec<(Vec<Op>, Completer)>,
+    ) -> std::result::Result<(), String> {
         let (batches, completers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         match self.apply_and_commit(batches) {
             Ok((lsn, results)) => {
                 for (done, result) in completers.into_iter().zip(results) {
                     done.complete(result.map(|outcomes| Receipt { lsn, outcomes }));
                 }
+                Ok(())
             }
             Err(e) => {
                 for done in completers {
                     done.complete(Err(e.clone()));
                 }
+                self.reopen().map_err(|reason| format!("after a failed commit ({e}): {reason}"))
             }
         }
+    }
+
+    fn db(&self) -> Result<&Database> {
+        self.db.as_ref().ok_or_else(|| Error::Poisoned {
+            file: self.config.path.clone(),
+            reason: "the database is not open".into(),
+        })
+    }
+
+    /// Drops the database and opens it again, then reloads every registered view from
+    /// disk and publishes the result. The LSN never goes backwards: a periodic-mode
+    /// group lost with the old database keeps its number spent.
+    ///
+    /// A group whose commit failed may still have reached the file (its sync failed
+    /// after its writes landed); it is then loaded whole, as any crash could leave it.
+    fn reopen(&mut self) -> std::result::Result<(), String> {
+        // The old database holds the file lock: it must be gone before opening again.
+        drop(self.db.take());
+        self.unsynced_since = None;
+        let (db, disk_lsn) =
+            open_database(&self.config).map_err(|e| format!("reopening failed: {e}"))?;
+        self.db = Some(db);
+        let mut views = Vec::with_capacity(self.registrations.len());
+        for reg in &self.registrations {
+            let (view, _, _) = self
+                .load_view(reg.as_ref())
+                .map_err(|e| format!("reloading view '{}' failed: {e}", reg.name()))?;
+            views.push(view);
+        }
+        self.lsn = self.lsn.max(disk_lsn);
+        self.publish(Arc::new(Root { lsn: self.lsn, views }));
+        Ok(())
     }
 
     /// The one seam that makes a group durable: today a redb write transaction.
@@ -203,7 +274,7 @@ impl Writer {
     ) -> Result<(Lsn, Vec<Result<Vec<crate::Outcome>>>)> {
         let file = self.config.path.clone();
         let mut txn =
-            self.db.begin_write().map_err(|e| Error::storage(&file, "beginning a write", e))?;
+            self.db()?.begin_write().map_err(|e| Error::storage(&file, "beginning a write", e))?;
         let immediate = match self.config.durability {
             Durability::Immediate => true,
             Durability::Periodic { interval } => {
@@ -245,7 +316,7 @@ impl Writer {
     }
 
     /// Registers a view: checks or records its meta, loads its records, publishes it.
-    fn register(&mut self, reg: &dyn Registration) -> Result<usize> {
+    fn register(&mut self, reg: Box<dyn Registration>) -> Result<usize> {
         let name = reg.name().to_owned();
         let meta = reg.meta();
         let index_metas: Vec<(String, IndexMeta)> =
@@ -263,28 +334,53 @@ impl Writer {
             }
             return Ok(known.id);
         }
+        let (view, table_name, indexes) = self.load_view(reg.as_ref())?;
+        let id = self.views.len();
+        self.views.push(ViewInfo {
+            name: Arc::from(name.as_str()),
+            table: table_name,
+            render_key: reg.render_key(),
+            indexes: indexes.into_iter().map(|i| i.writer).collect(),
+        });
+        self.by_name.insert(name, Registered { id, meta, indexes: index_metas });
+        self.registrations.push(reg);
+        let mut root = Root { lsn: self.root.lsn, views: self.root.views.clone() };
+        root.views.push(view);
+        self.publish(Arc::new(root));
+        Ok(id)
+    }
+
+    /// Checks or records a view's meta, loads its records and brings its indexes in
+    /// line, in one transaction. Returns the resident view, the name of its table and
+    /// its indexes.
+    fn load_view(
+        &self,
+        reg: &dyn Registration,
+    ) -> Result<(Arc<dyn ResidentView>, String, Vec<IndexRegistration>)> {
+        let name = reg.name();
+        let meta = reg.meta();
         let file = self.config.path.clone();
-        let table_name = view_table_name(&name);
-        let txn = self.db.begin_write().map_err(Error::at(&file, "beginning a write"))?;
+        let table_name = view_table_name(name);
+        let txn = self.db()?.begin_write().map_err(Error::at(&file, "beginning a write"))?;
         let mut created = false;
         {
             let mut views =
                 txn.open_table(VIEWS).map_err(Error::at(&file, "opening the view list"))?;
             let stored = views
-                .get(name.as_str())
+                .get(name)
                 .map_err(Error::at(&file, "reading the view list"))?
                 .map(|m| ViewMeta::from_bytes(m.value()));
             match stored {
                 Some(Some(stored)) if stored != meta => {
-                    return Err(mismatch(&name, &stored, &meta));
+                    return Err(mismatch(name, &stored, &meta));
                 }
                 Some(None) => {
-                    return Err(Error::decode(&name, "(view meta)".into(), "unreadable view meta"));
+                    return Err(Error::decode(name, "(view meta)".into(), "unreadable view meta"));
                 }
                 Some(Some(_)) => {}
                 None => {
                     views
-                        .insert(name.as_str(), meta.to_bytes().as_slice())
+                        .insert(name, meta.to_bytes().as_slice())
                         .map_err(Error::at(&file, "recording the view"))?;
                     created = true;
                 }
@@ -303,30 +399,19 @@ impl Writer {
                     }
                     Ok(Record::Tombstone { .. }) => {}
                     Err(reason) => {
-                        return Err(Error::decode(&name, (reg.render_key())(k.value()), reason));
+                        return Err(Error::decode(name, (reg.render_key())(k.value()), reason));
                     }
                 }
             }
         }
         let indexes = reg.indexes();
-        created |= self.open_indexes(&txn, &name, &indexes, loader.as_mut())?;
+        created |= self.open_indexes(&txn, name, &indexes, loader.as_mut())?;
         if created {
             txn.commit().map_err(Error::at(&file, "recording the view"))?;
         } else {
             txn.abort().map_err(Error::at(&file, "aborting a read"))?;
         }
-        let id = self.views.len();
-        self.views.push(ViewInfo {
-            name: Arc::from(name.as_str()),
-            table: table_name,
-            render_key: reg.render_key(),
-            indexes: indexes.into_iter().map(|i| i.writer).collect(),
-        });
-        self.by_name.insert(name, Registered { id, meta, indexes: index_metas });
-        let mut root = Root { lsn: self.root.lsn, views: self.root.views.clone() };
-        root.views.push(loader.finish());
-        self.publish(Arc::new(root));
-        Ok(id)
+        Ok((loader.finish(), table_name, indexes))
     }
 }
 
@@ -415,7 +500,7 @@ impl Writer {
     /// memory, compared with the disk and with the resident indexes.
     pub(crate) fn verify(&self) -> Result<VerifyReport> {
         let file = self.config.path.as_path();
-        let txn = self.db.begin_read().map_err(Error::at(file, "beginning a read"))?;
+        let txn = self.db()?.begin_read().map_err(Error::at(file, "beginning a read"))?;
         let mut report =
             VerifyReport { lsn: self.lsn, views: self.views.len(), ..VerifyReport::default() };
         for (id, info) in self.views.iter().enumerate() {
