@@ -14,6 +14,7 @@ use std::sync::Arc;
 pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
     let path = config.path.as_path();
     if let Some(backend) = &config.backend {
+        reset_interrupted_creation_in(backend.as_ref(), path)?;
         let db = redb::Builder::new()
             .set_check_integrity_on_open(config.check_integrity)
             .create_with_backend(SharedBackend(Arc::clone(backend)))
@@ -34,6 +35,7 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
             return Err(Error::Io { file: path.to_owned(), source: Arc::new(e) });
         }
     };
+    let existing = existing && !reset_interrupted_creation(path)?;
     if existing {
         check_magic(path)?;
         precheck_read_only(path)?;
@@ -44,6 +46,56 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
         .map_err(|e| Error::storage(path, "opening the database", e))?;
     let lsn = init_or_check(&db, path)?;
     Ok((db, lsn))
+}
+
+/// The largest file an interrupted creation can leave: redb's initial layout is
+/// 72 KiB with 4 KiB pages.
+const MAX_CREATION_BYTES: usize = 1 << 20;
+/// redb writes only its header before the magic number; nothing past it is written
+/// until the first commit, which needs the magic number.
+const CREATION_HEADER_BYTES: usize = 4096;
+
+/// Whether `bytes` is what redb leaves when creating a database is interrupted before
+/// it writes its magic number (the last step of creation): a small file whose magic
+/// number slot is zero and which holds nothing past the header. Such a file never held
+/// a commit, so it is safe to start over; redb itself refuses it forever.
+fn is_interrupted_creation(bytes: &[u8]) -> bool {
+    bytes.len() <= MAX_CREATION_BYTES
+        && bytes.iter().take(REDB_MAGIC.len()).all(|&b| b == 0)
+        && bytes.iter().skip(CREATION_HEADER_BYTES).all(|&b| b == 0)
+}
+
+/// Empties the file at `path` if it is an interrupted creation; returns whether it did.
+fn reset_interrupted_creation(path: &Path) -> Result<bool> {
+    let io = |e| Error::Io { file: path.to_owned(), source: Arc::new(e) };
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() && m.len() > 0 && m.len() <= MAX_CREATION_BYTES as u64 => {}
+        _ => return Ok(false),
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    if !is_interrupted_creation(&bytes) {
+        return Ok(false);
+    }
+    let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+    file.set_len(0).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    Ok(true)
+}
+
+/// [`reset_interrupted_creation`] for a storage backend.
+fn reset_interrupted_creation_in(backend: &dyn redb::StorageBackend, path: &Path) -> Result<()> {
+    let io = |e| Error::Io { file: path.to_owned(), source: Arc::new(e) };
+    let len = backend.len().map_err(io)?;
+    if len == 0 || len > MAX_CREATION_BYTES as u64 {
+        return Ok(());
+    }
+    let mut bytes = vec![0; len as usize];
+    backend.read(0, &mut bytes).map_err(io)?;
+    if is_interrupted_creation(&bytes) {
+        backend.set_len(0).map_err(io)?;
+        backend.sync_data().map_err(io)?;
+    }
+    Ok(())
 }
 
 fn check_magic(path: &Path) -> Result<()> {

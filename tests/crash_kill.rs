@@ -200,6 +200,15 @@ struct Parent {
     acks_checked: u64,
 }
 
+/// The acknowledgements of one child, per thread.
+struct AckTally {
+    /// The next batch number after the last acknowledged one.
+    acked: [u64; THREADS as usize],
+    /// The next batch number after the last one that must be durable by the kill.
+    must_have: [u64; THREADS as usize],
+    max_acked_lsn: u64,
+}
+
 struct Ack {
     thread: u32,
     n: u64,
@@ -307,13 +316,8 @@ impl Parent {
         Ok((acks, killed_at, opened))
     }
 
-    fn check(
-        &mut self,
-        cycle: u32,
-        periodic: bool,
-        acks: &[Ack],
-        killed_at: Instant,
-    ) -> Result<(), Failure> {
+    /// What the child acknowledged, per thread, in order; checks numbering and LSNs.
+    fn tally(&self, periodic: bool, acks: &[Ack], killed_at: Instant) -> Result<AckTally, Failure> {
         // What the child acknowledged, per thread, in order.
         let mut acked = self.committed;
         let mut must_have = self.committed;
@@ -344,8 +348,19 @@ impl Parent {
                 must_have[t] = ack.n + 1;
             }
         }
-        self.acks_checked += acks.len() as u64;
 
+        Ok(AckTally { acked, must_have, max_acked_lsn })
+    }
+
+    fn check(
+        &mut self,
+        cycle: u32,
+        periodic: bool,
+        acks: &[Ack],
+        killed_at: Instant,
+    ) -> Result<(), Failure> {
+        let AckTally { acked, must_have, max_acked_lsn } = self.tally(periodic, acks, killed_at)?;
+        self.acks_checked += acks.len() as u64;
         let store = Store::open(&self.path).map_err(|e| format!("reopen: {e}"))?;
         let views = Views::open(&store).map_err(|e| format!("reopen views: {e}"))?;
         let probes = store.view(&PROBES).map_err(|e| format!("probe view: {e}"))?;

@@ -282,7 +282,8 @@ impl redb::StorageBackend for FaultBackend {
 
     fn sync_data(&self) -> Result<(), IoError> {
         let mut state = self.guard(Call::Sync)?;
-        state.durable = state.written.clone();
+        let State { written, durable, .. } = &mut *state;
+        durable.clone_from(written);
         state.unsynced.clear();
         Ok(())
     }

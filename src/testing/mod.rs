@@ -4,13 +4,17 @@
 //! Not part of the stable API: it exists so that the crate's integration tests, its
 //! fuzz targets and the tests that replay the fuzz corpus share one implementation.
 
+mod crash;
 mod disk;
 mod fault;
 pub mod fuzz;
 mod rng;
+mod workload;
 
+pub use crash::{CrashCase, CrashReport, run_crash_case};
 pub use disk::{
     DiskImage, DiskRecord, check_store_invariants, check_view_values, read_backend, read_file,
 };
 pub use fault::{FaultBackend, FaultCounters, FaultMode, FaultPlan, FaultTarget, SECTOR};
 pub use rng::{Rng, seed_from_time};
+pub use workload::{Workload, check_prefix, check_recovered, item_value};

@@ -1,7 +1,7 @@
 //! A small deterministic random number generator, so that every randomized test can be
 //! replayed from its seed without extra dependencies.
 
-/// SplitMix64: fast, tiny, and good enough to pick fault points and crash fates.
+/// `SplitMix64`: fast, tiny, and good enough to pick fault points and crash fates.
 #[derive(Debug, Clone)]
 pub struct Rng(u64);
 

@@ -241,8 +241,9 @@ impl Writer {
     }
 
     /// Drops the database and opens it again, then reloads every registered view from
-    /// disk and publishes the result. The LSN never goes backwards: a periodic-mode
-    /// group lost with the old database keeps its number spent.
+    /// disk and publishes the result. `Err` when that fails, or when acknowledged
+    /// periodic-mode groups were lost with the old database (the resident layer then
+    /// stays as it was).
     ///
     /// A group whose commit failed may still have reached the file (its sync failed
     /// after its writes landed); it is then loaded whole, as any crash could leave it.
@@ -253,6 +254,16 @@ impl Writer {
         let (db, disk_lsn) =
             open_database(&self.config).map_err(|e| format!("reopening failed: {e}"))?;
         self.db = Some(db);
+        if disk_lsn < self.lsn {
+            // Acknowledged groups that were not yet durable (periodic durability) went
+            // with the failed database. Writing on would put later groups on disk
+            // without them; stop instead, keeping them visible until the store closes.
+            return Err(format!(
+                "groups up to {} were acknowledged but not yet durable, and are lost on \
+                 disk (the file is at {disk_lsn})",
+                self.lsn
+            ));
+        }
         let mut views = Vec::with_capacity(self.registrations.len());
         for reg in &self.registrations {
             let (view, _, _) = self
@@ -260,7 +271,7 @@ impl Writer {
                 .map_err(|e| format!("reloading view '{}' failed: {e}", reg.name()))?;
             views.push(view);
         }
-        self.lsn = self.lsn.max(disk_lsn);
+        self.lsn = disk_lsn;
         self.publish(Arc::new(Root { lsn: self.lsn, views }));
         Ok(())
     }
