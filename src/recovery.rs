@@ -116,7 +116,18 @@ fn check_magic(path: &Path) -> Result<()> {
 /// viewstore of a newer format, is refused before anything could be written to it.
 /// A file that redb cannot open read-only (one that needs repair after a crash) is
 /// left to the read-write open, which repairs it and checks again.
+///
+/// A read-only open cannot run redb's integrity check, and redb may panic on a corrupt
+/// file it has not checked: such a panic is caught here and the file is left to the
+/// read-write open too, whose integrity check reports the corruption as an error.
 fn precheck_read_only(path: &Path) -> Result<()> {
+    match std::panic::catch_unwind(|| precheck_unchecked(path)) {
+        Ok(result) => result,
+        Err(_) => Ok(()),
+    }
+}
+
+fn precheck_unchecked(path: &Path) -> Result<()> {
     let Ok(db) = ReadOnlyDatabase::open(path) else {
         return Ok(());
     };
