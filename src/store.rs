@@ -245,8 +245,11 @@ impl Store {
         Ok(View::new(self.clone(), id, def.name(), def.codec().clone()))
     }
 
+    /// The error for a request the writer dropped unanswered: with the gate still open,
+    /// the writer died holding it.
     fn gone_error(&self) -> Error {
-        gate_error(&self.inner.gate, &self.inner.config.path).unwrap_or(Error::Closed)
+        let file = &self.inner.config.path;
+        gate_error(&self.inner.gate, file).unwrap_or_else(|| writer_stopped(file))
     }
 
     /// Refuses calls made on the writer thread (from an update closure, extractor or
@@ -282,10 +285,7 @@ impl Store {
         // A completer dropped while the gate is still open means the writer died with
         // this batch in hand (a panic unwinding through it).
         let (ticket, done) = ticket::pair(Box::new(move || {
-            gate_error(&gate, &file).unwrap_or_else(|| Error::Poisoned {
-                file: file.to_path_buf(),
-                reason: "the writer stopped before committing this batch".into(),
-            })
+            gate_error(&gate, &file).unwrap_or_else(|| writer_stopped(&file))
         }));
         Ok((ticket, Request::Batch { ops: batch.ops, bytes: batch.bytes, done }))
     }
@@ -391,6 +391,13 @@ impl Store {
             }),
             None => Ok(()),
         }
+    }
+}
+
+fn writer_stopped(file: &Path) -> Error {
+    Error::Poisoned {
+        file: file.to_owned(),
+        reason: "the writer stopped before answering this request".into(),
     }
 }
 

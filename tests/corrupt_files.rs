@@ -27,10 +27,7 @@ fn base() -> &'static [u8] {
         let workload = Workload::open(&store).expect("views");
         for i in 0..BATCHES {
             let batch = workload.batch(i).expect("batch");
-            store
-                .submit(batch)
-                .and_then(viewstore::Ticket::wait)
-                .expect("commit");
+            store.submit(batch).and_then(viewstore::Ticket::wait).expect("commit");
         }
         store.close().expect("close");
         std::fs::read(&path).expect("read the base store")
@@ -63,16 +60,11 @@ fn open_and_read(path: &Path) -> Result<String, String> {
     };
     let store = Store::open(path).map_err(|e| kind(&e))?;
     let workload = Workload::open(&store).map_err(|e| kind(&e))?;
-    let present = workload
-        .present()
-        .map_err(|e| format!("inconsistent {e}"))?;
+    let present = workload.present().map_err(|e| format!("inconsistent {e}"))?;
     check_prefix(&present).map_err(|e| format!("inconsistent {e}"))?;
     let lsn = store.lsn().get();
     if present.len() as u64 != lsn {
-        return Err(format!(
-            "inconsistent lsn {lsn} but {} batches present",
-            present.len()
-        ));
+        return Err(format!("inconsistent lsn {lsn} but {} batches present", present.len()));
     }
     store.close().map_err(|e| kind(&e))?;
     Ok(format!("state {lsn} {}", present.len()))
@@ -101,11 +93,7 @@ fn run_case(name: &str, bytes: &[u8]) -> Result<Verdict, String> {
         .map_err(|e| format!("{name}: spawn: {e}"))?;
     let started = Instant::now();
     loop {
-        if child
-            .try_wait()
-            .map_err(|e| format!("{name}: wait: {e}"))?
-            .is_some()
-        {
+        if child.try_wait().map_err(|e| format!("{name}: wait: {e}"))?.is_some() {
             break;
         }
         if started.elapsed() > Duration::from_secs(60) {
@@ -115,9 +103,7 @@ fn run_case(name: &str, bytes: &[u8]) -> Result<Verdict, String> {
         }
         std::thread::sleep(Duration::from_millis(2));
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| format!("{name}: output: {e}"))?;
+    let output = child.wait_with_output().map_err(|e| format!("{name}: output: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().find_map(|l| l.strip_prefix(MARK));
     match line {
@@ -164,11 +150,7 @@ fn run_cases(label: &str, cases: Vec<(String, Vec<u8>)>) -> Result<(), String> {
          earlier commit, {} failures",
         failures.len()
     );
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{label}:\n  {}", failures.join("\n  ")))
-    }
+    if failures.is_empty() { Ok(()) } else { Err(format!("{label}:\n  {}", failures.join("\n  "))) }
 }
 
 fn flipped(bytes: &[u8], offset: usize, bit: u32) -> Vec<u8> {
@@ -197,12 +179,7 @@ fn header_bit_flips() -> Result<(), String> {
     let base = base();
     let offsets = (0..128).chain((128..1024).step_by(8));
     let cases = offsets
-        .map(|o| {
-            (
-                format!("header bit flip at byte {o}"),
-                flipped(base, o, o as u32),
-            )
-        })
+        .map(|o| (format!("header bit flip at byte {o}"), flipped(base, o, o as u32)))
         .collect();
     run_cases("header bit flips", cases)
 }
@@ -228,26 +205,10 @@ fn a_bit_flip_in_every_page() -> Result<(), String> {
 fn truncations() -> Result<(), String> {
     let base = base();
     let len = base.len();
-    let lengths = [
-        1,
-        8,
-        100,
-        PAGE - 1,
-        PAGE,
-        PAGE + 1,
-        len / 4,
-        len / 2,
-        len - PAGE,
-        len - 1,
-    ];
+    let lengths = [1, 8, 100, PAGE - 1, PAGE, PAGE + 1, len / 4, len / 2, len - PAGE, len - 1];
     let cases = lengths
         .into_iter()
-        .map(|l| {
-            (
-                format!("truncated to {l} of {len} bytes"),
-                base[..l].to_vec(),
-            )
-        })
+        .map(|l| (format!("truncated to {l} of {len} bytes"), base[..l].to_vec()))
         .collect();
     run_cases("truncations", cases)
 }
@@ -296,10 +257,7 @@ fn random_bytes() -> Result<(), String> {
     for len in [PAGE, base.len()] {
         let mut bytes = random(len);
         bytes[..9].copy_from_slice(&base[..9]);
-        cases.push((
-            format!("{len} random bytes after a redb magic number"),
-            bytes,
-        ));
+        cases.push((format!("{len} random bytes after a redb magic number"), bytes));
     }
     let mut tail = base[..PAGE].to_vec();
     tail.extend(random(base.len() - PAGE));
@@ -331,18 +289,14 @@ fn undecodable_record_bytes_name_the_view_and_key() -> Result<(), String> {
             let mut table = txn.open_table(def).map_err(|e| e.to_string())?;
             // Key 3 in the order-preserving encoding of a u64: 8 big-endian bytes.
             let key = 3u64.to_be_bytes();
-            table
-                .insert(key.as_slice(), [9u8, 1, 2].as_slice())
-                .map_err(|e| e.to_string())?;
+            table.insert(key.as_slice(), [9u8, 1, 2].as_slice()).map_err(|e| e.to_string())?;
         }
         txn.commit().map_err(|e| e.to_string())?;
     }
     let store = Store::open(&path).map_err(|e| format!("open: {e}"))?;
     match Workload::open(&store) {
         Err(Error::Decode { view, key, .. }) if view == "wl.links" && key.contains('3') => Ok(()),
-        Err(e) => Err(format!(
-            "expected a decode error naming wl.links and key 3, got {e}"
-        )),
+        Err(e) => Err(format!("expected a decode error naming wl.links and key 3, got {e}")),
         Ok(_) => Err("a view with an undecodable record opened".into()),
     }
 }

@@ -31,6 +31,7 @@ use redb::{Database, ReadableTable};
 use redb::{ReadableDatabase, WriteTransaction};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 use ticket::Completer;
@@ -41,6 +42,21 @@ pub(crate) enum Request {
     Register { registration: Box<dyn Registration>, reply: Sender<Result<usize>> },
     Verify { reply: Sender<Result<VerifyReport>> },
     Shutdown { reply: Sender<()> },
+}
+
+/// What the loop does after a request.
+enum Step {
+    Continue,
+    /// Stop, with the reason to poison the store, if any.
+    Stop(Option<String>),
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
 }
 
 /// A view registered in this process: its id, meta, and the name and meta of each index.
@@ -99,33 +115,63 @@ impl Writer {
                     None => break,
                 },
             };
-            match first {
-                Request::Shutdown { reply } => {
-                    let poisoned = self.sync_if_needed(true).err();
-                    let _ = reply.send(());
-                    return poisoned;
-                }
-                Request::Register { registration, reply } => {
-                    let result = self.register(registration);
-                    let failed_storage = matches!(result, Err(Error::Storage { .. }));
-                    let _ = reply.send(result);
-                    if failed_storage && let Err(reason) = self.reopen() {
-                        return Some(reason);
+            // A panic here comes from code the writer calls: a codec, a storage backend,
+            // redb. Its requests are answered by their dropped completers.
+            let step = catch_unwind(AssertUnwindSafe(|| self.handle(first, rx, &mut carried)));
+            match step {
+                Ok(Step::Continue) => {}
+                Ok(Step::Stop(reason)) => return reason,
+                Err(payload) => {
+                    // A panic inside redb can leave its locks poisoned, and its `Drop`
+                    // then panics again, which aborts the process: never drop it.
+                    if let Some(db) = self.db.take() {
+                        std::mem::forget(db);
                     }
-                }
-                Request::Verify { reply } => {
-                    let _ = reply.send(self.verify());
-                }
-                Request::Batch { ops, bytes, done } => {
-                    let mut group = vec![(ops, done)];
-                    carried = self.fill_group(rx, &mut group, bytes);
-                    if let Err(reason) = self.commit_group(group) {
-                        return Some(reason);
-                    }
+                    return Some(format!(
+                        "the writer panicked: {}",
+                        panic_message(payload.as_ref())
+                    ));
                 }
             }
         }
         self.sync_if_needed(true).err()
+    }
+
+    /// Handles one request (a batch with the group it starts).
+    fn handle(
+        &mut self,
+        request: Request,
+        rx: &Receiver<Request>,
+        carried: &mut Option<Request>,
+    ) -> Step {
+        match request {
+            Request::Shutdown { reply } => {
+                let poisoned = self.sync_if_needed(true).err();
+                let _ = reply.send(());
+                Step::Stop(poisoned)
+            }
+            Request::Register { registration, reply } => {
+                let result = self.register(registration);
+                let failed_storage = matches!(result, Err(Error::Storage { .. }));
+                let _ = reply.send(result);
+                match failed_storage.then(|| self.reopen()) {
+                    Some(Err(reason)) => Step::Stop(Some(reason)),
+                    _ => Step::Continue,
+                }
+            }
+            Request::Verify { reply } => {
+                let _ = reply.send(self.verify());
+                Step::Continue
+            }
+            Request::Batch { ops, bytes, done } => {
+                let mut group = vec![(ops, done)];
+                *carried = self.fill_group(rx, &mut group, bytes);
+                match self.commit_group(group) {
+                    Ok(()) => Step::Continue,
+                    Err(reason) => Step::Stop(Some(reason)),
+                }
+            }
+        }
     }
 
     /// Waits for the next request; with unsynced commits pending, wakes up in time to
