@@ -38,7 +38,16 @@ pub trait Codec<V>: Send + Sync + 'static {
     fn decode(&self, bytes: &[u8]) -> Result<V, CodecError>;
 }
 
+/// The most memory, in bytes, that [`Bincode`] lets a value's containers claim while it
+/// is decoded (1 GiB): a corrupt length prefix fails to decode instead of allocating.
+/// Values are at most [`MAX_VALUE_BYTES`](crate::MAX_VALUE_BYTES) encoded; only one that
+/// expands more than 64 times when decoded could reach it.
+const DECODE_LIMIT: usize = 1 << 30;
+
 /// The default value codec: bincode 2 with its standard configuration, through serde.
+///
+/// Decoding refuses a value whose containers would claim more than 1 GiB of memory, so
+/// that corrupt bytes fail with an error rather than a huge allocation.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Bincode;
 
@@ -49,7 +58,11 @@ impl<V: Serialize + DeserializeOwned> Codec<V> for Bincode {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<V, CodecError> {
-        let (value, read) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())?;
+        // Without a limit, bincode sizes a container from its length prefix before reading
+        // it: a corrupt prefix panics with a capacity overflow or aborts on a huge
+        // allocation. The limit changes nothing in the encoding.
+        let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
+        let (value, read) = bincode::serde::decode_from_slice(bytes, config)?;
         if read != bytes.len() {
             return Err(format!("{} trailing bytes after the value", bytes.len() - read).into());
         }
