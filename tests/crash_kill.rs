@@ -231,14 +231,16 @@ impl Parent {
     }
 
     fn cycle(&mut self, cycle: u32) -> Result<(), Failure> {
-        let periodic = self.rng.one_in(8);
+        // Periodic cycles live longer, so that some acknowledgements are old enough to
+        // have to be durable.
+        let periodic = self.rng.one_in(12);
         let in_open = self.rng.one_in(6);
         let delay = if in_open {
             Duration::from_micros(self.rng.below(3000))
         } else if periodic {
-            Duration::from_millis(20 + self.rng.below(1500))
+            Duration::from_millis(20 + self.rng.below(1600))
         } else {
-            Duration::from_millis(1 + self.rng.below(120))
+            Duration::from_millis(1 + self.rng.below(50))
         };
         let (acks, killed_at, opened) = self.run_child(periodic, in_open, delay)?;
         if !opened {
