@@ -5,15 +5,10 @@ use std::path::Path;
 use viewstore::testing::fuzz;
 
 fn replay(target: &str, body: fn(&[u8]) -> Result<(), String>) -> Result<(), String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
-        .join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
     let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut files: Vec<_> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
-        .collect();
+    let mut files: Vec<_> =
+        entries.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_file()).collect();
     files.sort();
     if files.is_empty() {
         return Err(format!("{}: no corpus", dir.display()));

@@ -54,11 +54,7 @@ impl Input<'_> {
 enum Shape {
     Unit,
     Pair(u32, String),
-    Named {
-        id: i64,
-        tags: Vec<String>,
-        score: Option<u16>,
-    },
+    Named { id: i64, tags: Vec<String>, score: Option<u16> },
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -148,44 +144,19 @@ enum UpdateKind {
 
 #[derive(Debug, Clone)]
 enum ModelOp {
-    Put {
-        key: i32,
-        version: Version,
-        value: String,
-    },
-    Delete {
-        key: i32,
-        version: Version,
-    },
-    Cas {
-        key: i32,
-        expected: Option<Version>,
-        version: Version,
-        value: String,
-    },
-    Update {
-        key: i32,
-        version: Version,
-        kind: UpdateKind,
-    },
-    Purge {
-        below: Version,
-    },
+    Put { key: i32, version: Version, value: String },
+    Delete { key: i32, version: Version },
+    Cas { key: i32, expected: Option<Version>, version: Version, value: String },
+    Update { key: i32, version: Version, kind: UpdateKind },
+    Purge { below: Version },
 }
 
 fn expected_outcome(model: &mut Model, op: &ModelOp) -> Result<Outcome, ()> {
     let stale = |model: &Model, key: i32, version: Version| {
-        model
-            .get(&key)
-            .map(|(v, _)| *v)
-            .filter(|&current| version <= current)
+        model.get(&key).map(|(v, _)| *v).filter(|&current| version <= current)
     };
     Ok(match op {
-        ModelOp::Put {
-            key,
-            version,
-            value,
-        } => {
+        ModelOp::Put { key, version, value } => {
             if let Some(current) = stale(model, *key, *version) {
                 Outcome::Stale { current }
             } else {
@@ -201,12 +172,7 @@ fn expected_outcome(model: &mut Model, op: &ModelOp) -> Result<Outcome, ()> {
                 Outcome::Applied
             }
         }
-        ModelOp::Cas {
-            key,
-            expected,
-            version,
-            value,
-        } => {
+        ModelOp::Cas { key, expected, version, value } => {
             let live = model.get(key).and_then(|(v, val)| val.as_ref().map(|_| *v));
             if live != *expected {
                 Outcome::Conflict { current: live }
@@ -238,9 +204,7 @@ fn expected_outcome(model: &mut Model, op: &ModelOp) -> Result<Outcome, ()> {
             for k in &doomed {
                 model.remove(k);
             }
-            Outcome::Purged {
-                count: doomed.len() as u64,
-            }
+            Outcome::Purged { count: doomed.len() as u64 }
         }
     })
 }
@@ -272,9 +236,7 @@ impl Handles {
         if b_view {
             add_op(batch, &self.b, op, |k| k as i16)
         } else {
-            add_op(batch, &self.a, op, |k| {
-                u16::try_from(k + KEY_OFFSET).unwrap_or(0)
-            })
+            add_op(batch, &self.a, op, |k| u16::try_from(k + KEY_OFFSET).unwrap_or(0))
         }
     }
 
@@ -296,10 +258,8 @@ impl Handles {
             .map(|(k, v)| (i32::from(k), self.b.version(&k).unwrap_or(0), v.clone()))
             .collect();
         for (name, got, model) in [("a", a, &models[0]), ("b", b, &models[1])] {
-            let want: Vec<(i32, Version, String)> = model
-                .iter()
-                .filter_map(|(k, (v, val))| Some((*k, *v, val.clone()?)))
-                .collect();
+            let want: Vec<(i32, Version, String)> =
+                model.iter().filter_map(|(k, (v, val))| Some((*k, *v, val.clone()?))).collect();
             if got != want {
                 return Err(format!("view {name} holds {got:?}, the model {want:?}"));
             }
@@ -315,34 +275,20 @@ fn add_op<K: crate::ViewKey>(
     key: impl Fn(i32) -> K,
 ) -> crate::Result<()> {
     match op {
-        ModelOp::Put {
-            key: k,
-            version,
-            value,
-        } => batch.put(view, &key(*k), value.clone(), *version)?,
+        ModelOp::Put { key: k, version, value } => {
+            batch.put(view, &key(*k), value.clone(), *version)?
+        }
         ModelOp::Delete { key: k, version } => batch.delete(view, &key(*k), *version)?,
-        ModelOp::Cas {
-            key: k,
-            expected,
-            version,
-            value,
-        } => batch.compare_and_set(view, &key(*k), *expected, *version, value.clone())?,
-        ModelOp::Update {
-            key: k,
-            version,
-            kind,
-        } => {
+        ModelOp::Cas { key: k, expected, version, value } => {
+            batch.compare_and_set(view, &key(*k), *expected, *version, value.clone())?
+        }
+        ModelOp::Update { key: k, version, kind } => {
             let kind = kind.clone();
-            batch.update(
-                view,
-                &key(*k),
-                *version,
-                move |old: Option<&String>| match kind {
-                    UpdateKind::Append => Some(appended(old.map(String::as_str))),
-                    UpdateKind::Unchanged => None,
-                    UpdateKind::Panic => panic!("fuzz: a panicking update closure"),
-                },
-            )?
+            batch.update(view, &key(*k), *version, move |old: Option<&String>| match kind {
+                UpdateKind::Append => Some(appended(old.map(String::as_str))),
+                UpdateKind::Unchanged => None,
+                UpdateKind::Panic => panic!("fuzz: a panicking update closure"),
+            })?
         }
         ModelOp::Purge { below } => batch.purge_tombstones(view, *below)?,
     };
@@ -354,11 +300,7 @@ fn read_op(input: &mut Input<'_>) -> ModelOp {
     let version = Version::from(input.byte() % 32);
     let value = format!("v{}", input.byte());
     match input.byte() % 10 {
-        0..=3 => ModelOp::Put {
-            key,
-            version,
-            value,
-        },
+        0..=3 => ModelOp::Put { key, version, value },
         4 | 5 => ModelOp::Delete { key, version },
         6 => ModelOp::Cas {
             key,
@@ -422,9 +364,7 @@ pub fn ops_model(data: &[u8]) -> Result<(), String> {
                 run_group(&handles, &mut models, &batches)?;
             }
         }
-        handles
-            .check(&models)
-            .map_err(|e| format!("step {steps}: {e}"))?;
+        handles.check(&models).map_err(|e| format!("step {steps}: {e}"))?;
     }
     handles.store.close().map_err(|e| format!("close: {e}"))
 }
@@ -440,16 +380,9 @@ fn run_group(
     for ops in batches {
         let mut batch = Batch::new();
         for (b_view, op) in ops {
-            handles
-                .add(&mut batch, *b_view, op)
-                .map_err(|e| format!("adding {op:?}: {e}"))?;
+            handles.add(&mut batch, *b_view, op).map_err(|e| format!("adding {op:?}: {e}"))?;
         }
-        tickets.push(
-            handles
-                .store
-                .submit(batch)
-                .map_err(|e| format!("submit: {e}"))?,
-        );
+        tickets.push(handles.store.submit(batch).map_err(|e| format!("submit: {e}"))?);
     }
     for (ops, ticket) in batches.iter().zip(tickets) {
         let mut next = models.clone();
@@ -490,11 +423,7 @@ pub fn crash_point(data: &[u8]) -> Result<(), String> {
         _ => FaultTarget::Any,
     };
     let at = u64::from(input.u16() % 400);
-    let mode = if input.byte().is_multiple_of(2) {
-        FaultMode::Once
-    } else {
-        FaultMode::FromThenOn
-    };
+    let mode = if input.byte().is_multiple_of(2) { FaultMode::Once } else { FaultMode::FromThenOn };
     let periodic = input.byte().is_multiple_of(4);
     let tear_seeds = vec![0, input.u64() | 1, input.u64() | 1];
     run_crash_case(&CrashCase {
