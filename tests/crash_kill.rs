@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use viewstore::testing::{Rng, check_store_invariants, check_view_values, read_file};
-use viewstore::{Batch, Durability, Store, View, ViewDef};
+use viewstore::{Batch, Durability, IndexDef, Store, View, ViewDef};
 
 const CHILD_ENV: &str = "VIEWSTORE_CRASH_CHILD";
 const MODE_ENV: &str = "VIEWSTORE_CRASH_MODE";
@@ -36,8 +36,11 @@ struct Item {
     payload: Vec<u8>,
 }
 
-const ITEMS: ViewDef<(u32, u64), Item> = ViewDef::new("items");
-const RINGS: ViewDef<(u32, u64), u64> = ViewDef::new("ring");
+const BY_SIZE: IndexDef<Item, u64, [u64; 1]> =
+    IndexDef::multi("by_size", |i| [i.payload.len() as u64 / 100]);
+const BY_PARITY: IndexDef<u64, u64, [u64; 1]> = IndexDef::multi("by_parity", |n| [n % 2]);
+const ITEMS: ViewDef<(u32, u64), Item> = ViewDef::new("items").with_indexes(&[&BY_SIZE]);
+const RINGS: ViewDef<(u32, u64), u64> = ViewDef::new("ring").with_indexes(&[&BY_PARITY]);
 const HEADS: ViewDef<u32, u64> = ViewDef::new("heads");
 const PROBES: ViewDef<u32, u64> = ViewDef::new("probes");
 
@@ -373,6 +376,7 @@ impl Parent {
         if !periodic && lsn < max_acked_lsn {
             return Err(format!("lsn {lsn} is below the acknowledged lsn {max_acked_lsn}"));
         }
+        verify(&store, "after the reopen")?;
         let mut recovered = [0u64; THREADS as usize];
         for t in 0..THREADS {
             let i = t as usize;
@@ -419,6 +423,7 @@ impl Parent {
             return Err(format!("probe expected lsn {}, got {new_lsn}", before + 1));
         }
         self.probes.insert(cycle, new_lsn);
+        verify(&store, "after a new write")?;
         let snapshot = store.snapshot();
         store.close().map_err(|e| format!("close: {e}"))?;
         drop(store);
@@ -472,6 +477,13 @@ fn check_thread(views: &Views, thread: u32, head: u64) -> Result<(), Failure> {
         return Err(format!("thread {thread} head {head} has version {head_version:?}"));
     }
     Ok(())
+}
+
+/// The store's own check: records in memory equal to those on disk, indexes equal to
+/// what the records imply, on disk and in memory.
+fn verify(store: &Store, when: &str) -> Result<(), Failure> {
+    let report = store.verify().map_err(|e| format!("verify {when}: {e}"))?;
+    if report.is_ok() { Ok(()) } else { Err(format!("verify {when}: {:?}", report.problems)) }
 }
 
 fn check_no_strangers(views: &Views) -> Result<(), Failure> {

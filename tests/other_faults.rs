@@ -261,3 +261,41 @@ fn close_commits_what_is_queued_and_refuses_what_comes_after() -> TestResult {
     }
     Ok(())
 }
+
+const FRAGILE: viewstore::IndexDef<String, String, [String; 1]> =
+    viewstore::IndexDef::multi("fragile", |v| {
+        assert!(v != "boom", "extractor bug");
+        [v.clone()]
+    });
+const INDEXED: ViewDef<u64, String> = ViewDef::new("indexed").with_indexes(&[&FRAGILE]);
+
+#[test]
+fn a_panicking_index_extractor_fails_its_batch_alone() -> TestResult {
+    let backend = Arc::new(FaultBackend::new());
+    let store = in_memory(&backend)?;
+    let view = store.view(&INDEXED).map_err(|e| e.to_string())?;
+    let mut good = Batch::new();
+    good.put(&view, &1, "fine".into(), 1).map_err(|e| e.to_string())?;
+    let mut bad = Batch::new();
+    bad.put(&view, &2, "also fine".into(), 1).map_err(|e| e.to_string())?;
+    bad.put(&view, &3, "boom".into(), 1).map_err(|e| e.to_string())?;
+    let tickets = [store.submit(good), store.submit(bad)];
+    let mut results = Vec::new();
+    for t in tickets {
+        results.push(settle(t.map_err(|e| e.to_string())?)?);
+    }
+    if let Err(e) = &results[0] {
+        return Err(format!("the good batch failed: {e}"));
+    }
+    match &results[1] {
+        Err(Error::IndexPanicked { view, index, .. })
+            if view == "indexed" && index == "fragile" => {}
+        other => return Err(format!("expected IndexPanicked naming indexed/fragile: {other:?}")),
+    }
+    if view.contains(&2) || view.contains(&3) {
+        return Err("the failed batch left records behind".into());
+    }
+    view.put(&4, "later".into(), 1).map_err(|e| format!("a write after the panic: {e}"))?;
+    viewstore::testing::check_verify(&store)?;
+    store.close().map_err(|e| e.to_string())
+}

@@ -4,7 +4,7 @@
 
 use super::disk::{check_store_invariants, read_backend};
 use super::fault::{FaultBackend, FaultMode, FaultPlan};
-use super::workload::{Workload, check_prefix, check_recovered};
+use super::workload::{Workload, check_lossy, check_recovered};
 use crate::config::Durability;
 use crate::error::Error;
 use crate::store::Store;
@@ -109,6 +109,13 @@ fn run(case: &CrashCase) -> Result<CrashReport, String> {
         };
         if let Some(workload) = workload {
             drive(&store, &workload, case, &mut tally)?;
+            match store.verify() {
+                Ok(report) if report.is_ok() => {}
+                Ok(report) => return Err(format!("verify found {:?}", report.problems)),
+                // The fault may have stopped the writer after the last answer.
+                Err(Error::Poisoned { .. }) if !once || case.periodic => tally.poisoned = true,
+                Err(e) => return Err(format!("verify after the workload: {e}")),
+            }
             // In periodic mode a one-off fault that loses acknowledged groups stops the
             // store: writing on would leave a hole.
             if once && tally.poisoned && !case.periodic {
@@ -259,13 +266,9 @@ fn check_opened(
     failed: &BTreeSet<u64>,
 ) -> Result<(), String> {
     let present = workload.present()?;
+    super::workload::check_verify(store)?;
     if lossy {
-        check_prefix(&present)?;
-        let beyond: Vec<_> =
-            present.iter().filter(|i| !acked.contains(i) && !failed.contains(i)).collect();
-        if !beyond.is_empty() {
-            return Err(format!("batches never submitted are present: {beyond:?}"));
-        }
+        check_lossy(&present, acked, failed)?;
     } else {
         check_recovered(&present, acked, failed)?;
     }

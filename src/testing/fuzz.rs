@@ -11,6 +11,7 @@ use crate::batch::Batch;
 use crate::codec::{Bincode, Codec, decode_key, encode_key};
 use crate::error::Error;
 use crate::format::Record;
+use crate::index::IndexDef;
 use crate::store::Store;
 use crate::version::{Outcome, Version};
 use crate::view::{View, ViewDef};
@@ -126,7 +127,8 @@ pub fn decode_value(data: &[u8]) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------
 // ops_model
 
-const VIEW_A: ViewDef<u16, String> = ViewDef::new("fz.a");
+const A_BY_LEN: IndexDef<String, u64, [u64; 1]> = IndexDef::multi("by_len", |v| [v.len() as u64]);
+const VIEW_A: ViewDef<u16, String> = ViewDef::new("fz.a").with_indexes(&[&A_BY_LEN]);
 const VIEW_B: ViewDef<i16, String> = ViewDef::new("fz.b");
 
 /// Model keys run from -8: view a (unsigned keys) stores them shifted up.
@@ -365,6 +367,7 @@ pub fn ops_model(data: &[u8]) -> Result<(), String> {
             }
         }
         handles.check(&models).map_err(|e| format!("step {steps}: {e}"))?;
+        super::workload::check_verify(&handles.store).map_err(|e| format!("step {steps}: {e}"))?;
     }
     handles.store.close().map_err(|e| format!("close: {e}"))
 }

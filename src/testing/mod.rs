@@ -17,4 +17,6 @@ pub use disk::{
 };
 pub use fault::{FaultBackend, FaultCounters, FaultMode, FaultPlan, FaultTarget, SECTOR};
 pub use rng::{Rng, seed_from_time};
-pub use workload::{Workload, check_prefix, check_recovered, item_value};
+pub use workload::{
+    Workload, check_lossy, check_prefix, check_recovered, check_verify, item_value,
+};

@@ -9,16 +9,25 @@
 //!
 //! So with `P` the set of batches present, `links` must be `{ j in P : j + 2 not in P }`
 //! and slot `k` must hold the largest `i` in `P` with `i % 4 == k`.
+//!
+//! Indexes: `wl.items` has a multi index on value length / 100, `wl.links` a unique
+//! index on the value, `wl.slots` a unique index on the value; [`Workload::present`]
+//! queries them, and [`check_verify`] compares them with the records.
 
 use crate::batch::Batch;
 use crate::error::Result;
+use crate::index::IndexDef;
 use crate::store::Store;
 use crate::view::{View, ViewDef};
 use std::collections::BTreeSet;
 
-const ITEMS: ViewDef<u64, Vec<u8>> = ViewDef::new("wl.items");
-const LINKS: ViewDef<u64, u64> = ViewDef::new("wl.links");
-const SLOTS: ViewDef<u64, u64> = ViewDef::new("wl.slots");
+const BY_SIZE: IndexDef<Vec<u8>, u64, [u64; 1]> =
+    IndexDef::multi("by_size", |v| [v.len() as u64 / 100]);
+const LINK_BY_VALUE: IndexDef<u64, u64, [u64; 1]> = IndexDef::unique("by_value", |v| [*v]);
+const SLOT_BY_VALUE: IndexDef<u64, u64, [u64; 1]> = IndexDef::unique("by_value", |v| [*v]);
+const ITEMS: ViewDef<u64, Vec<u8>> = ViewDef::new("wl.items").with_indexes(&[&BY_SIZE]);
+const LINKS: ViewDef<u64, u64> = ViewDef::new("wl.links").with_indexes(&[&LINK_BY_VALUE]);
+const SLOTS: ViewDef<u64, u64> = ViewDef::new("wl.slots").with_indexes(&[&SLOT_BY_VALUE]);
 const SLOT_COUNT: u64 = 4;
 
 /// The value batch `i` puts into `wl.items`.
@@ -83,12 +92,32 @@ impl Workload {
             }
             present.insert(i);
         }
+        let link_index = links.index(&LINK_BY_VALUE);
         let links: BTreeSet<u64> = links.iter().map(|(k, _)| k).collect();
         let expected: BTreeSet<u64> =
             present.iter().copied().filter(|j| !present.contains(&(j + 2))).collect();
         if links != expected {
             return Err(format!(
                 "wl.links holds {links:?}, but batches {present:?} imply {expected:?}"
+            ));
+        }
+        for j in &links {
+            if link_index.get(j).map(|(k, _)| k) != Some(*j) {
+                return Err(format!("wl.links index by_value does not find {j}"));
+            }
+        }
+        if link_index.len() != links.len() {
+            return Err(format!(
+                "wl.links index by_value has {} entries for {} records",
+                link_index.len(),
+                links.len()
+            ));
+        }
+        let sized = items.index(&BY_SIZE).len();
+        if sized != present.len() {
+            return Err(format!(
+                "wl.items index by_size holds {sized} entries for {} records",
+                present.len()
             ));
         }
         for slot in 0..SLOT_COUNT {
@@ -104,6 +133,18 @@ impl Workload {
         }
         Ok(present)
     }
+}
+
+/// Runs the store's own check ([`Store::verify`]): every open view's records in memory
+/// equal to those on disk, every index equal to what the records imply, on disk and in
+/// memory.
+///
+/// # Errors
+///
+/// The problems found, or the error of `verify` itself.
+pub fn check_verify(store: &Store) -> Result<(), String> {
+    let report = store.verify().map_err(|e| format!("verify: {e}"))?;
+    if report.is_ok() { Ok(()) } else { Err(format!("verify found {:?}", report.problems)) }
 }
 
 /// Checks `acknowledged ⊆ present ⊆ acknowledged ∪ in_flight`.
@@ -125,6 +166,32 @@ pub fn check_recovered(
     if !invented.is_empty() {
         return Err(format!(
             "batches present that were neither acknowledged nor in flight: {invented:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// What a bounded-loss (periodic) crash may leave of a run in which `acknowledged`
+/// batches were acknowledged and `failed` ones got an error: only batches that were
+/// submitted, and the acknowledged batches lost form a suffix (nothing submitted after
+/// a lost acknowledged batch is present).
+///
+/// # Errors
+///
+/// A message naming the batch that is present after a lost one.
+pub fn check_lossy(
+    present: &BTreeSet<u64>,
+    acknowledged: &BTreeSet<u64>,
+    failed: &BTreeSet<u64>,
+) -> Result<(), String> {
+    if let Some(i) = present.iter().find(|i| !acknowledged.contains(i) && !failed.contains(i)) {
+        return Err(format!("batch {i} is present but was never submitted"));
+    }
+    if let Some(lost) = acknowledged.difference(present).next()
+        && let Some(later) = present.iter().find(|i| *i > lost)
+    {
+        return Err(format!(
+            "acknowledged batch {lost} is lost but the later batch {later} is present"
         ));
     }
     Ok(())
