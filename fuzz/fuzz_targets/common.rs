@@ -8,6 +8,8 @@ pub fn check(result: Result<(), String>) {
     }
 }
 
+// Not every target provokes panics on purpose.
+#[allow(dead_code)]
 /// Keeps libFuzzer's abort-on-panic hook for every panic except the ones whose message
 /// starts with `fuzz: `, which a target raises on purpose (a panicking update closure)
 /// and the store must catch.
