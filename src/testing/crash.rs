@@ -41,6 +41,10 @@ pub struct CrashReport {
     pub poisoned: bool,
     /// Calls to the backend that change it.
     pub mutations: u64,
+    /// Of those, `write` calls.
+    pub writes: u64,
+    /// Of those, `sync_data` calls.
+    pub syncs: u64,
     /// Crash images opened and checked.
     pub images: usize,
 }
@@ -144,6 +148,8 @@ fn run(case: &CrashCase) -> Result<CrashReport, String> {
         faults: counters.faults,
         poisoned,
         mutations: counters.mutations(),
+        writes: counters.writes,
+        syncs: counters.syncs,
         images: 0,
     };
 
