@@ -1,0 +1,398 @@
+//! Read benchmarks: the resident layer against what users would pick instead (plain
+//! maps, a concurrent cache, raw redb), thread scaling, range scans, and opening a
+//! large store.
+//!
+//! One fixture of 1,000,000 records (`u64` keys, a 7-field struct of about 100 bytes
+//! encoded) is built once per run in a temporary directory; the baselines hold the
+//! same values, so every ratio comes from one run.
+
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use redb::{Database, ReadableDatabase, TableDefinition};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier, RwLock};
+use std::time::{Duration, Instant};
+use viewstore::{Batch, Durability, Store, View, ViewDef};
+
+const RECORDS: u64 = 1_000_000;
+/// Random keys are drawn once and cycled through.
+const LOOKUPS: usize = 1 << 20;
+/// Keys read per thread per iteration in the scaling group.
+const READS_PER_ITER: u64 = 1_000;
+const HOT_KEYS: usize = 16;
+const SCAN_LEN: u64 = 1_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Profile {
+    id: u64,
+    name: String,
+    email: String,
+    city: String,
+    bio: String,
+    followers: u64,
+    active: bool,
+}
+
+const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles");
+const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("profiles");
+const CITIES: [&str; 8] = [
+    "Amsterdam",
+    "Berlin",
+    "Lisbon",
+    "Oslo",
+    "Porto",
+    "Tallinn",
+    "Vienna",
+    "Zagreb",
+];
+
+fn profile(id: u64) -> Profile {
+    Profile {
+        id,
+        name: format!("user-{id:07}"),
+        email: format!("user-{id:07}@example.com"),
+        city: CITIES[(id % 8) as usize].to_owned(),
+        bio: format!("Writes about storage engines, caches and {id} other things."),
+        followers: id.wrapping_mul(2_654_435_761) % 100_000,
+        active: !id.is_multiple_of(3),
+    }
+}
+
+fn encode(p: &Profile) -> Vec<u8> {
+    bincode::serde::encode_to_vec(p, bincode::config::standard()).expect("encodable")
+}
+
+fn decode(bytes: &[u8]) -> Profile {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+        .expect("decodable")
+        .0
+}
+
+/// `SplitMix64`: deterministic keys without a dependency.
+fn random_keys(n: usize, seed: u64) -> Vec<u64> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            (z ^ (z >> 31)) % RECORDS
+        })
+        .collect()
+}
+
+/// Writes every record through the store in large batches.
+fn populate(path: &Path) {
+    let store = Store::builder(path)
+        .durability(Durability::Periodic {
+            interval: Duration::from_secs(1),
+        })
+        .open()
+        .expect("open");
+    let view = store.view(&PROFILES).expect("view");
+    let mut tickets = Vec::new();
+    for chunk in 0..RECORDS / 10_000 {
+        let mut batch = Batch::new();
+        for id in chunk * 10_000..(chunk + 1) * 10_000 {
+            batch.put(&view, &id, profile(id), 1).expect("put");
+        }
+        tickets.push(store.submit(batch).expect("submit"));
+    }
+    for t in tickets {
+        t.wait().expect("commit");
+    }
+    store.close().expect("close");
+}
+
+fn populate_raw(path: &Path) -> Database {
+    let db = Database::create(path).expect("redb");
+    let txn = db.begin_write().expect("write");
+    {
+        let mut table = txn.open_table(RAW).expect("table");
+        for id in 0..RECORDS {
+            table
+                .insert(id, encode(&profile(id)).as_slice())
+                .expect("insert");
+        }
+    }
+    txn.commit().expect("commit");
+    db
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store_path: PathBuf,
+    store: Store,
+    view: View<u64, Profile>,
+    raw: Database,
+    values: Vec<Arc<Profile>>,
+    keys: Vec<u64>,
+}
+
+impl Fixture {
+    fn build() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store_path = dir.path().join("views.redb");
+        let started = Instant::now();
+        populate(&store_path);
+        let raw = populate_raw(&dir.path().join("raw.redb"));
+        let store = Store::open(&store_path).expect("reopen");
+        let view = store.view(&PROFILES).expect("view");
+        let values: Vec<Arc<Profile>> = (0..RECORDS).filter_map(|id| view.get(&id)).collect();
+        assert_eq!(values.len() as u64, RECORDS);
+        eprintln!("fixture: {RECORDS} records in {:?}", started.elapsed());
+        Fixture {
+            _dir: dir,
+            store_path,
+            store,
+            view,
+            raw,
+            values,
+            keys: random_keys(LOOKUPS, 0x5EED),
+        }
+    }
+
+    fn hashmap(&self) -> HashMap<u64, Arc<Profile>> {
+        self.values.iter().map(|v| (v.id, Arc::clone(v))).collect()
+    }
+}
+
+/// One read per iteration, keys cycled from a pre-generated random list.
+fn bench_reads(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    keys: &[u64],
+    mut read: impl FnMut(u64) -> Option<u64>,
+) {
+    let mask = keys.len() - 1;
+    group.bench_function(name, |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let key = keys[i & mask];
+            i = i.wrapping_add(1);
+            black_box(read(black_box(key)))
+        });
+    });
+}
+
+fn read_get(c: &mut Criterion, f: &Fixture) {
+    let mut group = c.benchmark_group("read_get");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let keys = &f.keys;
+    let view = &f.view;
+    bench_reads(&mut group, "viewstore_get", keys, |k| {
+        view.get_with(&k, |p| p.followers)
+    });
+    bench_reads(&mut group, "viewstore_get_arc", keys, |k| {
+        view.get(&k).map(|p| p.followers)
+    });
+    let snap = view.snapshot();
+    bench_reads(&mut group, "viewstore_snapshot_get", keys, |k| {
+        snap.get(&k).map(|p| p.followers)
+    });
+    drop(snap);
+    let map = f.hashmap();
+    bench_reads(&mut group, "hashmap_get", keys, |k| {
+        map.get(&k).map(|p| p.followers)
+    });
+    let locked = RwLock::new(map);
+    bench_reads(&mut group, "rwlock_hashmap_get", keys, |k| {
+        let map = locked.read().expect("lock");
+        map.get(&k).map(|p| p.followers)
+    });
+    drop(locked);
+    let cache: moka::sync::Cache<u64, Arc<Profile>> = moka::sync::Cache::new(2 * RECORDS);
+    for v in &f.values {
+        cache.insert(v.id, Arc::clone(v));
+    }
+    cache.run_pending_tasks();
+    bench_reads(&mut group, "moka_get", keys, |k| {
+        cache.get(&k).map(|p| p.followers)
+    });
+    drop(cache);
+    let txn = f.raw.begin_read().expect("read");
+    let table = txn.open_table(RAW).expect("table");
+    bench_reads(&mut group, "redb_get_decode", keys, |k| {
+        let bytes = table.get(k).expect("get")?;
+        Some(decode(bytes.value()).followers)
+    });
+    drop(table);
+    drop(txn);
+    bench_reads(&mut group, "redb_txn_get_decode", keys, |k| {
+        let txn = f.raw.begin_read().expect("read");
+        let table = txn.open_table(RAW).expect("table");
+        let bytes = table.get(k).expect("get")?;
+        Some(decode(bytes.value()).followers)
+    });
+    group.finish();
+}
+
+/// Runs `iters * READS_PER_ITER` reads on each of `threads` threads at once and returns
+/// the wall time from the common start to the last thread's end.
+fn parallel_reads(
+    threads: usize,
+    iters: u64,
+    keys: &[u64],
+    read: &(impl Fn(u64) -> Option<u64> + Sync),
+) -> Duration {
+    let start = Barrier::new(threads + 1);
+    let mut began = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let start = &start;
+            s.spawn(move || {
+                start.wait();
+                let offset = t * 7919;
+                let mut acc = 0u64;
+                for n in 0..iters * READS_PER_ITER {
+                    let key = keys[(offset + n as usize) % keys.len()];
+                    acc = acc.wrapping_add(read(key).unwrap_or(0));
+                }
+                black_box(acc);
+            });
+        }
+        start.wait();
+        began = Instant::now();
+    });
+    began.elapsed()
+}
+
+fn read_scaling(c: &mut Criterion, f: &Fixture) {
+    let mut group = c.benchmark_group("read_scaling");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    let uniform = &f.keys;
+    let hot: Vec<u64> = f.keys[..HOT_KEYS].to_vec();
+    let view = &f.view;
+    let locked = RwLock::new(f.hashmap());
+    let viewstore_read = |k: u64| view.get_with(&k, |p| p.followers);
+    let rwlock_read = |k: u64| {
+        let map = locked.read().expect("lock");
+        map.get(&k).map(|p| p.followers)
+    };
+    for (keys_name, keys) in [("uniform", uniform.as_slice()), ("hot", hot.as_slice())] {
+        for threads in [1usize, 2] {
+            group.throughput(Throughput::Elements(threads as u64 * READS_PER_ITER));
+            group.bench_function(
+                BenchmarkId::new(format!("viewstore_{keys_name}"), threads),
+                |b| b.iter_custom(|iters| parallel_reads(threads, iters, keys, &viewstore_read)),
+            );
+            group.bench_function(
+                BenchmarkId::new(format!("rwlock_hashmap_{keys_name}"), threads),
+                |b| b.iter_custom(|iters| parallel_reads(threads, iters, keys, &rwlock_read)),
+            );
+        }
+    }
+    group.finish();
+}
+
+fn scan(c: &mut Criterion, f: &Fixture) {
+    let mut group = c.benchmark_group("scan");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(SCAN_LEN));
+    let starts: Vec<u64> = f.keys.iter().map(|k| k % (RECORDS - SCAN_LEN)).collect();
+    let mask = starts.len() - 1;
+    let view = &f.view;
+    group.bench_function("viewstore_range", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let start = starts[i & mask];
+            i += 1;
+            let snap = view.snapshot();
+            let sum: u64 = snap
+                .range(start..start + SCAN_LEN)
+                .map(|(_, p)| p.followers)
+                .sum();
+            black_box(sum)
+        });
+    });
+    let tree: BTreeMap<u64, Arc<Profile>> =
+        f.values.iter().map(|v| (v.id, Arc::clone(v))).collect();
+    group.bench_function("btreemap_range", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            let start = starts[i & mask];
+            i += 1;
+            let sum: u64 = tree
+                .range(start..start + SCAN_LEN)
+                .map(|(_, p)| p.followers)
+                .sum();
+            black_box(sum)
+        });
+    });
+    group.finish();
+}
+
+/// Opening runs last, on the fixture's store file once the fixture has closed it.
+fn open(c: &mut Criterion, path: &Path) {
+    let mut group = c.benchmark_group("open");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(100))
+        .measurement_time(Duration::from_secs(10))
+        .throughput(Throughput::Elements(RECORDS));
+    let first = 123_457u64;
+    group.bench_function("viewstore_open_first_read", |b| {
+        b.iter_with_large_drop(|| {
+            let store = Store::open(path).expect("open");
+            let view = store.view(&PROFILES).expect("view");
+            assert!(view.get_with(&first, |p| p.followers).is_some());
+            (view, store)
+        });
+    });
+    let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new("view.profiles");
+    group.bench_function("redb_iterate_decode_hashmap", |b| {
+        b.iter_with_large_drop(|| {
+            let db = Database::open(path).expect("open");
+            let mut map = HashMap::with_capacity(RECORDS as usize);
+            {
+                let txn = db.begin_read().expect("read");
+                let table = txn.open_table(table).expect("table");
+                for item in table.range::<&[u8]>(..).expect("iter") {
+                    let (k, v) = item.expect("item");
+                    let key = u64::from_be_bytes(k.value().try_into().expect("u64 key"));
+                    // Skip the record header (tag and version).
+                    let value = decode(&v.value()[9..]);
+                    map.insert(key, Arc::new(value));
+                }
+            }
+            let first_read = map.get(&first).map(|p| p.followers);
+            assert!(first_read.is_some());
+            (map, db)
+        });
+    });
+    group.finish();
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let fixture = Fixture::build();
+    read_get(&mut c, &fixture);
+    read_scaling(&mut c, &fixture);
+    scan(&mut c, &fixture);
+    let Fixture {
+        _dir: dir,
+        store_path,
+        store,
+        view,
+        ..
+    } = fixture;
+    drop(view);
+    store.close().expect("close");
+    drop(store);
+    open(&mut c, &store_path);
+    drop(dir);
+    c.final_summary();
+}
