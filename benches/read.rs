@@ -37,16 +37,8 @@ struct Profile {
 
 const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles");
 const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("profiles");
-const CITIES: [&str; 8] = [
-    "Amsterdam",
-    "Berlin",
-    "Lisbon",
-    "Oslo",
-    "Porto",
-    "Tallinn",
-    "Vienna",
-    "Zagreb",
-];
+const CITIES: [&str; 8] =
+    ["Amsterdam", "Berlin", "Lisbon", "Oslo", "Porto", "Tallinn", "Vienna", "Zagreb"];
 
 fn profile(id: u64) -> Profile {
     Profile {
@@ -54,7 +46,7 @@ fn profile(id: u64) -> Profile {
         name: format!("user-{id:07}"),
         email: format!("user-{id:07}@example.com"),
         city: CITIES[(id % 8) as usize].to_owned(),
-        bio: format!("Writes about storage engines, caches and {id} other things."),
+        bio: format!("Writes about storage, caches and {id} other things."),
         followers: id.wrapping_mul(2_654_435_761) % 100_000,
         active: !id.is_multiple_of(3),
     }
@@ -65,9 +57,7 @@ fn encode(p: &Profile) -> Vec<u8> {
 }
 
 fn decode(bytes: &[u8]) -> Profile {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
-        .expect("decodable")
-        .0
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).expect("decodable").0
 }
 
 /// `SplitMix64`: deterministic keys without a dependency.
@@ -87,9 +77,7 @@ fn random_keys(n: usize, seed: u64) -> Vec<u64> {
 /// Writes every record through the store in large batches.
 fn populate(path: &Path) {
     let store = Store::builder(path)
-        .durability(Durability::Periodic {
-            interval: Duration::from_secs(1),
-        })
+        .durability(Durability::Periodic { interval: Duration::from_secs(1) })
         .open()
         .expect("open");
     let view = store.view(&PROFILES).expect("view");
@@ -113,9 +101,7 @@ fn populate_raw(path: &Path) -> Database {
     {
         let mut table = txn.open_table(RAW).expect("table");
         for id in 0..RECORDS {
-            table
-                .insert(id, encode(&profile(id)).as_slice())
-                .expect("insert");
+            table.insert(id, encode(&profile(id)).as_slice()).expect("insert");
         }
     }
     txn.commit().expect("commit");
@@ -186,21 +172,13 @@ fn read_get(c: &mut Criterion, f: &Fixture) {
         .measurement_time(Duration::from_secs(2));
     let keys = &f.keys;
     let view = &f.view;
-    bench_reads(&mut group, "viewstore_get", keys, |k| {
-        view.get_with(&k, |p| p.followers)
-    });
-    bench_reads(&mut group, "viewstore_get_arc", keys, |k| {
-        view.get(&k).map(|p| p.followers)
-    });
+    bench_reads(&mut group, "viewstore_get", keys, |k| view.get_with(&k, |p| p.followers));
+    bench_reads(&mut group, "viewstore_get_arc", keys, |k| view.get(&k).map(|p| p.followers));
     let snap = view.snapshot();
-    bench_reads(&mut group, "viewstore_snapshot_get", keys, |k| {
-        snap.get(&k).map(|p| p.followers)
-    });
+    bench_reads(&mut group, "viewstore_snapshot_get", keys, |k| snap.get(&k).map(|p| p.followers));
     drop(snap);
     let map = f.hashmap();
-    bench_reads(&mut group, "hashmap_get", keys, |k| {
-        map.get(&k).map(|p| p.followers)
-    });
+    bench_reads(&mut group, "hashmap_get", keys, |k| map.get(&k).map(|p| p.followers));
     let locked = RwLock::new(map);
     bench_reads(&mut group, "rwlock_hashmap_get", keys, |k| {
         let map = locked.read().expect("lock");
@@ -212,9 +190,7 @@ fn read_get(c: &mut Criterion, f: &Fixture) {
         cache.insert(v.id, Arc::clone(v));
     }
     cache.run_pending_tasks();
-    bench_reads(&mut group, "moka_get", keys, |k| {
-        cache.get(&k).map(|p| p.followers)
-    });
+    bench_reads(&mut group, "moka_get", keys, |k| cache.get(&k).map(|p| p.followers));
     drop(cache);
     let txn = f.raw.begin_read().expect("read");
     let table = txn.open_table(RAW).expect("table");
@@ -281,14 +257,14 @@ fn read_scaling(c: &mut Criterion, f: &Fixture) {
     for (keys_name, keys) in [("uniform", uniform.as_slice()), ("hot", hot.as_slice())] {
         for threads in [1usize, 2] {
             group.throughput(Throughput::Elements(threads as u64 * READS_PER_ITER));
-            group.bench_function(
-                BenchmarkId::new(format!("viewstore_{keys_name}"), threads),
-                |b| b.iter_custom(|iters| parallel_reads(threads, iters, keys, &viewstore_read)),
-            );
-            group.bench_function(
-                BenchmarkId::new(format!("rwlock_hashmap_{keys_name}"), threads),
-                |b| b.iter_custom(|iters| parallel_reads(threads, iters, keys, &rwlock_read)),
-            );
+            let id = BenchmarkId::new(format!("viewstore_{keys_name}"), threads);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| parallel_reads(threads, iters, keys, &viewstore_read));
+            });
+            let id = BenchmarkId::new(format!("rwlock_hashmap_{keys_name}"), threads);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| parallel_reads(threads, iters, keys, &rwlock_read));
+            });
         }
     }
     group.finish();
@@ -310,10 +286,7 @@ fn scan(c: &mut Criterion, f: &Fixture) {
             let start = starts[i & mask];
             i += 1;
             let snap = view.snapshot();
-            let sum: u64 = snap
-                .range(start..start + SCAN_LEN)
-                .map(|(_, p)| p.followers)
-                .sum();
+            let sum: u64 = snap.range(start..start + SCAN_LEN).map(|(_, p)| p.followers).sum();
             black_box(sum)
         });
     });
@@ -324,10 +297,7 @@ fn scan(c: &mut Criterion, f: &Fixture) {
         b.iter(|| {
             let start = starts[i & mask];
             i += 1;
-            let sum: u64 = tree
-                .range(start..start + SCAN_LEN)
-                .map(|(_, p)| p.followers)
-                .sum();
+            let sum: u64 = tree.range(start..start + SCAN_LEN).map(|(_, p)| p.followers).sum();
             black_box(sum)
         });
     });
@@ -344,14 +314,20 @@ fn open(c: &mut Criterion, path: &Path) {
         .measurement_time(Duration::from_secs(10))
         .throughput(Throughput::Elements(RECORDS));
     let first = 123_457u64;
-    group.bench_function("viewstore_open_first_read", |b| {
-        b.iter_with_large_drop(|| {
-            let store = Store::open(path).expect("open");
-            let view = store.view(&PROFILES).expect("view");
-            assert!(view.get_with(&first, |p| p.followers).is_some());
-            (view, store)
+    // With the store's defaults (redb's integrity check on), and with the check off as
+    // in the redb baseline, which opens with redb's defaults.
+    for (name, check) in
+        [("viewstore_open_first_read", true), ("viewstore_open_unchecked_first_read", false)]
+    {
+        group.bench_function(name, |b| {
+            b.iter_with_large_drop(|| {
+                let store = Store::builder(path).check_integrity(check).open().expect("open");
+                let view = store.view(&PROFILES).expect("view");
+                assert!(view.get_with(&first, |p| p.followers).is_some());
+                (view, store)
+            });
         });
-    });
+    }
     let table: TableDefinition<&[u8], &[u8]> = TableDefinition::new("view.profiles");
     group.bench_function("redb_iterate_decode_hashmap", |b| {
         b.iter_with_large_drop(|| {
@@ -382,13 +358,7 @@ fn main() {
     read_get(&mut c, &fixture);
     read_scaling(&mut c, &fixture);
     scan(&mut c, &fixture);
-    let Fixture {
-        _dir: dir,
-        store_path,
-        store,
-        view,
-        ..
-    } = fixture;
+    let Fixture { _dir: dir, store_path, store, view, .. } = fixture;
     drop(view);
     store.close().expect("close");
     drop(store);

@@ -30,6 +30,7 @@ pub(crate) struct Config {
     pub(crate) max_batch_bytes: usize,
     pub(crate) max_linger: Duration,
     pub(crate) check_integrity: bool,
+    pub(crate) cache_size: usize,
     pub(crate) backend: Option<Arc<dyn redb::StorageBackend>>,
     pub(crate) index_progress: Option<ProgressFn>,
 }
@@ -93,6 +94,7 @@ impl StoreBuilder {
                 max_batch_bytes: 32 << 20,
                 max_linger: Duration::ZERO,
                 check_integrity: true,
+                cache_size: 16 << 20,
                 backend: None,
                 index_progress: None,
             },
@@ -149,6 +151,15 @@ impl StoreBuilder {
         report: impl Fn(&IndexProgress) + Send + Sync + 'static,
     ) -> Self {
         self.config.index_progress = Some(ProgressFn(Arc::new(report)));
+        self
+    }
+
+    /// The size of redb's page cache, in bytes. Default = 16 MiB. Reads are served by
+    /// the resident layer, so the cache only speeds up the writer (version checks and
+    /// B-tree updates on the file); redb's own default of 1 GiB would keep most of a
+    /// large file in memory a second time, in encoded form, once it has been loaded.
+    pub fn cache_size(mut self, bytes: usize) -> Self {
+        self.config.cache_size = bytes;
         self
     }
 

@@ -17,6 +17,7 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
         reset_interrupted_creation_in(backend.as_ref(), path)?;
         let db = redb::Builder::new()
             .set_check_integrity_on_open(config.check_integrity)
+            .set_cache_size(config.cache_size)
             .create_with_backend(SharedBackend(Arc::clone(backend)))
             .map_err(|e| Error::storage(path, "opening the database", e))?;
         let lsn = init_or_check(&db, path)?;
@@ -42,6 +43,7 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
     }
     let db = redb::Builder::new()
         .set_check_integrity_on_open(config.check_integrity)
+        .set_cache_size(config.cache_size)
         .create(path)
         .map_err(|e| Error::storage(path, "opening the database", e))?;
     let lsn = init_or_check(&db, path)?;

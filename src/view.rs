@@ -6,6 +6,8 @@ use crate::error::{Error, Result};
 use crate::format::{IndexMeta, ViewMeta, index_table_name};
 use crate::index::{AnyIndex, ExtractError, IndexDef, IndexKind, extract};
 use crate::resident::index::{IndexData, composite, map_key};
+use crate::resident::load::{self, DecodeFn};
+use crate::resident::points::Slot;
 use crate::resident::snapshot::with_key_bytes;
 use crate::resident::{Entry, Published, ResidentView, ViewData, ViewSnapshot};
 use crate::store::Store;
@@ -170,8 +172,18 @@ pub(crate) struct IndexRegistration {
 
 /// Builds a view's resident records from its stored ones, in key order, then its
 /// indexes, from their stored entries or from the records.
-pub(crate) trait Loader {
+pub(crate) trait Loader: Send {
     fn push(&mut self, key: &[u8], version: Version, value: &[u8]) -> Result<()>;
+    /// Adds the records of `later`, a loader of the same view whose keys all come after
+    /// this one's.
+    fn append(&mut self, later: Box<dyn Loader>) -> Result<()>;
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
+    /// Decode on the pushing thread instead of on worker threads.
+    fn decode_inline(&mut self);
+    /// Waits until every pushed record is decoded. Decoding happens on worker threads
+    /// while records are pushed: errors (naming the first bad record in key order)
+    /// surface here. Indexes are loaded or built after this.
+    fn decoded(&mut self) -> Result<()>;
     /// Adds a stored entry of index `index`; false when its record is missing.
     fn load_index_entry(&mut self, index: usize, stored: &[u8], ikey_len: usize) -> bool;
     /// Builds index `index` from the records, handing each entry (on-disk key, index
@@ -182,7 +194,7 @@ pub(crate) trait Loader {
         sink: &mut dyn FnMut(&[u8], u32) -> Result<()>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()>;
-    fn finish(self: Box<Self>) -> Arc<dyn ResidentView>;
+    fn finish(self: Box<Self>) -> Result<Arc<dyn ResidentView>>;
 }
 
 pub(crate) struct TypedRegistration<K, V: 'static, C> {
@@ -224,40 +236,74 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegist
     }
 
     fn loader(&self) -> Box<dyn Loader> {
-        let mut data = ViewData::new(self.name);
-        data.indexes = self
-            .indexes
-            .iter()
-            .map(|spec| IndexData::new(spec.index_name(), spec.index_kind()))
-            .collect();
-        Box::new(TypedLoader::<K, V, C> {
+        let name = self.name;
+        let codec = self.codec.clone();
+        let decode: DecodeFn<V> = Arc::new(move |key: &[u8], value: &[u8]| {
+            if let Err(e) = decode_key::<K>(key) {
+                return Err(Error::decode(name, crate::codec::render_bytes(key), e));
+            }
+            codec.decode(value).map_err(|e| Error::decode(name, render_key::<K>(key), e))
+        });
+        Box::new(TypedLoader::<K, V> {
             name: self.name,
-            codec: self.codec.clone(),
             specs: self.indexes,
-            data,
+            loading: load::Loader::new(self.name, Arc::clone(&decode)),
+            decode,
+            records: None,
+            indexes: self
+                .indexes
+                .iter()
+                .map(|spec| IndexData::new(spec.index_name(), spec.index_kind()))
+                .collect(),
             _types: PhantomData,
         })
     }
 }
 
-struct TypedLoader<K, V: 'static, C> {
+struct TypedLoader<K, V: 'static> {
     name: &'static str,
-    codec: C,
     specs: &'static [&'static dyn AnyIndex<V>],
-    data: ViewData<V>,
+    decode: DecodeFn<V>,
+    /// Records pushed so far, being decoded.
+    loading: load::Loader<V>,
+    /// Every record, decoded, in key order, once `decoded` has run.
+    records: Option<Vec<Slot<V>>>,
+    indexes: Vec<IndexData>,
     _types: PhantomData<fn() -> K>,
 }
 
-impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
+impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
     fn push(&mut self, key: &[u8], version: Version, value: &[u8]) -> Result<()> {
-        if let Err(e) = decode_key::<K>(key) {
-            return Err(Error::decode(self.name, crate::codec::render_bytes(key), e));
+        self.loading.push(key, version, value);
+        Ok(())
+    }
+
+    fn append(&mut self, later: Box<dyn Loader>) -> Result<()> {
+        match later.into_any().downcast::<Self>() {
+            Ok(later) => {
+                self.loading.append(later.loading);
+                Ok(())
+            }
+            Err(_) => {
+                Err(Error::decode(self.name, "(loading)".into(), "records of another view type"))
+            }
         }
-        let value = self
-            .codec
-            .decode(value)
-            .map_err(|e| Error::decode(self.name, render_key::<K>(key), e))?;
-        self.data.map.insert(KeyBuf::from_slice(key), Entry { version, value: Arc::new(value) });
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+
+    fn decode_inline(&mut self) {
+        self.loading.decode_inline();
+    }
+
+    fn decoded(&mut self) -> Result<()> {
+        if self.records.is_none() {
+            let fresh = load::Loader::new(self.name, Arc::clone(&self.decode));
+            let loading = std::mem::replace(&mut self.loading, fresh);
+            self.records = Some(loading.into_records()?);
+        }
         Ok(())
     }
 
@@ -265,8 +311,9 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
         let (Some(ikey), Some(pk)) = (stored.get(..ikey_len), stored.get(ikey_len..)) else {
             return false;
         };
-        let ViewData { map, indexes, .. } = &mut self.data;
-        let (true, Some(index)) = (map.contains_key(pk), indexes.get_mut(index)) else {
+        let records = self.records.as_deref().unwrap_or_default();
+        let present = records.binary_search_by(|s| s.key.as_bytes().cmp(pk)).is_ok();
+        let (true, Some(index)) = (present, self.indexes.get_mut(index)) else {
             return false;
         };
         index.map.insert(map_key(index.kind, ikey, pk), KeyBuf::from_slice(pk));
@@ -279,18 +326,20 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
         sink: &mut dyn FnMut(&[u8], u32) -> Result<()>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
-        let (Some(&spec), Some(built)) = (self.specs.get(index), self.data.indexes.get_mut(index))
+        let records = self.records.as_deref().unwrap_or_default();
+        let (Some(&spec), Some(built)) = (self.specs.get(index), self.indexes.get_mut(index))
         else {
             return Ok(());
         };
-        let total = self.data.map.len() as u64;
+        let total = records.len() as u64;
         let mut done = 0u64;
         progress(0, total);
         // Entries are gathered, then written in key order: sorted inserts are much
         // cheaper for redb's B-tree and for the resident tree than scattered ones.
-        let mut entries: Vec<(KeyBuf, u32, &KeyBuf)> = Vec::with_capacity(self.data.map.len());
-        for (pk, entry) in &self.data.map {
-            let keys = extract(spec, &*entry.value).map_err(|e| {
+        let mut entries: Vec<(KeyBuf, u32, &KeyBuf)> = Vec::with_capacity(records.len());
+        for slot in records {
+            let pk = &slot.key;
+            let keys = extract(spec, &*slot.entry.value).map_err(|e| {
                 build_error(self.name, spec.index_name(), render_key::<K>(pk.as_bytes()), e)
             })?;
             for ikey in keys {
@@ -323,8 +372,12 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V>> Loader for TypedLoader<K, V, C> {
         Ok(())
     }
 
-    fn finish(self: Box<Self>) -> Arc<dyn ResidentView> {
-        Arc::new(self.data)
+    fn finish(mut self: Box<Self>) -> Result<Arc<dyn ResidentView>> {
+        self.decoded()?;
+        let records = self.records.take().unwrap_or_default();
+        let mut data = ViewData::from_sorted(self.name, records);
+        data.indexes = std::mem::take(&mut self.indexes);
+        Ok(Arc::new(data))
     }
 }
 
@@ -404,7 +457,7 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     fn with_entry<R>(&self, key: &K, f: impl FnOnce(&Entry<V>) -> R) -> Option<R> {
         let root = self.published.load();
         let data: &ViewData<V> = root.view(self.id)?;
-        let entry = with_key_bytes(key, |bytes| data.map.get(bytes)).flatten()?;
+        let entry = with_key_bytes(key, |bytes| data.get(bytes)).flatten()?;
         Some(f(entry))
     }
 
@@ -450,7 +503,7 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     /// The number of live records.
     pub fn len(&self) -> usize {
         let root = self.published.load();
-        root.view::<V>(self.id).map_or(0, |d| d.map.len())
+        root.view::<V>(self.id).map_or(0, ViewData::len)
     }
 
     /// Whether the view has no live record.
@@ -514,7 +567,7 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         let data: &ViewData<V> = root.view(self.id)?;
         let index = data.indexes.iter().find(|i| &*i.name == index.name())?;
         let pk = with_key_bytes(ikey, |b| index.first(b)).flatten()?;
-        let entry = data.map.get(pk.as_bytes())?;
+        let entry = data.get(pk.as_bytes())?;
         let key = decode_key::<K>(pk.as_bytes()).ok()?;
         Some(f(key, &entry.value))
     }
@@ -601,8 +654,8 @@ fn collect_shared<K: ViewKey, V: ViewValue>(
 ) -> Vec<(K, Arc<V>)> {
     // Share the values instead of cloning `V`.
     let mut out = Vec::new();
-    while let Some((k, entry)) = iter.next_entry() {
-        out.push((k, Arc::clone(&entry.value)));
+    while let Some((k, value)) = iter.next_shared() {
+        out.push((k, Arc::clone(value)));
     }
     out
 }

@@ -32,7 +32,7 @@ where
     pub fn get(&self, ikey: &I) -> Option<(K, &'a V)> {
         let (index, view) = self.data?;
         let pk = super::snapshot::with_key_bytes(ikey, |bytes| index.first(bytes)).flatten()?;
-        let entry = view.map.get(pk.as_bytes())?;
+        let entry = view.get(pk.as_bytes())?;
         let key = decode_key::<K>(pk.as_bytes()).ok()?;
         Some((key, &*entry.value))
     }
@@ -154,7 +154,7 @@ impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> Iterator for IndexIter<'a,
         let inner = self.inner.as_mut()?;
         loop {
             let (map_key, pk) = inner.next()?;
-            let entry: Option<&Entry<V>> = view.map.get(pk.as_bytes());
+            let entry: Option<&Entry<V>> = view.get(pk.as_bytes());
             let ikey = decode_key::<I>(index.ikey(map_key, pk));
             let key = decode_key::<K>(pk.as_bytes());
             // Index and records are published together, so every entry has its record.

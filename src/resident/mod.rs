@@ -1,13 +1,18 @@
 //! The resident read layer: every live record of every view, decoded, in memory.
 //!
 //! The whole layer is one immutable [`Root`] behind an [`ArcSwap`]. Each view's records
-//! sit in a persistent B+tree (`imbl::OrdMap`) whose nodes are shared between
-//! successive roots. The writer builds the next root from the current one by copying
-//! only the paths its group touched, then swaps it in with one atomic store: a reader
-//! sees a whole group or none of it, across all views, and never waits on the writer.
+//! sit in two persistent structures whose parts are shared between successive roots: a
+//! hash table for point reads ([`points`]) and a list of sorted leaves for ordered scans
+//! ([`ordered`]); both hold the same `Arc` of each value. The writer builds the next
+//! root from the current one by copying only the parts its group touched, then swaps it
+//! in with one atomic store: a reader sees a whole group or none of it, across all
+//! views, and never waits on the writer. `docs/performance.md` explains the choices.
 
 pub(crate) mod index;
 mod index_read;
+pub(crate) mod load;
+pub(crate) mod ordered;
+pub(crate) mod points;
 pub(crate) mod snapshot;
 
 pub use index_read::{IndexIter, IndexView};
@@ -16,9 +21,11 @@ pub use snapshot::{Iter, Snapshot, ViewSnapshot};
 use crate::codec::KeyBuf;
 use crate::version::{Lsn, Version};
 use arc_swap::ArcSwap;
-use imbl::OrdMap;
 use index::{IndexChange, IndexData};
+use ordered::OrderedIndex;
+use points::{BuildPlan, PointIndex, Slot};
 use std::any::Any;
+use std::ops::Bound;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -37,10 +44,11 @@ impl<V> Clone for Entry<V> {
     }
 }
 
-/// The records of one view, ordered by encoded key.
+/// The records of one view: a point index and an ordered index over the same values.
 pub(crate) struct ViewData<V> {
     pub(crate) name: Arc<str>,
-    pub(crate) map: OrdMap<KeyBuf, Entry<V>>,
+    points: PointIndex<V>,
+    order: OrderedIndex<V>,
     pub(crate) indexes: Vec<IndexData>,
 }
 
@@ -48,7 +56,8 @@ impl<V> Clone for ViewData<V> {
     fn clone(&self) -> Self {
         ViewData {
             name: Arc::clone(&self.name),
-            map: self.map.clone(),
+            points: self.points.clone(),
+            order: self.order.clone(),
             indexes: self.indexes.clone(),
         }
     }
@@ -86,6 +95,10 @@ pub(crate) trait ResidentView: Send + Sync + 'static {
     fn for_each_record(&self, f: &mut RecordVisitor<'_>);
     /// The entries of index `index` in their on-disk form, in order.
     fn index_composites(&self, index: usize) -> Vec<(Vec<u8>, usize)>;
+    /// Bytes of the view's record indexes, see [`ViewStats::index_bytes`].
+    fn index_bytes(&self) -> usize;
+    /// Bytes of the view's value allocations, see [`ViewStats::value_bytes`].
+    fn value_bytes(&self) -> usize;
 }
 
 impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
@@ -98,50 +111,111 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
     }
 
     fn len(&self) -> usize {
-        self.map.len()
+        self.points.len()
     }
 
     fn value(&self, key: &[u8]) -> Option<AnyValue> {
-        self.map.get(key).map(|e| Arc::clone(&e.value) as AnyValue)
+        self.get(key).map(|e| Arc::clone(&e.value) as AnyValue)
     }
 
     fn version(&self, key: &[u8]) -> Option<Version> {
-        self.map.get(key).map(|e| e.version)
+        self.get(key).map(|e| e.version)
     }
 
     fn with_changes(&self, changes: ViewChanges) -> Arc<dyn ResidentView> {
-        let mut next = self.clone();
-        for change in changes.records {
-            match change.new {
-                Some((version, value)) => {
-                    // The writer only hands this view values of its own type.
-                    if let Ok(value) = value.downcast::<V>() {
-                        next.map.insert(change.key, Entry { version, value });
-                    }
-                }
-                None => {
-                    next.map.remove(change.key.as_bytes());
-                }
-            }
-        }
+        let mut typed: Vec<(KeyBuf, Option<Entry<V>>)> = changes
+            .records
+            .into_iter()
+            .filter_map(|change| match change.new {
+                // The writer only hands this view values of its own type.
+                Some((version, value)) => value
+                    .downcast::<V>()
+                    .ok()
+                    .map(|value| (change.key, Some(Entry { version, value }))),
+                None => Some((change.key, None)),
+            })
+            .collect();
+        typed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        typed.dedup_by(|later, earlier| later.0 == earlier.0);
+        let ordered = typed
+            .iter()
+            .map(|(k, e)| (k.clone(), e.as_ref().map(|e| Arc::clone(&e.value))))
+            .collect();
+        let mut next = ViewData {
+            name: Arc::clone(&self.name),
+            order: self.order.with_changes(ordered),
+            points: self.points.with_changes(typed),
+            indexes: self.indexes.clone(),
+        };
+        debug_assert_eq!(next.order.len(), next.points.len());
         next.apply_index_changes(changes.index);
         Arc::new(next)
     }
 
     fn for_each_record(&self, f: &mut RecordVisitor<'_>) {
-        for (key, entry) in &self.map {
-            f(key.as_bytes(), entry.version, &*entry.value);
+        for (key, value) in self.order.range(Bound::Unbounded, Bound::Unbounded) {
+            // The ordered index holds no versions: the point index has them.
+            if let Some(entry) = self.points.get(key.as_bytes()) {
+                f(key.as_bytes(), entry.version, &**value);
+            }
         }
     }
 
     fn index_composites(&self, index: usize) -> Vec<(Vec<u8>, usize)> {
         self.indexes.get(index).map(IndexData::composites).unwrap_or_default()
     }
+
+    fn index_bytes(&self) -> usize {
+        self.points.structural_bytes() + self.order.structural_bytes()
+    }
+
+    fn value_bytes(&self) -> usize {
+        // Each value is one `Arc` allocation: two counters and the value itself.
+        self.len() * (2 * size_of::<usize>() + size_of::<V>())
+    }
 }
 
 impl<V: Send + Sync + 'static> ViewData<V> {
-    pub(crate) fn new(name: &str) -> Self {
-        ViewData { name: Arc::from(name), map: OrdMap::new(), indexes: Vec::new() }
+    /// A view of `records`, which must be sorted by key with no key twice. The ordered
+    /// index and the point index's hashing are built on two threads.
+    pub(crate) fn from_sorted(name: &str, records: Vec<Slot<V>>) -> Self {
+        let hasher = foldhash::fast::RandomState::default();
+        let (order, plan) = std::thread::scope(|s| {
+            let side = std::thread::Builder::new()
+                .name("viewstore-load".into())
+                .spawn_scoped(s, || OrderedIndex::from_slots(&records));
+            let plan = BuildPlan::new(hasher, &records);
+            let order = match side.map(std::thread::ScopedJoinHandle::join) {
+                Ok(Ok(order)) => order,
+                Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                Err(_) => OrderedIndex::from_slots(&records),
+            };
+            (order, plan)
+        });
+        ViewData {
+            name: Arc::from(name),
+            points: PointIndex::assemble(plan, records),
+            order,
+            indexes: Vec::new(),
+        }
+    }
+}
+
+impl<V> ViewData<V> {
+    /// The record of an encoded key.
+    #[inline]
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry<V>> {
+        self.points.get(key)
+    }
+
+    /// The number of live records.
+    pub(crate) fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// The records whose encoded keys fall between `start` and `end`, in key order.
+    pub(crate) fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> ordered::Range<'_, V> {
+        self.order.range(start, end)
     }
 }
 
@@ -153,6 +227,24 @@ pub struct ViewStats {
     pub name: String,
     /// Live records held in memory.
     pub records: usize,
+    /// Bytes of the view's two indexes: the point index's bucket directory, bucket
+    /// headers and 32-byte slots (key, version, value pointer), and the ordered index's
+    /// leaf array and 24-byte items (key, value pointer). Computed from the structures'
+    /// sizes, without the allocator's rounding and per-allocation headers.
+    pub index_bytes: usize,
+    /// Bytes of the values' own allocations: records × (`size_of::<V>()` + the two
+    /// reference counts of an `Arc`). Heap data that a value owns (the bytes of a
+    /// `String` field, the elements of a `Vec`) is not seen by the layer and not
+    /// counted: measure the process to see it (`examples/memory.rs`).
+    pub value_bytes: usize,
+}
+
+impl ViewStats {
+    /// `index_bytes + value_bytes`: the layer's estimate of the view's resident memory,
+    /// a lower bound (see the two fields).
+    pub fn resident_bytes(&self) -> usize {
+        self.index_bytes + self.value_bytes
+    }
 }
 
 /// Figures about an open store, from [`Store::stats`](crate::Store::stats).
@@ -178,11 +270,16 @@ impl Root {
         self.views.get(id)?.as_any().downcast_ref()
     }
 
-    /// Record counts per view, in registration order.
+    /// Record counts and memory estimates per view, in registration order.
     pub(crate) fn view_stats(&self) -> Vec<ViewStats> {
         self.views
             .iter()
-            .map(|v| ViewStats { name: v.name().to_owned(), records: v.len() })
+            .map(|v| ViewStats {
+                name: v.name().to_owned(),
+                records: v.len(),
+                index_bytes: v.index_bytes(),
+                value_bytes: v.value_bytes(),
+            })
             .collect()
     }
 

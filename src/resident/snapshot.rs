@@ -1,13 +1,11 @@
 //! Reads at one LSN: store-wide snapshots and typed per-view snapshots.
 
-use super::{Entry, Root, ViewData};
+use super::{Entry, Root, ViewData, ordered};
 use crate::codec::{KeyBuf, decode_key, encode_key};
 use crate::index::IndexDef;
 use crate::resident::IndexView;
 use crate::version::{Lsn, Version};
 use crate::view::View;
-use imbl::ordmap::RangedIter;
-use imbl::shared_ptr::DefaultSharedPtr;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::cell::RefCell;
@@ -115,7 +113,7 @@ where
 
     fn entry(&self, key: &K) -> Option<&Entry<V>> {
         let data = self.data()?;
-        with_key_bytes(key, |bytes| data.map.get(bytes)).flatten()
+        with_key_bytes(key, |bytes| data.get(bytes)).flatten()
     }
 
     /// The LSN of the last group this snapshot contains.
@@ -145,7 +143,7 @@ where
 
     /// The number of live records.
     pub fn len(&self) -> usize {
-        self.data().map_or(0, |d| d.map.len())
+        self.data().map_or(0, ViewData::len)
     }
 
     /// Whether the view has no live record.
@@ -163,7 +161,9 @@ where
         let start = encode_bound(range.start_bound());
         let end = encode_bound(range.end_bound());
         match (start, end) {
-            (Some(start), Some(end)) => self.bytes_range(start, end),
+            (Some(start), Some(end)) => {
+                self.bytes_range(as_bytes(start.as_ref()), as_bytes(end.as_ref()))
+            }
             _ => Iter { inner: None, _types: PhantomData },
         }
     }
@@ -177,8 +177,8 @@ where
             return Iter { inner: None, _types: PhantomData };
         }
         let end = prefix_successor(&start);
-        let end = end.map_or(Bound::Unbounded, |e| Bound::Excluded(KeyBuf::from_slice(&e)));
-        self.bytes_range(Bound::Included(KeyBuf::from_slice(&start)), end)
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.bytes_range(Bound::Included(&start), end)
     }
 
     /// One of this view's secondary indexes, read at this snapshot's LSN. An index the
@@ -193,10 +193,14 @@ where
         IndexView::new(data)
     }
 
-    fn bytes_range(&self, start: Bound<KeyBuf>, end: Bound<KeyBuf>) -> Iter<'_, K, V> {
-        let inner = self.data().map(|d| d.map.range((start, end)));
+    fn bytes_range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_, K, V> {
+        let inner = self.data().map(|d| d.range(start, end));
         Iter { inner, _types: PhantomData }
     }
+}
+
+fn as_bytes(bound: Bound<&KeyBuf>) -> Bound<&[u8]> {
+    bound.map(KeyBuf::as_bytes)
 }
 
 fn encode_bound<K: Serialize>(bound: Bound<&K>) -> Option<Bound<KeyBuf>> {
@@ -227,7 +231,7 @@ pub(crate) fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
 /// An iterator over records in key order, yielding each key decoded and its value
 /// borrowed.
 pub struct Iter<'a, K, V> {
-    inner: Option<RangedIter<'a, KeyBuf, Entry<V>, DefaultSharedPtr>>,
+    inner: Option<ordered::Range<'a, V>>,
     _types: PhantomData<fn() -> K>,
 }
 
@@ -245,8 +249,8 @@ where
 }
 
 impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
-    /// The next key with its whole resident entry.
-    pub(crate) fn next_entry(&mut self) -> Option<(K, &'a Entry<V>)> {
+    /// The next key with its shared value.
+    pub(crate) fn next_shared(&mut self) -> Option<(K, &'a Arc<V>)> {
         let inner = self.inner.as_mut()?;
         loop {
             let (key, entry) = inner.next()?;
@@ -263,7 +267,7 @@ impl<'a, K: DeserializeOwned, V> Iterator for Iter<'a, K, V> {
     type Item = (K, &'a V);
 
     fn next(&mut self) -> Option<Self::Item> {
-        self.next_entry().map(|(k, e)| (k, &*e.value))
+        self.next_shared().map(|(k, v)| (k, &**v))
     }
 }
 
@@ -271,9 +275,9 @@ impl<K: DeserializeOwned, V> DoubleEndedIterator for Iter<'_, K, V> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let inner = self.inner.as_mut()?;
         loop {
-            let (key, entry) = inner.next_back()?;
+            let (key, value) = inner.next_back()?;
             if let Ok(k) = decode_key::<K>(key.as_bytes()) {
-                return Some((k, &*entry.value));
+                return Some((k, &**value));
             }
         }
     }

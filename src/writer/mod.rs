@@ -8,6 +8,7 @@
 //! `Error::Poisoned`.
 
 pub(crate) mod apply;
+mod load;
 pub(crate) mod ticket;
 
 use crate::batch::Op;
@@ -444,23 +445,15 @@ impl Writer {
             }
         }
         let mut loader = reg.loader();
-        {
-            let table = txn
-                .open_table(view_table(&table_name))
-                .map_err(Error::at(&file, "opening a view"))?;
-            for item in table.iter().map_err(Error::at(&file, "loading a view"))? {
-                let (k, v) = item.map_err(Error::at(&file, "loading a view"))?;
-                match Record::decode(v.value()) {
-                    Ok(Record::Live { version, value }) => {
-                        loader.push(k.value(), version, value)?;
-                    }
-                    Ok(Record::Tombstone { .. }) => {}
-                    Err(reason) => {
-                        return Err(Error::decode(name, (reg.render_key())(k.value()), reason));
-                    }
-                }
-            }
+        if created {
+            // A new view's table is created empty, in the transaction that records it.
+            txn.open_table(view_table(&table_name)).map_err(Error::at(&file, "creating a view"))?;
+        } else {
+            // Records are read through read transactions, on two threads for a large
+            // view. Only this thread writes, so they see what this transaction sees.
+            load::read_records(self.db()?, &table_name, reg, &file, &mut loader)?;
         }
+        loader.decoded()?;
         let indexes = reg.indexes();
         created |= self.open_indexes(&txn, name, &indexes, loader.as_mut())?;
         if created {
@@ -468,7 +461,7 @@ impl Writer {
         } else {
             txn.abort().map_err(Error::at(&file, "aborting a read"))?;
         }
-        Ok((loader.finish(), table_name, indexes))
+        Ok((loader.finish()?, table_name, indexes))
     }
 }
 

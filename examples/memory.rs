@@ -1,0 +1,179 @@
+//! Resident memory per record: a viewstore view of 1,000,000 records next to a
+//! `HashMap<u64, Arc<V>>` holding the same values, and the size of the redb file.
+//!
+//! Each measurement runs in a fresh child process (this program re-run with an
+//! argument), so that memory freed by one phase cannot hide the cost of the next.
+//!
+//! ```text
+//! cargo run --release --example memory [-- RECORDS]
+//! ```
+//!
+//! `memory populate PATH RECORDS` and `memory viewstore PATH RECORDS` run one phase
+//! alone, for profiling the load.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use viewstore::{Batch, Durability, Store, ViewDef};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Profile {
+    id: u64,
+    name: String,
+    email: String,
+    city: String,
+    bio: String,
+    followers: u64,
+    active: bool,
+}
+
+const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles");
+const CITIES: [&str; 8] =
+    ["Amsterdam", "Berlin", "Lisbon", "Oslo", "Porto", "Tallinn", "Vienna", "Zagreb"];
+
+fn profile(id: u64) -> Profile {
+    Profile {
+        id,
+        name: format!("user-{id:07}"),
+        email: format!("user-{id:07}@example.com"),
+        city: CITIES[(id % 8) as usize].to_owned(),
+        bio: format!("Writes about storage, caches and {id} other things."),
+        followers: id.wrapping_mul(2_654_435_761) % 100_000,
+        active: !id.is_multiple_of(3),
+    }
+}
+
+/// Resident set size of this process, in bytes.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    pages * 4096
+}
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn populate(path: &Path, records: u64) -> Res<()> {
+    let store = Store::builder(path)
+        .durability(Durability::Periodic { interval: Duration::from_secs(1) })
+        .open()?;
+    let view = store.view(&PROFILES)?;
+    let mut tickets = Vec::new();
+    let mut id = 0;
+    while id < records {
+        let mut batch = Batch::new();
+        for _ in 0..10_000.min(records - id) {
+            batch.put(&view, &id, profile(id), 1)?;
+            id += 1;
+        }
+        tickets.push(store.submit(batch)?);
+    }
+    for t in tickets {
+        t.wait()?;
+    }
+    store.close()?;
+    Ok(())
+}
+
+/// Child: open the store, load the view, report the RSS delta and the layer's figures.
+fn measure_viewstore(path: &Path, records: u64) -> Res<()> {
+    let before = rss();
+    let started = Instant::now();
+    let store = Store::open(path)?;
+    let opened = started.elapsed();
+    let after_open = rss();
+    let view = store.view(&PROFILES)?;
+    let loaded = started.elapsed();
+    let after = rss();
+    eprintln!(
+        "viewstore: store opened in {} ms (RSS +{} MB), view loaded at {} ms (RSS +{} MB)",
+        opened.as_millis(),
+        (after_open - before) / 1_000_000,
+        loaded.as_millis(),
+        (after - before) / 1_000_000,
+    );
+    assert_eq!(view.len() as u64, records);
+    let stats = store.stats();
+    let v = &stats.views[0];
+    println!(
+        "viewstore {} {} {} {} {}",
+        after - before,
+        v.index_bytes,
+        v.value_bytes,
+        loaded.as_millis(),
+        v.records
+    );
+    Ok(())
+}
+
+/// Child: build the same values into a `HashMap<u64, Arc<Profile>>`, decoded from their
+/// encoded bytes as the store decodes them (so that strings have the same capacity).
+fn measure_hashmap(records: u64) {
+    let config = bincode::config::standard();
+    let decoded = |id: u64| -> Profile {
+        let bytes = bincode::serde::encode_to_vec(profile(id), config).unwrap_or_default();
+        bincode::serde::decode_from_slice(&bytes, config).map_or_else(|_| profile(id), |(p, _)| p)
+    };
+    let before = rss();
+    let map: HashMap<u64, Arc<Profile>> =
+        (0..records).map(|id| (id, Arc::new(decoded(id)))).collect();
+    let after = rss();
+    assert_eq!(map.len() as u64, records);
+    println!("hashmap {}", after - before);
+}
+
+fn child(args: &[&str]) -> Res<Vec<u64>> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(args)
+        .stderr(std::process::Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err(format!("{args:?} failed").into());
+    }
+    let text = String::from_utf8(out.stdout)?;
+    Ok(text.split_whitespace().skip(1).filter_map(|w| w.parse().ok()).collect())
+}
+
+#[expect(clippy::cast_precision_loss, reason = "figures for display")]
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("viewstore") => return measure_viewstore(Path::new(&args[2]), args[3].parse()?),
+        Some("populate") => return populate(Path::new(&args[2]), args[3].parse()?),
+        Some("hashmap") => {
+            measure_hashmap(args[2].parse()?);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let records: u64 = args.get(1).map_or(Ok(1_000_000), |a| a.parse())?;
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("views.redb");
+    populate(&path, records)?;
+    let file = std::fs::metadata(&path)?.len();
+    let path_arg = path.to_string_lossy().into_owned();
+    let count = records.to_string();
+    let vs = child(&["viewstore", &path_arg, &count])?;
+    let hm = child(&["hashmap", &count])?;
+    let per = |bytes: u64| bytes as f64 / records as f64;
+    let encoded = bincode::serde::encode_to_vec(profile(records / 2), bincode::config::standard())?;
+    println!("records: {records}, value encoded: {} bytes", encoded.len());
+    println!(
+        "viewstore RSS delta:             {:8.1} B/record  (opened and loaded in {} ms)",
+        per(vs[0]),
+        vs[3]
+    );
+    println!(
+        "  layer's own accounting:        {:8.1} B/record  (indexes {:.1} + value allocations {:.1}; \
+         heap data inside values not counted)",
+        per(vs[1] + vs[2]),
+        per(vs[1]),
+        per(vs[2])
+    );
+    println!("HashMap<u64, Arc<V>> RSS delta:  {:8.1} B/record", per(hm[0]));
+    println!("ratio viewstore / HashMap:       {:8.3}", vs[0] as f64 / hm[0] as f64);
+    println!("redb file:                       {:8.1} B/record", per(file));
+    Ok(())
+}

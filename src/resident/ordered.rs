@@ -1,0 +1,317 @@
+//! The ordered index of a view: a persistent list of sorted leaves for range scans.
+//!
+//! Records sit in leaves of up to `LEAF_MAX` entries, each leaf one shared allocation,
+//! and the leaves in key order in one array next to each leaf's first key (the fences).
+//! A range scan finds its first leaf by binary search over the fences and then walks
+//! the leaves in order. A published group copies the leaf array (one reference count
+//! per leaf) and rebuilds only the leaves it touches; a snapshot keeps the old array.
+//! Loading builds full leaves straight from sorted input.
+
+use super::points::Slot;
+use crate::codec::KeyBuf;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Entries per leaf when built from sorted input or split.
+const LEAF_TARGET: usize = 64;
+/// A leaf that grows past this splits.
+const LEAF_MAX: usize = 128;
+
+type Item<V> = (KeyBuf, Arc<V>);
+
+struct Leaf<V> {
+    first: KeyBuf,
+    items: Arc<[Item<V>]>,
+}
+
+impl<V> Clone for Leaf<V> {
+    fn clone(&self) -> Self {
+        Leaf { first: self.first.clone(), items: Arc::clone(&self.items) }
+    }
+}
+
+/// A persistent sorted map from encoded keys to values, for ordered scans.
+pub(crate) struct OrderedIndex<V> {
+    leaves: Arc<[Leaf<V>]>,
+    len: usize,
+}
+
+impl<V> Clone for OrderedIndex<V> {
+    fn clone(&self) -> Self {
+        OrderedIndex { leaves: Arc::clone(&self.leaves), len: self.len }
+    }
+}
+
+/// One change to the ordered index: a new value for a key, or its removal.
+pub(crate) type OrderedChange<V> = (KeyBuf, Option<Arc<V>>);
+
+impl<V> OrderedIndex<V> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// An index of the records in `slots`, which must be sorted by key with no key
+    /// twice. Leaves are allocated once, full, at their exact size.
+    pub(crate) fn from_slots(slots: &[Slot<V>]) -> Self {
+        let leaves: Arc<[Leaf<V>]> = slots
+            .chunks(LEAF_TARGET)
+            .map(|chunk| Leaf {
+                first: chunk[0].key.clone(),
+                items: chunk.iter().map(|s| (s.key.clone(), Arc::clone(&s.entry.value))).collect(),
+            })
+            .collect();
+        OrderedIndex { leaves, len: slots.len() }
+    }
+
+    /// A new index with `changes` applied; untouched leaves are shared. `changes` must
+    /// be sorted by key with no key twice.
+    pub(crate) fn with_changes(&self, changes: Vec<OrderedChange<V>>) -> Self {
+        let mut leaves: Vec<Leaf<V>> = Vec::with_capacity(self.leaves.len() + 1);
+        let mut len = self.len;
+        let mut changes = changes.into_iter().peekable();
+        for (i, leaf) in self.leaves.iter().enumerate() {
+            // Changes before the next leaf's first key belong to this leaf (the first leaf
+            // also takes those before its own first key, the last one those after).
+            let next_first = self.leaves.get(i + 1).map(|l| l.first.as_bytes());
+            let mut mine = Vec::new();
+            while let Some(change) =
+                changes.next_if(|(k, _)| next_first.is_none_or(|n| k.as_bytes() < n))
+            {
+                mine.push(change);
+            }
+            if mine.is_empty() {
+                leaves.push(leaf.clone());
+                continue;
+            }
+            let merged = merge(&leaf.items, mine, &mut len);
+            push_leaves(&mut leaves, merged);
+        }
+        // An empty index has no leaf to take the changes.
+        let rest: Vec<OrderedChange<V>> = changes.collect();
+        if !rest.is_empty() {
+            let merged = merge(&[], rest, &mut len);
+            push_leaves(&mut leaves, merged);
+        }
+        OrderedIndex { leaves: leaves.into(), len }
+    }
+
+    /// The records whose keys fall between `start` and `end`, in key order.
+    pub(crate) fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Range<'_, V> {
+        let front = match start {
+            Bound::Unbounded => (0, 0),
+            Bound::Included(k) => self.position(k, false),
+            Bound::Excluded(k) => self.position(k, true),
+        };
+        let back = match end {
+            Bound::Unbounded => (self.leaves.len(), 0),
+            Bound::Included(k) => self.position(k, true),
+            Bound::Excluded(k) => self.position(k, false),
+        };
+        Range { leaves: &self.leaves, front, back }
+    }
+
+    /// The position of the first item whose key is `>= key` (or `> key` when
+    /// `after`), as (leaf, index) with index inside the leaf, or (leaves, 0) at the end.
+    fn position(&self, key: &[u8], after: bool) -> (usize, usize) {
+        let li = self.leaves.partition_point(|l| l.first.as_bytes() <= key).saturating_sub(1);
+        let Some(leaf) = self.leaves.get(li) else {
+            return (self.leaves.len(), 0);
+        };
+        let ii = leaf
+            .items
+            .partition_point(|(k, _)| if after { k.as_bytes() <= key } else { k.as_bytes() < key });
+        if ii == leaf.items.len() { (li + 1, 0) } else { (li, ii) }
+    }
+
+    /// Bytes held by the index itself: the leaf array with its fences, leaf headers and
+    /// items (keys longer than the inline limit add their own allocation, not counted).
+    pub(crate) fn structural_bytes(&self) -> usize {
+        self.leaves.len() * (size_of::<Leaf<V>>() + 2 * size_of::<usize>())
+            + self.len * size_of::<Item<V>>()
+    }
+}
+
+/// The items of `old` with `changes` (sorted, distinct keys) applied; keeps `len` up to
+/// date.
+fn merge<V>(old: &[Item<V>], changes: Vec<OrderedChange<V>>, len: &mut usize) -> Vec<Item<V>> {
+    let mut out = Vec::with_capacity(old.len() + changes.len());
+    let mut old = old.iter().peekable();
+    for (key, value) in changes {
+        while let Some(item) = old.next_if(|(k, _)| *k < key) {
+            out.push((item.0.clone(), Arc::clone(&item.1)));
+        }
+        let replaced = old.next_if(|(k, _)| *k == key).is_some();
+        match (value, replaced) {
+            (Some(value), true) => out.push((key, value)),
+            (Some(value), false) => {
+                out.push((key, value));
+                *len += 1;
+            }
+            (None, true) => *len -= 1,
+            (None, false) => {}
+        }
+    }
+    out.extend(old.map(|(k, v)| (k.clone(), Arc::clone(v))));
+    out
+}
+
+/// Appends `items` (sorted) as leaves: one leaf when it fits, else leaves of
+/// `LEAF_TARGET`; nothing when empty.
+fn push_leaves<V>(leaves: &mut Vec<Leaf<V>>, items: Vec<Item<V>>) {
+    if items.is_empty() {
+        return;
+    }
+    if items.len() <= LEAF_MAX {
+        leaves.push(leaf(items));
+        return;
+    }
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let chunk: Vec<Item<V>> = items.by_ref().take(LEAF_TARGET).collect();
+        leaves.push(leaf(chunk));
+    }
+}
+
+fn leaf<V>(items: Vec<Item<V>>) -> Leaf<V> {
+    let first = items[0].0.clone();
+    Leaf { first, items: items.into() }
+}
+
+/// An iterator over a range of an [`OrderedIndex`], from both ends.
+pub(crate) struct Range<'a, V> {
+    leaves: &'a [Leaf<V>],
+    /// The next position from the front, as (leaf, index).
+    front: (usize, usize),
+    /// The position after the last one left from the back.
+    back: (usize, usize),
+}
+
+impl<'a, V> Iterator for Range<'a, V> {
+    type Item = (&'a KeyBuf, &'a Arc<V>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front >= self.back {
+            return None;
+        }
+        let (li, ii) = self.front;
+        let items = &self.leaves.get(li)?.items;
+        let (k, v) = items.get(ii)?;
+        self.front = if ii + 1 == items.len() { (li + 1, 0) } else { (li, ii + 1) };
+        Some((k, v))
+    }
+}
+
+impl<V> DoubleEndedIterator for Range<'_, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front >= self.back {
+            return None;
+        }
+        let (li, ii) = self.back;
+        let (li, ii) = if ii == 0 {
+            let prev = li.checked_sub(1)?;
+            (prev, self.leaves.get(prev)?.items.len() - 1)
+        } else {
+            (li, ii - 1)
+        };
+        self.back = (li, ii);
+        let (k, v) = self.leaves.get(li)?.items.get(ii)?;
+        Some((k, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrderedIndex;
+    use crate::codec::KeyBuf;
+    use crate::resident::Entry;
+    use crate::resident::points::Slot;
+    use std::collections::BTreeMap;
+    use std::ops::Bound;
+    use std::sync::Arc;
+
+    fn key(i: u64) -> KeyBuf {
+        KeyBuf::from_slice(&i.to_be_bytes())
+    }
+
+    fn collect(index: &OrderedIndex<u64>, lo: Bound<u64>, hi: Bound<u64>) -> Vec<(u64, u64)> {
+        let lo = lo.map(u64::to_be_bytes);
+        let hi = hi.map(u64::to_be_bytes);
+        index
+            .range(lo.as_ref().map(|b| &b[..]), hi.as_ref().map(|b| &b[..]))
+            .map(|(k, v)| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(k.as_bytes());
+                (u64::from_be_bytes(b), **v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_a_btreemap_through_inserts_removals_and_ranges() {
+        let slots: Vec<Slot<u64>> = (0..500u64)
+            .map(|i| Slot { key: key(i * 2), entry: Entry { version: 1, value: Arc::new(i) } })
+            .collect();
+        let mut index = OrderedIndex::from_slots(&slots);
+        let mut model: BTreeMap<u64, u64> = (0..500u64).map(|i| (i * 2, i)).collect();
+        let mut x = 11u64;
+        for round in 0..80u64 {
+            let mut changes = BTreeMap::new();
+            for _ in 0..=(round * 7 % 300) {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let k = (x >> 33) % 2_000;
+                changes.insert(k, (!x.is_multiple_of(4)).then_some(round));
+            }
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => model.insert(*k, *v),
+                    None => model.remove(k),
+                };
+            }
+            let before = collect(&index, Bound::Unbounded, Bound::Unbounded);
+            let next = index.with_changes(
+                changes.into_iter().map(|(k, v)| (key(k), v.map(Arc::new))).collect(),
+            );
+            assert_eq!(collect(&index, Bound::Unbounded, Bound::Unbounded), before);
+            index = next;
+            assert_eq!(index.len(), model.len());
+            let (a, b) = ((x >> 7) % 2_100, (x >> 19) % 2_100);
+            for (lo, hi) in [
+                (Bound::Included(a), Bound::Excluded(b)),
+                (Bound::Excluded(a), Bound::Included(b)),
+                (Bound::Unbounded, Bound::Included(b)),
+                (Bound::Included(a), Bound::Unbounded),
+            ] {
+                if a > b && !matches!((lo, hi), (Bound::Unbounded, _) | (_, Bound::Unbounded)) {
+                    assert!(collect(&index, lo, hi).is_empty());
+                    continue;
+                }
+                let want: Vec<(u64, u64)> = model.range((lo, hi)).map(|(k, v)| (*k, *v)).collect();
+                assert_eq!(collect(&index, lo, hi), want);
+                let mut rev: Vec<(u64, u64)> = {
+                    let lo_b = lo.map(u64::to_be_bytes);
+                    let hi_b = hi.map(u64::to_be_bytes);
+                    index
+                        .range(lo_b.as_ref().map(|b| &b[..]), hi_b.as_ref().map(|b| &b[..]))
+                        .rev()
+                        .map(|(k, v)| {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(k.as_bytes());
+                            (u64::from_be_bytes(b), **v)
+                        })
+                        .collect()
+                };
+                rev.reverse();
+                assert_eq!(rev, want);
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_index_takes_inserts() {
+        let index: OrderedIndex<u64> = OrderedIndex::from_slots(&[]);
+        let next = index.with_changes(vec![(key(3), Some(Arc::new(3))), (key(5), None)]);
+        assert_eq!(next.len(), 1);
+        assert_eq!(collect(&next, Bound::Unbounded, Bound::Unbounded), vec![(3, 3)]);
+        assert!(collect(&index, Bound::Unbounded, Bound::Unbounded).is_empty());
+    }
+}
