@@ -17,6 +17,12 @@ thread_local! {
     static KEY_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The least capacity of a thread's key buffer. Key bytes are written at its start on
+/// every read; two threads' small buffers could share a cache line, and a read would
+/// then write a line that another core's reads write too. A buffer this large keeps the
+/// bytes each thread writes on a line of its own.
+const SCRATCH_BYTES: usize = 192;
+
 /// Runs `f` on the encoded form of `key`, reusing a per-thread buffer so that a point
 /// read allocates nothing. `None` when the key cannot be encoded (such a key cannot be
 /// stored either).
@@ -27,6 +33,9 @@ pub(crate) fn with_key_bytes<K: Serialize + ?Sized, R>(
     KEY_SCRATCH.with(|cell| {
         if let Ok(mut buf) = cell.try_borrow_mut() {
             buf.clear();
+            if buf.capacity() < SCRATCH_BYTES {
+                buf.reserve(SCRATCH_BYTES);
+            }
             encode_key(key, &mut buf).ok()?;
             Some(f(&buf))
         } else {
