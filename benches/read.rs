@@ -6,7 +6,7 @@
 //! encoded) is built once per run in a temporary directory; the baselines hold the
 //! same values, so every ratio comes from one run.
 
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use criterion::{Criterion, SamplingMode, Throughput};
 use redb::{Database, ReadableDatabase, TableDefinition};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -257,12 +257,10 @@ fn read_scaling(c: &mut Criterion, f: &Fixture) {
     for (keys_name, keys) in [("uniform", uniform.as_slice()), ("hot", hot.as_slice())] {
         for threads in [1usize, 2] {
             group.throughput(Throughput::Elements(threads as u64 * READS_PER_ITER));
-            let id = BenchmarkId::new(format!("viewstore_{keys_name}"), threads);
-            group.bench_function(id, |b| {
+            group.bench_function(format!("viewstore_{keys_name}/{threads}"), |b| {
                 b.iter_custom(|iters| parallel_reads(threads, iters, keys, &viewstore_read));
             });
-            let id = BenchmarkId::new(format!("rwlock_hashmap_{keys_name}"), threads);
-            group.bench_function(id, |b| {
+            group.bench_function(format!("rwlock_hashmap_{keys_name}/{threads}"), |b| {
                 b.iter_custom(|iters| parallel_reads(threads, iters, keys, &rwlock_read));
             });
         }

@@ -455,10 +455,11 @@ impl<K, V, C> View<K, V, C> {
 
 impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     fn with_entry<R>(&self, key: &K, f: impl FnOnce(&Entry<V>) -> R) -> Option<R> {
-        let root = self.published.load();
-        let data: &ViewData<V> = root.view(self.id)?;
-        let entry = with_key_bytes(key, |bytes| data.get(bytes)).flatten()?;
-        Some(f(entry))
+        self.published.with_root(|root| {
+            let data: &ViewData<V> = root.view(self.id)?;
+            let entry = with_key_bytes(key, |bytes| data.get(bytes)).flatten()?;
+            Some(f(entry))
+        })
     }
 
     /// Runs `f` on the value of `key`, borrowed from memory: no reference count is

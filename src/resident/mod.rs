@@ -8,6 +8,7 @@
 //! in with one atomic store: a reader sees a whole group or none of it, across all
 //! views, and never waits on the writer. `docs/performance.md` explains the choices.
 
+mod current;
 pub(crate) mod index;
 mod index_read;
 pub(crate) mod load;
@@ -26,6 +27,7 @@ use ordered::OrderedIndex;
 use points::{BuildPlan, PointIndex, Slot};
 use std::any::Any;
 use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -295,17 +297,35 @@ impl Root {
     }
 }
 
+static NEXT_PUBLISHED: AtomicU64 = AtomicU64::new(1);
+
 /// What readers share with the writer: the current root and a way to wait for an LSN.
 pub(crate) struct Published {
+    /// Unique per store, for the roots that reading threads keep (see [`current`]).
+    id: u64,
+    /// Bumped after every publish.
+    generation: AtomicU64,
     root: ArcSwap<Root>,
     lsn: Mutex<Lsn>,
     advanced: Condvar,
 }
 
+impl Drop for Published {
+    fn drop(&mut self) {
+        self.forget_kept();
+    }
+}
+
 impl Published {
     pub(crate) fn new(root: Arc<Root>) -> Self {
         let lsn = root.lsn;
-        Published { root: ArcSwap::new(root), lsn: Mutex::new(lsn), advanced: Condvar::new() }
+        Published {
+            id: NEXT_PUBLISHED.fetch_add(1, Ordering::Relaxed),
+            generation: AtomicU64::new(0),
+            root: ArcSwap::new(root),
+            lsn: Mutex::new(lsn),
+            advanced: Condvar::new(),
+        }
     }
 
     /// The current root, borrowed: no reference count is written.
@@ -322,6 +342,8 @@ impl Published {
     pub(crate) fn publish(&self, root: Arc<Root>) {
         let lsn = root.lsn;
         self.root.store(root);
+        // After the store: a reader that sees the new generation loads the new root.
+        self.generation.fetch_add(1, Ordering::Release);
         let mut current = self.lsn.lock().unwrap_or_else(PoisonError::into_inner);
         *current = lsn;
         self.advanced.notify_all();
