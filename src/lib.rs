@@ -72,7 +72,10 @@
 //! - One writer thread: writes are serialized and grouped; throughput comes from group
 //!   commit, not from parallel writers.
 //! - Reads see whole committed groups. A [`Snapshot`] pins the records it sees; the
-//!   next groups copy only the tree paths they change.
+//!   next groups copy only the parts of the view they change.
+//! - Each reading thread keeps the root it read last (so that a point read runs no
+//!   locked instruction): until its next read, a thread pins one version of the store
+//!   it read last, like a snapshot. `docs/performance.md` has the figures.
 
 mod batch;
 mod codec;
