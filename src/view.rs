@@ -377,6 +377,9 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         let records = self.records.take().unwrap_or_default();
         let mut data = ViewData::from_sorted(self.name, records);
         data.indexes = std::mem::take(&mut self.indexes);
+        for index in &mut data.indexes {
+            index.seal();
+        }
         Ok(Arc::new(data))
     }
 }

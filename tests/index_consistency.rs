@@ -159,6 +159,14 @@ fn check(store: &Store, items: &View<u32, Item>, model: &Model, step: usize) {
     assert_eq!(groups, expected_entries(model, |i| vec![i.group]), "by_group at step {step}");
     let tags: Vec<(u8, u32)> = snap.index(&BY_TAG).iter().map(|(i, k, _)| (i, k)).collect();
     assert_eq!(tags, expected_entries(model, |i| i.tags.clone()), "by_tag at step {step}");
+    // Point lookups in the unique index agree with the model, including names nobody
+    // holds any more.
+    for n in 0..12 {
+        let name = format!("n{n}");
+        let found = snap.index(&BY_NAME).get(&name).map(|(k, v)| (k, v.clone()));
+        let expected = live.iter().find(|(_, v)| v.name == name).cloned();
+        assert_eq!(found, expected, "unique lookup of {name} at step {step}");
+    }
     // Index entries carry the record's current value, not a copy from an older write.
     let current: BTreeMap<u32, Item> = live.iter().cloned().collect();
     let values = snap.index(&BY_TAG).iter().map(|(_, k, v)| (k, v.clone()));

@@ -9,18 +9,23 @@
 //! index, and a query takes the value from the view's records, so it is never stale.
 
 use super::ViewData;
+use super::points::{PointChange, PointIndex, PointSlot};
 use crate::codec::KeyBuf;
 use crate::index::IndexKind;
 use imbl::OrdMap;
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::Arc;
 
-/// The entries of one index: map key (see [`map_key`]) to primary key.
+/// The entries of one index: map key (see [`map_key`]) to primary key. A unique index
+/// also keeps a hash table from index key to primary key, so that a lookup by index key
+/// costs a hash probe rather than a tree descent over byte strings.
 #[derive(Clone)]
 pub(crate) struct IndexData {
     pub(crate) name: Arc<str>,
     pub(crate) kind: IndexKind,
     pub(crate) map: OrdMap<KeyBuf, KeyBuf>,
+    points: Option<PointIndex<KeyBuf>>,
 }
 
 /// One change to an index: `pk` gains (`present`) or loses index key `ikey`.
@@ -49,7 +54,16 @@ pub(crate) fn composite(ikey: &[u8], pk: &[u8]) -> KeyBuf {
 
 impl IndexData {
     pub(crate) fn new(name: &str, kind: IndexKind) -> Self {
-        IndexData { name: Arc::from(name), kind, map: OrdMap::new() }
+        IndexData { name: Arc::from(name), kind, map: OrdMap::new(), points: None }
+    }
+
+    /// Builds the hash table of a unique index from its entries, once they are loaded.
+    pub(crate) fn seal(&mut self) {
+        if self.kind == IndexKind::Unique {
+            let slots =
+                self.map.iter().map(|(k, pk)| PointSlot { key: k.clone(), entry: pk.clone() });
+            self.points = Some(PointIndex::build(slots.collect()));
+        }
     }
 
     /// The encoded index key of a resident entry.
@@ -64,7 +78,10 @@ impl IndexData {
     /// The primary key of the first entry of encoded index key `ikey`.
     pub(crate) fn first(&self, ikey: &[u8]) -> Option<&KeyBuf> {
         match self.kind {
-            IndexKind::Unique => self.map.get(ikey),
+            IndexKind::Unique => match &self.points {
+                Some(points) => points.get(ikey),
+                None => self.map.get(ikey),
+            },
             IndexKind::Multi => {
                 let (key, pk) =
                     self.map.range::<_, [u8]>((Bound::Included(ikey), Bound::Unbounded)).next()?;
@@ -85,8 +102,9 @@ impl IndexData {
             .collect()
     }
 
-    /// Applies one change.
-    pub(crate) fn apply(&mut self, change: IndexChange) {
+    /// Applies one change to the ordered entries (the hash table follows in
+    /// [`IndexData::refresh_points`]).
+    fn apply(&mut self, change: IndexChange) {
         let key = map_key(self.kind, &change.ikey, change.pk.as_bytes());
         if change.present {
             self.map.insert(key, change.pk);
@@ -96,12 +114,37 @@ impl IndexData {
     }
 }
 
+impl IndexData {
+    /// Brings the hash table of a unique index in line with its ordered entries for the
+    /// index keys in `touched`.
+    fn refresh_points(&mut self, touched: BTreeSet<Vec<u8>>) {
+        let Some(points) = &self.points else { return };
+        let changes: Vec<PointChange<KeyBuf>> = touched
+            .into_iter()
+            .map(|ikey| {
+                let pk = self.map.get(ikey.as_slice()).cloned();
+                (KeyBuf::from_slice(&ikey), pk)
+            })
+            .collect();
+        self.points = Some(points.with_changes(changes));
+    }
+}
+
 impl<V> ViewData<V> {
     /// Applies index changes in the order the group's batches made them.
     pub(crate) fn apply_index_changes(&mut self, changes: Vec<IndexChange>) {
+        let mut touched: Vec<BTreeSet<Vec<u8>>> = vec![BTreeSet::new(); self.indexes.len()];
         for change in changes {
             if let Some(index) = self.indexes.get_mut(change.index) {
+                if index.kind == IndexKind::Unique {
+                    touched[change.index].insert(change.ikey.clone());
+                }
                 index.apply(change);
+            }
+        }
+        for (index, touched) in self.indexes.iter_mut().zip(touched) {
+            if !touched.is_empty() {
+                index.refresh_points(touched);
             }
         }
     }

@@ -49,7 +49,7 @@ impl<V> Clone for Entry<V> {
 /// The records of one view: a point index and an ordered index over the same values.
 pub(crate) struct ViewData<V> {
     pub(crate) name: Arc<str>,
-    points: PointIndex<V>,
+    points: PointIndex<Entry<V>>,
     order: OrderedIndex<V>,
     pub(crate) indexes: Vec<IndexData>,
 }

@@ -22,30 +22,34 @@ const GROW_AT: usize = 8;
 /// bucket counts are powers of two).
 const AFTER_GROW: usize = 4;
 
-/// One record in a bucket.
-pub(crate) struct Slot<V> {
+/// One entry in a bucket: an encoded key and what it maps to.
+pub(crate) struct PointSlot<T> {
     pub(crate) key: KeyBuf,
-    pub(crate) entry: Entry<V>,
+    pub(crate) entry: T,
 }
 
-impl<V> Clone for Slot<V> {
+/// One record of a view in a bucket.
+pub(crate) type Slot<V> = PointSlot<Entry<V>>;
+
+impl<T: Clone> Clone for PointSlot<T> {
     fn clone(&self) -> Self {
-        Slot { key: self.key.clone(), entry: self.entry.clone() }
+        PointSlot { key: self.key.clone(), entry: self.entry.clone() }
     }
 }
 
-type Bucket<V> = Option<Arc<[Slot<V>]>>;
-type Mid<V> = Arc<[Bucket<V>]>;
+type Bucket<T> = Option<Arc<[PointSlot<T>]>>;
+type Mid<T> = Arc<[Bucket<T>]>;
 
-/// A persistent hash table from encoded keys to resident entries.
-pub(crate) struct PointIndex<V> {
+/// A persistent hash table from encoded keys to resident entries (or, for a unique
+/// index, to primary keys).
+pub(crate) struct PointIndex<T> {
     hasher: foldhash::fast::RandomState,
     bits: u32,
-    top: Arc<[Mid<V>]>,
+    top: Arc<[Mid<T>]>,
     len: usize,
 }
 
-impl<V> Clone for PointIndex<V> {
+impl<T> Clone for PointIndex<T> {
     fn clone(&self) -> Self {
         PointIndex {
             hasher: self.hasher.clone(),
@@ -57,16 +61,15 @@ impl<V> Clone for PointIndex<V> {
 }
 
 /// One change to the point index: a new entry for a key, or its removal.
-pub(crate) type PointChange<V> = (KeyBuf, Option<Entry<V>>);
+pub(crate) type PointChange<T> = (KeyBuf, Option<T>);
 
-impl<V> PointIndex<V> {
+impl<T: Clone> PointIndex<T> {
     /// An index of `slots`, whose keys must be distinct.
-    #[cfg(test)]
-    pub(crate) fn build(slots: Vec<Slot<V>>) -> Self {
+    pub(crate) fn build(slots: Vec<PointSlot<T>>) -> Self {
         Self::build_with(foldhash::fast::RandomState::default(), slots)
     }
 
-    fn build_with(hasher: foldhash::fast::RandomState, slots: Vec<Slot<V>>) -> Self {
+    fn build_with(hasher: foldhash::fast::RandomState, slots: Vec<PointSlot<T>>) -> Self {
         let plan = BuildPlan::new(hasher, &slots);
         Self::assemble(plan, slots)
     }
@@ -74,10 +77,10 @@ impl<V> PointIndex<V> {
     /// Builds the index from `slots` (distinct keys) and their buckets, computed
     /// beforehand, possibly on another thread. Every bucket is allocated once, at its
     /// exact size, so that building leaves no freed memory behind.
-    pub(crate) fn assemble(plan: BuildPlan, slots: Vec<Slot<V>>) -> Self {
+    pub(crate) fn assemble(plan: BuildPlan, slots: Vec<PointSlot<T>>) -> Self {
         let BuildPlan { hasher, bits, buckets: bucket_ids } = plan;
         let len = slots.len();
-        let mut slots: Vec<Option<Slot<V>>> = slots.into_iter().map(Some).collect();
+        let mut slots: Vec<Option<PointSlot<T>>> = slots.into_iter().map(Some).collect();
         let buckets = 1usize << bits;
         // Counting sort of the records by bucket.
         let mut starts = vec![0usize; buckets + 1];
@@ -97,8 +100,8 @@ impl<V> PointIndex<V> {
         drop(next);
         drop(bucket_ids);
         let mid_len = 1usize << bits.min(MID_BITS);
-        let mut scratch: Vec<Slot<V>> = Vec::new();
-        let top: Arc<[Mid<V>]> = (0..buckets / mid_len)
+        let mut scratch: Vec<PointSlot<T>> = Vec::new();
+        let top: Arc<[Mid<T>]> = (0..buckets / mid_len)
             .map(|t| {
                 (0..mid_len)
                     .map(|m| {
@@ -122,7 +125,7 @@ impl<V> PointIndex<V> {
 
     /// The entry of an encoded key.
     #[inline]
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry<V>> {
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&T> {
         let i = bucket_of(self.hasher.hash_one(key), self.bits);
         let mid = self.top.get(i >> MID_BITS.min(self.bits))?;
         let bucket = mid.get(i & ((1 << MID_BITS.min(self.bits)) - 1))?.as_deref()?;
@@ -135,32 +138,34 @@ impl<V> PointIndex<V> {
 
     /// A new index with `changes` applied; untouched buckets are shared. Keys in
     /// `changes` must be distinct.
-    pub(crate) fn with_changes(&self, changes: Vec<PointChange<V>>) -> Self {
+    pub(crate) fn with_changes(&self, changes: Vec<PointChange<T>>) -> Self {
         if self.len + changes.len() > GROW_AT << self.bits {
             // Rehash everything into more buckets (amortized: the count at least doubles).
-            let mut slots: Vec<Slot<V>> = Vec::with_capacity(self.len + changes.len());
-            let mut pending: std::collections::HashMap<KeyBuf, Option<Entry<V>>> =
+            let mut slots: Vec<PointSlot<T>> = Vec::with_capacity(self.len + changes.len());
+            let mut pending: std::collections::HashMap<KeyBuf, Option<T>> =
                 changes.into_iter().collect();
             for slot in self.slots() {
                 match pending.remove(&slot.key) {
-                    Some(Some(entry)) => slots.push(Slot { key: slot.key.clone(), entry }),
+                    Some(Some(entry)) => slots.push(PointSlot { key: slot.key.clone(), entry }),
                     Some(None) => {}
                     None => slots.push(slot.clone()),
                 }
             }
             slots.extend(
-                pending.into_iter().filter_map(|(key, entry)| Some(Slot { key, entry: entry? })),
+                pending
+                    .into_iter()
+                    .filter_map(|(key, entry)| Some(PointSlot { key, entry: entry? })),
             );
             return Self::build_with(self.hasher.clone(), slots);
         }
         let mid_bits = MID_BITS.min(self.bits);
         let mid_mask = (1 << mid_bits) - 1;
-        let mut per_bucket: Vec<(usize, PointChange<V>)> = changes
+        let mut per_bucket: Vec<(usize, PointChange<T>)> = changes
             .into_iter()
             .map(|c| (bucket_of(self.hasher.hash_one(c.0.as_bytes()), self.bits), c))
             .collect();
         per_bucket.sort_unstable_by_key(|(i, _)| *i);
-        let mut top: Vec<Mid<V>> = self.top.to_vec();
+        let mut top: Vec<Mid<T>> = self.top.to_vec();
         let mut len = self.len;
         let mut rest = per_bucket.as_slice();
         while let Some(&(first, _)) = rest.first() {
@@ -169,14 +174,14 @@ impl<V> PointIndex<V> {
             let in_mid = rest.iter().take_while(|(j, _)| *j >> mid_bits == t).count();
             let (mut here, after) = rest.split_at(in_mid);
             rest = after;
-            let mut mid: Vec<Bucket<V>> = top[t].to_vec();
+            let mut mid: Vec<Bucket<T>> = top[t].to_vec();
             while let Some(&(i, _)) = here.first() {
                 let same = here.iter().take_while(|(j, _)| *j == i).count();
                 let (bucket_changes, others) = here.split_at(same);
                 here = others;
                 let m = i & mid_mask;
                 let old = mid[m].as_deref().unwrap_or(&[]);
-                let mut slots: Vec<Slot<V>> = old
+                let mut slots: Vec<PointSlot<T>> = old
                     .iter()
                     .filter(|s| !bucket_changes.iter().any(|(_, (k, _))| *k == s.key))
                     .cloned()
@@ -184,7 +189,7 @@ impl<V> PointIndex<V> {
                 len -= old.len() - slots.len();
                 for (_, (key, entry)) in bucket_changes {
                     if let Some(entry) = entry {
-                        slots.push(Slot { key: key.clone(), entry: entry.clone() });
+                        slots.push(PointSlot { key: key.clone(), entry: entry.clone() });
                         len += 1;
                     }
                 }
@@ -195,7 +200,7 @@ impl<V> PointIndex<V> {
         PointIndex { hasher: self.hasher.clone(), bits: self.bits, top: top.into(), len }
     }
 
-    fn slots(&self) -> impl Iterator<Item = &Slot<V>> {
+    fn slots(&self) -> impl Iterator<Item = &PointSlot<T>> {
         self.top.iter().flat_map(|mid| mid.iter()).flat_map(|b| b.as_deref().unwrap_or(&[]))
     }
 
@@ -204,10 +209,10 @@ impl<V> PointIndex<V> {
     pub(crate) fn structural_bytes(&self) -> usize {
         let buckets = 1usize << self.bits;
         let occupied = self.top.iter().flat_map(|m| m.iter()).flatten().count();
-        self.top.len() * (size_of::<Mid<V>>() + 2 * size_of::<usize>())
-            + buckets * size_of::<Bucket<V>>()
+        self.top.len() * (size_of::<Mid<T>>() + 2 * size_of::<usize>())
+            + buckets * size_of::<Bucket<T>>()
             + occupied * 2 * size_of::<usize>()
-            + self.len * size_of::<Slot<V>>()
+            + self.len * size_of::<PointSlot<T>>()
     }
 }
 
@@ -221,7 +226,7 @@ pub(crate) struct BuildPlan {
 
 impl BuildPlan {
     /// Hashes the keys of `slots` for a new index.
-    pub(crate) fn new<V>(hasher: foldhash::fast::RandomState, slots: &[Slot<V>]) -> Self {
+    pub(crate) fn new<T>(hasher: foldhash::fast::RandomState, slots: &[PointSlot<T>]) -> Self {
         let bits = bits_for(slots.len());
         let buckets = slots
             .iter()
