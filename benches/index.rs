@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use viewstore::testing::Rng;
 use viewstore::{Batch, Durability, IndexDef, Store, ViewDef};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,17 +31,6 @@ const PLAIN: ViewDef<u64, User> = ViewDef::new("users");
 
 const RECORDS: u64 = 100_000;
 const OPEN_RECORDS: u64 = 1_000_000;
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn user(id: u64, salt: u64) -> User {
     User {
@@ -70,8 +60,8 @@ fn lookups(c: &mut Criterion) {
     let store = Store::open(dir.path().join("lookup.redb")).expect("open");
     fill(&store, &INDEXED, RECORDS);
     let users = store.view(&INDEXED).expect("view");
-    let mut rng = XorShift(0x5EED);
-    let ids: Vec<u64> = (0..4096).map(|_| rng.next() % RECORDS).collect();
+    let mut rng = Rng::new(0x5EED);
+    let ids: Vec<u64> = (0..4096).map(|_| rng.below(RECORDS)).collect();
     let emails: Vec<String> = ids.iter().map(|id| user(*id, 0).email).collect();
     let mut group = c.benchmark_group("index");
     group.throughput(Throughput::Elements(1)).sample_size(20);
@@ -103,13 +93,13 @@ fn pipelined(
     move_keys: bool,
 ) -> Duration {
     let view = store.view(def).expect("view");
-    let mut rng = XorShift(*salt | 1);
+    let mut rng = Rng::new(*salt);
     *salt += 1;
     let base = view.version(&0).unwrap_or(1);
     let start = Instant::now();
     let mut tickets = Vec::with_capacity(n as usize);
     for k in 0..n {
-        let id = rng.next() % RECORDS;
+        let id = rng.below(RECORDS);
         let mut batch = Batch::new();
         let value = if move_keys {
             user(id, *salt + k)

@@ -8,13 +8,12 @@
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use redb::{Database, ReadableDatabase, TableDefinition};
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier, RwLock};
 use std::time::{Duration, Instant};
-use viewstore::{Batch, Durability, Store, View, ViewDef};
+use viewstore::{Batch, Durability, Store, View};
 
 const RECORDS: u64 = 1_000_000;
 /// Random keys are drawn once and cycled through.
@@ -24,33 +23,11 @@ const READS_PER_ITER: u64 = 1_000;
 const HOT_KEYS: usize = 16;
 const SCAN_LEN: u64 = 1_000;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Profile {
-    id: u64,
-    name: String,
-    email: String,
-    city: String,
-    bio: String,
-    followers: u64,
-    active: bool,
-}
+#[path = "support/profile.rs"]
+mod profile;
+use profile::{PROFILES, Profile, profile};
 
-const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles");
 const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("profiles");
-const CITIES: [&str; 8] =
-    ["Amsterdam", "Berlin", "Lisbon", "Oslo", "Porto", "Tallinn", "Vienna", "Zagreb"];
-
-fn profile(id: u64) -> Profile {
-    Profile {
-        id,
-        name: format!("user-{id:07}"),
-        email: format!("user-{id:07}@example.com"),
-        city: CITIES[(id % 8) as usize].to_owned(),
-        bio: format!("Writes about storage, caches and {id} other things."),
-        followers: id.wrapping_mul(2_654_435_761) % 100_000,
-        active: !id.is_multiple_of(3),
-    }
-}
 
 fn encode(p: &Profile) -> Vec<u8> {
     bincode::serde::encode_to_vec(p, bincode::config::standard()).expect("encodable")

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use viewstore::testing::Rng;
 use viewstore::{Batch, Durability, Store, View, ViewDef};
 
 /// Records in each table before measuring.
@@ -54,24 +55,9 @@ impl Row {
 const ROWS: ViewDef<u64, Row> = ViewDef::new("rows");
 const REDB_ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 
-/// xorshift64: random keys without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn key(&mut self) -> u64 {
-        self.next() % RECORDS
-    }
+/// Random keys over the view.
+fn random_key(rng: &mut Rng) -> u64 {
+    rng.below(RECORDS)
 }
 
 fn encode(row: &Row) -> Vec<u8> {
@@ -132,7 +118,7 @@ fn viewstore_64_writers(group: &mut Group<'_>, fx: &Fixture) {
                         let mut rng = Rng::new(iters * WRITERS + t);
                         start.wait();
                         for _ in 0..iters {
-                            let key = rng.key();
+                            let key = random_key(&mut rng);
                             let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
                             let mut batch = Batch::new();
                             batch
@@ -162,7 +148,7 @@ fn viewstore_pipelined(group: &mut Group<'_>, fx: &Fixture) {
             for _ in 0..iters {
                 let mut tickets = Vec::with_capacity(PIPELINED as usize);
                 for _ in 0..PIPELINED {
-                    let key = rng.key();
+                    let key = random_key(&mut rng);
                     let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
                     let mut batch = Batch::new();
                     batch.put(&fx.rows, &key, Row::new(key, version), version).expect("valid put");
@@ -184,12 +170,12 @@ fn redb_commit_per_write(group: &mut Group<'_>, fx: &Fixture) {
         let mut rng = Rng::new(11);
         b.iter(|| {
             for _ in 0..COMMITS {
-                let key = rng.key();
+                let key = random_key(&mut rng);
                 let txn = fx.db.begin_write().expect("begin");
                 {
                     let mut table = txn.open_table(REDB_ROWS).expect("table");
                     table
-                        .insert(key, encode(&Row::new(key, rng.next())).as_slice())
+                        .insert(key, encode(&Row::new(key, rng.next_u64())).as_slice())
                         .expect("insert");
                 }
                 txn.commit().expect("commit");
@@ -208,9 +194,9 @@ fn redb_1000_per_txn(group: &mut Group<'_>, fx: &Fixture) {
             {
                 let mut table = txn.open_table(REDB_ROWS).expect("table");
                 for _ in 0..PER_TXN {
-                    let key = rng.key();
+                    let key = random_key(&mut rng);
                     table
-                        .insert(key, encode(&Row::new(key, rng.next())).as_slice())
+                        .insert(key, encode(&Row::new(key, rng.next_u64())).as_slice())
                         .expect("insert");
                 }
             }

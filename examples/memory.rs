@@ -11,40 +11,16 @@
 //! `memory populate PATH RECORDS` and `memory viewstore PATH RECORDS` run one phase
 //! alone, for profiling the load.
 
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use viewstore::{Batch, Durability, Store, ViewDef};
+use viewstore::{Batch, Durability, Store};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Profile {
-    id: u64,
-    name: String,
-    email: String,
-    city: String,
-    bio: String,
-    followers: u64,
-    active: bool,
-}
-
-const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles");
-const CITIES: [&str; 8] =
-    ["Amsterdam", "Berlin", "Lisbon", "Oslo", "Porto", "Tallinn", "Vienna", "Zagreb"];
-
-fn profile(id: u64) -> Profile {
-    Profile {
-        id,
-        name: format!("user-{id:07}"),
-        email: format!("user-{id:07}@example.com"),
-        city: CITIES[(id % 8) as usize].to_owned(),
-        bio: format!("Writes about storage, caches and {id} other things."),
-        followers: id.wrapping_mul(2_654_435_761) % 100_000,
-        active: !id.is_multiple_of(3),
-    }
-}
+#[path = "../benches/support/profile.rs"]
+mod profile;
+use profile::{PROFILES, Profile, profile};
 
 /// Resident set size of this process, in bytes.
 fn rss() -> u64 {

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use viewstore::testing::Rng;
 use viewstore::{Batch, Error, IndexDef, Outcome, Store, View, ViewDef};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,20 +33,6 @@ enum Op {
 
 /// The model: key -> (version, live value or tombstone).
 type Model = BTreeMap<u32, (u64, Option<Item>)>;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn item(rng: &mut Rng) -> Item {
     let tags = (0..rng.below(4)).map(|_| rng.below(6) as u8).collect();
@@ -181,7 +168,7 @@ fn check(store: &Store, items: &View<u32, Item>, model: &Model, step: usize) {
 fn run(seed: u64, steps: usize) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("model.redb");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut model = Model::new();
     let mut store = Store::open(&path).expect("open");
     let mut items = store.view(&ITEMS).expect("view");
