@@ -69,6 +69,42 @@ fn refuse<T>(what: &str) -> Result<T, KeyCodecError> {
     Err(KeyCodecError(format!("{what} cannot be part of a key (no total byte order)")))
 }
 
+/// Integer serializers: big-endian bytes of the value as an unsigned integer whose
+/// order matches the type's (see `OrderedBits`).
+macro_rules! big_endian {
+    ($($method:ident: $t:ty),*) => {$(
+        fn $method(self, v: $t) -> Result<(), KeyCodecError> {
+            self.out.extend_from_slice(&v.ordered_bits().to_be_bytes());
+            Ok(())
+        }
+    )*};
+}
+
+/// The bits of an integer as an unsigned integer of the same width that sorts the same.
+trait OrderedBits {
+    type Bits;
+    fn ordered_bits(self) -> Self::Bits;
+}
+
+macro_rules! ordered_bits {
+    ($($signed:ty => $unsigned:ty),*) => {$(
+        impl OrderedBits for $signed {
+            type Bits = $unsigned;
+            fn ordered_bits(self) -> $unsigned {
+                self.cast_unsigned() ^ (1 << (<$unsigned>::BITS - 1))
+            }
+        }
+        impl OrderedBits for $unsigned {
+            type Bits = $unsigned;
+            fn ordered_bits(self) -> $unsigned {
+                self
+            }
+        }
+    )*};
+}
+
+ordered_bits!(i8 => u8, i16 => u16, i32 => u32, i64 => u64, i128 => u128);
+
 impl ser::Serializer for &mut KeySerializer<'_> {
     type Ok = ();
     type Error = KeyCodecError;
@@ -84,46 +120,12 @@ impl ser::Serializer for &mut KeySerializer<'_> {
         self.out.push(u8::from(v));
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&(v.cast_unsigned() ^ 0x80).to_be_bytes());
-        Ok(())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&(v.cast_unsigned() ^ (1 << 15)).to_be_bytes());
-        Ok(())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&(v.cast_unsigned() ^ (1 << 31)).to_be_bytes());
-        Ok(())
-    }
-    fn serialize_i64(self, v: i64) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&(v.cast_unsigned() ^ (1 << 63)).to_be_bytes());
-        Ok(())
-    }
-    fn serialize_i128(self, v: i128) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&(v.cast_unsigned() ^ (1 << 127)).to_be_bytes());
-        Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), KeyCodecError> {
-        self.out.push(v);
-        Ok(())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&v.to_be_bytes());
-        Ok(())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&v.to_be_bytes());
-        Ok(())
-    }
-    fn serialize_u64(self, v: u64) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&v.to_be_bytes());
-        Ok(())
-    }
-    fn serialize_u128(self, v: u128) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&v.to_be_bytes());
-        Ok(())
-    }
+    // Big-endian, fixed width; signed integers with the sign bit flipped so that
+    // negatives sort first.
+    big_endian!(serialize_i8: i8, serialize_i16: i16, serialize_i32: i32);
+    big_endian!(serialize_i64: i64, serialize_i128: i128);
+    big_endian!(serialize_u8: u8, serialize_u16: u16, serialize_u32: u32);
+    big_endian!(serialize_u64: u64, serialize_u128: u128);
     fn serialize_f32(self, _v: f32) -> Result<(), KeyCodecError> {
         refuse("f32")
     }

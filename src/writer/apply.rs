@@ -214,34 +214,13 @@ impl<'t> Group<'t, '_> {
     }
 
     fn table(&mut self, view: usize) -> Result<&mut RecordTable<'t>, Fail> {
-        match self.tables.entry(view) {
-            MapEntry::Occupied(t) => Ok(t.into_mut()),
-            MapEntry::Vacant(slot) => {
-                let info = self.views.get(view).ok_or_else(|| {
-                    Fail::Batch(Error::ForeignView { view: format!("#{view} (not registered)") })
-                })?;
-                let table = self.txn.open_table(view_table(&info.table)).map_err(|e| {
-                    Fail::Group(Error::storage(self.file, "opening a view table", e))
-                })?;
-                Ok(slot.insert(table))
-            }
-        }
+        let name = self.views.get(view).map(|v| v.table.as_str());
+        open_once(self.txn, self.file, &mut self.tables, view, name.map(view_table))
     }
 
     fn index_table(&mut self, view: usize, index: usize) -> Result<&mut IndexTable<'t>, Fail> {
-        match self.index_tables.entry((view, index)) {
-            MapEntry::Occupied(t) => Ok(t.into_mut()),
-            MapEntry::Vacant(slot) => {
-                let info =
-                    self.views.get(view).and_then(|v| v.indexes.get(index)).ok_or_else(|| {
-                        Fail::Batch(Error::ForeignView { view: format!("#{view} (no index)") })
-                    })?;
-                let table = self.txn.open_table(index_table(&info.table)).map_err(|e| {
-                    Fail::Group(Error::storage(self.file, "opening an index table", e))
-                })?;
-                Ok(slot.insert(table))
-            }
-        }
+        let name = self.views.get(view).and_then(|v| v.indexes.get(index)).map(|i| &*i.table);
+        open_once(self.txn, self.file, &mut self.index_tables, (view, index), name.map(index_table))
     }
 
     /// The state of `key` before the current operation: this batch's own writes, then
@@ -295,12 +274,11 @@ impl<'t> Group<'t, '_> {
     ) -> Result<Vec<Outcome>, Fail> {
         let mut outcomes = Vec::with_capacity(ops.len());
         for Op { view, key, kind } in ops {
-            self.view(view)?;
+            let has_indexes = !self.view(view)?.indexes.is_empty();
             let outcome = match kind {
                 OpKind::PurgeTombstones { below } => self.purge(view, below, local)?,
                 kind => {
-                    let need_value = matches!(kind, OpKind::Update { .. })
-                        || !self.view(view)?.indexes.is_empty();
+                    let need_value = has_indexes || matches!(kind, OpKind::Update { .. });
                     let state = self.current(local, view, &key, need_value)?;
                     let (outcome, next) = decide(&state, kind)?;
                     if let Some((now, pending)) = next {
@@ -517,6 +495,35 @@ fn decide(state: &State, kind: OpKind) -> Result<(Outcome, Option<(State, Pendin
         // Purges act on a whole view; `apply_batch` handles them before `decide`.
         OpKind::PurgeTombstones { .. } => (Outcome::Unchanged, None),
     })
+}
+
+/// The table `id` of this transaction, opened on first use and kept for the group.
+/// `definition` is `None` for an id this store never registered.
+fn open_once<'c, 't, I, K, V>(
+    txn: &'t WriteTransaction,
+    file: &Path,
+    tables: &'c mut HashMap<I, Table<'t, K, V>>,
+    id: I,
+    definition: Option<redb::TableDefinition<'_, K, V>>,
+) -> Result<&'c mut Table<'t, K, V>, Fail>
+where
+    I: std::hash::Hash + Eq + std::fmt::Debug,
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    match tables.entry(id) {
+        MapEntry::Occupied(t) => Ok(t.into_mut()),
+        MapEntry::Vacant(slot) => {
+            let Some(definition) = definition else {
+                let view = format!("{:?} (not registered)", slot.key());
+                return Err(Fail::Batch(Error::ForeignView { view }));
+            };
+            let table = txn
+                .open_table(definition)
+                .map_err(|e| Fail::Group(Error::storage(file, "opening a table", e)))?;
+            Ok(slot.insert(table))
+        }
+    }
 }
 
 fn live(version: Version, bytes: Vec<u8>, value: AnyValue) -> (State, Pending) {
