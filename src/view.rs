@@ -1,14 +1,13 @@
 //! View definitions, typed view handles and their reads.
 
 use crate::batch::Batch;
-use crate::codec::{Bincode, Codec, KeyBuf, decode_key, render_key};
+use crate::codec::{Bincode, Codec, KeyBuf, KeyRef, decode_key, encode_key_on_stack, render_key};
 use crate::error::{Error, Result};
 use crate::format::{IndexMeta, ViewMeta, index_table_name};
 use crate::index::{AnyIndex, ExtractError, IndexDef, IndexKind, extract};
 use crate::resident::index::{IndexData, composite, map_key};
 use crate::resident::load::{self, DecodeFn};
 use crate::resident::points::Slot;
-use crate::resident::snapshot::with_key_bytes;
 use crate::resident::{Entry, Published, ResidentView, ViewData, ViewSnapshot};
 use crate::store::Store;
 use crate::version::{Outcome, Version};
@@ -458,11 +457,9 @@ impl<K, V, C> View<K, V, C> {
 
 impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     fn with_entry<R>(&self, key: &K, f: impl FnOnce(&Entry<V>) -> R) -> Option<R> {
-        self.published.with_root(|root| {
-            let data: &ViewData<V> = root.view(self.id)?;
-            let entry = with_key_bytes(key, |bytes| data.get(bytes)).flatten()?;
-            Some(f(entry))
-        })
+        let key = encode_key_on_stack(key)?;
+        let probe = key.probe();
+        self.published.with_root(|root| root.view::<V>(self.id)?.find(&probe).map(f))
     }
 
     /// Runs `f` on the value of `key`, borrowed from memory: no reference count is
@@ -567,13 +564,15 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         ikey: &I,
         f: impl FnOnce(K, &Arc<V>) -> T,
     ) -> Option<T> {
-        let root = self.published.load();
-        let data: &ViewData<V> = root.view(self.id)?;
-        let index = data.indexes.iter().find(|i| &*i.name == index.name())?;
-        let pk = with_key_bytes(ikey, |b| index.first(b)).flatten()?;
-        let entry = data.get(pk.as_bytes())?;
-        let key = decode_key::<K>(pk.as_bytes()).ok()?;
-        Some(f(key, &entry.value))
+        let ikey = encode_key_on_stack(ikey)?;
+        self.published.with_root(|root| {
+            let data: &ViewData<V> = root.view(self.id)?;
+            let index = data.indexes.iter().find(|i| &*i.name == index.name())?;
+            let pk = index.first(&ikey)?;
+            let entry = data.find(&KeyRef::of(pk))?;
+            let key = decode_key::<K>(pk.as_bytes()).ok()?;
+            Some(f(key, &entry.value))
+        })
     }
 
     /// Every record holding `ikey` in `index`, in primary-key order, shared.

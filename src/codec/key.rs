@@ -16,6 +16,7 @@
 //!
 //! Floats and maps have no total byte order and are refused with an error.
 
+use super::key_buf::{INLINE, KeyRef};
 use serde::ser::{self, Serialize};
 use std::fmt;
 
@@ -51,7 +52,125 @@ pub(crate) fn encode_key<K: Serialize + ?Sized>(
     key.serialize(&mut KeySerializer { out })
 }
 
-pub(crate) fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+/// The encoding of `key` without touching the heap or a thread-local: a key of up to 14
+/// bytes is assembled in a register-sized word. `None` when the key cannot be encoded
+/// (such a key cannot be stored either).
+#[inline]
+pub(crate) fn encode_key_on_stack<K: Serialize + ?Sized>(key: &K) -> Option<StackKey> {
+    let mut out = StackKey { len: 0, word: 0, buf: [0; STACK_KEY], spill: Vec::new() };
+    key.serialize(&mut KeySerializer { out: &mut out }).ok().map(|()| out)
+}
+
+/// Where the key serializer writes.
+trait KeySink {
+    fn extend_from_slice(&mut self, bytes: &[u8]);
+
+    /// Appends the first `n` bytes of `word`'s little-endian bytes.
+    #[inline]
+    fn put_word(&mut self, word: u128, n: usize) {
+        self.extend_from_slice(&word.to_le_bytes()[..n]);
+    }
+
+    #[inline]
+    fn push(&mut self, byte: u8) {
+        self.put_word(u128::from(byte), 1);
+    }
+}
+
+impl KeySink for Vec<u8> {
+    #[inline]
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        Vec::extend_from_slice(self, bytes);
+    }
+}
+
+/// Bytes of a long key kept on the stack before a [`StackKey`] moves to the heap.
+const STACK_KEY: usize = 40;
+
+/// An encoded key, built for a point read. A key of up to 14 bytes stays in `word`
+/// (byte `i` at bits `8 * i`, zero past the length), so that hashing and comparing it
+/// read no memory that was just written: a read that stored its key bytes one by one
+/// and loaded them back as words would wait for those stores to complete, and so for
+/// every earlier read's cache misses. A longer key is in `buf`, or in `spill` past 40
+/// bytes.
+pub(crate) struct StackKey {
+    len: usize,
+    word: u128,
+    buf: [u8; STACK_KEY],
+    spill: Vec<u8>,
+}
+
+impl StackKey {
+    /// Runs `f` on the key's bytes.
+    pub(crate) fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
+        if self.len <= INLINE {
+            let bytes = self.word.to_le_bytes();
+            f(&bytes[..self.len])
+        } else {
+            f(self.long_bytes())
+        }
+    }
+
+    fn long_bytes(&self) -> &[u8] {
+        if self.spill.is_empty() { &self.buf[..self.len] } else { &self.spill }
+    }
+
+    /// The key to probe an index with.
+    #[inline]
+    pub(crate) fn probe(&self) -> KeyRef<'_> {
+        if self.len <= INLINE {
+            KeyRef::Inline {
+                len: self.len as u8,
+                head: self.word as u64,
+                tail: (self.word >> 48) as u64,
+            }
+        } else {
+            KeyRef::new(self.long_bytes())
+        }
+    }
+
+    /// Appends bytes to a key longer than the inline limit, or about to become one.
+    fn put_long(&mut self, bytes: &[u8]) {
+        if self.len <= INLINE {
+            let word = self.word.to_le_bytes();
+            self.buf[..self.len].copy_from_slice(&word[..self.len]);
+        }
+        if self.spill.is_empty() {
+            if let Some(to) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+                to.copy_from_slice(bytes);
+                self.len += bytes.len();
+                return;
+            }
+            self.spill.extend_from_slice(&self.buf[..self.len]);
+        }
+        self.spill.extend_from_slice(bytes);
+        self.len += bytes.len();
+    }
+}
+
+impl KeySink for StackKey {
+    #[inline]
+    fn put_word(&mut self, word: u128, n: usize) {
+        if self.len + n <= INLINE {
+            self.word |= word << (8 * self.len);
+            self.len += n;
+        } else {
+            self.put_long(&word.to_le_bytes()[..n]);
+        }
+    }
+
+    fn extend_from_slice(&mut self, bytes: &[u8]) {
+        if self.len + bytes.len() <= INLINE {
+            for &b in bytes {
+                self.put_word(u128::from(b), 1);
+            }
+        } else {
+            self.put_long(bytes);
+        }
+    }
+}
+
+fn write_escaped<S: KeySink>(out: &mut S, bytes: &[u8]) {
     for &b in bytes {
         out.push(b);
         if b == 0 {
@@ -61,8 +180,8 @@ pub(crate) fn write_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(&[0, 0]);
 }
 
-struct KeySerializer<'a> {
-    out: &'a mut Vec<u8>,
+struct KeySerializer<'a, S> {
+    out: &'a mut S,
 }
 
 fn refuse<T>(what: &str) -> Result<T, KeyCodecError> {
@@ -73,8 +192,10 @@ fn refuse<T>(what: &str) -> Result<T, KeyCodecError> {
 /// order matches the type's (see `OrderedBits`).
 macro_rules! big_endian {
     ($($method:ident: $t:ty),*) => {$(
+        #[inline]
         fn $method(self, v: $t) -> Result<(), KeyCodecError> {
-            self.out.extend_from_slice(&v.ordered_bits().to_be_bytes());
+            // Big-endian bytes, as the low bytes of a little-endian word.
+            self.out.put_word(u128::from(v.ordered_bits().swap_bytes()), size_of::<$t>());
             Ok(())
         }
     )*};
@@ -105,7 +226,7 @@ macro_rules! ordered_bits {
 
 ordered_bits!(i8 => u8, i16 => u16, i32 => u32, i64 => u64, i128 => u128);
 
-impl ser::Serializer for &mut KeySerializer<'_> {
+impl<S: KeySink> ser::Serializer for &mut KeySerializer<'_, S> {
     type Ok = ();
     type Error = KeyCodecError;
     type SerializeSeq = Self;
@@ -133,7 +254,7 @@ impl ser::Serializer for &mut KeySerializer<'_> {
         refuse("f64")
     }
     fn serialize_char(self, v: char) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&u32::from(v).to_be_bytes());
+        self.out.put_word(u128::from(u32::from(v).swap_bytes()), 4);
         Ok(())
     }
     fn serialize_str(self, v: &str) -> Result<(), KeyCodecError> {
@@ -180,7 +301,7 @@ impl ser::Serializer for &mut KeySerializer<'_> {
         _variant: &'static str,
         value: &T,
     ) -> Result<(), KeyCodecError> {
-        self.out.extend_from_slice(&variant_index.to_be_bytes());
+        self.out.put_word(u128::from(variant_index.swap_bytes()), 4);
         value.serialize(self)
     }
     fn serialize_seq(self, _len: Option<usize>) -> Result<Self, KeyCodecError> {
@@ -203,7 +324,7 @@ impl ser::Serializer for &mut KeySerializer<'_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self, KeyCodecError> {
-        self.out.extend_from_slice(&variant_index.to_be_bytes());
+        self.out.put_word(u128::from(variant_index.swap_bytes()), 4);
         Ok(self)
     }
     fn serialize_map(
@@ -222,7 +343,7 @@ impl ser::Serializer for &mut KeySerializer<'_> {
         _variant: &'static str,
         _len: usize,
     ) -> Result<Self, KeyCodecError> {
-        self.out.extend_from_slice(&variant_index.to_be_bytes());
+        self.out.put_word(u128::from(variant_index.swap_bytes()), 4);
         Ok(self)
     }
     fn is_human_readable(&self) -> bool {
@@ -230,7 +351,7 @@ impl ser::Serializer for &mut KeySerializer<'_> {
     }
 }
 
-impl ser::SerializeSeq for &mut KeySerializer<'_> {
+impl<S: KeySink> ser::SerializeSeq for &mut KeySerializer<'_, S> {
     type Ok = ();
     type Error = KeyCodecError;
     fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyCodecError> {
@@ -245,7 +366,7 @@ impl ser::SerializeSeq for &mut KeySerializer<'_> {
 
 macro_rules! concatenating {
     ($trait:ident, $method:ident) => {
-        impl ser::$trait for &mut KeySerializer<'_> {
+        impl<S: KeySink> ser::$trait for &mut KeySerializer<'_, S> {
             type Ok = ();
             type Error = KeyCodecError;
             fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), KeyCodecError> {
@@ -264,7 +385,7 @@ concatenating!(SerializeTupleVariant, serialize_field);
 
 macro_rules! concatenating_fields {
     ($trait:ident) => {
-        impl ser::$trait for &mut KeySerializer<'_> {
+        impl<S: KeySink> ser::$trait for &mut KeySerializer<'_, S> {
             type Ok = ();
             type Error = KeyCodecError;
             fn serialize_field<T: Serialize + ?Sized>(
@@ -283,3 +404,79 @@ macro_rules! concatenating_fields {
 
 concatenating_fields!(SerializeStruct);
 concatenating_fields!(SerializeStructVariant);
+
+#[cfg(test)]
+mod tests {
+    use super::{encode_key, encode_key_on_stack};
+    use crate::codec::{KeyBuf, KeyRef};
+
+    #[test]
+    fn stack_encoding_equals_heap_encoding_at_every_length() {
+        for n in 0..200usize {
+            let key = (n as u32, "x".repeat(n), vec![0u8; n % 7]);
+            let mut heap = Vec::new();
+            encode_key(&key, &mut heap).expect("encodes");
+            let stack = encode_key_on_stack(&key).expect("encodes");
+            stack.with_bytes(|bytes| assert_eq!(bytes, heap.as_slice(), "length {n}"));
+            let stored = KeyBuf::from_slice(&heap);
+            assert!(stack.probe().matches(&stored), "length {n}");
+            assert!(KeyRef::new(&heap).matches(&stored), "length {n}");
+        }
+    }
+
+    fn assert_same<K: serde::Serialize + std::fmt::Debug>(key: &K) {
+        let mut heap = Vec::new();
+        encode_key(key, &mut heap).expect("encodes");
+        let stack = encode_key_on_stack(key).expect("encodes");
+        stack.with_bytes(|bytes| assert_eq!(bytes, heap.as_slice(), "{key:?}"));
+        let stored = KeyBuf::from_slice(&heap);
+        assert!(stack.probe().matches(&stored), "{key:?}");
+        assert!(KeyRef::of(&stored).matches(&stored), "{key:?}");
+        // A key one byte longer or different never matches.
+        let mut other = heap.clone();
+        other.push(0);
+        assert!(!stack.probe().matches(&KeyBuf::from_slice(&other)), "{key:?}");
+        let mut other = heap.clone();
+        if let Some(first) = other.first_mut() {
+            *first ^= 1;
+            assert!(!stack.probe().matches(&KeyBuf::from_slice(&other)), "{key:?}");
+        }
+    }
+
+    #[derive(serde::Serialize, Debug)]
+    enum Kind {
+        A,
+        B(u16),
+        C { x: i8, y: char },
+    }
+
+    #[test]
+    fn stack_encoding_of_every_integer_width_and_shape() {
+        for v in [0u64, 1, 255, 256, u64::MAX, 0x0102_0304_0506_0708] {
+            assert_same(&v);
+            assert_same(&(v as u8));
+            assert_same(&(v as u16));
+            assert_same(&(v as u32));
+            assert_same(&u128::from(v));
+            assert_same(&(v as i8));
+            assert_same(&(v as i16));
+            assert_same(&(v as i32));
+            assert_same(&v.cast_signed());
+            assert_same(&i128::from(v));
+            assert_same(&(v as u32, v as u16, v as u8));
+            assert_same(&(v as u32, v));
+            assert_same(&(v, v as u32, true));
+            assert_same(&Some(v as u16));
+        }
+        assert_same(&'x');
+        assert_same(&'\u{10FFFF}');
+        assert_same(&None::<u8>);
+        assert_same(&Kind::A);
+        assert_same(&Kind::B(7));
+        assert_same(&Kind::C { x: -1, y: 'q' });
+        assert_same(&());
+        assert_same(&"");
+        assert_same(&"a\0b");
+        assert_same(&vec![1u8, 0, 2]);
+    }
+}

@@ -1,22 +1,30 @@
-//! `KeyBuf`: an encoded key, stored inline when short.
+//! `KeyBuf`: an encoded key, stored inline when short; `KeyRef`: a key to look up.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 
-const INLINE: usize = 14;
+/// The longest key stored inline.
+pub(crate) const INLINE: usize = 14;
 
 /// Encoded key bytes, 16 bytes in all. Keys of up to 14 bytes (every integer key, pairs
 /// of `u32`, strings of up to 12 bytes) live inline in the index slot, with no
-/// allocation of their own; longer ones sit behind a thin pointer, which keeps the slot
-/// of every resident record at 16 bytes instead of 24.
+/// allocation of their own; longer ones sit behind a thin pointer, with 32 bits of a
+/// hash of their bytes beside it, so that comparing two different long keys almost
+/// never follows the pointer. This keeps the slot of every resident record at 16 bytes.
 #[derive(Clone)]
 pub(crate) enum KeyBuf {
     Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<Box<[u8]>>),
+    Heap { check: u32, bytes: Box<Box<[u8]>> },
 }
 
 const _: () = assert!(std::mem::size_of::<KeyBuf>() == 16);
+
+/// The 32-bit check of a long key's bytes: the same for equal keys in every process.
+fn check_of(bytes: &[u8]) -> u32 {
+    // Only a filter before comparing bytes: a fixed seed is enough.
+    foldhash::fast::FixedState::with_seed(0x005E_ED0F_1EE7).hash_one(bytes) as u32
+}
 
 impl KeyBuf {
     /// The key stored inline, when it is short enough; never allocates.
@@ -31,19 +39,84 @@ impl KeyBuf {
 
     #[inline]
     pub(crate) fn from_slice(bytes: &[u8]) -> Self {
-        if bytes.len() <= INLINE {
-            let mut inline = [0u8; INLINE];
-            inline[..bytes.len()].copy_from_slice(bytes);
-            KeyBuf::Inline { len: bytes.len() as u8, bytes: inline }
-        } else {
-            KeyBuf::Heap(Box::new(bytes.into()))
-        }
+        Self::inline(bytes).unwrap_or_else(|| KeyBuf::Heap {
+            check: check_of(bytes),
+            bytes: Box::new(bytes.into()),
+        })
     }
 
     pub(crate) fn as_bytes(&self) -> &[u8] {
         match self {
             KeyBuf::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            KeyBuf::Heap(b) => b,
+            KeyBuf::Heap { bytes, .. } => bytes,
+        }
+    }
+
+    /// An inline key as its length and two overlapping words that cover its 14 bytes
+    /// (zero-padded past the length), for hashing and comparing without a pass over
+    /// bytes; `None` for a long key.
+    #[inline]
+    pub(crate) fn words(&self) -> Option<(u8, u64, u64)> {
+        match self {
+            KeyBuf::Inline { len, bytes } => Some((*len, head(bytes), tail(bytes))),
+            KeyBuf::Heap { .. } => None,
+        }
+    }
+}
+
+/// Bytes 0 to 7 of an inline key, as a little-endian word.
+#[inline]
+fn head(bytes: &[u8; INLINE]) -> u64 {
+    bytes.first_chunk().map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+/// Bytes 6 to 13 of an inline key, as a little-endian word.
+#[inline]
+fn tail(bytes: &[u8; INLINE]) -> u64 {
+    bytes.last_chunk().map_or(0, |w| u64::from_le_bytes(*w))
+}
+
+impl KeyBuf {}
+
+/// A key to look up: a short key as the words [`KeyBuf::words`] gives, a long one as
+/// borrowed bytes with their check.
+pub(crate) enum KeyRef<'a> {
+    Inline { len: u8, head: u64, tail: u64 },
+    Long { check: u32, bytes: &'a [u8] },
+}
+
+impl<'a> KeyRef<'a> {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
+        match KeyBuf::inline(bytes) {
+            None | Some(KeyBuf::Heap { .. }) => KeyRef::Long { check: check_of(bytes), bytes },
+            Some(KeyBuf::Inline { len, bytes }) => {
+                KeyRef::Inline { len, head: head(&bytes), tail: tail(&bytes) }
+            }
+        }
+    }
+
+    /// The probe for a stored key.
+    #[inline]
+    pub(crate) fn of(key: &'a KeyBuf) -> Self {
+        match key {
+            KeyBuf::Inline { len, bytes } => {
+                KeyRef::Inline { len: *len, head: head(bytes), tail: tail(bytes) }
+            }
+            KeyBuf::Heap { check, bytes } => KeyRef::Long { check: *check, bytes },
+        }
+    }
+
+    /// Whether `key` holds the same bytes.
+    #[inline]
+    pub(crate) fn matches(&self, key: &KeyBuf) -> bool {
+        match (self, key) {
+            (KeyRef::Inline { len, head: h, tail: t }, KeyBuf::Inline { len: l, bytes }) => {
+                len == l && *h == head(bytes) && *t == tail(bytes)
+            }
+            (KeyRef::Long { check, bytes }, KeyBuf::Heap { check: c, bytes: b }) => {
+                check == c && ***b == **bytes
+            }
+            _ => false,
         }
     }
 }
@@ -58,12 +131,16 @@ impl PartialEq for KeyBuf {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
         match (self, other) {
-            // Inline bytes past `len` are always zero, so whole arrays compare: a few
-            // word compares instead of a call to compare slices.
+            // Inline bytes past `len` are always zero, so whole arrays compare, as two
+            // words: no call to compare slices.
             (KeyBuf::Inline { len: a, bytes: x }, KeyBuf::Inline { len: b, bytes: y }) => {
+                a == b && head(x) == head(y) && tail(x) == tail(y)
+            }
+            (KeyBuf::Heap { check: a, bytes: x }, KeyBuf::Heap { check: b, bytes: y }) => {
                 a == b && x == y
             }
-            _ => self.as_bytes() == other.as_bytes(),
+            // A key's length decides its form.
+            _ => false,
         }
     }
 }
@@ -96,16 +173,40 @@ impl std::fmt::Debug for KeyBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::KeyBuf;
+    use super::{INLINE, KeyBuf, KeyRef};
 
     #[test]
     fn inline_and_heap_keys_compare_by_bytes() {
         let short = KeyBuf::from_slice(b"abc");
         let long = KeyBuf::from_slice(&[b'a'; 40]);
         assert!(matches!(short, KeyBuf::Inline { .. }));
-        assert!(matches!(long, KeyBuf::Heap(_)));
+        assert!(matches!(long, KeyBuf::Heap { .. }));
         assert_eq!(long.as_bytes().len(), 40);
         assert!(long < short);
         assert_eq!(short, KeyBuf::from_slice(b"abc"));
+        assert_eq!(long, KeyBuf::from_slice(&[b'a'; 40]));
+        assert_ne!(long, KeyBuf::from_slice(&[b'a'; 41]));
+    }
+
+    #[test]
+    fn probes_match_exactly_the_same_bytes() {
+        let keys: Vec<Vec<u8>> = (0..=INLINE + 3)
+            .flat_map(|n| [vec![0u8; n], vec![7u8; n], (0..n as u8).collect()])
+            .collect();
+        for a in &keys {
+            let probe = KeyRef::new(a);
+            for b in &keys {
+                assert_eq!(probe.matches(&KeyBuf::from_slice(b)), a == b, "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn words_tell_lengths_apart() {
+        // Trailing zero bytes must not make two inline keys hash the same words.
+        let a = KeyBuf::from_slice(&[1, 0]);
+        let b = KeyBuf::from_slice(&[1]);
+        assert_ne!(a.words(), b.words());
+        assert!(KeyBuf::from_slice(&[0; INLINE + 1]).words().is_none());
     }
 }

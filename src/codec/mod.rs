@@ -4,8 +4,8 @@ mod key;
 mod key_buf;
 mod key_de;
 
-pub(crate) use key::{KeyCodecError, encode_key};
-pub(crate) use key_buf::KeyBuf;
+pub(crate) use key::{KeyCodecError, StackKey, encode_key, encode_key_on_stack};
+pub(crate) use key_buf::{KeyBuf, KeyRef};
 pub(crate) use key_de::decode_key;
 
 use crate::error::CodecError;

@@ -28,21 +28,37 @@ impl Published {
     /// Runs `f` on the current root. Writes no shared memory and runs no locked
     /// instruction unless a group was published since this thread's last read.
     #[inline]
-    pub(crate) fn with_root<R>(&self, f: impl FnOnce(&Root) -> R) -> R {
+    pub(crate) fn with_root<R, F: FnOnce(&Root) -> R>(&self, f: F) -> R {
         let generation = self.generation.load(Ordering::Acquire);
-        let kept = KEPT.with(|cell| {
-            let mut kept = cell.try_borrow_mut().ok()?;
-            match kept.take() {
-                Some((id, g, root)) if id == self.id && g == generation => Some(root),
-                // Another store's root, or an older one of this store: let it go.
+        // Fast path: the kept root is current. It stays borrowed (shared) while `f` runs,
+        // so a read nested in `f` takes this path too, or the slow one without keeping.
+        let mut f = Some(f);
+        let fast = KEPT.try_with(|cell| {
+            let kept = cell.try_borrow().ok()?;
+            match &*kept {
+                Some((id, g, root)) if *id == self.id && *g == generation => Some(f.take()?(root)),
                 _ => None,
             }
         });
-        let root = kept.unwrap_or_else(|| self.root.load_full());
+        match (fast, f) {
+            (Ok(Some(out)), _) => out,
+            (_, Some(f)) => self.with_new_root(generation, f),
+            // `f` ran only if it returned.
+            (_, None) => unreachable!("a read ran without returning"),
+        }
+    }
+
+    /// Loads the current root, keeps it for this thread's next reads, and runs `f`.
+    #[cold]
+    fn with_new_root<R>(&self, generation: u64, f: impl FnOnce(&Root) -> R) -> R {
+        let root = self.root.load_full();
         let out = f(&root);
-        KEPT.with(|cell| {
-            // A read made from inside `f` may have left its own root: keep the newest.
-            if let Ok(mut kept) = cell.try_borrow_mut() {
+        // Another store's root, or an older one of this store, is let go here. A read
+        // made from inside `f` may have kept a newer root meanwhile: keep the newest.
+        let _ = KEPT.try_with(|cell| {
+            if let Ok(mut kept) = cell.try_borrow_mut()
+                && kept.as_ref().is_none_or(|(id, g, _)| *id != self.id || *g <= generation)
+            {
                 *kept = Some((self.id, generation, root));
             }
         });

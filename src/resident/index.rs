@@ -10,7 +10,7 @@
 
 use super::ViewData;
 use super::points::{PointChange, PointIndex, PointSlot};
-use crate::codec::KeyBuf;
+use crate::codec::{KeyBuf, StackKey};
 use crate::index::IndexKind;
 use imbl::OrdMap;
 use std::collections::BTreeSet;
@@ -76,17 +76,17 @@ impl IndexData {
     }
 
     /// The primary key of the first entry of encoded index key `ikey`.
-    pub(crate) fn first(&self, ikey: &[u8]) -> Option<&KeyBuf> {
+    pub(crate) fn first(&self, ikey: &StackKey) -> Option<&KeyBuf> {
         match self.kind {
             IndexKind::Unique => match &self.points {
-                Some(points) => points.get(ikey),
-                None => self.map.get(ikey),
+                Some(points) => points.find(&ikey.probe()),
+                None => ikey.with_bytes(|ikey| self.map.get(ikey)),
             },
-            IndexKind::Multi => {
+            IndexKind::Multi => ikey.with_bytes(|ikey| {
                 let (key, pk) =
                     self.map.range::<_, [u8]>((Bound::Included(ikey), Bound::Unbounded)).next()?;
                 key.as_bytes().starts_with(ikey).then_some(pk)
-            }
+            }),
         }
     }
 

@@ -3,7 +3,7 @@
 use super::index::IndexData;
 use super::snapshot::prefix_successor;
 use super::{Entry, ViewData};
-use crate::codec::{KeyBuf, decode_key, encode_key};
+use crate::codec::{KeyBuf, KeyRef, decode_key, encode_key, encode_key_on_stack};
 use imbl::ordmap::RangedIter;
 use imbl::shared_ptr::DefaultSharedPtr;
 use serde::Serialize;
@@ -31,8 +31,8 @@ where
     /// The record holding index key `ikey` (the first one, for a multi index).
     pub fn get(&self, ikey: &I) -> Option<(K, &'a V)> {
         let (index, view) = self.data?;
-        let pk = super::snapshot::with_key_bytes(ikey, |bytes| index.first(bytes)).flatten()?;
-        let entry = view.get(pk.as_bytes())?;
+        let pk = index.first(&encode_key_on_stack(ikey)?)?;
+        let entry = view.find(&KeyRef::of(pk))?;
         let key = decode_key::<K>(pk.as_bytes()).ok()?;
         Some((key, &*entry.value))
     }

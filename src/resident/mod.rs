@@ -19,12 +19,12 @@ pub(crate) mod snapshot;
 pub use index_read::{IndexIter, IndexView};
 pub use snapshot::{Iter, Snapshot, ViewSnapshot};
 
-use crate::codec::KeyBuf;
+use crate::codec::{KeyBuf, KeyRef};
 use crate::version::{Lsn, Version};
 use arc_swap::ArcSwap;
 use index::{IndexChange, IndexData};
 use ordered::OrderedIndex;
-use points::{BuildPlan, PointIndex, Slot};
+use points::{BuildPlan, KeyHasher, PointIndex, Slot};
 use std::any::Any;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -181,7 +181,7 @@ impl<V: Send + Sync + 'static> ViewData<V> {
     /// A view of `records`, which must be sorted by key with no key twice. The ordered
     /// index and the point index's hashing are built on two threads.
     pub(crate) fn from_sorted(name: &str, records: Vec<Slot<V>>) -> Self {
-        let hasher = foldhash::fast::RandomState::default();
+        let hasher = KeyHasher::new();
         let (order, plan) = std::thread::scope(|s| {
             let side = std::thread::Builder::new()
                 .name("viewstore-load".into())
@@ -208,6 +208,12 @@ impl<V> ViewData<V> {
     #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&Entry<V>> {
         self.points.get(key)
+    }
+
+    /// The record of the key `probe` stands for.
+    #[inline]
+    pub(crate) fn find(&self, probe: &KeyRef<'_>) -> Option<&Entry<V>> {
+        self.points.find(probe)
     }
 
     /// The number of live records.

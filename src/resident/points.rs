@@ -1,14 +1,15 @@
 //! The point index of a view: a persistent hash table for reads by key.
 //!
-//! Buckets are chosen by the top bits of a seeded hash of the encoded key and hold their
-//! slots in one shared allocation each. The bucket directory has two levels: a top array
+//! Buckets are chosen by the top bits of a seeded hash of the encoded key (for a key of up
+//! to 14 bytes, two multiplications of its inline words) and hold their slots in one
+//! shared allocation each. The bucket directory has two levels: a top array
 //! of mid arrays of up to 1,024 buckets. A published group copies the top array, the mid
 //! arrays it touches and the buckets it touches; everything else is shared with the
 //! previous root. A read costs one hash, two array indexings (the top array is small
 //! enough to stay in cache) and a scan of two to four 32-byte slots on average.
 
 use super::Entry;
-use crate::codec::KeyBuf;
+use crate::codec::{KeyBuf, KeyRef};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -37,13 +38,105 @@ impl<T: Clone> Clone for PointSlot<T> {
     }
 }
 
-type Bucket<T> = Option<Arc<[PointSlot<T>]>>;
+/// A bucket: its slots, and one tag byte (8 bits of the key's hash) for each of its
+/// first 16 slots. A read compares the tags of all 16 at once, in one word, and then
+/// the key of only the slot whose tag matches: it touches one slot of the bucket, not
+/// all of them.
+struct Bucket<T> {
+    tags: u128,
+    slots: Option<Arc<[PointSlot<T>]>>,
+}
+
+impl<T> Clone for Bucket<T> {
+    fn clone(&self) -> Self {
+        Bucket { tags: self.tags, slots: self.slots.clone() }
+    }
+}
+
+/// Slots of a bucket covered by its tags.
+const TAGGED: usize = 16;
+/// The lowest bit of every tag byte.
+const LOW_BITS: u128 = u128::MAX / 0xFF;
+/// The highest bit of every tag byte.
+const HIGH_BITS: u128 = LOW_BITS << 7;
+
+/// The tag of a key: hash bits that do not choose its bucket (those are the top ones).
+#[inline]
+fn tag_of(hash: u64) -> u8 {
+    hash as u8
+}
+
+/// The high bit of each tag byte of `tags` equal to `tag`, among the first `len`.
+/// Bytes above a true match may be flagged too; every flag is checked against the key.
+#[inline]
+fn matching(tags: u128, tag: u8, len: usize) -> u128 {
+    let x = tags ^ (u128::from(tag) * LOW_BITS);
+    let flags = x.wrapping_sub(LOW_BITS) & !x & HIGH_BITS;
+    if len >= TAGGED { flags } else { flags & ((1u128 << (8 * len)) - 1) }
+}
+
 type Mid<T> = Arc<[Bucket<T>]>;
+
+/// The seeded hash of an index's keys.
+#[derive(Clone)]
+pub(crate) struct KeyHasher {
+    long: foldhash::fast::RandomState,
+    seeds: [u64; 2],
+}
+
+impl KeyHasher {
+    pub(crate) fn new() -> Self {
+        let long = foldhash::fast::RandomState::default();
+        let seeds = [long.hash_one(1u64), long.hash_one(2u64)];
+        KeyHasher { long, seeds }
+    }
+
+    /// The hash of a stored key.
+    #[inline]
+    fn key(&self, key: &KeyBuf) -> u64 {
+        match key.words() {
+            Some(words) => self.words(words),
+            None => self.long.hash_one(key.as_bytes()),
+        }
+    }
+
+    /// The hash of a probe: the same as [`KeyHasher::key`] for the same bytes.
+    #[inline]
+    fn probe(&self, probe: &KeyRef<'_>) -> u64 {
+        match probe {
+            KeyRef::Inline { len, head, tail } => self.words((*len, *head, *tail)),
+            KeyRef::Long { bytes, .. } => self.long.hash_one(bytes),
+        }
+    }
+
+    /// A bucket of `slots`, with their tags.
+    fn bucket<T>(&self, slots: Option<Arc<[PointSlot<T>]>>) -> Bucket<T> {
+        let tags = slots
+            .iter()
+            .flat_map(|slots| slots.iter().take(TAGGED))
+            .enumerate()
+            .fold(0, |tags, (j, s)| tags | u128::from(tag_of(self.key(&s.key))) << (8 * j));
+        Bucket { tags, slots }
+    }
+
+    #[inline]
+    fn words(&self, (len, a, b): (u8, u64, u64)) -> u64 {
+        let h = fold(a ^ self.seeds[0], b ^ self.seeds[1] ^ u64::from(len));
+        fold(h ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
+    }
+}
+
+/// The high and low halves of a 128-bit product, combined by exclusive or.
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
 
 /// A persistent hash table from encoded keys to resident entries (or, for a unique
 /// index, to primary keys).
 pub(crate) struct PointIndex<T> {
-    hasher: foldhash::fast::RandomState,
+    hasher: KeyHasher,
     bits: u32,
     top: Arc<[Mid<T>]>,
     len: usize,
@@ -66,10 +159,10 @@ pub(crate) type PointChange<T> = (KeyBuf, Option<T>);
 impl<T: Clone> PointIndex<T> {
     /// An index of `slots`, whose keys must be distinct.
     pub(crate) fn build(slots: Vec<PointSlot<T>>) -> Self {
-        Self::build_with(foldhash::fast::RandomState::default(), slots)
+        Self::build_with(KeyHasher::new(), slots)
     }
 
-    fn build_with(hasher: foldhash::fast::RandomState, slots: Vec<PointSlot<T>>) -> Self {
+    fn build_with(hasher: KeyHasher, slots: Vec<PointSlot<T>>) -> Self {
         let plan = BuildPlan::new(hasher, &slots);
         Self::assemble(plan, slots)
     }
@@ -107,11 +200,8 @@ impl<T: Clone> PointIndex<T> {
                     .map(|m| {
                         let b = t * mid_len + m;
                         let members = &order[starts[b]..starts[b + 1]];
-                        if members.is_empty() {
-                            return None;
-                        }
                         scratch.extend(members.iter().filter_map(|&r| slots[r].take()));
-                        Some(scratch.drain(..).collect())
+                        hasher.bucket((!members.is_empty()).then(|| scratch.drain(..).collect()))
                     })
                     .collect()
             })
@@ -124,16 +214,28 @@ impl<T: Clone> PointIndex<T> {
     }
 
     /// The entry of an encoded key.
-    #[inline]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&T> {
-        let i = bucket_of(self.hasher.hash_one(key), self.bits);
+        self.find(&KeyRef::new(key))
+    }
+
+    /// The entry of the key `probe` stands for.
+    #[inline]
+    pub(crate) fn find(&self, probe: &KeyRef<'_>) -> Option<&T> {
+        let hash = self.hasher.probe(probe);
+        let i = bucket_of(hash, self.bits);
         let mid = self.top.get(i >> MID_BITS.min(self.bits))?;
-        let bucket = mid.get(i & ((1 << MID_BITS.min(self.bits)) - 1))?.as_deref()?;
-        let found = match KeyBuf::inline(key) {
-            Some(probe) => bucket.iter().find(|s| s.key == probe),
-            None => bucket.iter().find(|s| s.key.as_bytes() == key),
-        };
-        found.map(|s| &s.entry)
+        let bucket = mid.get(i & ((1 << MID_BITS.min(self.bits)) - 1))?;
+        let slots = bucket.slots.as_deref()?;
+        let mut candidates = matching(bucket.tags, tag_of(hash), slots.len());
+        while candidates != 0 {
+            let slot = slots.get(candidates.trailing_zeros() as usize / 8)?;
+            if probe.matches(&slot.key) {
+                return Some(&slot.entry);
+            }
+            candidates &= candidates - 1;
+        }
+        let untagged = slots.get(TAGGED..)?;
+        untagged.iter().find(|s| probe.matches(&s.key)).map(|s| &s.entry)
     }
 
     /// A new index with `changes` applied; untouched buckets are shared. Keys in
@@ -160,10 +262,8 @@ impl<T: Clone> PointIndex<T> {
         }
         let mid_bits = MID_BITS.min(self.bits);
         let mid_mask = (1 << mid_bits) - 1;
-        let mut per_bucket: Vec<(usize, PointChange<T>)> = changes
-            .into_iter()
-            .map(|c| (bucket_of(self.hasher.hash_one(c.0.as_bytes()), self.bits), c))
-            .collect();
+        let mut per_bucket: Vec<(usize, PointChange<T>)> =
+            changes.into_iter().map(|c| (bucket_of(self.hasher.key(&c.0), self.bits), c)).collect();
         per_bucket.sort_unstable_by_key(|(i, _)| *i);
         let mut top: Vec<Mid<T>> = self.top.to_vec();
         let mut len = self.len;
@@ -180,7 +280,7 @@ impl<T: Clone> PointIndex<T> {
                 let (bucket_changes, others) = here.split_at(same);
                 here = others;
                 let m = i & mid_mask;
-                let old = mid[m].as_deref().unwrap_or(&[]);
+                let old = mid[m].slots.as_deref().unwrap_or(&[]);
                 let mut slots: Vec<PointSlot<T>> = old
                     .iter()
                     .filter(|s| !bucket_changes.iter().any(|(_, (k, _))| *k == s.key))
@@ -193,7 +293,7 @@ impl<T: Clone> PointIndex<T> {
                         len += 1;
                     }
                 }
-                mid[m] = (!slots.is_empty()).then(|| Arc::from(slots));
+                mid[m] = self.hasher.bucket((!slots.is_empty()).then(|| Arc::from(slots)));
             }
             top[t] = mid.into();
         }
@@ -201,14 +301,14 @@ impl<T: Clone> PointIndex<T> {
     }
 
     fn slots(&self) -> impl Iterator<Item = &PointSlot<T>> {
-        self.top.iter().flat_map(|mid| mid.iter()).flat_map(|b| b.as_deref().unwrap_or(&[]))
+        self.top.iter().flat_map(|mid| mid.iter()).flat_map(|b| b.slots.as_deref().unwrap_or(&[]))
     }
 
     /// Bytes held by the index itself: the directory, bucket headers and slots (keys
     /// longer than the inline limit add their own allocation, not counted here).
     pub(crate) fn structural_bytes(&self) -> usize {
         let buckets = 1usize << self.bits;
-        let occupied = self.top.iter().flat_map(|m| m.iter()).flatten().count();
+        let occupied = self.top.iter().flat_map(|m| m.iter()).filter(|b| b.slots.is_some()).count();
         self.top.len() * (size_of::<Mid<T>>() + 2 * size_of::<usize>())
             + buckets * size_of::<Bucket<T>>()
             + occupied * 2 * size_of::<usize>()
@@ -219,19 +319,16 @@ impl<T: Clone> PointIndex<T> {
 /// What building an index needs besides the records: the hasher, the bucket count and
 /// each record's bucket.
 pub(crate) struct BuildPlan {
-    hasher: foldhash::fast::RandomState,
+    hasher: KeyHasher,
     bits: u32,
     buckets: Vec<u32>,
 }
 
 impl BuildPlan {
     /// Hashes the keys of `slots` for a new index.
-    pub(crate) fn new<T>(hasher: foldhash::fast::RandomState, slots: &[PointSlot<T>]) -> Self {
+    pub(crate) fn new<T>(hasher: KeyHasher, slots: &[PointSlot<T>]) -> Self {
         let bits = bits_for(slots.len());
-        let buckets = slots
-            .iter()
-            .map(|s| bucket_of(hasher.hash_one(s.key.as_bytes()), bits) as u32)
-            .collect();
+        let buckets = slots.iter().map(|s| bucket_of(hasher.key(&s.key), bits) as u32).collect();
         BuildPlan { hasher, bits, buckets }
     }
 }
@@ -250,7 +347,7 @@ fn bits_for(len: usize) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{PointIndex, Slot};
+    use super::{BuildPlan, KeyHasher, MIN_BITS, PointIndex, Slot, bucket_of, matching};
     use crate::codec::KeyBuf;
     use crate::resident::Entry;
     use std::collections::HashMap;
@@ -303,6 +400,38 @@ mod tests {
             let got = built.get(key(k).as_bytes()).map(|e| *e.value);
             assert_eq!(got, model.get(&k).copied(), "key {k}");
         }
+    }
+
+    #[test]
+    fn buckets_longer_than_their_tags_are_searched_whole() {
+        // 16 buckets for 3,000 records: about 190 per bucket, most past the tagged 16.
+        let slots: Vec<Slot<u64>> =
+            (0..3_000u64).map(|k| Slot { key: key(k), entry: entry(k) }).collect();
+        let hasher = KeyHasher::new();
+        let buckets = slots.iter().map(|s| bucket_of(hasher.key(&s.key), MIN_BITS) as u32);
+        let plan = BuildPlan { buckets: buckets.collect(), hasher, bits: MIN_BITS };
+        let index = PointIndex::assemble(plan, slots);
+        for k in 0..3_000u64 {
+            assert_eq!(index.get(key(k).as_bytes()).map(|e| *e.value), Some(k), "key {k}");
+        }
+        assert!(index.get(key(3_000).as_bytes()).is_none());
+        // Changes rebuild overfull buckets with their tags.
+        let next = index.with_changes((0..3_000u64).step_by(7).map(|k| (key(k), None)).collect());
+        for k in 0..3_000u64 {
+            let want = (k % 7 != 0).then_some(k);
+            assert_eq!(next.get(key(k).as_bytes()).map(|e| *e.value), want, "key {k}");
+        }
+    }
+
+    #[test]
+    fn tags_flag_every_match_among_the_first_len() {
+        let tags = u128::from_le_bytes([7, 3, 7, 0, 7, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 7]);
+        let lanes = |m: u128| (0..16).filter(|j| m >> (8 * j + 7) & 1 == 1).collect::<Vec<_>>();
+        assert!(lanes(matching(tags, 7, 16)).starts_with(&[0, 2, 4]));
+        assert!(lanes(matching(tags, 7, 16)).contains(&15));
+        assert_eq!(lanes(matching(tags, 7, 3)), vec![0, 2]);
+        assert!(lanes(matching(tags, 0, 3)).is_empty());
+        assert!(lanes(matching(tags, 0, 4)).contains(&3));
     }
 
     #[test]

@@ -1,51 +1,16 @@
 //! Reads at one LSN: store-wide snapshots and typed per-view snapshots.
 
 use super::{Entry, Root, ViewData, ordered};
-use crate::codec::{KeyBuf, decode_key, encode_key};
+use crate::codec::{KeyBuf, decode_key, encode_key, encode_key_on_stack};
 use crate::index::IndexDef;
 use crate::resident::IndexView;
 use crate::version::{Lsn, Version};
 use crate::view::View;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
-
-thread_local! {
-    static KEY_SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The least capacity of a thread's key buffer. Key bytes are written at its start on
-/// every read; two threads' small buffers could share a cache line, and a read would
-/// then write a line that another core's reads write too. A buffer this large keeps the
-/// bytes each thread writes on a line of its own.
-const SCRATCH_BYTES: usize = 192;
-
-/// Runs `f` on the encoded form of `key`, reusing a per-thread buffer so that a point
-/// read allocates nothing. `None` when the key cannot be encoded (such a key cannot be
-/// stored either).
-pub(crate) fn with_key_bytes<K: Serialize + ?Sized, R>(
-    key: &K,
-    f: impl FnOnce(&[u8]) -> R,
-) -> Option<R> {
-    KEY_SCRATCH.with(|cell| {
-        if let Ok(mut buf) = cell.try_borrow_mut() {
-            buf.clear();
-            if buf.capacity() < SCRATCH_BYTES {
-                buf.reserve(SCRATCH_BYTES);
-            }
-            encode_key(key, &mut buf).ok()?;
-            Some(f(&buf))
-        } else {
-            // Re-entered from a key's own `Serialize`: fall back to a fresh buffer.
-            let mut buf = Vec::new();
-            encode_key(key, &mut buf).ok()?;
-            Some(f(&buf))
-        }
-    })
-}
 
 /// Every view of a store at one LSN. Cheap to make (one reference count increment) and
 /// to clone; reads through it never see a later group. Holding it keeps the records it
@@ -121,8 +86,8 @@ where
     }
 
     fn entry(&self, key: &K) -> Option<&Entry<V>> {
-        let data = self.data()?;
-        with_key_bytes(key, |bytes| data.get(bytes)).flatten()
+        let key = encode_key_on_stack(key)?;
+        self.data()?.find(&key.probe())
     }
 
     /// The LSN of the last group this snapshot contains.
