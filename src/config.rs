@@ -94,7 +94,7 @@ impl StoreBuilder {
                 max_batch_bytes: 32 << 20,
                 max_linger: Duration::ZERO,
                 check_integrity: true,
-                cache_size: 16 << 20,
+                cache_size: 4 << 20,
                 backend: None,
                 index_progress: None,
             },
@@ -154,10 +154,13 @@ impl StoreBuilder {
         self
     }
 
-    /// The size of redb's page cache, in bytes. Default = 16 MiB. Reads are served by
+    /// The size of redb's page cache, in bytes. Default = 4 MiB. Reads are served by
     /// the resident layer, so the cache only speeds up the writer (version checks and
-    /// B-tree updates on the file); redb's own default of 1 GiB would keep most of a
-    /// large file in memory a second time, in encoded form, once it has been loaded.
+    /// B-tree updates on the file): 4 MiB holds the branch pages of a file of about a
+    /// gigabyte, and leaf pages that miss are read through the operating system's page
+    /// cache. redb's own default of 1 GiB would keep most of a large file in memory a
+    /// second time, in encoded form, once it has been loaded. Raise it for stores that
+    /// take many random writes to a file much larger than that.
     pub fn cache_size(mut self, bytes: usize) -> Self {
         self.config.cache_size = bytes;
         self
