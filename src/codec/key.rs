@@ -170,14 +170,23 @@ impl KeySink for StackKey {
     }
 }
 
+/// Writes `bytes` with each 0x00 as 0x00 0xFF, then the terminator 0x00 0x00: the runs
+/// between zero bytes are copied whole.
 fn write_escaped<S: KeySink>(out: &mut S, bytes: &[u8]) {
-    for &b in bytes {
-        out.push(b);
-        if b == 0 {
-            out.push(0xFF);
-        }
+    if !bytes.contains(&0) {
+        out.extend_from_slice(bytes);
+        out.put_word(0, 2);
+        return;
     }
-    out.extend_from_slice(&[0, 0]);
+    let mut runs = bytes.split(|&b| b == 0);
+    if let Some(first) = runs.next() {
+        out.extend_from_slice(first);
+    }
+    for run in runs {
+        out.put_word(0xFF00, 2);
+        out.extend_from_slice(run);
+    }
+    out.put_word(0, 2);
 }
 
 struct KeySerializer<'a, S> {
