@@ -179,6 +179,10 @@ pub(crate) trait Loader: Send {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
     /// Decode on the pushing thread instead of on worker threads.
     fn decode_inline(&mut self);
+    /// Makes room for `records` decoded records (stored records, tombstones included,
+    /// so possibly more than will be live): a hint, ignored when the memory is not
+    /// there.
+    fn reserve(&mut self, records: usize);
     /// Waits until every pushed record is decoded. Decoding happens on worker threads
     /// while records are pushed: errors (naming the first bad record in key order)
     /// surface here. Indexes are loaded or built after this.
@@ -295,6 +299,10 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
 
     fn decode_inline(&mut self) {
         self.loading.decode_inline();
+    }
+
+    fn reserve(&mut self, records: usize) {
+        self.loading.reserve(records);
     }
 
     fn decoded(&mut self) -> Result<()> {

@@ -93,6 +93,11 @@ impl<V: Send + Sync + 'static> Loader<V> {
         self.started = true;
     }
 
+    /// Makes room for `records` decoded records, when the memory is there.
+    pub(crate) fn reserve(&mut self, records: usize) {
+        let _ = self.records.try_reserve_exact(records);
+    }
+
     /// Takes one stored record; records must come in key order.
     pub(crate) fn push(&mut self, key: &[u8], version: Version, value: &[u8]) {
         self.chunk.bytes.extend_from_slice(value);

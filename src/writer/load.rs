@@ -26,13 +26,17 @@ pub(crate) fn read_records(
     loader: &mut Box<dyn Loader>,
 ) -> Result<()> {
     let view = View { name: reg.name(), render_key: reg.render_key(), table: table_name, file };
-    let Some(split) = split_key(db, table_name, file)? else {
+    let Some((split, len)) = split_key(db, table_name, file)? else {
         return view.read(db, (Bound::Unbounded, Bound::Unbounded), loader.as_mut());
     };
     // Two threads already read and decode: no decoding workers on top.
     loader.decode_inline();
     let mut upper = reg.loader();
     upper.decode_inline();
+    // The lower half's array receives the upper half's records at the end: sized for
+    // all of them, neither array grows by copying.
+    loader.reserve(len);
+    upper.reserve(len - len / 2);
     let upper_range = (Bound::Included(split.as_slice()), Bound::Unbounded);
     let lower_range = (Bound::Unbounded, Bound::Excluded(split.as_slice()));
     std::thread::scope(|s| {
@@ -55,18 +59,21 @@ pub(crate) fn read_records(
     loader.append(upper)
 }
 
-/// Where to split the table's key range, or `None` to read it on one thread.
-fn split_key(db: &Database, table_name: &str, file: &Path) -> Result<Option<Vec<u8>>> {
+/// Where to split the table's key range, and its record count; `None` to read it on one
+/// thread.
+fn split_key(db: &Database, table_name: &str, file: &Path) -> Result<Option<(Vec<u8>, usize)>> {
     let read = db.begin_read().map_err(Error::at(file, "beginning a read"))?;
     let table =
         read.open_table(view_table(table_name)).map_err(Error::at(file, "opening a view"))?;
-    if table.len().map_err(Error::at(file, "opening a view"))? < SPLIT_AT {
+    let len = table.len().map_err(Error::at(file, "opening a view"))?;
+    if len < SPLIT_AT {
         return Ok(None);
     }
     let first = table.first().map_err(Error::at(file, "opening a view"))?;
     let last = table.last().map_err(Error::at(file, "opening a view"))?;
     Ok(match (first, last) {
-        (Some((first, _)), Some((last, _))) => midpoint(first.value(), last.value()),
+        (Some((first, _)), Some((last, _))) => midpoint(first.value(), last.value())
+            .map(|split| (split, usize::try_from(len).unwrap_or(usize::MAX))),
         _ => None,
     })
 }
