@@ -6,7 +6,8 @@
 //! of mid arrays of up to 1,024 buckets. A published group copies the top array, the mid
 //! arrays it touches and the buckets it touches; everything else is shared with the
 //! previous root. A read costs one hash, two array indexings (the top array is small
-//! enough to stay in cache) and a scan of two to four 32-byte slots on average.
+//! enough to stay in cache), a comparison of the bucket's 16 tag bytes in one word, and
+//! the key comparison of the one 32-byte slot whose tag matches (rarely more).
 
 use super::Entry;
 use crate::codec::{KeyBuf, KeyRef};
