@@ -87,11 +87,9 @@ pub(crate) enum KeyRef<'a> {
 
 impl<'a> KeyRef<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
-        match KeyBuf::inline(bytes) {
-            None | Some(KeyBuf::Heap { .. }) => KeyRef::Long { check: check_of(bytes), bytes },
-            Some(KeyBuf::Inline { len, bytes }) => {
-                KeyRef::Inline { len, head: head(&bytes), tail: tail(&bytes) }
-            }
+        match KeyBuf::inline(bytes).as_ref().and_then(KeyBuf::words) {
+            Some((len, head, tail)) => KeyRef::Inline { len, head, tail },
+            None => KeyRef::Long { check: check_of(bytes), bytes },
         }
     }
 

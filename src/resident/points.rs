@@ -67,6 +67,11 @@ fn tag_of(hash: u64) -> u8 {
     hash as u8
 }
 
+/// The tags of a bucket's slots, in slot order, packed into one word (the first 16).
+fn pack_tags(tags: impl Iterator<Item = u8>) -> u128 {
+    tags.take(TAGGED).enumerate().fold(0, |packed, (j, tag)| packed | u128::from(tag) << (8 * j))
+}
+
 /// The high bit of each tag byte of `tags` equal to `tag`, among the first `len`.
 /// Bytes above a true match may be flagged too; every flag is checked against the key.
 #[inline]
@@ -112,11 +117,7 @@ impl KeyHasher {
 
     /// A bucket of `slots`, with their tags.
     fn bucket<T>(&self, slots: Option<Arc<[PointSlot<T>]>>) -> Bucket<T> {
-        let tags = slots
-            .iter()
-            .flat_map(|slots| slots.iter().take(TAGGED))
-            .enumerate()
-            .fold(0, |tags, (j, s)| tags | u128::from(tag_of(self.key(&s.key))) << (8 * j));
+        let tags = pack_tags(slots.iter().flat_map(|s| s.iter()).map(|s| tag_of(self.key(&s.key))));
         Bucket { tags, slots }
     }
 
@@ -172,7 +173,7 @@ impl<T: Clone> PointIndex<T> {
     /// beforehand, possibly on another thread. Every bucket is allocated once, at its
     /// exact size, so that building leaves no freed memory behind.
     pub(crate) fn assemble(plan: BuildPlan, slots: Vec<PointSlot<T>>) -> Self {
-        let BuildPlan { hasher, bits, buckets: bucket_ids } = plan;
+        let BuildPlan { hasher, bits, buckets: bucket_ids, tags } = plan;
         let len = slots.len();
         let mut slots: Vec<Option<PointSlot<T>>> = slots.into_iter().map(Some).collect();
         let buckets = 1usize << bits;
@@ -202,7 +203,10 @@ impl<T: Clone> PointIndex<T> {
                         let b = t * mid_len + m;
                         let members = &order[starts[b]..starts[b + 1]];
                         scratch.extend(members.iter().filter_map(|&r| slots[r].take()));
-                        hasher.bucket((!members.is_empty()).then(|| scratch.drain(..).collect()))
+                        Bucket {
+                            tags: pack_tags(members.iter().map(|&r| tags[r])),
+                            slots: (!members.is_empty()).then(|| scratch.drain(..).collect()),
+                        }
                     })
                     .collect()
             })
@@ -323,14 +327,22 @@ pub(crate) struct BuildPlan {
     hasher: KeyHasher,
     bits: u32,
     buckets: Vec<u32>,
+    /// Each record's tag, from the same hash as its bucket.
+    tags: Vec<u8>,
 }
 
 impl BuildPlan {
     /// Hashes the keys of `slots` for a new index.
     pub(crate) fn new<T>(hasher: KeyHasher, slots: &[PointSlot<T>]) -> Self {
         let bits = bits_for(slots.len());
-        let buckets = slots.iter().map(|s| bucket_of(hasher.key(&s.key), bits) as u32).collect();
-        BuildPlan { hasher, bits, buckets }
+        let (buckets, tags) = slots
+            .iter()
+            .map(|s| {
+                let hash = hasher.key(&s.key);
+                (bucket_of(hash, bits) as u32, tag_of(hash))
+            })
+            .unzip();
+        BuildPlan { hasher, bits, buckets, tags }
     }
 }
 
@@ -348,7 +360,7 @@ fn bits_for(len: usize) -> u32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{BuildPlan, KeyHasher, MIN_BITS, PointIndex, Slot, bucket_of, matching};
+    use super::{BuildPlan, KeyHasher, MIN_BITS, PointIndex, Slot, bucket_of, matching, tag_of};
     use crate::codec::KeyBuf;
     use crate::resident::Entry;
     use std::collections::HashMap;
@@ -409,8 +421,10 @@ mod tests {
         let slots: Vec<Slot<u64>> =
             (0..3_000u64).map(|k| Slot { key: key(k), entry: entry(k) }).collect();
         let hasher = KeyHasher::new();
-        let buckets = slots.iter().map(|s| bucket_of(hasher.key(&s.key), MIN_BITS) as u32);
-        let plan = BuildPlan { buckets: buckets.collect(), hasher, bits: MIN_BITS };
+        let key_hashes: Vec<u64> = slots.iter().map(|s| hasher.key(&s.key)).collect();
+        let buckets = key_hashes.iter().map(|h| bucket_of(*h, MIN_BITS) as u32).collect();
+        let tags = key_hashes.iter().map(|h| tag_of(*h)).collect();
+        let plan = BuildPlan { buckets, tags, hasher, bits: MIN_BITS };
         let index = PointIndex::assemble(plan, slots);
         for k in 0..3_000u64 {
             assert_eq!(index.get(key(k).as_bytes()).map(|e| *e.value), Some(k), "key {k}");
