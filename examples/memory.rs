@@ -5,11 +5,12 @@
 //! argument), so that memory freed by one phase cannot hide the cost of the next.
 //!
 //! ```text
-//! cargo run --release --example memory [-- RECORDS]
+//! cargo run --release --example memory [-- RECORDS [CACHE_MIB]]
 //! ```
 //!
-//! `memory populate PATH RECORDS` and `memory viewstore PATH RECORDS` run one phase
-//! alone, for profiling the load.
+//! `CACHE_MIB` sets redb's page cache (`StoreBuilder::cache_size`; the store's default
+//! when left out). `memory populate PATH RECORDS` and
+//! `memory viewstore PATH RECORDS [CACHE_MIB]` run one phase alone, for profiling the load.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -54,10 +55,14 @@ fn populate(path: &Path, records: u64) -> Res<()> {
 }
 
 /// Child: open the store, load the view, report the RSS delta and the layer's figures.
-fn measure_viewstore(path: &Path, records: u64) -> Res<()> {
+fn measure_viewstore(path: &Path, records: u64, cache_mib: Option<usize>) -> Res<()> {
     let before = rss();
     let started = Instant::now();
-    let store = Store::open(path)?;
+    let mut builder = Store::builder(path);
+    if let Some(mib) = cache_mib {
+        builder = builder.cache_size(mib << 20);
+    }
+    let store = builder.open()?;
     let opened = started.elapsed();
     let after_open = rss();
     let view = store.view(&PROFILES)?;
@@ -116,7 +121,10 @@ fn child(args: &[&str]) -> Res<Vec<u64>> {
 fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("viewstore") => return measure_viewstore(Path::new(&args[2]), args[3].parse()?),
+        Some("viewstore") => {
+            let cache_mib = args.get(4).map(|m| m.parse()).transpose()?;
+            return measure_viewstore(Path::new(&args[2]), args[3].parse()?, cache_mib);
+        }
         Some("populate") => return populate(Path::new(&args[2]), args[3].parse()?),
         Some("hashmap") => {
             measure_hashmap(args[2].parse()?);
@@ -131,7 +139,11 @@ fn main() -> Res<()> {
     let file = std::fs::metadata(&path)?.len();
     let path_arg = path.to_string_lossy().into_owned();
     let count = records.to_string();
-    let vs = child(&["viewstore", &path_arg, &count])?;
+    let mut vs_args = vec!["viewstore", &path_arg, &count];
+    if let Some(mib) = args.get(2) {
+        vs_args.push(mib);
+    }
+    let vs = child(&vs_args)?;
     let hm = child(&["hashmap", &count])?;
     let per = |bytes: u64| bytes as f64 / records as f64;
     let encoded = bincode::serde::encode_to_vec(profile(records / 2), bincode::config::standard())?;

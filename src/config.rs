@@ -156,11 +156,10 @@ impl StoreBuilder {
 
     /// The size of redb's page cache, in bytes. Default = 4 MiB. Reads are served by
     /// the resident layer, so the cache only speeds up the writer (version checks and
-    /// B-tree updates on the file): 4 MiB holds the branch pages of a file of about a
-    /// gigabyte, and leaf pages that miss are read through the operating system's page
-    /// cache. redb's own default of 1 GiB would keep most of a large file in memory a
-    /// second time, in encoded form, once it has been loaded. Raise it for stores that
-    /// take many random writes to a file much larger than that.
+    /// B-tree updates on the file); pages that miss are read through the operating
+    /// system's page cache. redb's own default of 1 GiB would keep most of a large file
+    /// in memory a second time, in encoded form, once it has been loaded. Raise it for
+    /// stores that take many random writes to a large file.
     pub fn cache_size(mut self, bytes: usize) -> Self {
         self.config.cache_size = bytes;
         self
