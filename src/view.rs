@@ -1,7 +1,7 @@
 //! View definitions, typed view handles and their reads.
 
 use crate::batch::Batch;
-use crate::codec::{Bincode, Codec, KeyBuf, KeyRef, decode_key, encode_key_on_stack, render_key};
+use crate::codec::{Bincode, Codec, KeyBuf, decode_key, encode_key_on_stack, render_key};
 use crate::error::{Error, Result};
 use crate::format::{IndexMeta, ViewMeta, index_table_name};
 use crate::index::{AnyIndex, ExtractError, IndexDef, IndexKind, extract};
@@ -271,7 +271,7 @@ struct TypedLoader<K, V: 'static> {
     loading: load::Loader<V>,
     /// Every record, decoded, in key order, once `decoded` has run.
     records: Option<Vec<Slot<V>>>,
-    indexes: Vec<IndexData>,
+    indexes: Vec<IndexData<V>>,
     _types: PhantomData<fn() -> K>,
 }
 
@@ -383,10 +383,7 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         self.decoded()?;
         let records = self.records.take().unwrap_or_default();
         let mut data = ViewData::from_sorted(self.name, records);
-        data.indexes = std::mem::take(&mut self.indexes);
-        for index in &mut data.indexes {
-            index.seal();
-        }
+        data.seal_indexes(std::mem::take(&mut self.indexes));
         Ok(Arc::new(data))
     }
 }
@@ -575,9 +572,8 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         let ikey = encode_key_on_stack(ikey)?;
         self.published.with_root(|root| {
             let data: &ViewData<V> = root.view(self.id)?;
-            let index = data.indexes.iter().find(|i| &*i.name == index.name())?;
-            let pk = index.first(&ikey)?;
-            let entry = data.find(&KeyRef::of(pk))?;
+            let index = data.indexes.iter().find(|i| i.is(index.name()))?;
+            let (pk, entry) = index.first(data, &ikey)?;
             let key = decode_key::<K>(pk.as_bytes()).ok()?;
             Some(f(key, &entry.value))
         })

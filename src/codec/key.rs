@@ -75,6 +75,13 @@ trait KeySink {
     fn push(&mut self, byte: u8) {
         self.put_word(u128::from(byte), 1);
     }
+
+    /// Appends `bytes` (which hold no zero byte) and the terminator 0x00 0x00.
+    #[inline]
+    fn put_terminated(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+        self.put_word(0, 2);
+    }
 }
 
 impl KeySink for Vec<u8> {
@@ -125,7 +132,7 @@ impl StackKey {
                 tail: (self.word >> 48) as u64,
             }
         } else {
-            KeyRef::new(self.long_bytes())
+            KeyRef::Long(self.long_bytes())
         }
     }
 
@@ -159,6 +166,27 @@ impl KeySink for StackKey {
         }
     }
 
+    #[inline]
+    fn put_terminated(&mut self, bytes: &[u8]) {
+        let end = self.len + bytes.len() + 2;
+        if end <= INLINE || !self.spill.is_empty() || end > STACK_KEY {
+            self.extend_from_slice(bytes);
+            self.put_word(0, 2);
+            return;
+        }
+        // One copy into the buffer, the terminator included (the buffer is zeroed
+        // past the length).
+        if self.len <= INLINE {
+            let word = self.word.to_le_bytes();
+            let (head, _) = self.buf.split_at_mut(word.len());
+            head.copy_from_slice(&word);
+        }
+        if let Some(to) = self.buf.get_mut(self.len..end - 2) {
+            to.copy_from_slice(bytes);
+        }
+        self.len = end;
+    }
+
     fn extend_from_slice(&mut self, bytes: &[u8]) {
         if self.len + bytes.len() <= INLINE {
             for &b in bytes {
@@ -173,9 +201,8 @@ impl KeySink for StackKey {
 /// Writes `bytes` with each 0x00 as 0x00 0xFF, then the terminator 0x00 0x00: the runs
 /// between zero bytes are copied whole.
 fn write_escaped<S: KeySink>(out: &mut S, bytes: &[u8]) {
-    if !bytes.contains(&0) {
-        out.extend_from_slice(bytes);
-        out.put_word(0, 2);
+    if !has_zero(bytes) {
+        out.put_terminated(bytes);
         return;
     }
     let mut runs = bytes.split(|&b| b == 0);
@@ -187,6 +214,26 @@ fn write_escaped<S: KeySink>(out: &mut S, bytes: &[u8]) {
         out.extend_from_slice(run);
     }
     out.put_word(0, 2);
+}
+
+/// Whether `bytes` holds a zero byte, eight bytes at a time: cheaper than a general
+/// byte search for the short strings keys are made of.
+#[inline]
+fn has_zero(bytes: &[u8]) -> bool {
+    const LOW: u64 = u64::MAX / 0xFF;
+    const HIGH: u64 = LOW << 7;
+    let zero_in = |w: u64| w.wrapping_sub(LOW) & !w & HIGH != 0;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut found = false;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        found |= zero_in(u64::from_le_bytes(word));
+    }
+    let rest = chunks.remainder();
+    let mut word = [0xFFu8; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    found | zero_in(u64::from_le_bytes(word))
 }
 
 struct KeySerializer<'a, S> {
@@ -416,8 +463,37 @@ concatenating_fields!(SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
-    use super::{encode_key, encode_key_on_stack};
-    use crate::codec::{KeyBuf, KeyRef};
+    use super::{encode_key, encode_key_on_stack, has_zero};
+    use crate::codec::{KeyBuf, KeyRef, SlotKey, WideKey};
+
+    #[test]
+    fn has_zero_agrees_with_a_byte_search() {
+        for len in 0..40usize {
+            let clean = vec![0x41u8; len];
+            assert!(!has_zero(&clean), "length {len}");
+            for at in 0..len {
+                let mut bytes = clean.clone();
+                bytes[at] = 0;
+                assert!(has_zero(&bytes), "length {len}, zero at {at}");
+                // Bytes whose high bit is set must not look like zeros.
+                bytes[at] = 0x80;
+                assert!(!has_zero(&bytes), "length {len}, 0x80 at {at}");
+            }
+        }
+    }
+
+    #[test]
+    fn strings_of_every_length_probe_their_stored_forms() {
+        for n in 0..80usize {
+            let key: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let mut heap = Vec::new();
+            encode_key(&key, &mut heap).expect("encodes");
+            let stack = encode_key_on_stack(&key).expect("encodes");
+            stack.with_bytes(|bytes| assert_eq!(bytes, heap.as_slice(), "length {n}"));
+            assert!(stack.probe().matches(&KeyBuf::from_slice(&heap)), "length {n}");
+            assert!(WideKey::from_slice(&heap).matched_by(&stack.probe()), "length {n}");
+        }
+    }
 
     #[test]
     fn stack_encoding_equals_heap_encoding_at_every_length() {

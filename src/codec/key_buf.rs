@@ -78,18 +78,105 @@ fn tail(bytes: &[u8; INLINE]) -> u64 {
 
 impl KeyBuf {}
 
+/// The longest key a [`WideKey`] holds inline.
+pub(crate) const WIDE_INLINE: usize = 30;
+
+/// Encoded key bytes, 32 bytes in all: up to 30 bytes inline, longer ones one pointer
+/// away. The hash table of a unique index keys its slots with it, so that a lookup by
+/// a typical string index key (an e-mail address, a user name, a slug) compares bytes
+/// in the slot it has already loaded rather than behind a pointer.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) enum WideKey {
+    Inline { len: u8, bytes: [u8; WIDE_INLINE] },
+    Long(Box<[u8]>),
+}
+
+const _: () = assert!(std::mem::size_of::<WideKey>() == 32);
+
+impl WideKey {
+    pub(crate) fn from_slice(bytes: &[u8]) -> Self {
+        if bytes.len() <= WIDE_INLINE {
+            let mut inline = [0u8; WIDE_INLINE];
+            inline[..bytes.len()].copy_from_slice(bytes);
+            WideKey::Inline { len: bytes.len() as u8, bytes: inline }
+        } else {
+            WideKey::Long(bytes.into())
+        }
+    }
+}
+
+/// A key stored in a slot of a point index.
+pub(crate) trait SlotKey: Clone + Eq + Hash {
+    /// The key's bytes.
+    fn as_bytes(&self) -> &[u8];
+    /// See [`KeyBuf::words`].
+    fn words(&self) -> Option<(u8, u64, u64)>;
+    /// Whether `probe` stands for this key.
+    fn matched_by(&self, probe: &KeyRef<'_>) -> bool;
+}
+
+impl SlotKey for KeyBuf {
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        KeyBuf::as_bytes(self)
+    }
+    #[inline]
+    fn words(&self) -> Option<(u8, u64, u64)> {
+        KeyBuf::words(self)
+    }
+    #[inline]
+    fn matched_by(&self, probe: &KeyRef<'_>) -> bool {
+        probe.matches(self)
+    }
+}
+
+impl SlotKey for WideKey {
+    #[inline]
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            WideKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            WideKey::Long(bytes) => bytes,
+        }
+    }
+    #[inline]
+    fn words(&self) -> Option<(u8, u64, u64)> {
+        match self {
+            // Bytes past `len` are zero, as in a `KeyBuf`: the same words.
+            WideKey::Inline { len, bytes } if usize::from(*len) <= INLINE => {
+                let short = bytes.first_chunk::<INLINE>()?;
+                Some((*len, head(short), tail(short)))
+            }
+            _ => None,
+        }
+    }
+    #[inline]
+    fn matched_by(&self, probe: &KeyRef<'_>) -> bool {
+        match (probe, self) {
+            (KeyRef::Inline { len, head: h, tail: t }, WideKey::Inline { len: l, bytes }) => {
+                let Some(short) = bytes.first_chunk::<INLINE>() else { return false };
+                len == l && *h == head(short) && *t == tail(short)
+            }
+            (KeyRef::Long(bytes), WideKey::Inline { len, bytes: b }) => {
+                bytes.len() == usize::from(*len) && b.get(..bytes.len()) == Some(*bytes)
+            }
+            (KeyRef::Long(bytes), WideKey::Long(b)) => **b == **bytes,
+            _ => false,
+        }
+    }
+}
+
 /// A key to look up: a short key as the words [`KeyBuf::words`] gives, a long one as
-/// borrowed bytes with their check.
+/// borrowed bytes.
 pub(crate) enum KeyRef<'a> {
     Inline { len: u8, head: u64, tail: u64 },
-    Long { check: u32, bytes: &'a [u8] },
+    Long(&'a [u8]),
 }
 
 impl<'a> KeyRef<'a> {
     pub(crate) fn new(bytes: &'a [u8]) -> Self {
         match KeyBuf::inline(bytes).as_ref().and_then(KeyBuf::words) {
             Some((len, head, tail)) => KeyRef::Inline { len, head, tail },
-            None => KeyRef::Long { check: check_of(bytes), bytes },
+            None => KeyRef::Long(bytes),
         }
     }
 
@@ -100,7 +187,7 @@ impl<'a> KeyRef<'a> {
             KeyBuf::Inline { len, bytes } => {
                 KeyRef::Inline { len: *len, head: head(bytes), tail: tail(bytes) }
             }
-            KeyBuf::Heap { check, bytes } => KeyRef::Long { check: *check, bytes },
+            KeyBuf::Heap { bytes, .. } => KeyRef::Long(bytes),
         }
     }
 
@@ -111,9 +198,9 @@ impl<'a> KeyRef<'a> {
             (KeyRef::Inline { len, head: h, tail: t }, KeyBuf::Inline { len: l, bytes }) => {
                 len == l && *h == head(bytes) && *t == tail(bytes)
             }
-            (KeyRef::Long { check, bytes }, KeyBuf::Heap { check: c, bytes: b }) => {
-                check == c && ***b == **bytes
-            }
+            // The bucket's tags have already ruled out almost every other key, so
+            // the bytes are compared directly, with no check to compute for the probe.
+            (KeyRef::Long(bytes), KeyBuf::Heap { bytes: b, .. }) => ***b == **bytes,
             _ => false,
         }
     }
@@ -171,7 +258,7 @@ impl std::fmt::Debug for KeyBuf {
 
 #[cfg(test)]
 mod tests {
-    use super::{INLINE, KeyBuf, KeyRef};
+    use super::{INLINE, KeyBuf, KeyRef, SlotKey, WIDE_INLINE, WideKey};
 
     #[test]
     fn inline_and_heap_keys_compare_by_bytes() {
@@ -195,6 +282,23 @@ mod tests {
             let probe = KeyRef::new(a);
             for b in &keys {
                 assert_eq!(probe.matches(&KeyBuf::from_slice(b)), a == b, "{a:?} vs {b:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn wide_keys_match_exactly_the_same_bytes() {
+        let keys: Vec<Vec<u8>> = (0..=WIDE_INLINE + 3)
+            .flat_map(|n| [vec![0u8; n], vec![7u8; n], (0..n as u8).collect()])
+            .collect();
+        for a in &keys {
+            let probe = KeyRef::new(a);
+            for b in &keys {
+                let wide = WideKey::from_slice(b);
+                assert_eq!(wide.matched_by(&probe), a == b, "{a:?} vs {b:?}");
+                assert_eq!(wide.as_bytes(), b.as_slice());
+                // The same words as a `KeyBuf` of the same bytes, so the same hash.
+                assert_eq!(wide.words(), KeyBuf::from_slice(b).words(), "{b:?}");
             }
         }
     }

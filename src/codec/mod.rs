@@ -5,7 +5,7 @@ mod key_buf;
 mod key_de;
 
 pub(crate) use key::{KeyCodecError, StackKey, encode_key, encode_key_on_stack};
-pub(crate) use key_buf::{KeyBuf, KeyRef};
+pub(crate) use key_buf::{KeyBuf, KeyRef, SlotKey, WideKey};
 pub(crate) use key_de::decode_key;
 
 use crate::error::CodecError;

@@ -4,36 +4,73 @@
 //! A unique index is keyed by the encoded index key; a multi index by the encoded
 //! index key followed by the encoded primary key, so that entries sort by index key,
 //! then primary key. Both encodings are prefix-free, so the entries of one index key
-//! are exactly the keys that start with its encoding. Each entry holds only the
-//! record's primary key: a write that leaves a record's index keys alone touches no
-//! index, and a query takes the value from the view's records, so it is never stale.
+//! are exactly the keys that start with its encoding. Each ordered entry holds only the
+//! record's primary key, and a query takes the value from the view's records.
+//!
+//! A unique index also has a hash table from index key to the record itself (primary
+//! key, version and value), so that a lookup is one probe, as a read by primary key is.
+//! A group that writes a record whose unique index keys stay put refreshes those
+//! entries of the table (see [`Effect::Keep`]); the ordered entries are left alone.
 
-use super::ViewData;
 use super::points::{PointChange, PointIndex, PointSlot};
-use crate::codec::{KeyBuf, StackKey};
+use super::{Entry, ViewData};
+use crate::codec::{KeyBuf, KeyRef, StackKey, WideKey};
 use crate::index::IndexKind;
 use imbl::OrdMap;
 use std::collections::BTreeSet;
 use std::ops::Bound;
-use std::sync::Arc;
 
 /// The entries of one index: map key (see [`map_key`]) to primary key. A unique index
-/// also keeps a hash table from index key to primary key, so that a lookup by index key
-/// costs a hash probe rather than a tree descent over byte strings.
-#[derive(Clone)]
-pub(crate) struct IndexData {
-    pub(crate) name: Arc<str>,
+/// also keeps a hash table from index key to the record, so that a lookup by index key
+/// costs one hash probe rather than a tree descent and a second probe.
+pub(crate) struct IndexData<V> {
+    name: &'static str,
     pub(crate) kind: IndexKind,
     pub(crate) map: OrdMap<KeyBuf, KeyBuf>,
-    points: Option<PointIndex<KeyBuf>>,
+    points: Option<PointIndex<Hit<V>, WideKey>>,
 }
 
-/// One change to an index: `pk` gains (`present`) or loses index key `ikey`.
+impl<V> Clone for IndexData<V> {
+    fn clone(&self) -> Self {
+        IndexData {
+            name: self.name,
+            kind: self.kind,
+            map: self.map.clone(),
+            points: self.points.clone(),
+        }
+    }
+}
+
+/// What a unique index key leads to: the record's primary key and its resident entry.
+pub(crate) struct Hit<V> {
+    pub(crate) pk: KeyBuf,
+    pub(crate) entry: Entry<V>,
+}
+
+impl<V> Clone for Hit<V> {
+    fn clone(&self) -> Self {
+        Hit { pk: self.pk.clone(), entry: self.entry.clone() }
+    }
+}
+
+/// What a change does to an index key of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// The record gains the index key.
+    Gain,
+    /// The record loses the index key.
+    Loss,
+    /// The record keeps the index key of a unique index but was written: the entry in
+    /// the hash table must take the record's new version and value.
+    Keep,
+}
+
+/// One change to an index: `pk` gains, loses or keeps index key `ikey`.
 pub(crate) struct IndexChange {
     pub(crate) index: usize,
     pub(crate) ikey: Vec<u8>,
     pub(crate) pk: KeyBuf,
-    pub(crate) present: bool,
+    pub(crate) effect: Effect,
 }
 
 /// The key of an entry in the resident map of an index of `kind`.
@@ -52,16 +89,27 @@ pub(crate) fn composite(ikey: &[u8], pk: &[u8]) -> KeyBuf {
     KeyBuf::from_slice(&bytes)
 }
 
-impl IndexData {
-    pub(crate) fn new(name: &str, kind: IndexKind) -> Self {
-        IndexData { name: Arc::from(name), kind, map: OrdMap::new(), points: None }
+impl<V> IndexData<V> {
+    pub(crate) fn new(name: &'static str, kind: IndexKind) -> Self {
+        IndexData { name, kind, map: OrdMap::new(), points: None }
     }
 
-    /// Builds the hash table of a unique index from its entries, once they are loaded.
-    pub(crate) fn seal(&mut self) {
+    /// Whether this is the index named `name`. Definitions name their indexes with
+    /// string literals, so the names usually compare as pointers.
+    #[inline]
+    pub(crate) fn is(&self, name: &str) -> bool {
+        std::ptr::eq(self.name, name) || self.name == name
+    }
+
+    /// Builds the hash table of a unique index from its entries and the view's records,
+    /// once both are loaded. Loading keeps only entries whose record is there.
+    pub(crate) fn seal(&mut self, records: &PointIndex<Entry<V>>) {
         if self.kind == IndexKind::Unique {
-            let slots =
-                self.map.iter().map(|(k, pk)| PointSlot { key: k.clone(), entry: pk.clone() });
+            let slots = self.map.iter().filter_map(|(k, pk)| {
+                let entry = records.get(pk.as_bytes())?.clone();
+                let key = WideKey::from_slice(k.as_bytes());
+                Some(PointSlot { key, entry: Hit { pk: pk.clone(), entry } })
+            });
             self.points = Some(PointIndex::build(slots.collect()));
         }
     }
@@ -75,19 +123,26 @@ impl IndexData {
         }
     }
 
-    /// The primary key of the first entry of encoded index key `ikey`.
-    pub(crate) fn first(&self, ikey: &StackKey) -> Option<&KeyBuf> {
-        match self.kind {
-            IndexKind::Unique => match &self.points {
-                Some(points) => points.find(&ikey.probe()),
-                None => ikey.with_bytes(|ikey| self.map.get(ikey)),
-            },
-            IndexKind::Multi => ikey.with_bytes(|ikey| {
+    /// The primary key and record of the first entry of encoded index key `ikey`, with
+    /// `view` the records this index belongs to.
+    #[inline]
+    pub(crate) fn first<'a>(
+        &'a self,
+        view: &'a ViewData<V>,
+        ikey: &StackKey,
+    ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
+        if let Some(points) = &self.points {
+            return points.find(&ikey.probe()).map(|hit| (&hit.pk, &hit.entry));
+        }
+        let pk = ikey.with_bytes(|ikey| match self.kind {
+            IndexKind::Unique => self.map.get(ikey),
+            IndexKind::Multi => {
                 let (key, pk) =
                     self.map.range::<_, [u8]>((Bound::Included(ikey), Bound::Unbounded)).next()?;
                 key.as_bytes().starts_with(ikey).then_some(pk)
-            }),
-        }
+            }
+        })?;
+        Some((pk, view.find(&KeyRef::of(pk))?))
     }
 
     /// Every entry in its on-disk form (index key then primary key), with the index
@@ -106,24 +161,29 @@ impl IndexData {
     /// [`IndexData::refresh_points`]).
     fn apply(&mut self, change: IndexChange) {
         let key = map_key(self.kind, &change.ikey, change.pk.as_bytes());
-        if change.present {
-            self.map.insert(key, change.pk);
-        } else if self.map.get(key.as_bytes()) == Some(&change.pk) {
-            self.map.remove(key.as_bytes());
+        match change.effect {
+            Effect::Gain => {
+                self.map.insert(key, change.pk);
+            }
+            Effect::Loss if self.map.get(key.as_bytes()) == Some(&change.pk) => {
+                self.map.remove(key.as_bytes());
+            }
+            Effect::Loss | Effect::Keep => {}
         }
     }
-}
 
-impl IndexData {
-    /// Brings the hash table of a unique index in line with its ordered entries for the
-    /// index keys in `touched`.
-    fn refresh_points(&mut self, touched: BTreeSet<Vec<u8>>) {
+    /// Brings the hash table of a unique index in line with its ordered entries and the
+    /// view's records (`records`, already updated) for the index keys in `touched`.
+    fn refresh_points(&mut self, touched: BTreeSet<Vec<u8>>, records: &PointIndex<Entry<V>>) {
         let Some(points) = &self.points else { return };
-        let changes: Vec<PointChange<KeyBuf>> = touched
+        let changes: Vec<PointChange<Hit<V>, WideKey>> = touched
             .into_iter()
             .map(|ikey| {
-                let pk = self.map.get(ikey.as_slice()).cloned();
-                (KeyBuf::from_slice(&ikey), pk)
+                let hit = self.map.get(ikey.as_slice()).and_then(|pk| {
+                    let entry = records.get(pk.as_bytes())?.clone();
+                    Some(Hit { pk: pk.clone(), entry })
+                });
+                (WideKey::from_slice(&ikey), hit)
             })
             .collect();
         self.points = Some(points.with_changes(changes));
@@ -131,7 +191,8 @@ impl IndexData {
 }
 
 impl<V> ViewData<V> {
-    /// Applies index changes in the order the group's batches made them.
+    /// Applies index changes in the order the group's batches made them, after the
+    /// group's record changes.
     pub(crate) fn apply_index_changes(&mut self, changes: Vec<IndexChange>) {
         let mut touched: Vec<BTreeSet<Vec<u8>>> = vec![BTreeSet::new(); self.indexes.len()];
         for change in changes {
@@ -142,10 +203,20 @@ impl<V> ViewData<V> {
                 index.apply(change);
             }
         }
+        let records = &self.points;
         for (index, touched) in self.indexes.iter_mut().zip(touched) {
             if !touched.is_empty() {
-                index.refresh_points(touched);
+                index.refresh_points(touched, records);
             }
+        }
+    }
+
+    /// Takes the view's indexes, loaded or built, and builds their hash tables.
+    pub(crate) fn seal_indexes(&mut self, indexes: Vec<IndexData<V>>) {
+        self.indexes = indexes;
+        let records = &self.points;
+        for index in &mut self.indexes {
+            index.seal(records);
         }
     }
 }

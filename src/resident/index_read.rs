@@ -3,7 +3,7 @@
 use super::index::IndexData;
 use super::snapshot::prefix_successor;
 use super::{Entry, ViewData};
-use crate::codec::{KeyBuf, KeyRef, decode_key, encode_key, encode_key_on_stack};
+use crate::codec::{KeyBuf, decode_key, encode_key, encode_key_on_stack};
 use imbl::ordmap::RangedIter;
 use imbl::shared_ptr::DefaultSharedPtr;
 use serde::Serialize;
@@ -15,7 +15,7 @@ use std::ops::{Bound, RangeBounds};
 /// Results come in index-key order, then primary-key order, and borrow from the
 /// snapshot.
 pub struct IndexView<'a, K, V, I> {
-    data: Option<(&'a IndexData, &'a ViewData<V>)>,
+    data: Option<(&'a IndexData<V>, &'a ViewData<V>)>,
     _types: PhantomData<fn() -> (K, I)>,
 }
 
@@ -24,15 +24,14 @@ where
     K: DeserializeOwned,
     I: Serialize + DeserializeOwned,
 {
-    pub(crate) fn new(data: Option<(&'a IndexData, &'a ViewData<V>)>) -> Self {
+    pub(crate) fn new(data: Option<(&'a IndexData<V>, &'a ViewData<V>)>) -> Self {
         IndexView { data, _types: PhantomData }
     }
 
     /// The record holding index key `ikey` (the first one, for a multi index).
     pub fn get(&self, ikey: &I) -> Option<(K, &'a V)> {
         let (index, view) = self.data?;
-        let pk = index.first(&encode_key_on_stack(ikey)?)?;
-        let entry = view.find(&KeyRef::of(pk))?;
+        let (pk, entry) = index.first(view, &encode_key_on_stack(ikey)?)?;
         let key = decode_key::<K>(pk.as_bytes()).ok()?;
         Some((key, &*entry.value))
     }
@@ -135,7 +134,7 @@ where
 
 /// Index entries in order: each yields the index key, the record key and the value.
 pub struct IndexIter<'a, K, V, I> {
-    data: Option<(&'a IndexData, &'a ViewData<V>)>,
+    data: Option<(&'a IndexData<V>, &'a ViewData<V>)>,
     inner: Option<RangedIter<'a, KeyBuf, KeyBuf, DefaultSharedPtr>>,
     _types: PhantomData<fn() -> (K, I)>,
 }

@@ -51,7 +51,7 @@ pub(crate) struct ViewData<V> {
     pub(crate) name: Arc<str>,
     points: PointIndex<Entry<V>>,
     order: OrderedIndex<V>,
-    pub(crate) indexes: Vec<IndexData>,
+    pub(crate) indexes: Vec<IndexData<V>>,
 }
 
 impl<V> Clone for ViewData<V> {

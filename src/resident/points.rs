@@ -10,7 +10,7 @@
 //! the key comparison of the one 32-byte slot whose tag matches (rarely more).
 
 use super::Entry;
-use crate::codec::{KeyBuf, KeyRef};
+use crate::codec::{KeyBuf, KeyRef, SlotKey};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -25,15 +25,15 @@ const GROW_AT: usize = 8;
 const AFTER_GROW: usize = 4;
 
 /// One entry in a bucket: an encoded key and what it maps to.
-pub(crate) struct PointSlot<T> {
-    pub(crate) key: KeyBuf,
+pub(crate) struct PointSlot<T, Q = KeyBuf> {
+    pub(crate) key: Q,
     pub(crate) entry: T,
 }
 
 /// One record of a view in a bucket.
 pub(crate) type Slot<V> = PointSlot<Entry<V>>;
 
-impl<T: Clone> Clone for PointSlot<T> {
+impl<T: Clone, Q: Clone> Clone for PointSlot<T, Q> {
     fn clone(&self) -> Self {
         PointSlot { key: self.key.clone(), entry: self.entry.clone() }
     }
@@ -43,12 +43,12 @@ impl<T: Clone> Clone for PointSlot<T> {
 /// first 16 slots. A read compares the tags of all 16 at once, in one word, and then
 /// the key of only the slot whose tag matches: it touches one slot of the bucket, not
 /// all of them.
-struct Bucket<T> {
+struct Bucket<T, Q> {
     tags: u128,
-    slots: Option<Arc<[PointSlot<T>]>>,
+    slots: Option<Arc<[PointSlot<T, Q>]>>,
 }
 
-impl<T> Clone for Bucket<T> {
+impl<T, Q> Clone for Bucket<T, Q> {
     fn clone(&self) -> Self {
         Bucket { tags: self.tags, slots: self.slots.clone() }
     }
@@ -81,7 +81,7 @@ fn matching(tags: u128, tag: u8, len: usize) -> u128 {
     if len >= TAGGED { flags } else { flags & ((1u128 << (8 * len)) - 1) }
 }
 
-type Mid<T> = Arc<[Bucket<T>]>;
+type Mid<T, Q> = Arc<[Bucket<T, Q>]>;
 
 /// The seeded hash of an index's keys.
 #[derive(Clone)]
@@ -99,7 +99,7 @@ impl KeyHasher {
 
     /// The hash of a stored key.
     #[inline]
-    fn key(&self, key: &KeyBuf) -> u64 {
+    fn key<Q: SlotKey>(&self, key: &Q) -> u64 {
         match key.words() {
             Some(words) => self.words(words),
             None => self.long.hash_one(key.as_bytes()),
@@ -111,12 +111,12 @@ impl KeyHasher {
     fn probe(&self, probe: &KeyRef<'_>) -> u64 {
         match probe {
             KeyRef::Inline { len, head, tail } => self.words((*len, *head, *tail)),
-            KeyRef::Long { bytes, .. } => self.long.hash_one(bytes),
+            KeyRef::Long(bytes) => self.long.hash_one(bytes),
         }
     }
 
     /// A bucket of `slots`, with their tags.
-    fn bucket<T>(&self, slots: Option<Arc<[PointSlot<T>]>>) -> Bucket<T> {
+    fn bucket<T, Q: SlotKey>(&self, slots: Option<Arc<[PointSlot<T, Q>]>>) -> Bucket<T, Q> {
         let tags = pack_tags(slots.iter().flat_map(|s| s.iter()).map(|s| tag_of(self.key(&s.key))));
         Bucket { tags, slots }
     }
@@ -137,14 +137,14 @@ fn fold(a: u64, b: u64) -> u64 {
 
 /// A persistent hash table from encoded keys to resident entries (or, for a unique
 /// index, to primary keys).
-pub(crate) struct PointIndex<T> {
+pub(crate) struct PointIndex<T, Q = KeyBuf> {
     hasher: KeyHasher,
     bits: u32,
-    top: Arc<[Mid<T>]>,
+    top: Arc<[Mid<T, Q>]>,
     len: usize,
 }
 
-impl<T> Clone for PointIndex<T> {
+impl<T, Q> Clone for PointIndex<T, Q> {
     fn clone(&self) -> Self {
         PointIndex {
             hasher: self.hasher.clone(),
@@ -156,15 +156,15 @@ impl<T> Clone for PointIndex<T> {
 }
 
 /// One change to the point index: a new entry for a key, or its removal.
-pub(crate) type PointChange<T> = (KeyBuf, Option<T>);
+pub(crate) type PointChange<T, Q = KeyBuf> = (Q, Option<T>);
 
-impl<T: Clone> PointIndex<T> {
+impl<T: Clone, Q: SlotKey> PointIndex<T, Q> {
     /// An index of `slots`, whose keys must be distinct.
-    pub(crate) fn build(slots: Vec<PointSlot<T>>) -> Self {
+    pub(crate) fn build(slots: Vec<PointSlot<T, Q>>) -> Self {
         Self::build_with(KeyHasher::new(), slots)
     }
 
-    fn build_with(hasher: KeyHasher, slots: Vec<PointSlot<T>>) -> Self {
+    fn build_with(hasher: KeyHasher, slots: Vec<PointSlot<T, Q>>) -> Self {
         let plan = BuildPlan::new(hasher, &slots);
         Self::assemble(plan, slots)
     }
@@ -172,10 +172,10 @@ impl<T: Clone> PointIndex<T> {
     /// Builds the index from `slots` (distinct keys) and their buckets, computed
     /// beforehand, possibly on another thread. Every bucket is allocated once, at its
     /// exact size, so that building leaves no freed memory behind.
-    pub(crate) fn assemble(plan: BuildPlan, slots: Vec<PointSlot<T>>) -> Self {
+    pub(crate) fn assemble(plan: BuildPlan, slots: Vec<PointSlot<T, Q>>) -> Self {
         let BuildPlan { hasher, bits, buckets: bucket_ids, tags } = plan;
         let len = slots.len();
-        let mut slots: Vec<Option<PointSlot<T>>> = slots.into_iter().map(Some).collect();
+        let mut slots: Vec<Option<PointSlot<T, Q>>> = slots.into_iter().map(Some).collect();
         let buckets = 1usize << bits;
         // Counting sort of the records by bucket.
         let mut starts = vec![0usize; buckets + 1];
@@ -195,8 +195,8 @@ impl<T: Clone> PointIndex<T> {
         drop(next);
         drop(bucket_ids);
         let mid_len = 1usize << bits.min(MID_BITS);
-        let mut scratch: Vec<PointSlot<T>> = Vec::new();
-        let top: Arc<[Mid<T>]> = (0..buckets / mid_len)
+        let mut scratch: Vec<PointSlot<T, Q>> = Vec::new();
+        let top: Arc<[Mid<T, Q>]> = (0..buckets / mid_len)
             .map(|t| {
                 (0..mid_len)
                     .map(|m| {
@@ -234,22 +234,22 @@ impl<T: Clone> PointIndex<T> {
         let mut candidates = matching(bucket.tags, tag_of(hash), slots.len());
         while candidates != 0 {
             let slot = slots.get(candidates.trailing_zeros() as usize / 8)?;
-            if probe.matches(&slot.key) {
+            if slot.key.matched_by(probe) {
                 return Some(&slot.entry);
             }
             candidates &= candidates - 1;
         }
         let untagged = slots.get(TAGGED..)?;
-        untagged.iter().find(|s| probe.matches(&s.key)).map(|s| &s.entry)
+        untagged.iter().find(|s| s.key.matched_by(probe)).map(|s| &s.entry)
     }
 
     /// A new index with `changes` applied; untouched buckets are shared. Keys in
     /// `changes` must be distinct.
-    pub(crate) fn with_changes(&self, changes: Vec<PointChange<T>>) -> Self {
+    pub(crate) fn with_changes(&self, changes: Vec<PointChange<T, Q>>) -> Self {
         if self.len + changes.len() > GROW_AT << self.bits {
             // Rehash everything into more buckets (amortized: the count at least doubles).
-            let mut slots: Vec<PointSlot<T>> = Vec::with_capacity(self.len + changes.len());
-            let mut pending: std::collections::HashMap<KeyBuf, Option<T>> =
+            let mut slots: Vec<PointSlot<T, Q>> = Vec::with_capacity(self.len + changes.len());
+            let mut pending: std::collections::HashMap<Q, Option<T>> =
                 changes.into_iter().collect();
             for slot in self.slots() {
                 match pending.remove(&slot.key) {
@@ -267,10 +267,10 @@ impl<T: Clone> PointIndex<T> {
         }
         let mid_bits = MID_BITS.min(self.bits);
         let mid_mask = (1 << mid_bits) - 1;
-        let mut per_bucket: Vec<(usize, PointChange<T>)> =
+        let mut per_bucket: Vec<(usize, PointChange<T, Q>)> =
             changes.into_iter().map(|c| (bucket_of(self.hasher.key(&c.0), self.bits), c)).collect();
         per_bucket.sort_unstable_by_key(|(i, _)| *i);
-        let mut top: Vec<Mid<T>> = self.top.to_vec();
+        let mut top: Vec<Mid<T, Q>> = self.top.to_vec();
         let mut len = self.len;
         let mut rest = per_bucket.as_slice();
         while let Some(&(first, _)) = rest.first() {
@@ -279,14 +279,14 @@ impl<T: Clone> PointIndex<T> {
             let in_mid = rest.iter().take_while(|(j, _)| *j >> mid_bits == t).count();
             let (mut here, after) = rest.split_at(in_mid);
             rest = after;
-            let mut mid: Vec<Bucket<T>> = top[t].to_vec();
+            let mut mid: Vec<Bucket<T, Q>> = top[t].to_vec();
             while let Some(&(i, _)) = here.first() {
                 let same = here.iter().take_while(|(j, _)| *j == i).count();
                 let (bucket_changes, others) = here.split_at(same);
                 here = others;
                 let m = i & mid_mask;
                 let old = mid[m].slots.as_deref().unwrap_or(&[]);
-                let mut slots: Vec<PointSlot<T>> = old
+                let mut slots: Vec<PointSlot<T, Q>> = old
                     .iter()
                     .filter(|s| !bucket_changes.iter().any(|(_, (k, _))| *k == s.key))
                     .cloned()
@@ -305,7 +305,7 @@ impl<T: Clone> PointIndex<T> {
         PointIndex { hasher: self.hasher.clone(), bits: self.bits, top: top.into(), len }
     }
 
-    fn slots(&self) -> impl Iterator<Item = &PointSlot<T>> {
+    fn slots(&self) -> impl Iterator<Item = &PointSlot<T, Q>> {
         self.top.iter().flat_map(|mid| mid.iter()).flat_map(|b| b.slots.as_deref().unwrap_or(&[]))
     }
 
@@ -314,10 +314,10 @@ impl<T: Clone> PointIndex<T> {
     pub(crate) fn structural_bytes(&self) -> usize {
         let buckets = 1usize << self.bits;
         let occupied = self.top.iter().flat_map(|m| m.iter()).filter(|b| b.slots.is_some()).count();
-        self.top.len() * (size_of::<Mid<T>>() + 2 * size_of::<usize>())
-            + buckets * size_of::<Bucket<T>>()
+        self.top.len() * (size_of::<Mid<T, Q>>() + 2 * size_of::<usize>())
+            + buckets * size_of::<Bucket<T, Q>>()
             + occupied * 2 * size_of::<usize>()
-            + self.len * size_of::<PointSlot<T>>()
+            + self.len * size_of::<PointSlot<T, Q>>()
     }
 }
 
@@ -333,7 +333,7 @@ pub(crate) struct BuildPlan {
 
 impl BuildPlan {
     /// Hashes the keys of `slots` for a new index.
-    pub(crate) fn new<T>(hasher: KeyHasher, slots: &[PointSlot<T>]) -> Self {
+    pub(crate) fn new<T, Q: SlotKey>(hasher: KeyHasher, slots: &[PointSlot<T, Q>]) -> Self {
         let bits = bits_for(slots.len());
         let (buckets, tags) = slots
             .iter()

@@ -162,7 +162,7 @@ where
         I: Serialize + DeserializeOwned,
     {
         let data = self.data().and_then(|view| {
-            view.indexes.iter().find(|i| &*i.name == index.name()).map(|index| (index, view))
+            view.indexes.iter().find(|i| i.is(index.name())).map(|index| (index, view))
         });
         IndexView::new(data)
     }

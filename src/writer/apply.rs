@@ -12,7 +12,7 @@ use crate::codec::KeyBuf;
 use crate::error::{Error, Result};
 use crate::format::{Record, index_table, view_table};
 use crate::index::{ExtractError, IndexKind};
-use crate::resident::index::{IndexChange, composite};
+use crate::resident::index::{Effect, IndexChange, composite};
 use crate::resident::snapshot::prefix_successor;
 use crate::resident::{AnyValue, Change, Root, ViewChanges};
 use crate::version::{Outcome, Version};
@@ -346,6 +346,7 @@ impl<'t> Group<'t, '_> {
         let mut writes = Vec::new();
         let mut removals = Vec::new();
         let mut gains = Vec::new();
+        let mut kept = Vec::new();
         // Per unique (view, index, index key): primary keys gained and lost here.
         let mut gained: HashMap<(usize, usize, Vec<u8>), BTreeSet<KeyBuf>> = HashMap::new();
         let mut lost: HashMap<(usize, usize, Vec<u8>), BTreeSet<KeyBuf>> = HashMap::new();
@@ -358,9 +359,14 @@ impl<'t> Group<'t, '_> {
                 let old = info.index_keys(index, pk.as_bytes(), slot.before.live.as_deref())?;
                 let new = info.index_keys(index, pk.as_bytes(), slot.now.live.as_deref())?;
                 for ikey in &old {
-                    if new.binary_search(ikey).is_err() {
+                    if new.binary_search(ikey).is_ok() {
+                        // Nothing to write; a unique index's table holds the record.
+                        if index.kind == IndexKind::Unique {
+                            kept.push((*view, change(ix, ikey, pk, Effect::Keep)));
+                        }
+                    } else {
                         writes.push(index_write(*view, ix, ikey, pk, false));
-                        removals.push((*view, change(ix, ikey, pk, false)));
+                        removals.push((*view, change(ix, ikey, pk, Effect::Loss)));
                         if index.kind == IndexKind::Unique {
                             lost.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
                         }
@@ -369,7 +375,7 @@ impl<'t> Group<'t, '_> {
                 for ikey in &new {
                     if old.binary_search(ikey).is_err() {
                         writes.push(index_write(*view, ix, ikey, pk, true));
-                        gains.push((*view, change(ix, ikey, pk, true)));
+                        gains.push((*view, change(ix, ikey, pk, Effect::Gain)));
                         if index.kind == IndexKind::Unique {
                             gained.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
                         }
@@ -396,6 +402,7 @@ impl<'t> Group<'t, '_> {
         // Removals first, so that a key moved between records within the batch ends up
         // with its new holder.
         removals.extend(gains);
+        removals.extend(kept);
         Ok((writes, removals))
     }
 
@@ -545,6 +552,6 @@ fn index_write(view: usize, index: usize, ikey: &[u8], pk: &KeyBuf, insert: bool
     }
 }
 
-fn change(index: usize, ikey: &[u8], pk: &KeyBuf, present: bool) -> IndexChange {
-    IndexChange { index, ikey: ikey.to_vec(), pk: pk.clone(), present }
+fn change(index: usize, ikey: &[u8], pk: &KeyBuf, effect: Effect) -> IndexChange {
+    IndexChange { index, ikey: ikey.to_vec(), pk: pk.clone(), effect }
 }
