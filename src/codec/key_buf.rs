@@ -82,10 +82,12 @@ impl KeyBuf {}
 pub(crate) const WIDE_INLINE: usize = 30;
 
 /// Encoded key bytes, 32 bytes in all: up to 30 bytes inline, longer ones one pointer
-/// away. The hash table of a unique index keys its slots with it, so that a lookup by
-/// a typical string index key (an e-mail address, a user name, a slug) compares bytes
-/// in the slot it has already loaded rather than behind a pointer.
-#[derive(Clone, PartialEq, Eq, Hash)]
+/// away. Secondary indexes key their resident entries with it: a lookup by a typical
+/// string index key (an e-mail address, a user name, a slug) compares bytes in the
+/// slot it has already loaded rather than behind a pointer, and copying a tree node of
+/// such keys (index key and primary key together, for a multi index) allocates nothing.
+/// Equal bytes always take the same form, so equality compares fields.
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) enum WideKey {
     Inline { len: u8, bytes: [u8; WIDE_INLINE] },
     Long(Box<[u8]>),
@@ -93,7 +95,37 @@ pub(crate) enum WideKey {
 
 const _: () = assert!(std::mem::size_of::<WideKey>() == 32);
 
+impl Hash for WideKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        SlotKey::as_bytes(self).hash(state);
+    }
+}
+
+impl Borrow<[u8]> for WideKey {
+    fn borrow(&self) -> &[u8] {
+        SlotKey::as_bytes(self)
+    }
+}
+
+impl PartialOrd for WideKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for WideKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        SlotKey::as_bytes(self).cmp(SlotKey::as_bytes(other))
+    }
+}
+
 impl WideKey {
+    /// The key's bytes.
+    #[inline]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        SlotKey::as_bytes(self)
+    }
+
     pub(crate) fn from_slice(bytes: &[u8]) -> Self {
         if bytes.len() <= WIDE_INLINE {
             let mut inline = [0u8; WIDE_INLINE];

@@ -26,7 +26,7 @@ use std::ops::Bound;
 pub(crate) struct IndexData<V> {
     name: &'static str,
     pub(crate) kind: IndexKind,
-    pub(crate) map: OrdMap<KeyBuf, KeyBuf>,
+    pub(crate) map: OrdMap<WideKey, KeyBuf>,
     points: Option<PointIndex<Hit<V>, WideKey>>,
 }
 
@@ -74,10 +74,10 @@ pub(crate) struct IndexChange {
 }
 
 /// The key of an entry in the resident map of an index of `kind`.
-pub(crate) fn map_key(kind: IndexKind, ikey: &[u8], pk: &[u8]) -> KeyBuf {
+pub(crate) fn map_key(kind: IndexKind, ikey: &[u8], pk: &[u8]) -> WideKey {
     match kind {
-        IndexKind::Unique => KeyBuf::from_slice(ikey),
-        IndexKind::Multi => composite(ikey, pk),
+        IndexKind::Unique => WideKey::from_slice(ikey),
+        IndexKind::Multi => WideKey::from_slice(composite(ikey, pk).as_bytes()),
     }
 }
 
@@ -107,15 +107,14 @@ impl<V> IndexData<V> {
         if self.kind == IndexKind::Unique {
             let slots = self.map.iter().filter_map(|(k, pk)| {
                 let entry = records.get(pk.as_bytes())?.clone();
-                let key = WideKey::from_slice(k.as_bytes());
-                Some(PointSlot { key, entry: Hit { pk: pk.clone(), entry } })
+                Some(PointSlot { key: k.clone(), entry: Hit { pk: pk.clone(), entry } })
             });
             self.points = Some(PointIndex::build(slots.collect()));
         }
     }
 
     /// The encoded index key of a resident entry.
-    pub(crate) fn ikey<'a>(&self, map_key: &'a KeyBuf, pk: &KeyBuf) -> &'a [u8] {
+    pub(crate) fn ikey<'a>(&self, map_key: &'a WideKey, pk: &KeyBuf) -> &'a [u8] {
         let bytes = map_key.as_bytes();
         match self.kind {
             IndexKind::Unique => bytes,
@@ -164,6 +163,10 @@ impl<V> IndexData<V> {
         match change.effect {
             Effect::Gain => {
                 self.map.insert(key, change.pk);
+            }
+            // A multi index's map key holds the primary key: it is the entry.
+            Effect::Loss if self.kind == IndexKind::Multi => {
+                self.map.remove(key.as_bytes());
             }
             Effect::Loss if self.map.get(key.as_bytes()) == Some(&change.pk) => {
                 self.map.remove(key.as_bytes());

@@ -3,7 +3,7 @@
 use super::index::IndexData;
 use super::snapshot::prefix_successor;
 use super::{Entry, ViewData};
-use crate::codec::{KeyBuf, decode_key, encode_key, encode_key_on_stack};
+use crate::codec::{KeyBuf, WideKey, decode_key, encode_key, encode_key_on_stack};
 use imbl::ordmap::RangedIter;
 use imbl::shared_ptr::DefaultSharedPtr;
 use serde::Serialize;
@@ -55,19 +55,19 @@ where
         // Index-key encodings are prefix-free, so the entries of one index key are the
         // map keys that start with its encoding, for unique and multi indexes alike.
         let start = match range.start_bound() {
-            Bound::Included(k) => encode(k).map(|e| Bound::Included(KeyBuf::from_slice(&e))),
+            Bound::Included(k) => encode(k).map(|e| Bound::Included(WideKey::from_slice(&e))),
             // No successor: nothing sorts after this key, so the range is empty.
             Bound::Excluded(k) => encode(k)
                 .and_then(|e| prefix_successor(&e))
-                .map(|next| Bound::Included(KeyBuf::from_slice(&next))),
+                .map(|next| Bound::Included(WideKey::from_slice(&next))),
             Bound::Unbounded => Some(Bound::Unbounded),
         };
         let end = match range.end_bound() {
             Bound::Included(k) => encode(k).map(|e| match prefix_successor(&e) {
-                Some(next) => Bound::Excluded(KeyBuf::from_slice(&next)),
+                Some(next) => Bound::Excluded(WideKey::from_slice(&next)),
                 None => Bound::Unbounded,
             }),
-            Bound::Excluded(k) => encode(k).map(|e| Bound::Excluded(KeyBuf::from_slice(&e))),
+            Bound::Excluded(k) => encode(k).map(|e| Bound::Excluded(WideKey::from_slice(&e))),
             Bound::Unbounded => Some(Bound::Unbounded),
         };
         self.iter_bytes(start, end)
@@ -81,8 +81,8 @@ where
             return IndexIter::empty();
         }
         let end = prefix_successor(&start)
-            .map_or(Bound::Unbounded, |e| Bound::Excluded(KeyBuf::from_slice(&e)));
-        self.iter_bytes(Some(Bound::Included(KeyBuf::from_slice(&start))), Some(end))
+            .map_or(Bound::Unbounded, |e| Bound::Excluded(WideKey::from_slice(&e)));
+        self.iter_bytes(Some(Bound::Included(WideKey::from_slice(&start))), Some(end))
     }
 
     /// Every entry.
@@ -102,8 +102,8 @@ where
 
     fn iter_bytes(
         &self,
-        start: Option<Bound<KeyBuf>>,
-        end: Option<Bound<KeyBuf>>,
+        start: Option<Bound<WideKey>>,
+        end: Option<Bound<WideKey>>,
     ) -> IndexIter<'a, K, V, I> {
         let (Some((index, view)), Some(start), Some(end)) = (self.data, start, end) else {
             return IndexIter::empty();
@@ -135,7 +135,7 @@ where
 /// Index entries in order: each yields the index key, the record key and the value.
 pub struct IndexIter<'a, K, V, I> {
     data: Option<(&'a IndexData<V>, &'a ViewData<V>)>,
-    inner: Option<RangedIter<'a, KeyBuf, KeyBuf, DefaultSharedPtr>>,
+    inner: Option<RangedIter<'a, WideKey, KeyBuf, DefaultSharedPtr>>,
     _types: PhantomData<fn() -> (K, I)>,
 }
 

@@ -145,6 +145,9 @@ impl From<Error> for Fail {
 type Key = (usize, KeyBuf);
 type RecordTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
 type IndexTable<'t> = Table<'t, &'static [u8], u32>;
+/// A multi-index entry to write at the end of the group: on-disk key, and the index
+/// key's length to insert it or `None` to remove it.
+type DeferredEntry = (KeyBuf, Option<u32>);
 
 struct Group<'t, 'v> {
     txn: &'t WriteTransaction,
@@ -155,6 +158,11 @@ struct Group<'t, 'v> {
     index_tables: HashMap<(usize, usize), IndexTable<'t>>,
     overlay: HashMap<Key, State>,
     index_changes: HashMap<usize, Vec<IndexChange>>,
+    /// Entries of multi indexes to write at the end of the group, in the order the
+    /// batches made them: `Some(index key length)` inserts, `None` removes. Nothing
+    /// reads a multi index while a group applies, and writing the entries in key order
+    /// lets redb's B-tree take them leaf by leaf instead of in scattered order.
+    deferred: HashMap<(usize, usize), Vec<DeferredEntry>>,
 }
 
 /// Applies `batches` to `txn`. `Err` only for storage failures, which fail the group.
@@ -174,6 +182,7 @@ pub(crate) fn apply_group(
         index_tables: HashMap::new(),
         overlay: HashMap::new(),
         index_changes: HashMap::new(),
+        deferred: HashMap::new(),
     };
     let mut results = Vec::with_capacity(batches.len());
     for ops in batches {
@@ -192,6 +201,9 @@ pub(crate) fn apply_group(
             Err(Fail::Group(e)) => return Err(e),
         }
     }
+    group.write_deferred().map_err(|f| match f {
+        Fail::Batch(e) | Fail::Group(e) => e,
+    })?;
     let mut per_view: HashMap<usize, ViewChanges> = HashMap::new();
     for ((view, key), state) in group.overlay {
         let new = match (state.stored, state.live) {
@@ -452,6 +464,12 @@ impl<'t> Group<'t, '_> {
             self.overlay.insert((view, key), slot.now);
         }
         for w in index_writes {
+            let unique = self.view(w.view)?.indexes.get(w.index).map(|i| i.kind);
+            if unique != Some(IndexKind::Unique) {
+                let entries = self.deferred.entry((w.view, w.index)).or_default();
+                entries.push((w.key, w.insert.then_some(w.ikey_len)));
+                continue;
+            }
             let table = self.index_table(w.view, w.index)?;
             if w.insert {
                 table.insert(w.key.as_bytes(), w.ikey_len).map_err(write_error)?;
@@ -461,6 +479,35 @@ impl<'t> Group<'t, '_> {
         }
         for (view, change) in index_changes {
             self.index_changes.entry(view).or_default().push(change);
+        }
+        Ok(())
+    }
+}
+
+impl Group<'_, '_> {
+    /// Writes the deferred entries of multi indexes, each index in key order.
+    fn write_deferred(&mut self) -> Result<(), Fail> {
+        let file = self.file;
+        let write_error = |e| Fail::Group(Error::storage(file, "writing an index", e));
+        for ((view, index), mut entries) in std::mem::take(&mut self.deferred) {
+            // A stable sort keeps each key's writes in order; the last one stands.
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let table = self.index_table(view, index)?;
+            let last = |i: usize| entries.get(i + 1).is_none_or(|next| next.0 != entries[i].0);
+            let stand: Vec<bool> = (0..entries.len()).map(last).collect();
+            for ((key, entry), stands) in entries.into_iter().zip(stand) {
+                if !stands {
+                    continue;
+                }
+                match entry {
+                    Some(ikey_len) => {
+                        table.insert(key.as_bytes(), ikey_len).map_err(write_error)?;
+                    }
+                    None => {
+                        table.remove(key.as_bytes()).map_err(write_error)?;
+                    }
+                }
+            }
         }
         Ok(())
     }

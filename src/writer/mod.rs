@@ -82,6 +82,44 @@ pub(crate) struct Writer {
     lsn: Lsn,
     /// When the oldest commit not yet synced to disk was made (periodic durability).
     unsynced_since: Option<Instant>,
+    reclaimer: Reclaimer,
+}
+
+/// Drops replaced roots on a thread of its own, so that freeing the parts a group
+/// replaced does not hold up the next group. At most two roots wait; past that the
+/// writer waits for the thread (or drops the root itself if the thread is gone).
+struct Reclaimer {
+    tx: Option<crossbeam_channel::Sender<Arc<Root>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reclaimer {
+    fn new() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded::<Arc<Root>>(2);
+        let thread = std::thread::Builder::new()
+            .name("viewstore-reclaim".into())
+            .spawn(move || rx.iter().for_each(drop))
+            .ok();
+        Reclaimer { tx: Some(tx), thread }
+    }
+
+    fn retire(&self, root: Arc<Root>) {
+        if let Some(tx) = &self.tx
+            && let Err(unsent) = tx.send(root)
+        {
+            drop(unsent.into_inner());
+        }
+    }
+}
+
+impl Drop for Reclaimer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            // The thread only drops roots; a panic there has nothing to report.
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Writer {
@@ -99,6 +137,7 @@ impl Writer {
             fatal: None,
             lsn,
             unsynced_since: None,
+            reclaimer: Reclaimer::new(),
         }
     }
 
@@ -369,8 +408,9 @@ impl Writer {
     }
 
     fn publish(&mut self, root: Arc<Root>) {
-        self.root = Arc::clone(&root);
+        let old = std::mem::replace(&mut self.root, Arc::clone(&root));
         self.published.publish(root);
+        self.reclaimer.retire(old);
     }
 
     /// Registers a view: checks or records its meta, loads its records, publishes it.
