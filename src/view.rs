@@ -570,10 +570,11 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         f: impl FnOnce(K, &Arc<V>) -> T,
     ) -> Option<T> {
         let ikey = encode_key_on_stack(ikey)?;
+        let probe = ikey.probe();
         self.published.with_root(|root| {
             let data: &ViewData<V> = root.view(self.id)?;
             let index = data.indexes.iter().find(|i| i.is(index.name()))?;
-            let (pk, entry) = index.first(data, &ikey)?;
+            let (pk, entry) = index.first(data, &probe, &ikey)?;
             let key = decode_key::<K>(pk.as_bytes()).ok()?;
             Some(f(key, &entry.value))
         })

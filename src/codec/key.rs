@@ -57,7 +57,8 @@ pub(crate) fn encode_key<K: Serialize + ?Sized>(
 /// (such a key cannot be stored either).
 #[inline]
 pub(crate) fn encode_key_on_stack<K: Serialize + ?Sized>(key: &K) -> Option<StackKey> {
-    let mut out = StackKey { len: 0, word: 0, buf: [0; STACK_KEY], spill: Vec::new() };
+    let mut out =
+        StackKey { len: 0, word: 0, long: false, words: [0; STACK_WORDS], spill: Vec::new() };
     key.serialize(&mut KeySerializer { out: &mut out }).ok().map(|()| out)
 }
 
@@ -82,6 +83,13 @@ trait KeySink {
         self.extend_from_slice(bytes);
         self.put_word(0, 2);
     }
+
+    /// Writes `bytes` and the terminator at once when they are the whole key and hold
+    /// no zero byte; `false` (nothing written) otherwise.
+    #[inline]
+    fn put_plain(&mut self, _bytes: &[u8]) -> bool {
+        false
+    }
 }
 
 impl KeySink for Vec<u8> {
@@ -91,19 +99,26 @@ impl KeySink for Vec<u8> {
     }
 }
 
-/// Bytes of a long key kept on the stack before a [`StackKey`] moves to the heap.
-const STACK_KEY: usize = 40;
+/// Words of a long key kept on the stack before a [`StackKey`] moves to the heap.
+const STACK_WORDS: usize = 6;
+/// Bytes of a long key kept on the stack.
+const STACK_BYTES: usize = 8 * STACK_WORDS;
 
-/// An encoded key, built for a point read. A key of up to 14 bytes stays in `word`
-/// (byte `i` at bits `8 * i`, zero past the length), so that hashing and comparing it
-/// read no memory that was just written: a read that stored its key bytes one by one
-/// and loaded them back as words would wait for those stores to complete, and so for
-/// every earlier read's cache misses. A longer key is in `buf`, or in `spill` past 40
-/// bytes.
+/// An encoded key, built for a point read, whose bytes are only ever written and read
+/// back as whole words at the same offsets.
+///
+/// A key of up to 14 bytes stays in `word` (byte `i` at bits `8 * i`, zero past the
+/// length). A longer one, up to 48 bytes, is in `words`, as little-endian 64-bit words
+/// (zero past the length), each stored whole and read whole by hashing and comparing.
+/// Longer keys go to `spill`. The reason: a read that stored its key bytes in pieces
+/// and loaded them back as words at other offsets would wait for those stores to
+/// complete, and so for every earlier read's cache misses, instead of overlapping them.
 pub(crate) struct StackKey {
     len: usize,
     word: u128,
-    buf: [u8; STACK_KEY],
+    /// Whether the bytes have moved from `word` to `words` (or on to `spill`).
+    long: bool,
+    words: [u64; STACK_WORDS],
     spill: Vec<u8>,
 }
 
@@ -113,13 +128,15 @@ impl StackKey {
         if self.len <= INLINE {
             let bytes = self.word.to_le_bytes();
             f(&bytes[..self.len])
+        } else if self.spill.is_empty() {
+            let mut bytes = [0u8; STACK_BYTES];
+            for (to, word) in bytes.chunks_exact_mut(8).zip(self.words) {
+                to.copy_from_slice(&word.to_le_bytes());
+            }
+            f(&bytes[..self.len])
         } else {
-            f(self.long_bytes())
+            f(&self.spill)
         }
-    }
-
-    fn long_bytes(&self) -> &[u8] {
-        if self.spill.is_empty() { &self.buf[..self.len] } else { &self.spill }
     }
 
     /// The key to probe an index with.
@@ -131,76 +148,137 @@ impl StackKey {
                 head: self.word as u64,
                 tail: (self.word >> 48) as u64,
             }
+        } else if self.spill.is_empty() {
+            let used = self.len.div_ceil(8).min(STACK_WORDS);
+            KeyRef::Words { len: self.len, words: &self.words[..used] }
         } else {
-            KeyRef::Long(self.long_bytes())
+            KeyRef::Long(&self.spill)
         }
     }
 
-    /// Appends bytes to a key longer than the inline limit, or about to become one.
-    fn put_long(&mut self, bytes: &[u8]) {
-        if self.len <= INLINE {
-            let word = self.word.to_le_bytes();
-            self.buf[..self.len].copy_from_slice(&word[..self.len]);
+    /// Moves the bytes from the inline word to the words, once.
+    #[inline]
+    fn enter_words(&mut self) {
+        if !self.long {
+            self.words[0] = self.word as u64;
+            self.words[1] = (self.word >> 64) as u64;
+            self.long = true;
         }
-        if self.spill.is_empty() {
-            if let Some(to) = self.buf.get_mut(self.len..self.len + bytes.len()) {
-                to.copy_from_slice(bytes);
-                self.len += bytes.len();
-                return;
+    }
+
+    /// Appends `n` bytes given as little-endian words (zero past the `n`th byte) to a
+    /// key longer than the inline limit, or about to become one.
+    #[inline]
+    fn push_words(&mut self, n: usize, words: impl Iterator<Item = u64>) {
+        if !self.spill.is_empty() || self.len + n > STACK_BYTES {
+            self.push_spilled(n, words);
+            return;
+        }
+        self.enter_words();
+        let shift = 8 * (self.len % 8);
+        for (at, w) in (self.len / 8..).zip(words) {
+            // Whole-word writes only; the bytes past the key's end stay zero.
+            if let Some(word) = self.words.get_mut(at) {
+                *word |= w << shift;
             }
-            self.spill.extend_from_slice(&self.buf[..self.len]);
+            if shift > 0
+                && let Some(next) = self.words.get_mut(at + 1)
+            {
+                *next = w >> (64 - shift);
+            }
         }
-        self.spill.extend_from_slice(bytes);
-        self.len += bytes.len();
+        self.len += n;
+    }
+
+    /// [`StackKey::push_words`] for a key that is, or is about to be, over 48 bytes.
+    #[cold]
+    fn push_spilled(&mut self, n: usize, words: impl Iterator<Item = u64>) {
+        if self.spill.is_empty() {
+            let mut spill = Vec::with_capacity(2 * STACK_BYTES);
+            self.with_bytes(|bytes| spill.extend_from_slice(bytes));
+            self.spill = spill;
+        }
+        let target = self.spill.len() + n;
+        for w in words {
+            self.spill.extend_from_slice(&w.to_le_bytes());
+        }
+        self.spill.truncate(target);
+        self.len += n;
+    }
+}
+
+/// The `i`th little-endian 64-bit word of `bytes`, zero past their end, read with
+/// whole-word loads only (the last, partial word from the final eight bytes, shifted).
+#[inline]
+pub(crate) fn word_at(bytes: &[u8], i: usize) -> u64 {
+    let start = 8 * i;
+    if let Some(chunk) = bytes.get(start..start + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+        return u64::from_le_bytes(chunk);
+    }
+    let rest = bytes.len().saturating_sub(start);
+    if rest == 0 {
+        return 0;
+    }
+    match bytes.last_chunk::<8>() {
+        Some(last) => u64::from_le_bytes(*last) >> (8 * (8 - rest)),
+        None => bytes[start..].iter().rev().fold(0, |w, &b| w << 8 | u64::from(b)),
     }
 }
 
 impl KeySink for StackKey {
+    #[inline]
+    fn put_plain(&mut self, bytes: &[u8]) -> bool {
+        let len = bytes.len() + 2;
+        if self.len != 0 || len <= INLINE || len > STACK_BYTES {
+            return false;
+        }
+        // A key that is one string: its words, each checked for a zero byte and stored
+        // once, the terminator being the zeros past its end.
+        let mut zero = false;
+        for (i, word) in self.words.iter_mut().enumerate().take(bytes.len().div_ceil(8)) {
+            let w = word_at(bytes, i);
+            let rest = bytes.len() - 8 * i;
+            zero |= has_zero_byte(w | if rest >= 8 { 0 } else { u64::MAX << (8 * rest) });
+            *word = w;
+        }
+        if zero {
+            self.words = [0; STACK_WORDS];
+            return false;
+        }
+        self.long = true;
+        self.len = len;
+        true
+    }
+
     #[inline]
     fn put_word(&mut self, word: u128, n: usize) {
         if self.len + n <= INLINE {
             self.word |= word << (8 * self.len);
             self.len += n;
         } else {
-            self.put_long(&word.to_le_bytes()[..n]);
+            self.push_words(n, [word as u64, (word >> 64) as u64].into_iter().take(n.div_ceil(8)));
         }
     }
 
     #[inline]
-    fn put_terminated(&mut self, bytes: &[u8]) {
-        let end = self.len + bytes.len() + 2;
-        if end <= INLINE || !self.spill.is_empty() || end > STACK_KEY {
-            self.extend_from_slice(bytes);
-            self.put_word(0, 2);
-            return;
-        }
-        // One copy into the buffer, the terminator included (the buffer is zeroed
-        // past the length).
-        if self.len <= INLINE {
-            let word = self.word.to_le_bytes();
-            let (head, _) = self.buf.split_at_mut(word.len());
-            head.copy_from_slice(&word);
-        }
-        if let Some(to) = self.buf.get_mut(self.len..end - 2) {
-            to.copy_from_slice(bytes);
-        }
-        self.len = end;
-    }
-
     fn extend_from_slice(&mut self, bytes: &[u8]) {
         if self.len + bytes.len() <= INLINE {
             for &b in bytes {
                 self.put_word(u128::from(b), 1);
             }
-        } else {
-            self.put_long(bytes);
+            return;
         }
+        let words = (0..bytes.len().div_ceil(8)).map(|i| word_at(bytes, i));
+        self.push_words(bytes.len(), words);
     }
 }
 
 /// Writes `bytes` with each 0x00 as 0x00 0xFF, then the terminator 0x00 0x00: the runs
 /// between zero bytes are copied whole.
 fn write_escaped<S: KeySink>(out: &mut S, bytes: &[u8]) {
+    if out.put_plain(bytes) {
+        return;
+    }
     if !has_zero(bytes) {
         out.put_terminated(bytes);
         return;
@@ -217,23 +295,25 @@ fn write_escaped<S: KeySink>(out: &mut S, bytes: &[u8]) {
 }
 
 /// Whether `bytes` holds a zero byte, eight bytes at a time: cheaper than a general
-/// byte search for the short strings keys are made of.
+/// byte search for the short strings keys are made of, and made of loads only.
 #[inline]
 fn has_zero(bytes: &[u8]) -> bool {
+    let mut found = false;
+    for i in 0..bytes.len().div_ceil(8) {
+        let rest = bytes.len() - 8 * i;
+        // Past the end, bytes read as 0xFF rather than as zeros.
+        let pad = if rest >= 8 { 0 } else { u64::MAX << (8 * rest) };
+        found |= has_zero_byte(word_at(bytes, i) | pad);
+    }
+    found
+}
+
+/// Whether a word holds a zero byte.
+#[inline]
+fn has_zero_byte(w: u64) -> bool {
     const LOW: u64 = u64::MAX / 0xFF;
     const HIGH: u64 = LOW << 7;
-    let zero_in = |w: u64| w.wrapping_sub(LOW) & !w & HIGH != 0;
-    let mut chunks = bytes.chunks_exact(8);
-    let mut found = false;
-    for chunk in &mut chunks {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        found |= zero_in(u64::from_le_bytes(word));
-    }
-    let rest = chunks.remainder();
-    let mut word = [0xFFu8; 8];
-    word[..rest.len()].copy_from_slice(rest);
-    found | zero_in(u64::from_le_bytes(word))
+    w.wrapping_sub(LOW) & !w & HIGH != 0
 }
 
 struct KeySerializer<'a, S> {
@@ -483,6 +563,37 @@ mod tests {
     }
 
     #[test]
+    fn word_at_reads_little_endian_words_zero_padded() {
+        let bytes: Vec<u8> = (1..=40).collect();
+        for len in 0..=bytes.len() {
+            let slice = &bytes[..len];
+            for i in 0..7 {
+                let mut word = [0u8; 8];
+                for (j, b) in word.iter_mut().enumerate() {
+                    *b = slice.get(8 * i + j).copied().unwrap_or(0);
+                }
+                assert_eq!(super::word_at(slice, i), u64::from_le_bytes(word), "{len} {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn strings_with_zero_bytes_encode_the_same_on_the_stack() {
+        for n in 1..60usize {
+            for at in [0, n / 2, n - 1] {
+                let mut key: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+                key.replace_range(at..=at, "\0");
+                let mut heap = Vec::new();
+                encode_key(&key, &mut heap).expect("encodes");
+                let stack = encode_key_on_stack(&key).expect("encodes");
+                stack.with_bytes(|bytes| assert_eq!(bytes, heap.as_slice(), "{n} {at}"));
+                assert!(WideKey::from_slice(&heap).matched_by(&stack.probe()), "{n} {at}");
+                assert!(stack.probe().matches(&KeyBuf::from_slice(&heap)), "{n} {at}");
+            }
+        }
+    }
+
+    #[test]
     fn strings_of_every_length_probe_their_stored_forms() {
         for n in 0..80usize {
             let key: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
@@ -492,6 +603,16 @@ mod tests {
             stack.with_bytes(|bytes| assert_eq!(bytes, heap.as_slice(), "length {n}"));
             assert!(stack.probe().matches(&KeyBuf::from_slice(&heap)), "length {n}");
             assert!(WideKey::from_slice(&heap).matched_by(&stack.probe()), "length {n}");
+            // A different last byte, or one byte more, never matches.
+            if n > 0 {
+                let mut other = heap.clone();
+                other[n - 1] ^= 1;
+                assert!(!WideKey::from_slice(&other).matched_by(&stack.probe()), "length {n}");
+                assert!(!stack.probe().matches(&KeyBuf::from_slice(&other)), "length {n}");
+            }
+            let mut longer = heap.clone();
+            longer.push(1);
+            assert!(!WideKey::from_slice(&longer).matched_by(&stack.probe()), "length {n}");
         }
     }
 

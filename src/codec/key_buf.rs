@@ -95,6 +95,20 @@ pub(crate) enum WideKey {
 
 const _: () = assert!(std::mem::size_of::<WideKey>() == 32);
 
+/// Word `i` (little-endian) of an inline wide key's zero-padded bytes.
+#[inline]
+fn inline_word(bytes: &[u8; WIDE_INLINE], i: usize) -> u64 {
+    let start = 8 * i;
+    match bytes.get(start..start + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
+        Some(word) => u64::from_le_bytes(word),
+        // The last, partial word: from the final eight bytes, shifted.
+        None => bytes
+            .last_chunk::<8>()
+            .filter(|_| start < WIDE_INLINE)
+            .map_or(0, |last| u64::from_le_bytes(*last) >> (8 * (start + 8 - WIDE_INLINE))),
+    }
+}
+
 impl Hash for WideKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         SlotKey::as_bytes(self).hash(state);
@@ -188,20 +202,27 @@ impl SlotKey for WideKey {
                 let Some(short) = bytes.first_chunk::<INLINE>() else { return false };
                 len == l && *h == head(short) && *t == tail(short)
             }
-            (KeyRef::Long(bytes), WideKey::Inline { len, bytes: b }) => {
-                bytes.len() == usize::from(*len) && b.get(..bytes.len()) == Some(*bytes)
+            (KeyRef::Inline { .. }, _) => false,
+            (KeyRef::Words { len, words }, WideKey::Inline { len: l, bytes }) => {
+                // Past the length both are zero, so whole words compare.
+                let stored = [0, 1, 2, 3].map(|i| inline_word(bytes, i));
+                *len == usize::from(*l) && words.iter().zip(stored).all(|(w, s)| *w == s)
             }
-            (KeyRef::Long(bytes), WideKey::Long(b)) => **b == **bytes,
-            _ => false,
+            (_, WideKey::Inline { len, bytes }) => {
+                bytes.get(..usize::from(*len)).is_some_and(|b| probe.matches_long(b))
+            }
+            (_, WideKey::Long(bytes)) => probe.matches_long(bytes),
         }
     }
 }
 
 /// A key to look up: a short key as the words [`KeyBuf::words`] gives, a long one as
-/// borrowed bytes.
+/// borrowed bytes or as its little-endian 64-bit words (zero past `len`), as a
+/// [`StackKey`](super::StackKey) holds it.
 pub(crate) enum KeyRef<'a> {
     Inline { len: u8, head: u64, tail: u64 },
     Long(&'a [u8]),
+    Words { len: usize, words: &'a [u64] },
 }
 
 impl<'a> KeyRef<'a> {
@@ -232,8 +253,22 @@ impl<'a> KeyRef<'a> {
             }
             // The bucket's tags have already ruled out almost every other key, so
             // the bytes are compared directly, with no check to compute for the probe.
-            (KeyRef::Long(bytes), KeyBuf::Heap { bytes: b, .. }) => ***b == **bytes,
+            (_, KeyBuf::Heap { bytes, .. }) => self.matches_long(bytes),
             _ => false,
+        }
+    }
+
+    /// Whether this long probe stands for the key `bytes` (longer than the inline
+    /// limit). Words are compared as words, read whole from where they were written.
+    #[inline]
+    pub(crate) fn matches_long(&self, bytes: &[u8]) -> bool {
+        match self {
+            KeyRef::Inline { .. } => false,
+            KeyRef::Long(probe) => *probe == bytes,
+            KeyRef::Words { len, words } => {
+                *len == bytes.len()
+                    && words.iter().enumerate().all(|(i, w)| *w == super::key::word_at(bytes, i))
+            }
         }
     }
 }

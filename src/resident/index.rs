@@ -123,16 +123,32 @@ impl<V> IndexData<V> {
     }
 
     /// The primary key and record of the first entry of encoded index key `ikey`, with
-    /// `view` the records this index belongs to.
+    /// `view` the records this index belongs to and `probe` from `ikey.probe()`.
+    ///
+    /// The caller makes the probe where it encoded the key, so that a short key goes
+    /// from registers to the probe's words: reading them back out of the encoded key in
+    /// memory, at other offsets than they were written, would wait for those writes to
+    /// complete, and so for the cache misses of earlier reads.
     #[inline]
     pub(crate) fn first<'a>(
         &'a self,
         view: &'a ViewData<V>,
+        probe: &KeyRef<'_>,
         ikey: &StackKey,
     ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
         if let Some(points) = &self.points {
-            return points.find(&ikey.probe()).map(|hit| (&hit.pk, &hit.entry));
+            return points.find(probe).map(|hit| (&hit.pk, &hit.entry));
         }
+        self.first_in_tree(view, ikey)
+    }
+
+    /// [`IndexData::first`] from the ordered entries.
+    #[cold]
+    fn first_in_tree<'a>(
+        &'a self,
+        view: &'a ViewData<V>,
+        ikey: &StackKey,
+    ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
         let pk = ikey.with_bytes(|ikey| match self.kind {
             IndexKind::Unique => self.map.get(ikey),
             IndexKind::Multi => {

@@ -31,7 +31,8 @@ where
     /// The record holding index key `ikey` (the first one, for a multi index).
     pub fn get(&self, ikey: &I) -> Option<(K, &'a V)> {
         let (index, view) = self.data?;
-        let (pk, entry) = index.first(view, &encode_key_on_stack(ikey)?)?;
+        let ikey = encode_key_on_stack(ikey)?;
+        let (pk, entry) = index.first(view, &ikey.probe(), &ikey)?;
         let key = decode_key::<K>(pk.as_bytes()).ok()?;
         Some((key, &*entry.value))
     }

@@ -10,7 +10,7 @@
 //! the key comparison of the one 32-byte slot whose tag matches (rarely more).
 
 use super::Entry;
-use crate::codec::{KeyBuf, KeyRef, SlotKey};
+use crate::codec::{KeyBuf, KeyRef, SlotKey, word_at};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -86,24 +86,23 @@ type Mid<T, Q> = Arc<[Bucket<T, Q>]>;
 /// The seeded hash of an index's keys.
 #[derive(Clone)]
 pub(crate) struct KeyHasher {
-    long: foldhash::fast::RandomState,
     seeds: [u64; 2],
 }
 
 impl KeyHasher {
     pub(crate) fn new() -> Self {
-        let long = foldhash::fast::RandomState::default();
-        let seeds = [long.hash_one(1u64), long.hash_one(2u64)];
-        KeyHasher { long, seeds }
+        let random = foldhash::fast::RandomState::default();
+        KeyHasher { seeds: [random.hash_one(1u64), random.hash_one(2u64)] }
     }
 
     /// The hash of a stored key.
     #[inline]
     fn key<Q: SlotKey>(&self, key: &Q) -> u64 {
-        match key.words() {
-            Some(words) => self.words(words),
-            None => self.long.hash_one(key.as_bytes()),
+        if let Some(words) = key.words() {
+            return self.words(words);
         }
+        let bytes = key.as_bytes();
+        self.long(bytes.len(), (0..bytes.len().div_ceil(8)).map(|i| word_at(bytes, i)))
     }
 
     /// The hash of a probe: the same as [`KeyHasher::key`] for the same bytes.
@@ -111,8 +110,34 @@ impl KeyHasher {
     fn probe(&self, probe: &KeyRef<'_>) -> u64 {
         match probe {
             KeyRef::Inline { len, head, tail } => self.words((*len, *head, *tail)),
-            KeyRef::Long(bytes) => self.long.hash_one(bytes),
+            KeyRef::Long(bytes) => {
+                self.long(bytes.len(), (0..bytes.len().div_ceil(8)).map(|i| word_at(bytes, i)))
+            }
+            KeyRef::Words { len, words } => self.long_words(*len, words),
         }
+    }
+
+    /// The hash of a key longer than the inline limit, from its length and its
+    /// little-endian words (zero past the end), two words per multiplication.
+    #[inline]
+    fn long(&self, len: usize, mut words: impl Iterator<Item = u64>) -> u64 {
+        let mut h = self.seeds[0] ^ (len as u64).rotate_left(32);
+        while let Some(a) = words.next() {
+            let b = words.next().unwrap_or(0);
+            h = fold(a ^ h, b ^ self.seeds[1]);
+        }
+        fold(h ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// [`KeyHasher::long`] over words in a slice.
+    #[inline]
+    fn long_words(&self, len: usize, words: &[u64]) -> u64 {
+        let mut h = self.seeds[0] ^ (len as u64).rotate_left(32);
+        for pair in words.chunks(2) {
+            let (a, b) = (pair[0], pair.get(1).copied().unwrap_or(0));
+            h = fold(a ^ h, b ^ self.seeds[1]);
+        }
+        fold(h ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
     }
 
     /// A bucket of `slots`, with their tags.
@@ -457,5 +482,58 @@ mod tests {
         assert!(index.get(key(2).as_bytes()).is_none());
         assert!(next.get(key(1).as_bytes()).is_none());
         assert_eq!(next.get(key(2).as_bytes()).map(|e| *e.value), Some(2));
+    }
+
+    #[test]
+    fn long_keys_are_found_by_every_kind_of_probe() {
+        use crate::codec::{KeyRef, WideKey, encode_key, encode_key_on_stack};
+        // Strings of every length from 0 to 99, with and without zero bytes, as keys
+        // of a view (`KeyBuf`) and of a unique index (`WideKey`).
+        let strings: Vec<String> = (0..100usize)
+            .flat_map(|n| {
+                let plain: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+                let mut zeroed = plain.clone();
+                if n > 0 {
+                    zeroed.replace_range(n / 2..=n / 2, "\0");
+                }
+                [plain, zeroed]
+            })
+            .collect();
+        let encoded: Vec<Vec<u8>> = strings
+            .iter()
+            .map(|s| {
+                let mut out = Vec::new();
+                encode_key(s, &mut out).expect("encodes");
+                out
+            })
+            .collect();
+        let mut distinct = encoded.clone();
+        distinct.sort();
+        distinct.dedup();
+        let view = PointIndex::build(
+            distinct
+                .iter()
+                .map(|k| Slot { key: KeyBuf::from_slice(k), entry: entry(k.len() as u64) })
+                .collect(),
+        );
+        let unique: PointIndex<usize, WideKey> = PointIndex::build(
+            distinct
+                .iter()
+                .map(|k| super::PointSlot { key: WideKey::from_slice(k), entry: k.len() })
+                .collect(),
+        );
+        for (string, bytes) in strings.iter().zip(&encoded) {
+            let stack = encode_key_on_stack(string).expect("encodes");
+            let probes = [stack.probe(), KeyRef::new(bytes)];
+            for probe in &probes {
+                assert_eq!(view.find(probe).map(|e| *e.value), Some(bytes.len() as u64));
+                assert_eq!(unique.find(probe), Some(&bytes.len()), "{string:?}");
+            }
+            // One byte more or less finds nothing.
+            let mut longer = bytes.clone();
+            longer.push(1);
+            assert!(unique.get(&longer).is_none() && view.get(&longer).is_none());
+            assert!(view.get(&bytes[..bytes.len() - 1]).is_none() || bytes.len() < 2);
+        }
     }
 }
