@@ -57,8 +57,15 @@ pub(crate) fn encode_key<K: Serialize + ?Sized>(
 /// (such a key cannot be stored either).
 #[inline]
 pub(crate) fn encode_key_on_stack<K: Serialize + ?Sized>(key: &K) -> Option<StackKey> {
-    let mut out =
-        StackKey { len: 0, word: 0, long: false, words: [0; STACK_WORDS], spill: Vec::new() };
+    let mut out = StackKey {
+        len: 0,
+        lo: 0,
+        hi: 0,
+        tail: 0,
+        long: false,
+        words: [0; STACK_WORDS],
+        spill: Vec::new(),
+    };
     key.serialize(&mut KeySerializer { out: &mut out }).ok().map(|()| out)
 }
 
@@ -107,26 +114,34 @@ const STACK_BYTES: usize = 8 * STACK_WORDS;
 /// An encoded key, built for a point read, whose bytes are only ever written and read
 /// back as whole words at the same offsets.
 ///
-/// A key of up to 14 bytes stays in `word` (byte `i` at bits `8 * i`, zero past the
-/// length). A longer one, up to 48 bytes, is in `words`, as little-endian 64-bit words
+/// A key of up to 14 bytes stays in `lo` and `hi` (byte `i` at bits `8 * i` of the
+/// two as one 128-bit word, zero past the length). A longer one, up to 48 bytes, is in `words`, as little-endian 64-bit words
 /// (zero past the length), each stored whole and read whole by hashing and comparing.
 /// Longer keys go to `spill`. The reason: a read that stored its key bytes in pieces
 /// and loaded them back as words at other offsets would wait for those stores to
 /// complete, and so for every earlier read's cache misses, instead of overlapping them.
 pub(crate) struct StackKey {
     len: usize,
-    word: u128,
-    /// Whether the bytes have moved from `word` to `words` (or on to `spill`).
+    lo: u64,
+    hi: u64,
+    /// Bytes 6 to 13 of a short key, kept as a word of its own (see [`StackKey::probe`]).
+    tail: u64,
+    /// Whether the bytes have moved from `lo` and `hi` to `words` (or on to `spill`).
     long: bool,
     words: [u64; STACK_WORDS],
     spill: Vec<u8>,
 }
 
 impl StackKey {
+    /// The bytes of a short key, byte `i` at bits `8 * i`.
+    fn word(&self) -> u128 {
+        u128::from(self.lo) | u128::from(self.hi) << 64
+    }
+
     /// Runs `f` on the key's bytes.
     pub(crate) fn with_bytes<R>(&self, f: impl FnOnce(&[u8]) -> R) -> R {
         if self.len <= INLINE {
-            let bytes = self.word.to_le_bytes();
+            let bytes = self.word().to_le_bytes();
             f(&bytes[..self.len])
         } else if self.spill.is_empty() {
             let mut bytes = [0u8; STACK_BYTES];
@@ -145,8 +160,10 @@ impl StackKey {
         if self.len <= INLINE {
             KeyRef::Inline {
                 len: self.len as u8,
-                head: self.word as u64,
-                tail: (self.word >> 48) as u64,
+                head: self.lo,
+                // Stored whole when the key was written: reading bytes 6 to 13 out of
+                // `lo` and `hi` would load one word across two stores.
+                tail: self.tail,
             }
         } else if self.spill.is_empty() {
             let used = self.len.div_ceil(8).min(STACK_WORDS);
@@ -160,8 +177,8 @@ impl StackKey {
     #[inline]
     fn enter_words(&mut self) {
         if !self.long {
-            self.words[0] = self.word as u64;
-            self.words[1] = (self.word >> 64) as u64;
+            self.words[0] = self.lo;
+            self.words[1] = self.hi;
             self.long = true;
         }
     }
@@ -253,7 +270,11 @@ impl KeySink for StackKey {
     #[inline]
     fn put_word(&mut self, word: u128, n: usize) {
         if self.len + n <= INLINE {
-            self.word |= word << (8 * self.len);
+            let word = word << (8 * self.len);
+            let (lo, hi) = (self.lo | word as u64, self.hi | (word >> 64) as u64);
+            self.lo = lo;
+            self.hi = hi;
+            self.tail = (lo >> 48) | (hi << 16);
             self.len += n;
         } else {
             self.push_words(n, [word as u64, (word >> 64) as u64].into_iter().take(n.div_ceil(8)));

@@ -140,6 +140,19 @@ impl WideKey {
         SlotKey::as_bytes(self)
     }
 
+    /// The key of bytes `a` then `b`, with no intermediate allocation.
+    pub(crate) fn concat(a: &[u8], b: &[u8]) -> Self {
+        let len = a.len() + b.len();
+        if len <= WIDE_INLINE {
+            let mut inline = [0u8; WIDE_INLINE];
+            inline[..a.len()].copy_from_slice(a);
+            inline[a.len()..len].copy_from_slice(b);
+            WideKey::Inline { len: len as u8, bytes: inline }
+        } else {
+            WideKey::Long([a, b].concat().into_boxed_slice())
+        }
+    }
+
     pub(crate) fn from_slice(bytes: &[u8]) -> Self {
         if bytes.len() <= WIDE_INLINE {
             let mut inline = [0u8; WIDE_INLINE];
@@ -260,7 +273,8 @@ impl<'a> KeyRef<'a> {
 
     /// Whether this long probe stands for the key `bytes` (longer than the inline
     /// limit). Words are compared as words, read whole from where they were written.
-    #[inline]
+    /// Out of line, to keep short-key reads small.
+    #[inline(never)]
     pub(crate) fn matches_long(&self, bytes: &[u8]) -> bool {
         match self {
             KeyRef::Inline { .. } => false,
@@ -326,6 +340,19 @@ impl std::fmt::Debug for KeyBuf {
 #[cfg(test)]
 mod tests {
     use super::{INLINE, KeyBuf, KeyRef, SlotKey, WIDE_INLINE, WideKey};
+
+    #[test]
+    fn concatenated_wide_keys_equal_the_key_of_both_parts() {
+        let bytes: Vec<u8> = (1..=40).collect();
+        for split in 0..=20 {
+            for end in split..=bytes.len() {
+                let (a, b) = bytes[..end].split_at(split);
+                let joined = WideKey::concat(a, b);
+                assert!(joined == WideKey::from_slice(&bytes[..end]), "{split} {end}");
+                assert_eq!(joined.as_bytes(), &bytes[..end]);
+            }
+        }
+    }
 
     #[test]
     fn inline_and_heap_keys_compare_by_bytes() {

@@ -77,7 +77,7 @@ pub(crate) struct IndexChange {
 pub(crate) fn map_key(kind: IndexKind, ikey: &[u8], pk: &[u8]) -> WideKey {
     match kind {
         IndexKind::Unique => WideKey::from_slice(ikey),
-        IndexKind::Multi => WideKey::from_slice(composite(ikey, pk).as_bytes()),
+        IndexKind::Multi => WideKey::concat(ikey, pk),
     }
 }
 

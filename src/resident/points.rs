@@ -110,6 +110,15 @@ impl KeyHasher {
     fn probe(&self, probe: &KeyRef<'_>) -> u64 {
         match probe {
             KeyRef::Inline { len, head, tail } => self.words((*len, *head, *tail)),
+            _ => self.probe_long(probe),
+        }
+    }
+
+    /// [`KeyHasher::probe`] for a long key: out of line, to keep short-key reads small.
+    #[inline(never)]
+    fn probe_long(&self, probe: &KeyRef<'_>) -> u64 {
+        match probe {
+            KeyRef::Inline { len, head, tail } => self.words((*len, *head, *tail)),
             KeyRef::Long(bytes) => {
                 self.long(bytes.len(), (0..bytes.len().div_ceil(8)).map(|i| word_at(bytes, i)))
             }

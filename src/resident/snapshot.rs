@@ -85,6 +85,7 @@ where
         self.root.view::<V>(self.id)
     }
 
+    #[inline]
     fn entry(&self, key: &K) -> Option<&Entry<V>> {
         let key = encode_key_on_stack(key)?;
         self.data()?.find(&key.probe())
