@@ -55,7 +55,15 @@ pub(crate) fn encode_key<K: Serialize + ?Sized>(
 /// The encoding of `key` without touching the heap or a thread-local: a key of up to 14
 /// bytes is assembled in a register-sized word. `None` when the key cannot be encoded
 /// (such a key cannot be stored either).
-#[inline]
+///
+/// Always inlined, with [`StackKey`]'s short-key writes: built where it is used, a short
+/// key stays in registers. Moved through memory, it would be copied in pieces of other
+/// sizes than it was written in, and each such copy waits for earlier reads' misses.
+#[inline(always)]
+#[allow(
+    clippy::inline_always,
+    reason = "a key must not pass through memory: see `encode_key_on_stack`"
+)]
 pub(crate) fn encode_key_on_stack<K: Serialize + ?Sized>(key: &K) -> Option<StackKey> {
     let mut out = StackKey {
         len: 0,
@@ -155,7 +163,11 @@ impl StackKey {
     }
 
     /// The key to probe an index with.
-    #[inline]
+    #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "a key must not pass through memory: see `encode_key_on_stack`"
+    )]
     pub(crate) fn probe(&self) -> KeyRef<'_> {
         if self.len <= INLINE {
             KeyRef::Inline {
@@ -205,6 +217,13 @@ impl StackKey {
             }
         }
         self.len += n;
+    }
+
+    /// [`KeySink::put_word`] past the inline limit: out of line, so that the short-key
+    /// path stays small enough to inline everywhere.
+    #[inline(never)]
+    fn put_long_word(&mut self, word: u128, n: usize) {
+        self.push_words(n, [word as u64, (word >> 64) as u64].into_iter().take(n.div_ceil(8)));
     }
 
     /// [`StackKey::push_words`] for a key that is, or is about to be, over 48 bytes.
@@ -267,7 +286,11 @@ impl KeySink for StackKey {
         true
     }
 
-    #[inline]
+    #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "a key must not pass through memory: see `encode_key_on_stack`"
+    )]
     fn put_word(&mut self, word: u128, n: usize) {
         if self.len + n <= INLINE {
             let word = word << (8 * self.len);
@@ -277,7 +300,7 @@ impl KeySink for StackKey {
             self.tail = (lo >> 48) | (hi << 16);
             self.len += n;
         } else {
-            self.push_words(n, [word as u64, (word >> 64) as u64].into_iter().take(n.div_ceil(8)));
+            self.put_long_word(word, n);
         }
     }
 

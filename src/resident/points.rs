@@ -258,7 +258,13 @@ impl<T: Clone, Q: SlotKey> PointIndex<T, Q> {
     }
 
     /// The entry of the key `probe` stands for.
-    #[inline]
+    /// Always inlined: a probe handed over in memory would be read back in pieces of
+    /// other sizes than it was written in.
+    #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "a key must not pass through memory: see `encode_key_on_stack`"
+    )]
     pub(crate) fn find(&self, probe: &KeyRef<'_>) -> Option<&T> {
         let hash = self.hasher.probe(probe);
         let i = bucket_of(hash, self.bits);
