@@ -1,0 +1,105 @@
+//! Do unique-index lookups overlap their cache misses, as primary-key reads do?
+//!
+//! Builds 100,000 users (as `benches/index.rs` does, with one more unique index on a
+//! `u64`), then times rounds of 200,000 lookups each: reads by primary
+//! key, lookups by e-mail address and lookups by the `u64` index key, each in a loop
+//! of independent lookups and in a "dependent" loop where each key depends on the
+//! previous result, so that no two lookups can overlap. Prints the minimum over the
+//! rounds, in ns per lookup.
+//!
+//! ```text
+//! cargo run --release --example index_overlap [-- KEYS]   # KEYS: distinct keys, default 4096
+//! ```
+
+use serde::{Deserialize, Serialize};
+use std::hint::black_box;
+use std::time::Instant;
+use viewstore::testing::Rng;
+use viewstore::{Batch, IndexDef, Store, ViewDef};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+    email: String,
+    city: String,
+    tags: Vec<String>,
+    score: u32,
+    bio: String,
+}
+
+const BY_EMAIL: IndexDef<User, String, [String; 1]> =
+    IndexDef::unique("by_email", |u| [u.email.clone()]);
+const BY_CITY: IndexDef<User, String, [String; 1]> =
+    IndexDef::multi("by_city", |u| [u.city.clone()]);
+const BY_TAG: IndexDef<User, String> = IndexDef::multi("by_tag", |u| u.tags.clone());
+const BY_NUMBER: IndexDef<User, u64, [u64; 1]> = IndexDef::unique("by_number", |u| [u.id * 3]);
+const USERS: ViewDef<u64, User> =
+    ViewDef::new("users").with_indexes(&[&BY_EMAIL, &BY_CITY, &BY_TAG, &BY_NUMBER]);
+
+const RECORDS: u64 = 100_000;
+const PER_ROUND: u32 = 200_000;
+const ROUNDS: usize = 30;
+
+fn user(id: u64) -> User {
+    User {
+        id,
+        name: format!("user {id}"),
+        email: format!("user{id}@example.com"),
+        city: format!("city {}", id % 500),
+        tags: vec![format!("t{}", id % 40), format!("t{}", (id * 7) % 40)],
+        score: (id % 1000) as u32,
+        bio: "writes about storage engines".into(),
+    }
+}
+
+/// The minimum over `ROUNDS` of ns per call of `f(i)` for `i` in `0..PER_ROUND`, where
+/// `f` returns the score it read (always below 2^31, so `dependent` adds zero).
+fn time(mask: usize, dependent: bool, mut f: impl FnMut(usize) -> u32) -> f64 {
+    let mut best = f64::MAX;
+    for _ in 0..ROUNDS {
+        let start = Instant::now();
+        let mut i = 0usize;
+        for k in 0..PER_ROUND as usize {
+            let score = black_box(f(i));
+            i = if dependent { (i + 1 + (score >> 31) as usize) & mask } else { (k + 1) & mask };
+        }
+        best = best.min(start.elapsed().as_secs_f64() * 1e9 / f64::from(PER_ROUND));
+    }
+    best
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let keys: usize = std::env::args().nth(1).map_or(Ok(4096), |k| k.parse())?;
+    let keys = keys.next_power_of_two();
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("users.redb"))?;
+    let users = store.view(&USERS)?;
+    for start in (0..RECORDS).step_by(10_000) {
+        let mut batch = Batch::new();
+        for id in start..start + 10_000 {
+            batch.put(&users, &id, user(id), 1)?;
+        }
+        store.submit(batch)?.wait()?;
+    }
+    let mut rng = Rng::new(0x5EED);
+    let ids: Vec<u64> = (0..keys).map(|_| rng.below(RECORDS)).collect();
+    let emails: Vec<String> = ids.iter().map(|id| user(*id).email).collect();
+    let numbers: Vec<u64> = ids.iter().map(|id| id * 3).collect();
+    let mask = keys - 1;
+    println!("{keys} keys; ns per lookup, minimum of {ROUNDS} rounds: independent, dependent");
+    for dependent in [false, true] {
+        let get = time(mask, dependent, |i| users.get_with(&ids[i], |u| u.score).unwrap_or(0));
+        let email = time(mask, dependent, |i| {
+            users.index_get_with(&BY_EMAIL, &emails[i], |_, u| u.score).unwrap_or(0)
+        });
+        let number = time(mask, dependent, |i| {
+            users.index_get_with(&BY_NUMBER, &numbers[i], |_, u| u.score).unwrap_or(0)
+        });
+        let kind = if dependent { "dependent  " } else { "independent" };
+        println!(
+            "{kind}  view get_with {get:6.1}   unique by e-mail {email:6.1}   unique by u64 {number:6.1}"
+        );
+    }
+    Ok(())
+}
