@@ -272,10 +272,8 @@ impl KeySink for StackKey {
         // once, the terminator being the zeros past its end.
         let mut zero = false;
         for (i, word) in self.words.iter_mut().enumerate().take(bytes.len().div_ceil(8)) {
-            let w = word_at(bytes, i);
-            let rest = bytes.len() - 8 * i;
-            zero |= has_zero_byte(w | if rest >= 8 { 0 } else { u64::MAX << (8 * rest) });
-            *word = w;
+            *word = word_at(bytes, i);
+            zero |= zero_in(*word, bytes.len() - 8 * i);
         }
         if zero {
             self.words = [0; STACK_WORDS];
@@ -344,19 +342,18 @@ fn write_escaped<S: KeySink>(out: &mut S, bytes: &[u8]) {
 fn has_zero(bytes: &[u8]) -> bool {
     let mut found = false;
     for i in 0..bytes.len().div_ceil(8) {
-        let rest = bytes.len() - 8 * i;
-        // Past the end, bytes read as 0xFF rather than as zeros.
-        let pad = if rest >= 8 { 0 } else { u64::MAX << (8 * rest) };
-        found |= has_zero_byte(word_at(bytes, i) | pad);
+        found |= zero_in(word_at(bytes, i), bytes.len() - 8 * i);
     }
     found
 }
 
-/// Whether a word holds a zero byte.
+/// Whether the first `rest` bytes (all of them from 8 on) of `word` hold a zero byte.
 #[inline]
-fn has_zero_byte(w: u64) -> bool {
+fn zero_in(word: u64, rest: usize) -> bool {
     const LOW: u64 = u64::MAX / 0xFF;
     const HIGH: u64 = LOW << 7;
+    // Past the end, bytes read as 0xFF rather than as zeros.
+    let w = word | if rest >= 8 { 0 } else { u64::MAX << (8 * rest) };
     w.wrapping_sub(LOW) & !w & HIGH != 0
 }
 

@@ -95,20 +95,6 @@ pub(crate) enum WideKey {
 
 const _: () = assert!(std::mem::size_of::<WideKey>() == 32);
 
-/// Word `i` (little-endian) of an inline wide key's zero-padded bytes.
-#[inline]
-fn inline_word(bytes: &[u8; WIDE_INLINE], i: usize) -> u64 {
-    let start = 8 * i;
-    match bytes.get(start..start + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()) {
-        Some(word) => u64::from_le_bytes(word),
-        // The last, partial word: from the final eight bytes, shifted.
-        None => bytes
-            .last_chunk::<8>()
-            .filter(|_| start < WIDE_INLINE)
-            .map_or(0, |last| u64::from_le_bytes(*last) >> (8 * (start + 8 - WIDE_INLINE))),
-    }
-}
-
 impl Hash for WideKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         SlotKey::as_bytes(self).hash(state);
@@ -154,13 +140,7 @@ impl WideKey {
     }
 
     pub(crate) fn from_slice(bytes: &[u8]) -> Self {
-        if bytes.len() <= WIDE_INLINE {
-            let mut inline = [0u8; WIDE_INLINE];
-            inline[..bytes.len()].copy_from_slice(bytes);
-            WideKey::Inline { len: bytes.len() as u8, bytes: inline }
-        } else {
-            WideKey::Long(bytes.into())
-        }
+        Self::concat(bytes, &[])
     }
 }
 
@@ -218,7 +198,7 @@ impl SlotKey for WideKey {
             (KeyRef::Inline { .. }, _) => false,
             (KeyRef::Words { len, words }, WideKey::Inline { len: l, bytes }) => {
                 // Past the length both are zero, so whole words compare.
-                let stored = [0, 1, 2, 3].map(|i| inline_word(bytes, i));
+                let stored = [0, 1, 2, 3].map(|i| super::key::word_at(bytes, i));
                 *len == usize::from(*l) && words.iter().zip(stored).all(|(w, s)| *w == s)
             }
             (_, WideKey::Inline { len, bytes }) => {

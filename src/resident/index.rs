@@ -142,8 +142,7 @@ impl<V> IndexData<V> {
         self.first_in_tree(view, ikey)
     }
 
-    /// [`IndexData::first`] from the ordered entries.
-    #[cold]
+    /// [`IndexData::first`] from the ordered entries: a multi index's lookups.
     fn first_in_tree<'a>(
         &'a self,
         view: &'a ViewData<V>,

@@ -122,7 +122,7 @@ impl KeyHasher {
             KeyRef::Long(bytes) => {
                 self.long(bytes.len(), (0..bytes.len().div_ceil(8)).map(|i| word_at(bytes, i)))
             }
-            KeyRef::Words { len, words } => self.long_words(*len, words),
+            KeyRef::Words { len, words } => self.long(*len, words.iter().copied()),
         }
     }
 
@@ -133,17 +133,6 @@ impl KeyHasher {
         let mut h = self.seeds[0] ^ (len as u64).rotate_left(32);
         while let Some(a) = words.next() {
             let b = words.next().unwrap_or(0);
-            h = fold(a ^ h, b ^ self.seeds[1]);
-        }
-        fold(h ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
-    }
-
-    /// [`KeyHasher::long`] over words in a slice.
-    #[inline]
-    fn long_words(&self, len: usize, words: &[u64]) -> u64 {
-        let mut h = self.seeds[0] ^ (len as u64).rotate_left(32);
-        for pair in words.chunks(2) {
-            let (a, b) = (pair[0], pair.get(1).copied().unwrap_or(0));
             h = fold(a ^ h, b ^ self.seeds[1]);
         }
         fold(h ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
