@@ -2,47 +2,23 @@
 //! unindexed writes, and opening with index builds against opening without.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use serde::{Deserialize, Serialize};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use viewstore::testing::Rng;
-use viewstore::{Batch, Durability, IndexDef, Store, ViewDef};
+use viewstore::{Batch, Durability, Store, ViewDef};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct User {
-    id: u64,
-    name: String,
-    email: String,
-    city: String,
-    tags: Vec<String>,
-    score: u32,
-    bio: String,
-}
+#[path = "support/users.rs"]
+mod users;
 
-const BY_EMAIL: IndexDef<User, String, [String; 1]> =
-    IndexDef::unique("by_email", |u| [u.email.clone()]);
-const BY_CITY: IndexDef<User, String, [String; 1]> =
-    IndexDef::multi("by_city", |u| [u.city.clone()]);
-const BY_TAG: IndexDef<User, String> = IndexDef::multi("by_tag", |u| u.tags.clone());
+use users::{BY_CITY, BY_EMAIL, BY_TAG, User, user};
+
 const INDEXED: ViewDef<u64, User> =
     ViewDef::new("users").with_indexes(&[&BY_EMAIL, &BY_CITY, &BY_TAG]);
 const PLAIN: ViewDef<u64, User> = ViewDef::new("users");
 
 const RECORDS: u64 = 100_000;
 const OPEN_RECORDS: u64 = 1_000_000;
-
-fn user(id: u64, salt: u64) -> User {
-    User {
-        id,
-        name: format!("user {id}"),
-        email: format!("user{id}@example.com"),
-        city: format!("city {}", (id + salt) % 500),
-        tags: vec![format!("t{}", (id + salt) % 40), format!("t{}", (id * 7 + salt) % 40)],
-        score: (id % 1000) as u32,
-        bio: "writes about storage engines".into(),
-    }
-}
 
 fn fill(store: &Store, def: &ViewDef<u64, User>, records: u64) {
     let view = store.view(def).expect("view");

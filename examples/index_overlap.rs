@@ -11,28 +11,16 @@
 //! cargo run --release --example index_overlap [-- KEYS]   # KEYS: distinct keys, default 4096
 //! ```
 
-use serde::{Deserialize, Serialize};
 use std::hint::black_box;
 use std::time::Instant;
 use viewstore::testing::Rng;
 use viewstore::{Batch, IndexDef, Store, ViewDef};
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct User {
-    id: u64,
-    name: String,
-    email: String,
-    city: String,
-    tags: Vec<String>,
-    score: u32,
-    bio: String,
-}
+#[path = "../benches/support/users.rs"]
+mod users;
 
-const BY_EMAIL: IndexDef<User, String, [String; 1]> =
-    IndexDef::unique("by_email", |u| [u.email.clone()]);
-const BY_CITY: IndexDef<User, String, [String; 1]> =
-    IndexDef::multi("by_city", |u| [u.city.clone()]);
-const BY_TAG: IndexDef<User, String> = IndexDef::multi("by_tag", |u| u.tags.clone());
+use users::{BY_CITY, BY_EMAIL, BY_TAG, User, user};
+
 const BY_NUMBER: IndexDef<User, u64, [u64; 1]> = IndexDef::unique("by_number", |u| [u.id * 3]);
 const USERS: ViewDef<u64, User> =
     ViewDef::new("users").with_indexes(&[&BY_EMAIL, &BY_CITY, &BY_TAG, &BY_NUMBER]);
@@ -40,18 +28,6 @@ const USERS: ViewDef<u64, User> =
 const RECORDS: u64 = 100_000;
 const PER_ROUND: u32 = 200_000;
 const ROUNDS: usize = 30;
-
-fn user(id: u64) -> User {
-    User {
-        id,
-        name: format!("user {id}"),
-        email: format!("user{id}@example.com"),
-        city: format!("city {}", id % 500),
-        tags: vec![format!("t{}", id % 40), format!("t{}", (id * 7) % 40)],
-        score: (id % 1000) as u32,
-        bio: "writes about storage engines".into(),
-    }
-}
 
 /// The minimum over `ROUNDS` of ns per call of `f(i)` for `i` in `0..PER_ROUND`, where
 /// `f` returns the score it read (always below 2^31, so `dependent` adds zero).
@@ -78,13 +54,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for start in (0..RECORDS).step_by(10_000) {
         let mut batch = Batch::new();
         for id in start..start + 10_000 {
-            batch.put(&users, &id, user(id), 1)?;
+            batch.put(&users, &id, user(id, 0), 1)?;
         }
         store.submit(batch)?.wait()?;
     }
     let mut rng = Rng::new(0x5EED);
     let ids: Vec<u64> = (0..keys).map(|_| rng.below(RECORDS)).collect();
-    let emails: Vec<String> = ids.iter().map(|id| user(*id).email).collect();
+    let emails: Vec<String> = ids.iter().map(|id| user(*id, 0).email).collect();
     let numbers: Vec<u64> = ids.iter().map(|id| id * 3).collect();
     let mask = keys - 1;
     println!("{keys} keys; ns per lookup, minimum of {ROUNDS} rounds: independent, dependent");
