@@ -234,3 +234,44 @@ fn indexes_match_the_records_after_every_step() {
         run(seed, 300);
     }
 }
+
+#[test]
+fn a_group_that_moves_the_same_entries_back_and_forth_keeps_the_last_state() {
+    // Multi-index entries are written to disk once per group, after its last batch.
+    // Batches submitted without waiting, with the writer lingering for more, share a
+    // group: key 1 gains and loses the same group and tag entries batch after batch,
+    // and key 2 takes tags key 1 has just dropped.
+    const BATCHES: u64 = 40;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("group.redb");
+    let store = Store::builder(&path)
+        .max_linger(std::time::Duration::from_millis(200))
+        .open()
+        .expect("open");
+    let items = store.view(&ITEMS).expect("view");
+    let before = store.lsn().0;
+    let mut model = Model::new();
+    let mut tickets = Vec::new();
+    for step in 0..BATCHES {
+        let tags = if step % 2 == 0 { vec![1, 2] } else { vec![2, 3] };
+        let first = Item { name: "first".into(), group: (step % 3) as u8, tags };
+        let second = Item { name: "second".into(), group: 0, tags: vec![(step % 4) as u8] };
+        let mut batch = Batch::new();
+        batch.put(&items, &1, first.clone(), step + 1).expect("put");
+        batch.put(&items, &2, second.clone(), step + 1).expect("put");
+        tickets.push(store.submit(batch).expect("submit"));
+        model.insert(1, (step + 1, Some(first)));
+        model.insert(2, (step + 1, Some(second)));
+    }
+    for ticket in tickets {
+        ticket.wait().expect("commit");
+    }
+    let groups = store.lsn().0 - before;
+    assert!(groups < BATCHES, "the batches should share groups, {groups} groups for {BATCHES}");
+    check(&store, &items, &model, 0);
+    drop(items);
+    store.close().expect("close");
+    let store = Store::open(&path).expect("reopen");
+    let items = store.view(&ITEMS).expect("view");
+    check(&store, &items, &model, 1);
+}
