@@ -204,3 +204,39 @@ fn two_indexes_with_one_name_are_refused_at_open() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn lookups_find_keys_of_every_length_with_and_without_zero_bytes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let emails: Vec<String> = (0..70usize)
+        .flat_map(|n| {
+            let plain: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let mut zeroed = format!("{plain}!");
+            zeroed.replace_range(n / 2..=n / 2, "\0");
+            [plain, zeroed]
+        })
+        .collect();
+    {
+        let (store, users) = open(&dir)?;
+        let mut batch = Batch::new();
+        for (id, email) in (0u64..).zip(&emails) {
+            batch.put(&users, &id, user("u", email), 1)?;
+        }
+        store.submit(batch)?.wait()?;
+    }
+    let (_store, users) = open(&dir)?;
+    let snapshot = users.snapshot();
+    for (id, email) in (0u64..).zip(&emails) {
+        assert_eq!(holder(&users, email), Some(id), "{email:?}");
+        let found = snapshot.index(&BY_EMAIL).get(email).map(|(k, u)| (k, u.email.clone()));
+        assert_eq!(found, Some((id, email.clone())), "{email:?}");
+        // A key one byte longer, or with its last byte changed, is held by no one.
+        assert_eq!(holder(&users, &format!("{email}~")), None, "{email:?}");
+        let mut changed = email.clone();
+        if changed.pop().is_some() {
+            changed.push('~');
+            assert_eq!(holder(&users, &changed), None, "{email:?}");
+        }
+    }
+    Ok(())
+}

@@ -18,6 +18,7 @@
 
 use super::key_buf::{INLINE, KeyRef};
 use serde::ser::{self, Serialize};
+use std::any::Any;
 use std::fmt;
 
 /// Why a key could not be encoded or decoded.
@@ -52,29 +53,33 @@ pub(crate) fn encode_key<K: Serialize + ?Sized>(
     key.serialize(&mut KeySerializer { out })
 }
 
-/// The encoding of `key` without touching the heap or a thread-local: a key of up to 14
-/// bytes is assembled in a register-sized word. `None` when the key cannot be encoded
-/// (such a key cannot be stored either).
+/// Encodes `key` into `out`, a fresh [`StackKey`], without touching the heap or a
+/// thread-local: a key of up to 14 bytes is assembled in a register-sized word. `None`
+/// when the key cannot be encoded (such a key cannot be stored either).
 ///
 /// Always inlined, with [`StackKey`]'s short-key writes: built where it is used, a short
-/// key stays in registers. Moved through memory, it would be copied in pieces of other
-/// sizes than it was written in, and each such copy waits for earlier reads' misses.
+/// key stays in registers. The caller owns `out`, so that a longer key is written once,
+/// in place: returned by value, it would be copied in pieces of other sizes than it was
+/// written in, and each such copy waits for earlier reads' misses.
 #[inline(always)]
 #[allow(
     clippy::inline_always,
     reason = "a key must not pass through memory: see `encode_key_on_stack`"
 )]
-pub(crate) fn encode_key_on_stack<K: Serialize + ?Sized>(key: &K) -> Option<StackKey> {
-    let mut out = StackKey {
-        len: 0,
-        lo: 0,
-        hi: 0,
-        tail: 0,
-        long: false,
-        words: [0; STACK_WORDS],
-        spill: Vec::new(),
-    };
-    key.serialize(&mut KeySerializer { out: &mut out }).ok().map(|()| out)
+pub(crate) fn encode_key_on_stack<K: Serialize + ?Sized>(
+    key: &K,
+    out: &mut StackKey,
+) -> Option<()> {
+    key.serialize(&mut KeySerializer { out }).ok()
+}
+
+/// The bytes of `key` when it is a `String` holding no zero byte. Its encoding is then
+/// those bytes followed by the terminator 0x00 0x00, so that a lookup can hash and
+/// compare the string where it lies, without encoding it first.
+#[inline]
+pub(crate) fn plain_string<K: Any>(key: &K) -> Option<&str> {
+    let s = (key as &dyn Any).downcast_ref::<String>()?;
+    (!has_zero(s.as_bytes())).then_some(s)
 }
 
 /// Where the key serializer writes.
@@ -141,6 +146,24 @@ pub(crate) struct StackKey {
 }
 
 impl StackKey {
+    /// An empty key, to encode one into with [`encode_key_on_stack`].
+    #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "a key must not pass through memory: see `encode_key_on_stack`"
+    )]
+    pub(crate) fn new() -> Self {
+        StackKey {
+            len: 0,
+            lo: 0,
+            hi: 0,
+            tail: 0,
+            long: false,
+            words: [0; STACK_WORDS],
+            spill: Vec::new(),
+        }
+    }
+
     /// The bytes of a short key, byte `i` at bits `8 * i`.
     fn word(&self) -> u128 {
         u128::from(self.lo) | u128::from(self.hi) << 64
@@ -269,13 +292,23 @@ impl KeySink for StackKey {
             return false;
         }
         // A key that is one string: its words, each checked for a zero byte and stored
-        // once, the terminator being the zeros past its end.
-        let mut zero = false;
-        for (i, word) in self.words.iter_mut().enumerate().take(bytes.len().div_ceil(8)) {
-            *word = word_at(bytes, i);
-            zero |= zero_in(*word, bytes.len() - 8 * i);
+        // once, the terminator being the zeros past its end. The string is longer than
+        // 12 bytes, so its last eight bytes give its last, partial word.
+        let (full, rest) = bytes.as_chunks::<8>();
+        let mut zero = 0;
+        for (word, chunk) in self.words.iter_mut().zip(full) {
+            *word = u64::from_le_bytes(*chunk);
+            zero |= zero_bytes(*word);
         }
-        if zero {
+        if let (Some(word), Some(last)) = (self.words.get_mut(full.len()), bytes.last_chunk())
+            && !rest.is_empty()
+        {
+            let shift = 8 * (8 - rest.len());
+            *word = u64::from_le_bytes(*last) >> shift;
+            // The bytes past the end read as 0xFF rather than as zeros.
+            zero |= zero_bytes(*word | !(u64::MAX >> shift));
+        }
+        if zero != 0 {
             self.words = [0; STACK_WORDS];
             return false;
         }
@@ -340,21 +373,24 @@ fn write_escaped<S: KeySink>(out: &mut S, bytes: &[u8]) {
 /// byte search for the short strings keys are made of, and made of loads only.
 #[inline]
 fn has_zero(bytes: &[u8]) -> bool {
-    let mut found = false;
-    for i in 0..bytes.len().div_ceil(8) {
-        found |= zero_in(word_at(bytes, i), bytes.len() - 8 * i);
+    let (full, rest) = bytes.as_chunks::<8>();
+    let mut zero = full.iter().fold(0, |zero, c| zero | zero_bytes(u64::from_le_bytes(*c)));
+    if !rest.is_empty() {
+        // The last eight bytes overlap those already checked, which changes nothing.
+        zero |= match bytes.last_chunk::<8>() {
+            Some(last) => zero_bytes(u64::from_le_bytes(*last)),
+            None => u64::from(rest.contains(&0)),
+        };
     }
-    found
+    zero != 0
 }
 
-/// Whether the first `rest` bytes (all of them from 8 on) of `word` hold a zero byte.
+/// Nonzero when `word` has a zero byte (the high bit of the first such byte is set).
 #[inline]
-fn zero_in(word: u64, rest: usize) -> bool {
+fn zero_bytes(word: u64) -> u64 {
     const LOW: u64 = u64::MAX / 0xFF;
     const HIGH: u64 = LOW << 7;
-    // Past the end, bytes read as 0xFF rather than as zeros.
-    let w = word | if rest >= 8 { 0 } else { u64::MAX << (8 * rest) };
-    w.wrapping_sub(LOW) & !w & HIGH != 0
+    word.wrapping_sub(LOW) & !word & HIGH
 }
 
 struct KeySerializer<'a, S> {
@@ -584,7 +620,7 @@ concatenating_fields!(SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
-    use super::{encode_key, encode_key_on_stack, has_zero};
+    use super::{StackKey, encode_key, encode_key_on_stack, has_zero};
     use crate::codec::{KeyBuf, KeyRef, SlotKey, WideKey};
 
     #[test]
@@ -626,7 +662,8 @@ mod tests {
                 key.replace_range(at..=at, "\0");
                 let mut heap = Vec::new();
                 encode_key(&key, &mut heap).expect("encodes");
-                let stack = encode_key_on_stack(&key).expect("encodes");
+                let mut stack = StackKey::new();
+                encode_key_on_stack(&key, &mut stack).expect("encodes");
                 stack.with_bytes(|bytes| assert_eq!(bytes, heap.as_slice(), "{n} {at}"));
                 assert!(WideKey::from_slice(&heap).matched_by(&stack.probe()), "{n} {at}");
                 assert!(stack.probe().matches(&KeyBuf::from_slice(&heap)), "{n} {at}");
@@ -635,12 +672,28 @@ mod tests {
     }
 
     #[test]
+    fn only_strings_without_zero_bytes_are_plain() {
+        assert_eq!(super::plain_string(&"ab".to_string()), Some("ab"));
+        assert_eq!(super::plain_string(&String::new()), Some(""));
+        for n in 1..40 {
+            for at in [0, n / 2, n - 1] {
+                let mut s = "x".repeat(n);
+                s.replace_range(at..=at, "\0");
+                assert_eq!(super::plain_string(&s), None, "{n} {at}");
+            }
+        }
+        assert_eq!(super::plain_string(&7u64), None);
+        assert_eq!(super::plain_string(&("a".to_string(), 1u8)), None);
+    }
+
+    #[test]
     fn strings_of_every_length_probe_their_stored_forms() {
         for n in 0..80usize {
             let key: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
             let mut heap = Vec::new();
             encode_key(&key, &mut heap).expect("encodes");
-            let stack = encode_key_on_stack(&key).expect("encodes");
+            let mut stack = StackKey::new();
+            encode_key_on_stack(&key, &mut stack).expect("encodes");
             stack.with_bytes(|bytes| assert_eq!(bytes, heap.as_slice(), "length {n}"));
             assert!(stack.probe().matches(&KeyBuf::from_slice(&heap)), "length {n}");
             assert!(WideKey::from_slice(&heap).matched_by(&stack.probe()), "length {n}");
@@ -663,7 +716,8 @@ mod tests {
             let key = (n as u32, "x".repeat(n), vec![0u8; n % 7]);
             let mut heap = Vec::new();
             encode_key(&key, &mut heap).expect("encodes");
-            let stack = encode_key_on_stack(&key).expect("encodes");
+            let mut stack = StackKey::new();
+            encode_key_on_stack(&key, &mut stack).expect("encodes");
             stack.with_bytes(|bytes| assert_eq!(bytes, heap.as_slice(), "length {n}"));
             let stored = KeyBuf::from_slice(&heap);
             assert!(stack.probe().matches(&stored), "length {n}");
@@ -674,7 +728,8 @@ mod tests {
     fn assert_same<K: serde::Serialize + std::fmt::Debug>(key: &K) {
         let mut heap = Vec::new();
         encode_key(key, &mut heap).expect("encodes");
-        let stack = encode_key_on_stack(key).expect("encodes");
+        let mut stack = StackKey::new();
+        encode_key_on_stack(key, &mut stack).expect("encodes");
         stack.with_bytes(|bytes| assert_eq!(bytes, heap.as_slice(), "{key:?}"));
         let stored = KeyBuf::from_slice(&heap);
         assert!(stack.probe().matches(&stored), "{key:?}");

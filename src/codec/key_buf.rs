@@ -95,6 +95,16 @@ pub(crate) enum WideKey {
 
 const _: () = assert!(std::mem::size_of::<WideKey>() == 32);
 
+/// The bytes of an inline [`WideKey`] as four little-endian words (zero past them),
+/// each one load.
+#[inline]
+fn wide_words(bytes: &[u8; WIDE_INLINE]) -> [u64; 4] {
+    let at = |i: usize| {
+        bytes.get(i..i + 8).and_then(|c| <[u8; 8]>::try_from(c).ok()).map_or(0, u64::from_le_bytes)
+    };
+    [at(0), at(8), at(16), at(WIDE_INLINE - 8) >> (8 * (32 - WIDE_INLINE))]
+}
+
 impl Hash for WideKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         SlotKey::as_bytes(self).hash(state);
@@ -152,6 +162,17 @@ pub(crate) trait SlotKey: Clone + Eq + Hash {
     fn words(&self) -> Option<(u8, u64, u64)>;
     /// Whether `probe` stands for this key.
     fn matched_by(&self, probe: &KeyRef<'_>) -> bool;
+    /// Whether this key is the encoding of `s`, a string holding no zero byte: the
+    /// string, then the terminator 0x00 0x00.
+    #[inline]
+    fn matched_by_string(&self, s: &[u8]) -> bool {
+        encodes_string(self.as_bytes(), s)
+    }
+}
+
+/// Whether `bytes` are the encoding of `s`, a string holding no zero byte.
+fn encodes_string(bytes: &[u8], s: &[u8]) -> bool {
+    bytes.strip_suffix(&[0, 0]).is_some_and(|bytes| bytes == s)
 }
 
 impl SlotKey for KeyBuf {
@@ -198,13 +219,29 @@ impl SlotKey for WideKey {
             (KeyRef::Inline { .. }, _) => false,
             (KeyRef::Words { len, words }, WideKey::Inline { len: l, bytes }) => {
                 // Past the length both are zero, so whole words compare.
-                let stored = [0, 1, 2, 3].map(|i| super::key::word_at(bytes, i));
-                *len == usize::from(*l) && words.iter().zip(stored).all(|(w, s)| *w == s)
+                let stored = wide_words(bytes);
+                *len == usize::from(*l)
+                    && words.iter().zip(stored).fold(0, |diff, (w, s)| diff | (w ^ s)) == 0
             }
             (_, WideKey::Inline { len, bytes }) => {
                 bytes.get(..usize::from(*len)).is_some_and(|b| probe.matches_long(b))
             }
             (_, WideKey::Long(bytes)) => probe.matches_long(bytes),
+        }
+    }
+    #[inline]
+    fn matched_by_string(&self, s: &[u8]) -> bool {
+        match self {
+            // Past the string, both are zero (the terminator, then padding): whole
+            // words compare.
+            WideKey::Inline { len, bytes } => {
+                let stored = wide_words(bytes);
+                usize::from(*len) == s.len() + 2
+                    && (0..stored.len())
+                        .fold(0, |diff, i| diff | (stored[i] ^ super::key::word_at(s, i)))
+                        == 0
+            }
+            WideKey::Long(bytes) => encodes_string(bytes, s),
         }
     }
 }

@@ -4,8 +4,10 @@ mod key;
 mod key_buf;
 mod key_de;
 
-pub(crate) use key::{KeyCodecError, StackKey, encode_key, encode_key_on_stack, word_at};
-pub(crate) use key_buf::{KeyBuf, KeyRef, SlotKey, WideKey};
+pub(crate) use key::{
+    KeyCodecError, StackKey, encode_key, encode_key_on_stack, plain_string, word_at,
+};
+pub(crate) use key_buf::{INLINE, KeyBuf, KeyRef, SlotKey, WideKey};
 pub(crate) use key_de::decode_key;
 
 use crate::error::CodecError;

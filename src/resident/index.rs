@@ -14,7 +14,7 @@
 
 use super::points::{PointChange, PointIndex, PointSlot};
 use super::{Entry, ViewData};
-use crate::codec::{KeyBuf, KeyRef, StackKey, WideKey};
+use crate::codec::{KeyBuf, KeyRef, StackKey, WideKey, encode_key_on_stack};
 use crate::index::IndexKind;
 use imbl::OrdMap;
 use std::collections::BTreeSet;
@@ -140,6 +140,22 @@ impl<V> IndexData<V> {
             return points.find(probe).map(|hit| (&hit.pk, &hit.entry));
         }
         self.first_in_tree(view, ikey)
+    }
+
+    /// [`IndexData::first`] for an index key that is a string holding no zero byte, `s`
+    /// (see [`plain_string`](crate::codec::plain_string)).
+    #[inline]
+    pub(crate) fn first_string<'a>(
+        &'a self,
+        view: &'a ViewData<V>,
+        s: &str,
+    ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
+        if let Some(points) = &self.points {
+            return points.find_string(s.as_bytes()).map(|hit| (&hit.pk, &hit.entry));
+        }
+        let mut stack = StackKey::new();
+        encode_key_on_stack(s, &mut stack)?;
+        self.first_in_tree(view, &stack)
     }
 
     /// [`IndexData::first`] from the ordered entries: a multi index's lookups.

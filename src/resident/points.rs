@@ -10,7 +10,7 @@
 //! the key comparison of the one 32-byte slot whose tag matches (rarely more).
 
 use super::Entry;
-use crate::codec::{KeyBuf, KeyRef, SlotKey, word_at};
+use crate::codec::{INLINE, KeyBuf, KeyRef, SlotKey, word_at};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -122,7 +122,18 @@ impl KeyHasher {
             KeyRef::Long(bytes) => {
                 self.long(bytes.len(), (0..bytes.len().div_ceil(8)).map(|i| word_at(bytes, i)))
             }
-            KeyRef::Words { len, words } => self.long(*len, words.iter().copied()),
+            KeyRef::Words { len, words } => {
+                // `long`, two words at a time without an iterator's bookkeeping.
+                let mut h = self.seeds[0] ^ (*len as u64).rotate_left(32);
+                let (pairs, rest) = words.as_chunks::<2>();
+                for [a, b] in pairs {
+                    h = fold(a ^ h, b ^ self.seeds[1]);
+                }
+                if let [a] = rest {
+                    h = fold(a ^ h, self.seeds[1]);
+                }
+                fold(h ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
+            }
         }
     }
 
@@ -136,6 +147,44 @@ impl KeyHasher {
             h = fold(a ^ h, b ^ self.seeds[1]);
         }
         fold(h ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// The hash of the encoding of `string`, holding no zero byte (the string, then
+    /// the terminator 0x00 0x00), from the string itself: the same as
+    /// [`KeyHasher::key`] of the encoded bytes.
+    #[inline]
+    fn string(&self, string: &[u8]) -> u64 {
+        // Past the string, the encoding's words are zero: the terminator, then padding.
+        let len = string.len() + 2;
+        if len <= INLINE {
+            let head = word_at(string, 0);
+            return self.words((len as u8, head, head >> 48 | word_at(string, 1) << 16));
+        }
+        // As `long`, two words at a time: the string's whole pairs of words, then the
+        // pair holding the rest of it (zeros when none is left), then, when the
+        // terminator's second byte starts a pair of its own, that pair.
+        let word = |c: &[u8; 8]| u64::from_le_bytes(*c);
+        let mut hash = self.seeds[0] ^ (len as u64).rotate_left(32);
+        let (pairs, rest) = string.as_chunks::<16>();
+        for pair in pairs {
+            let (first, second) = pair.split_at(8);
+            let (first, second) =
+                (first.first_chunk().map_or(0, word), second.first_chunk().map_or(0, word));
+            hash = fold(first ^ hash, second ^ self.seeds[1]);
+        }
+        // The string is longer than 12 bytes: its last eight give its last word.
+        let last = string.last_chunk().map_or(0, word);
+        let left = rest.len() as u32;
+        let (first, second) = if left >= 8 {
+            (rest.first_chunk().map_or(0, word), last.checked_shr(8 * (16 - left)).unwrap_or(0))
+        } else {
+            (last.checked_shr(8 * (8 - left)).unwrap_or(0), 0)
+        };
+        hash = fold(first ^ hash, second ^ self.seeds[1]);
+        if left == 15 {
+            hash = fold(hash, self.seeds[1]);
+        }
+        fold(hash ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
     }
 
     /// A bucket of `slots`, with their tags.
@@ -255,7 +304,23 @@ impl<T: Clone, Q: SlotKey> PointIndex<T, Q> {
         reason = "a key must not pass through memory: see `encode_key_on_stack`"
     )]
     pub(crate) fn find(&self, probe: &KeyRef<'_>) -> Option<&T> {
-        let hash = self.hasher.probe(probe);
+        self.find_hashed(self.hasher.probe(probe), |key| key.matched_by(probe))
+    }
+
+    /// The entry of the key that encodes `s`, a string holding no zero byte (see
+    /// [`plain_string`](crate::codec::plain_string)), hashed and compared where `s` lies.
+    #[inline]
+    pub(crate) fn find_string(&self, s: &[u8]) -> Option<&T> {
+        self.find_hashed(self.hasher.string(s), |key| key.matched_by_string(s))
+    }
+
+    /// The entry of the key whose hash is `hash` and for which `matches` holds.
+    #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "a key must not pass through memory: see `encode_key_on_stack`"
+    )]
+    fn find_hashed(&self, hash: u64, matches: impl Fn(&Q) -> bool) -> Option<&T> {
         let i = bucket_of(hash, self.bits);
         let mid = self.top.get(i >> MID_BITS.min(self.bits))?;
         let bucket = mid.get(i & ((1 << MID_BITS.min(self.bits)) - 1))?;
@@ -263,13 +328,13 @@ impl<T: Clone, Q: SlotKey> PointIndex<T, Q> {
         let mut candidates = matching(bucket.tags, tag_of(hash), slots.len());
         while candidates != 0 {
             let slot = slots.get(candidates.trailing_zeros() as usize / 8)?;
-            if slot.key.matched_by(probe) {
+            if matches(&slot.key) {
                 return Some(&slot.entry);
             }
             candidates &= candidates - 1;
         }
         let untagged = slots.get(TAGGED..)?;
-        untagged.iter().find(|s| s.key.matched_by(probe)).map(|s| &s.entry)
+        untagged.iter().find(|s| matches(&s.key)).map(|s| &s.entry)
     }
 
     /// A new index with `changes` applied; untouched buckets are shared. Keys in
@@ -527,7 +592,8 @@ mod tests {
                 .collect(),
         );
         for (string, bytes) in strings.iter().zip(&encoded) {
-            let stack = encode_key_on_stack(string).expect("encodes");
+            let mut stack = crate::codec::StackKey::new();
+            encode_key_on_stack(string, &mut stack).expect("encodes");
             let probes = [stack.probe(), KeyRef::new(bytes)];
             for probe in &probes {
                 assert_eq!(view.find(probe).map(|e| *e.value), Some(bytes.len() as u64));
@@ -538,6 +604,35 @@ mod tests {
             longer.push(1);
             assert!(unique.get(&longer).is_none() && view.get(&longer).is_none());
             assert!(view.get(&bytes[..bytes.len() - 1]).is_none() || bytes.len() < 2);
+            // A string without zero bytes is also found from its own bytes, with the
+            // same hash as its encoding.
+            if let Some(s) = crate::codec::plain_string(string) {
+                assert_eq!(
+                    unique.hasher.string(s.as_bytes()),
+                    unique.hasher.key(&unique_key(bytes))
+                );
+                assert_eq!(unique.find_string(s.as_bytes()), Some(&bytes.len()), "{string:?}");
+                assert_eq!(
+                    view.find_string(s.as_bytes()).map(|e| *e.value),
+                    Some(bytes.len() as u64)
+                );
+                // A string one byte longer, or with its last byte changed, finds nothing;
+                // one byte shorter, it finds its own record (every prefix is a key here).
+                let mut other = s.as_bytes().to_vec();
+                other.push(b'~');
+                assert!(unique.find_string(&other).is_none(), "{string:?}");
+                if let Some(last) = other.len().checked_sub(2) {
+                    other.truncate(last + 1);
+                    other[last] = b'~';
+                    assert!(unique.find_string(&other).is_none(), "{string:?}");
+                    other.pop();
+                    assert_eq!(unique.find_string(&other), Some(&(other.len() + 2)));
+                }
+            }
         }
+    }
+
+    fn unique_key(bytes: &[u8]) -> crate::codec::WideKey {
+        crate::codec::WideKey::from_slice(bytes)
     }
 }

@@ -1,7 +1,7 @@
 //! Reads at one LSN: store-wide snapshots and typed per-view snapshots.
 
 use super::{Entry, Root, ViewData, ordered};
-use crate::codec::{KeyBuf, decode_key, encode_key, encode_key_on_stack};
+use crate::codec::{KeyBuf, StackKey, decode_key, encode_key, encode_key_on_stack};
 use crate::index::IndexDef;
 use crate::resident::IndexView;
 use crate::version::{Lsn, Version};
@@ -87,8 +87,9 @@ where
 
     #[inline]
     fn entry(&self, key: &K) -> Option<&Entry<V>> {
-        let key = encode_key_on_stack(key)?;
-        self.data()?.find(&key.probe())
+        let mut stack = StackKey::new();
+        encode_key_on_stack(key, &mut stack)?;
+        self.data()?.find(&stack.probe())
     }
 
     /// The LSN of the last group this snapshot contains.
