@@ -395,15 +395,26 @@ impl Writer {
             meta.insert(META_LSN, lsn.0.to_le_bytes().as_slice())
                 .map_err(|e| Error::storage(&file, "writing the lsn", e))?;
         }
-        txn.commit().map_err(|e| Error::storage(&file, "committing", e))?;
+        let root = if immediate {
+            // The commit waits for the disk: build the next root meanwhile, on another
+            // thread. It is published only once the commit has succeeded.
+            std::thread::scope(|scope| {
+                let building = scope.spawn(|| self.root.with_changes(lsn, applied.changes));
+                let committed = txn.commit();
+                let root = building.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                committed.map(|()| root)
+            })
+        } else {
+            txn.commit().map(|()| self.root.with_changes(lsn, applied.changes))
+        }
+        .map_err(|e| Error::storage(&file, "committing", e))?;
         if immediate {
             self.unsynced_since = None;
         } else if self.unsynced_since.is_none() {
             self.unsynced_since = Some(Instant::now());
         }
         self.lsn = lsn;
-        let root = Arc::new(self.root.with_changes(lsn, applied.changes));
-        self.publish(root);
+        self.publish(Arc::new(root));
         Ok((lsn, applied.results))
     }
 
