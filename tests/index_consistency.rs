@@ -275,3 +275,41 @@ fn a_group_that_moves_the_same_entries_back_and_forth_keeps_the_last_state() {
     let items = store.view(&ITEMS).expect("view");
     check(&store, &items, &model, 1);
 }
+
+#[test]
+fn groups_with_thousands_of_index_changes_update_every_index() {
+    // Thousands of multi-index changes in one group: the multi indexes are then
+    // updated on a thread of their own, beside the records and the unique index.
+    const ITEMS_IN_GROUP: u32 = 3_000;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("large.redb");
+    let store = Store::open(&path).expect("open");
+    let items = store.view(&ITEMS).expect("view");
+    let mut model = Model::new();
+    let item = |k: u32, round: u32| Item {
+        name: format!("n{k}-{}", round % 2),
+        group: ((k + round) % 3) as u8,
+        tags: vec![((k + round) % 6) as u8, ((k * 5 + round + 1) % 6) as u8],
+    };
+    for round in 0..3u32 {
+        let mut batch = Batch::new();
+        for k in 0..ITEMS_IN_GROUP {
+            let version = u64::from(round) + 1;
+            // Every fifth item is deleted in round 1, and comes back in round 2.
+            if round == 1 && k % 5 == 0 {
+                batch.delete(&items, &k, version).expect("delete");
+                model.insert(k, (version, None));
+            } else {
+                batch.put(&items, &k, item(k, round), version).expect("put");
+                model.insert(k, (version, Some(item(k, round))));
+            }
+        }
+        store.submit(batch).expect("submit").wait().expect("commit");
+        check(&store, &items, &model, round as usize);
+    }
+    drop(items);
+    store.close().expect("close");
+    let store = Store::open(&path).expect("reopen");
+    let items = store.view(&ITEMS).expect("view");
+    check(&store, &items, &model, 3);
+}

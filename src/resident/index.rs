@@ -12,6 +12,7 @@
 //! A group that writes a record whose unique index keys stay put refreshes those
 //! entries of the table (see [`Effect::Keep`]); the ordered entries are left alone.
 
+use super::ordered::OrderedIndex;
 use super::points::{PointChange, PointIndex, PointSlot};
 use super::{Entry, ViewData};
 use crate::codec::{KeyBuf, KeyRef, StackKey, WideKey, encode_key_on_stack};
@@ -19,6 +20,7 @@ use crate::index::IndexKind;
 use imbl::OrdMap;
 use std::collections::BTreeSet;
 use std::ops::Bound;
+use std::sync::Arc;
 
 /// The entries of one index: map key (see [`map_key`]) to primary key. A unique index
 /// also keeps a hash table from index key to the record, so that a lookup by index key
@@ -224,27 +226,88 @@ impl<V> IndexData<V> {
     }
 }
 
-impl<V> ViewData<V> {
-    /// Applies index changes in the order the group's batches made them, after the
-    /// group's record changes.
-    pub(crate) fn apply_index_changes(&mut self, changes: Vec<IndexChange>) {
-        let mut touched: Vec<BTreeSet<Vec<u8>>> = vec![BTreeSet::new(); self.indexes.len()];
+impl<V> IndexData<V> {
+    /// Applies this index's changes of one group to its ordered entries, in the order
+    /// the group's batches made them. Returns the index keys whose hash-table entries
+    /// must follow (a unique index's), for [`IndexData::refresh_points`].
+    fn apply_all(&mut self, changes: Vec<IndexChange>) -> BTreeSet<Vec<u8>> {
+        let mut touched = BTreeSet::new();
         for change in changes {
-            if let Some(index) = self.indexes.get_mut(change.index) {
-                if index.kind == IndexKind::Unique {
-                    touched[change.index].insert(change.ikey.clone());
-                }
-                index.apply(change);
+            if self.kind == IndexKind::Unique {
+                touched.insert(change.ikey.clone());
+            }
+            self.apply(change);
+        }
+        touched
+    }
+}
+
+/// Multi-index changes in one group from which a view's multi indexes are updated on a
+/// thread of their own, while the records and unique indexes are updated on the
+/// calling one. Below this, a thread costs more than it saves.
+const MULTI_ON_A_THREAD: usize = 2_048;
+
+impl<V: Send + Sync> ViewData<V> {
+    /// The view after a group: `records` gives its records with the group's changes,
+    /// and the indexes take `changes` (in the order the group's batches made them). A
+    /// unique index's hash table holds records, so it follows them; the ordered entries
+    /// of multi indexes do not, and with enough changes they are updated on a second
+    /// thread meanwhile.
+    pub(crate) fn with_group(
+        &self,
+        changes: Vec<IndexChange>,
+        records: impl FnOnce() -> (OrderedIndex<V>, PointIndex<Entry<V>>),
+    ) -> Self {
+        let mut indexes = self.indexes.clone();
+        let mut by_index: Vec<Vec<IndexChange>> = indexes.iter().map(|_| Vec::new()).collect();
+        for change in changes {
+            if let Some(list) = by_index.get_mut(change.index) {
+                list.push(change);
             }
         }
-        let records = &self.points;
-        for (index, touched) in self.indexes.iter_mut().zip(touched) {
-            if !touched.is_empty() {
-                index.refresh_points(touched, records);
-            }
+        let (multi, unique): (Vec<_>, Vec<_>) =
+            indexes.iter_mut().zip(by_index).partition(|(i, _)| i.kind == IndexKind::Multi);
+        let multi_changes: usize = multi.iter().map(|(_, changes)| changes.len()).sum();
+        let (order, points) = if multi_changes >= MULTI_ON_A_THREAD {
+            std::thread::scope(|scope| {
+                let side = scope.spawn(|| apply_multi(multi));
+                let (order, points) = records();
+                apply_unique(unique, &points);
+                side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (order, points)
+            })
+        } else {
+            let (order, points) = records();
+            apply_multi(multi);
+            apply_unique(unique, &points);
+            (order, points)
+        };
+        ViewData { name: Arc::clone(&self.name), order, points, indexes }
+    }
+}
+
+/// Indexes with their changes of one group.
+type IndexWork<'a, V> = Vec<(&'a mut IndexData<V>, Vec<IndexChange>)>;
+
+/// Applies multi indexes' changes: their ordered entries are all they have.
+fn apply_multi<V>(multi: IndexWork<'_, V>) {
+    for (index, changes) in multi {
+        index.apply_all(changes);
+    }
+}
+
+/// Applies unique indexes' changes, then brings their hash tables in line with
+/// `records`, the view's records after the group.
+fn apply_unique<V>(unique: IndexWork<'_, V>, records: &PointIndex<Entry<V>>) {
+    for (index, changes) in unique {
+        let touched = index.apply_all(changes);
+        if !touched.is_empty() {
+            index.refresh_points(touched, records);
         }
     }
+}
 
+impl<V> ViewData<V> {
     /// Takes the view's indexes, loaded or built, and builds their hash tables.
     pub(crate) fn seal_indexes(&mut self, indexes: Vec<IndexData<V>>) {
         self.indexes = indexes;

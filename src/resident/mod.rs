@@ -143,14 +143,10 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
             .iter()
             .map(|(k, e)| (k.clone(), e.as_ref().map(|e| Arc::clone(&e.value))))
             .collect();
-        let mut next = ViewData {
-            name: Arc::clone(&self.name),
-            order: self.order.with_changes(ordered),
-            points: self.points.with_changes(typed),
-            indexes: self.indexes.clone(),
-        };
+        let next = self.with_group(changes.index, || {
+            (self.order.with_changes(ordered), self.points.with_changes(typed))
+        });
         debug_assert_eq!(next.order.len(), next.points.len());
-        next.apply_index_changes(changes.index);
         Arc::new(next)
     }
 
