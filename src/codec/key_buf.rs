@@ -45,6 +45,8 @@ impl KeyBuf {
         })
     }
 
+    /// The key's bytes.
+    #[inline]
     pub(crate) fn as_bytes(&self) -> &[u8] {
         match self {
             KeyBuf::Inline { len, bytes } => &bytes[..usize::from(*len)],
