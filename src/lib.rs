@@ -78,6 +78,7 @@
 //!   it read last, like a snapshot. `docs/performance.md` has the figures.
 
 mod batch;
+mod beside;
 mod codec;
 mod config;
 mod error;

@@ -18,7 +18,7 @@ use super::{Entry, ViewData};
 use crate::codec::{KeyBuf, KeyRef, StackKey, WideKey, encode_key_on_stack};
 use crate::index::IndexKind;
 use imbl::OrdMap;
-use std::collections::BTreeSet;
+use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -210,31 +210,47 @@ impl<V> IndexData<V> {
 
     /// Brings the hash table of a unique index in line with its ordered entries and the
     /// view's records (`records`, already updated) for the index keys in `touched`.
-    fn refresh_points(&mut self, touched: BTreeSet<Vec<u8>>, records: &PointIndex<Entry<V>>) {
+    ///
+    /// A key that was only kept comes with its holder; the holder of any other is looked
+    /// up in the ordered entries.
+    fn refresh_points(&mut self, touched: Touched, records: &PointIndex<Entry<V>>) {
         let Some(points) = &self.points else { return };
         let changes: Vec<PointChange<Hit<V>, WideKey>> = touched
             .into_iter()
-            .map(|ikey| {
-                let hit = self.map.get(ikey.as_slice()).and_then(|pk| {
+            .map(|(ikey, kept_by)| {
+                let pk = kept_by.or_else(|| self.map.get(ikey.as_bytes()).cloned());
+                let hit = pk.and_then(|pk| {
                     let entry = records.get(pk.as_bytes())?.clone();
-                    Some(Hit { pk: pk.clone(), entry })
+                    Some(Hit { pk, entry })
                 });
-                (WideKey::from_slice(&ikey), hit)
+                (ikey, hit)
             })
             .collect();
         self.points = Some(points.with_changes(changes));
     }
 }
 
+/// The index keys of a unique index that a group touched, each with its holder when
+/// the group only kept it (a move needs a lookup in the ordered entries).
+type Touched = HashMap<WideKey, Option<KeyBuf>>;
+
 impl<V> IndexData<V> {
     /// Applies this index's changes of one group to its ordered entries, in the order
     /// the group's batches made them. Returns the index keys whose hash-table entries
     /// must follow (a unique index's), for [`IndexData::refresh_points`].
-    fn apply_all(&mut self, changes: Vec<IndexChange>) -> BTreeSet<Vec<u8>> {
-        let mut touched = BTreeSet::new();
+    fn apply_all(&mut self, changes: Vec<IndexChange>) -> Touched {
+        let mut touched = Touched::new();
         for change in changes {
             if self.kind == IndexKind::Unique {
-                touched.insert(change.ikey.clone());
+                let kept_by = (change.effect == Effect::Keep).then(|| change.pk.clone());
+                touched
+                    .entry(WideKey::from_slice(&change.ikey))
+                    .and_modify(|holder| {
+                        if kept_by.is_none() {
+                            *holder = None;
+                        }
+                    })
+                    .or_insert(kept_by);
             }
             self.apply(change);
         }
@@ -269,13 +285,16 @@ impl<V: Send + Sync> ViewData<V> {
             indexes.iter_mut().zip(by_index).partition(|(i, _)| i.kind == IndexKind::Multi);
         let multi_changes: usize = multi.iter().map(|(_, changes)| changes.len()).sum();
         let (order, points) = if multi_changes >= MULTI_ON_A_THREAD {
-            std::thread::scope(|scope| {
-                let side = scope.spawn(|| apply_multi(multi));
-                let (order, points) = records();
-                apply_unique(unique, &points);
-                side.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (order, points)
-            })
+            let ((), records) = crate::beside::beside(
+                "viewstore-index",
+                || apply_multi(multi),
+                || {
+                    let (order, points) = records();
+                    apply_unique(unique, &points);
+                    (order, points)
+                },
+            );
+            records
         } else {
             let (order, points) = records();
             apply_multi(multi);

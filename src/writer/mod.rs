@@ -398,12 +398,13 @@ impl Writer {
         let root = if immediate {
             // The commit waits for the disk: build the next root meanwhile, on another
             // thread. It is published only once the commit has succeeded.
-            std::thread::scope(|scope| {
-                let building = scope.spawn(|| self.root.with_changes(lsn, applied.changes));
-                let committed = txn.commit();
-                let root = building.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                committed.map(|()| root)
-            })
+            let root = &self.root;
+            let (next, committed) = crate::beside::beside(
+                "viewstore-publish",
+                || root.with_changes(lsn, applied.changes),
+                || txn.commit(),
+            );
+            committed.map(|()| next)
         } else {
             txn.commit().map(|()| self.root.with_changes(lsn, applied.changes))
         }
