@@ -18,6 +18,8 @@ use super::{Entry, ViewData};
 use crate::codec::{KeyBuf, KeyRef, StackKey, WideKey, encode_key_on_stack};
 use crate::index::IndexKind;
 use imbl::OrdMap;
+use serde::Serialize;
+use std::any::Any;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -124,39 +126,26 @@ impl<V> IndexData<V> {
         }
     }
 
-    /// The primary key and record of the first entry of encoded index key `ikey`, with
-    /// `view` the records this index belongs to and `probe` from `ikey.probe()`.
+    /// The primary key and record of the first entry of index key `ikey`, with `view`
+    /// the records this index belongs to.
     ///
-    /// The caller makes the probe where it encoded the key, so that a short key goes
-    /// from registers to the probe's words: reading them back out of the encoded key in
-    /// memory, at other offsets than they were written, would wait for those writes to
-    /// complete, and so for the cache misses of earlier reads.
-    #[inline]
-    pub(crate) fn first<'a>(
+    /// A unique index's lookup is one probe of its hash table
+    /// ([`PointIndex::find_key`]); a multi index's walks its ordered entries.
+    #[inline(always)]
+    #[allow(
+        clippy::inline_always,
+        reason = "a key must not pass through memory: see `encode_key_on_stack`"
+    )]
+    pub(crate) fn first<'a, I: Serialize + Any>(
         &'a self,
         view: &'a ViewData<V>,
-        probe: &KeyRef<'_>,
-        ikey: &StackKey,
+        ikey: &I,
     ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
         if let Some(points) = &self.points {
-            return points.find(probe).map(|hit| (&hit.pk, &hit.entry));
-        }
-        self.first_in_tree(view, ikey)
-    }
-
-    /// [`IndexData::first`] for an index key that is a string holding no zero byte, `s`
-    /// (see [`plain_string`](crate::codec::plain_string)).
-    #[inline]
-    pub(crate) fn first_string<'a>(
-        &'a self,
-        view: &'a ViewData<V>,
-        s: &str,
-    ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
-        if let Some(points) = &self.points {
-            return points.find_string(s.as_bytes()).map(|hit| (&hit.pk, &hit.entry));
+            return points.find_key(ikey).map(|hit| (&hit.pk, &hit.entry));
         }
         let mut stack = StackKey::new();
-        encode_key_on_stack(s, &mut stack)?;
+        encode_key_on_stack(ikey, &mut stack)?;
         self.first_in_tree(view, &stack)
     }
 
