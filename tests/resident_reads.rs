@@ -154,3 +154,44 @@ fn a_view_large_enough_to_load_on_two_threads_reopens_whole() -> Result<()> {
     assert_eq!(all, want);
     Ok(())
 }
+
+const BY_TEXT: ViewDef<String, u64> = ViewDef::new("by_text");
+
+#[test]
+fn string_keys_of_every_length_with_and_without_zero_bytes_are_read_back() -> Result<()> {
+    // A `String` key without zero bytes is looked up from its own bytes; one with them
+    // is encoded first. Both must find exactly the stored record.
+    let keys: Vec<String> = (0..70usize)
+        .flat_map(|n| {
+            let plain: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let mut zeroed = format!("{plain}!");
+            zeroed.replace_range(n / 2..=n / 2, "\0");
+            [plain, zeroed]
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("s.redb");
+    {
+        let store = Store::open(&path)?;
+        let view = store.view(&BY_TEXT)?;
+        let mut batch = Batch::new();
+        for (i, key) in (0u64..).zip(&keys) {
+            batch.put(&view, key, i, 1)?;
+        }
+        store.submit(batch)?.wait()?;
+    }
+    let store = Store::open(&path)?;
+    let view = store.view(&BY_TEXT)?;
+    let snap = view.snapshot();
+    for (i, key) in (0u64..).zip(&keys) {
+        assert_eq!(view.get(key).as_deref(), Some(&i), "{key:?}");
+        assert_eq!(snap.get(key), Some(&i), "{key:?}");
+        assert!(view.get(&format!("{key}~")).is_none(), "{key:?} one byte longer");
+        let mut changed = key.clone();
+        if changed.pop().is_some() {
+            changed.push('~');
+            assert!(view.get(&changed).is_none(), "{key:?} with its last byte changed");
+        }
+    }
+    Ok(())
+}
