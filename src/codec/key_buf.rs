@@ -360,6 +360,45 @@ impl std::fmt::Debug for KeyBuf {
 mod tests {
     use super::{INLINE, KeyBuf, KeyRef, SlotKey, WIDE_INLINE, WideKey};
 
+    /// Whether a stored key matches a string.
+    type Matcher = Box<dyn Fn(&[u8]) -> bool>;
+
+    #[test]
+    fn stored_keys_match_exactly_the_string_they_encode() {
+        // Lookups reach this comparison only on a hash match, so it is tested here
+        // against keys that differ in one byte, in length, or in the terminator.
+        for n in 0..80usize {
+            let s: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut encoded = s.clone();
+            encoded.extend_from_slice(&[0, 0]);
+            let keys = |bytes: &[u8]| -> [Matcher; 2] {
+                let (buf, wide) = (KeyBuf::from_slice(bytes), WideKey::from_slice(bytes));
+                [
+                    Box::new(move |s| buf.matched_by_string(s)),
+                    Box::new(move |s| wide.matched_by_string(s)),
+                ]
+            };
+            for (kind, matches) in keys(&encoded).iter().enumerate() {
+                assert!(matches(&s), "length {n}, key kind {kind}");
+                for p in 0..n {
+                    let mut other = s.clone();
+                    other[p] ^= 1;
+                    assert!(!matches(&other), "length {n}, byte {p}, key kind {kind}");
+                }
+                assert!(!matches(&[s.as_slice(), b"a"].concat()), "length {n} + 1");
+                if n > 0 {
+                    assert!(!matches(&s[..n - 1]), "length {n} - 1");
+                }
+            }
+            // Same length, but not the terminator at the end.
+            let mut unterminated = s.clone();
+            unterminated.extend_from_slice(&[0, 1]);
+            for matches in keys(&unterminated) {
+                assert!(!matches(&s), "length {n}, not terminated");
+            }
+        }
+    }
+
     #[test]
     fn concatenated_wide_keys_equal_the_key_of_both_parts() {
         let bytes: Vec<u8> = (1..=40).collect();
