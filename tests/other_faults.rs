@@ -206,6 +206,41 @@ fn a_full_disk_fails_the_group_and_the_store_recovers_when_space_returns() -> Te
 }
 
 #[test]
+fn a_large_group_whose_commit_fails_is_not_published() -> TestResult {
+    // With 64 changes or more, the next root is built while the commit syncs: it must
+    // be dropped when the sync fails, and every batch of the group fails.
+    let backend = Arc::new(FaultBackend::new());
+    let store = in_memory(&backend)?;
+    let names = store.view(&NAMES).map_err(|e| e.to_string())?;
+    names.put(&0, "first".into(), 1).map_err(|e| e.to_string())?;
+    let batch = || -> Result<Batch, String> {
+        let mut batch = Batch::new();
+        for i in 1..=100u64 {
+            batch.put(&names, &i, format!("value {i}"), 1).map_err(|e| e.to_string())?;
+        }
+        Ok(batch)
+    };
+    let at = backend.counters().syncs;
+    backend.set_plan(Some(FaultPlan { target: FaultTarget::Sync, at, mode: FaultMode::Once }));
+    match store.submit(batch()?).map_err(|e| e.to_string())?.wait() {
+        Err(Error::Storage { .. }) => {}
+        Err(e) => return Err(format!("a failed sync: {e}")),
+        Ok(_) => return Err("100 puts committed through a failed sync".into()),
+    }
+    if backend.counters().faults != 1 {
+        return Err(format!("{} faults, expected the one sync", backend.counters().faults));
+    }
+    if names.len() != 1 || (1..=100u64).any(|i| names.contains(&i)) {
+        return Err("the failed group is visible".into());
+    }
+    store.submit(batch()?).map_err(|e| e.to_string())?.wait().map_err(|e| e.to_string())?;
+    if names.len() != 101 {
+        return Err(format!("{} records after the failed group", names.len()));
+    }
+    Ok(())
+}
+
+#[test]
 fn dropping_the_store_with_batches_queued_resolves_every_ticket() -> TestResult {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let path = dir.path().join("s.redb");

@@ -85,6 +85,11 @@ pub(crate) struct Writer {
     reclaimer: Reclaimer,
 }
 
+/// Record and index changes in a group from which, with immediate durability, the
+/// next root is built on a thread of its own while the commit syncs. A smaller group's
+/// root takes less time to build than a thread takes to start.
+const BUILD_BESIDE_FROM: usize = 64;
+
 /// Drops replaced roots on a thread of its own, so that freeing the parts a group
 /// replaced does not hold up the next group. At most two roots wait; past that the
 /// writer waits for the thread (or drops the root itself if the thread is gone).
@@ -395,7 +400,9 @@ impl Writer {
             meta.insert(META_LSN, lsn.0.to_le_bytes().as_slice())
                 .map_err(|e| Error::storage(&file, "writing the lsn", e))?;
         }
-        let root = if immediate {
+        let changed: usize =
+            applied.changes.iter().map(|(_, c)| c.records.len() + c.index.len()).sum();
+        let root = if immediate && changed >= BUILD_BESIDE_FROM {
             // The commit waits for the disk: build the next root meanwhile, on another
             // thread. It is published only once the commit has succeeded.
             let root = &self.root;
