@@ -1,7 +1,9 @@
 //! View definitions, typed view handles and their reads.
 
 use crate::batch::Batch;
-use crate::codec::{Bincode, Codec, KeyBuf, decode_key, render_key};
+use crate::codec::{
+    Bincode, Codec, KeyBuf, StackKey, decode_key, encode_key_on_stack, plain_string, render_key,
+};
 use crate::error::{Error, Result};
 use crate::format::{IndexMeta, ViewMeta, index_table_name};
 use crate::index::{AnyIndex, ExtractError, IndexDef, IndexKind, extract};
@@ -462,7 +464,10 @@ impl<K, V, C> View<K, V, C> {
 
 impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     fn with_entry<R>(&self, key: &K, f: impl FnOnce(&Entry<V>) -> R) -> Option<R> {
-        self.published.with_root(|root| root.view::<V>(self.id)?.find_key(key).map(f))
+        let mut stack = StackKey::new();
+        encode_key_on_stack(key, &mut stack)?;
+        let probe = stack.probe();
+        self.published.with_root(|root| root.view::<V>(self.id)?.find(&probe).map(f))
     }
 
     /// Runs `f` on the value of `key`, borrowed from memory: no reference count is
@@ -567,10 +572,30 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         ikey: &I,
         f: impl FnOnce(K, &Arc<V>) -> T,
     ) -> Option<T> {
+        if let Some(s) = plain_string(ikey) {
+            return self.index_first(index, |index, data| index.first_string(data, s), f);
+        }
+        let mut stack = StackKey::new();
+        encode_key_on_stack(ikey, &mut stack)?;
+        let probe = stack.probe();
+        self.index_first(index, |index, data| index.first(data, &probe, &stack), f)
+    }
+
+    /// Runs `f` on the record `first` finds in `index`, as of the current root.
+    #[inline]
+    fn index_first<I, R, T>(
+        &self,
+        index: &IndexDef<V, I, R>,
+        first: impl for<'a> FnOnce(
+            &'a IndexData<V>,
+            &'a ViewData<V>,
+        ) -> Option<(&'a KeyBuf, &'a Entry<V>)>,
+        f: impl FnOnce(K, &Arc<V>) -> T,
+    ) -> Option<T> {
         self.published.with_root(|root| {
             let data: &ViewData<V> = root.view(self.id)?;
             let index = data.indexes.iter().find(|i| i.is(index.name()))?;
-            let (pk, entry) = index.first(data, ikey)?;
+            let (pk, entry) = first(index, data)?;
             let key = decode_key::<K>(pk.as_bytes()).ok()?;
             Some(f(key, &entry.value))
         })

@@ -18,8 +18,6 @@ use super::{Entry, ViewData};
 use crate::codec::{KeyBuf, KeyRef, StackKey, WideKey, encode_key_on_stack};
 use crate::index::IndexKind;
 use imbl::OrdMap;
-use serde::Serialize;
-use std::any::Any;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -126,26 +124,39 @@ impl<V> IndexData<V> {
         }
     }
 
-    /// The primary key and record of the first entry of index key `ikey`, with `view`
-    /// the records this index belongs to.
+    /// The primary key and record of the first entry of encoded index key `ikey`, with
+    /// `view` the records this index belongs to and `probe` from `ikey.probe()`.
     ///
-    /// A unique index's lookup is one probe of its hash table
-    /// ([`PointIndex::find_key`]); a multi index's walks its ordered entries.
-    #[inline(always)]
-    #[allow(
-        clippy::inline_always,
-        reason = "a key must not pass through memory: see `encode_key_on_stack`"
-    )]
-    pub(crate) fn first<'a, I: Serialize + Any>(
+    /// The caller makes the probe where it encoded the key, so that a short key goes
+    /// from registers to the probe's words: reading them back out of the encoded key in
+    /// memory, at other offsets than they were written, would wait for those writes to
+    /// complete, and so for the cache misses of earlier reads.
+    #[inline]
+    pub(crate) fn first<'a>(
         &'a self,
         view: &'a ViewData<V>,
-        ikey: &I,
+        probe: &KeyRef<'_>,
+        ikey: &StackKey,
     ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
         if let Some(points) = &self.points {
-            return points.find_key(ikey).map(|hit| (&hit.pk, &hit.entry));
+            return points.find(probe).map(|hit| (&hit.pk, &hit.entry));
+        }
+        self.first_in_tree(view, ikey)
+    }
+
+    /// [`IndexData::first`] for an index key that is a string holding no zero byte, `s`
+    /// (see [`plain_string`](crate::codec::plain_string)).
+    #[inline]
+    pub(crate) fn first_string<'a>(
+        &'a self,
+        view: &'a ViewData<V>,
+        s: &str,
+    ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
+        if let Some(points) = &self.points {
+            return points.find_string(s.as_bytes()).map(|hit| (&hit.pk, &hit.entry));
         }
         let mut stack = StackKey::new();
-        encode_key_on_stack(ikey, &mut stack)?;
+        encode_key_on_stack(s, &mut stack)?;
         self.first_in_tree(view, &stack)
     }
 

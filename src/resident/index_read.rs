@@ -3,7 +3,9 @@
 use super::index::IndexData;
 use super::snapshot::prefix_successor;
 use super::{Entry, ViewData};
-use crate::codec::{KeyBuf, WideKey, decode_key, encode_key};
+use crate::codec::{
+    KeyBuf, StackKey, WideKey, decode_key, encode_key, encode_key_on_stack, plain_string,
+};
 use imbl::ordmap::RangedIter;
 use imbl::shared_ptr::DefaultSharedPtr;
 use serde::Serialize;
@@ -34,7 +36,13 @@ where
         I: 'static,
     {
         let (index, view) = self.data?;
-        let (pk, entry) = index.first(view, ikey)?;
+        let (pk, entry) = if let Some(s) = plain_string(ikey) {
+            index.first_string(view, s)?
+        } else {
+            let mut stack = StackKey::new();
+            encode_key_on_stack(ikey, &mut stack)?;
+            index.first(view, &stack.probe(), &stack)?
+        };
         let key = decode_key::<K>(pk.as_bytes()).ok()?;
         Some((key, &*entry.value))
     }

@@ -212,16 +212,6 @@ impl<V> ViewData<V> {
         self.points.find(probe)
     }
 
-    /// The record of `key` (see [`PointIndex::find_key`]).
-    #[inline(always)]
-    #[allow(
-        clippy::inline_always,
-        reason = "a key must not pass through memory: see `encode_key_on_stack`"
-    )]
-    pub(crate) fn find_key<K: serde::Serialize + Any>(&self, key: &K) -> Option<&Entry<V>> {
-        self.points.find_key(key)
-    }
-
     /// The number of live records.
     pub(crate) fn len(&self) -> usize {
         self.points.len()

@@ -10,11 +10,7 @@
 //! the key comparison of the one 32-byte slot whose tag matches (rarely more).
 
 use super::Entry;
-use crate::codec::{
-    INLINE, KeyBuf, KeyRef, SlotKey, StackKey, encode_key_on_stack, plain_string, word_at,
-};
-use serde::Serialize;
-use std::any::Any;
+use crate::codec::{INLINE, KeyBuf, KeyRef, SlotKey, word_at};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -106,7 +102,7 @@ impl KeyHasher {
             return self.words(words);
         }
         let bytes = key.as_bytes();
-        self.long(bytes.len(), |i| word_at(bytes, i))
+        self.long(bytes.len(), (0..bytes.len().div_ceil(8)).map(|i| word_at(bytes, i)))
     }
 
     /// The hash of a probe: the same as [`KeyHasher::key`] for the same bytes.
@@ -123,18 +119,32 @@ impl KeyHasher {
     fn probe_long(&self, probe: &KeyRef<'_>) -> u64 {
         match probe {
             KeyRef::Inline { len, head, tail } => self.words((*len, *head, *tail)),
-            KeyRef::Long(bytes) => self.long(bytes.len(), |i| word_at(bytes, i)),
-            KeyRef::Words { len, words } => self.long(*len, |i| words.get(i).copied().unwrap_or(0)),
+            KeyRef::Long(bytes) => {
+                self.long(bytes.len(), (0..bytes.len().div_ceil(8)).map(|i| word_at(bytes, i)))
+            }
+            KeyRef::Words { len, words } => {
+                // `long`, two words at a time without an iterator's bookkeeping.
+                let mut h = self.seeds[0] ^ (*len as u64).rotate_left(32);
+                let (pairs, rest) = words.as_chunks::<2>();
+                for [a, b] in pairs {
+                    h = fold(a ^ h, b ^ self.seeds[1]);
+                }
+                if let [a] = rest {
+                    h = fold(a ^ h, self.seeds[1]);
+                }
+                fold(h ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
+            }
         }
     }
 
-    /// The hash of a key longer than the inline limit, from its length and `word(i)`,
-    /// its `i`th little-endian word (zero past the end), two words per multiplication.
+    /// The hash of a key longer than the inline limit, from its length and its
+    /// little-endian words (zero past the end), two words per multiplication.
     #[inline]
-    fn long(&self, len: usize, word: impl Fn(usize) -> u64) -> u64 {
+    fn long(&self, len: usize, mut words: impl Iterator<Item = u64>) -> u64 {
         let mut h = self.seeds[0] ^ (len as u64).rotate_left(32);
-        for pair in 0..len.div_ceil(16) {
-            h = fold(word(2 * pair) ^ h, word(2 * pair + 1) ^ self.seeds[1]);
+        while let Some(a) = words.next() {
+            let b = words.next().unwrap_or(0);
+            h = fold(a ^ h, b ^ self.seeds[1]);
         }
         fold(h ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
     }
@@ -150,8 +160,7 @@ impl KeyHasher {
             let head = word_at(string, 0);
             return self.words((len as u8, head, head >> 48 | word_at(string, 1) << 16));
         }
-        // As `long`, two words at a time, written out for a string so that each word is
-        // one load with no bounds check: the string's whole pairs of words, then the
+        // As `long`, two words at a time: the string's whole pairs of words, then the
         // pair holding the rest of it (zeros when none is left), then, when the
         // terminator's second byte starts a pair of its own, that pair.
         let word = |c: &[u8; 8]| u64::from_le_bytes(*c);
@@ -296,23 +305,6 @@ impl<T: Clone, Q: SlotKey> PointIndex<T, Q> {
     )]
     pub(crate) fn find(&self, probe: &KeyRef<'_>) -> Option<&T> {
         self.find_hashed(self.hasher.probe(probe), |key| key.matched_by(probe))
-    }
-
-    /// The entry of `key`: a `String` without zero bytes is hashed and compared where it
-    /// lies ([`PointIndex::find_string`]), any other key is encoded on the stack first.
-    /// `None` also for a key that cannot be encoded (no such key is stored).
-    #[inline(always)]
-    #[allow(
-        clippy::inline_always,
-        reason = "a key must not pass through memory: see `encode_key_on_stack`"
-    )]
-    pub(crate) fn find_key<K: Serialize + Any>(&self, key: &K) -> Option<&T> {
-        if let Some(s) = plain_string(key) {
-            return self.find_string(s.as_bytes());
-        }
-        let mut stack = StackKey::new();
-        encode_key_on_stack(key, &mut stack)?;
-        self.find(&stack.probe())
     }
 
     /// The entry of the key that encodes `s`, a string holding no zero byte (see

@@ -1,7 +1,7 @@
 //! Reads at one LSN: store-wide snapshots and typed per-view snapshots.
 
 use super::{Entry, Root, ViewData, ordered};
-use crate::codec::{KeyBuf, decode_key, encode_key};
+use crate::codec::{KeyBuf, StackKey, decode_key, encode_key, encode_key_on_stack};
 use crate::index::IndexDef;
 use crate::resident::IndexView;
 use crate::version::{Lsn, Version};
@@ -74,7 +74,7 @@ impl<K, V> Clone for ViewSnapshot<K, V> {
 
 impl<K, V> ViewSnapshot<K, V>
 where
-    K: Serialize + DeserializeOwned + 'static,
+    K: Serialize + DeserializeOwned,
     V: Send + Sync + 'static,
 {
     pub(crate) fn new(root: Arc<Root>, id: usize) -> Self {
@@ -87,7 +87,9 @@ where
 
     #[inline]
     fn entry(&self, key: &K) -> Option<&Entry<V>> {
-        self.data()?.find_key(key)
+        let mut stack = StackKey::new();
+        encode_key_on_stack(key, &mut stack)?;
+        self.data()?.find(&stack.probe())
     }
 
     /// The LSN of the last group this snapshot contains.
@@ -211,7 +213,7 @@ pub struct Iter<'a, K, V> {
 
 impl<'a, K, V> IntoIterator for &'a ViewSnapshot<K, V>
 where
-    K: Serialize + DeserializeOwned + 'static,
+    K: Serialize + DeserializeOwned,
     V: Send + Sync + 'static,
 {
     type Item = (K, &'a V);
