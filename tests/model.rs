@@ -529,6 +529,27 @@ proptest! {
     }
 }
 
+/// The group's earlier batches reach the table only when the group ends; a purge must
+/// still see the tombstones they wrote, and not the tombstones they overwrote.
+#[test]
+fn a_purge_in_a_group_sees_what_earlier_batches_wrote() -> Result<(), TestCaseError> {
+    use Which::Alpha;
+    let ops = [
+        Op::Delete { view: Alpha, key: 1, version: 3 },
+        Op::Group(vec![
+            vec![Op::Delete { view: Alpha, key: 2, version: 4 }],
+            vec![Op::Put { view: Alpha, key: 1, version: 5, value: 7 }],
+            vec![Op::Purge { view: Alpha, below: 10 }],
+            vec![Op::Put { view: Alpha, key: 2, version: 1, value: 9 }],
+        ]),
+        Op::Reopen { close: true },
+        Op::Put { view: Alpha, key: 1, version: 2, value: 8 },
+    ];
+    run(memory_opener(), &ops)?;
+    let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    run(file_opener(dir.path().join("model.redb"), Durability::Immediate), &ops)
+}
+
 #[test]
 fn a_purge_in_a_group_does_not_touch_tombstones_of_later_batches() -> Result<(), TestCaseError> {
     use Which::Alpha;

@@ -158,6 +158,11 @@ struct Group<'t, 'v> {
     index_tables: HashMap<(usize, usize), IndexTable<'t>>,
     overlay: HashMap<Key, State>,
     index_changes: HashMap<usize, Vec<IndexChange>>,
+    /// Records to write at the end of the group, per view, in the order the batches
+    /// made them (the last write of a key stands). Later batches read the group's
+    /// writes from `overlay`, so the table need not hold them until the group ends;
+    /// a purge, which scans the table, first writes out its view's.
+    records: HashMap<usize, Vec<(KeyBuf, Pending)>>,
     /// Entries of multi indexes to write at the end of the group, in the order the
     /// batches made them: `Some(index key length)` inserts, `None` removes. Nothing
     /// reads a multi index while a group applies, and writing the entries in key order
@@ -182,6 +187,7 @@ pub(crate) fn apply_group(
         index_tables: HashMap::new(),
         overlay: HashMap::new(),
         index_changes: HashMap::new(),
+        records: HashMap::new(),
         deferred: HashMap::new(),
     };
     let mut results = Vec::with_capacity(batches.len());
@@ -201,7 +207,7 @@ pub(crate) fn apply_group(
             Err(Fail::Group(e)) => return Err(e),
         }
     }
-    group.write_deferred().map_err(|f| match f {
+    group.write_tables().map_err(|f| match f {
         Fail::Batch(e) | Fail::Group(e) => e,
     })?;
     let mut per_view: HashMap<usize, ViewChanges> = HashMap::new();
@@ -288,7 +294,10 @@ impl<'t> Group<'t, '_> {
         for Op { view, key, kind } in ops {
             let has_indexes = !self.view(view)?.indexes.is_empty();
             let outcome = match kind {
-                OpKind::PurgeTombstones { below } => self.purge(view, below, local)?,
+                OpKind::PurgeTombstones { below } => {
+                    self.write_records(view)?;
+                    self.purge(view, below, local)?
+                }
                 kind => {
                     let need_value = has_indexes || matches!(kind, OpKind::Update { .. });
                     let state = self.current(local, view, &key, need_value)?;
@@ -443,23 +452,10 @@ impl<'t> Group<'t, '_> {
         index_changes: Vec<(usize, IndexChange)>,
     ) -> Result<(), Fail> {
         let file = self.file;
-        let write_error = |e| Fail::Group(Error::storage(file, "writing a record", e));
+        let write_error = |e| Fail::Group(Error::storage(file, "writing an index", e));
         for ((view, key), slot) in local {
             if let Some(pending) = slot.pending {
-                let table = self.table(view)?;
-                match pending {
-                    Pending::Live { version, bytes } => {
-                        let record = Record::Live { version, value: &bytes }.encode();
-                        table.insert(key.as_bytes(), record.as_slice()).map_err(write_error)?;
-                    }
-                    Pending::Tombstone { version } => {
-                        let record = Record::Tombstone { version }.encode();
-                        table.insert(key.as_bytes(), record.as_slice()).map_err(write_error)?;
-                    }
-                    Pending::Remove => {
-                        table.remove(key.as_bytes()).map_err(write_error)?;
-                    }
-                }
+                self.records.entry(view).or_default().push((key.clone(), pending));
             }
             self.overlay.insert((view, key), slot.now);
         }
@@ -485,32 +481,135 @@ impl<'t> Group<'t, '_> {
 }
 
 impl Group<'_, '_> {
-    /// Writes the deferred entries of multi indexes, each index in key order.
-    fn write_deferred(&mut self) -> Result<(), Fail> {
+    /// Writes out the group's records of `view` so far, so that its table holds them.
+    fn write_records(&mut self, view: usize) -> Result<(), Fail> {
+        let Some(entries) = self.records.remove(&view) else { return Ok(()) };
         let file = self.file;
-        let write_error = |e| Fail::Group(Error::storage(file, "writing an index", e));
-        for ((view, index), mut entries) in std::mem::take(&mut self.deferred) {
-            // A stable sort keeps each key's writes in order; the last one stands.
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            let table = self.index_table(view, index)?;
-            let last = |i: usize| entries.get(i + 1).is_none_or(|next| next.0 != entries[i].0);
-            let stand: Vec<bool> = (0..entries.len()).map(last).collect();
-            for ((key, entry), stands) in entries.into_iter().zip(stand) {
-                if !stands {
-                    continue;
-                }
-                match entry {
-                    Some(ikey_len) => {
-                        table.insert(key.as_bytes(), ikey_len).map_err(write_error)?;
-                    }
-                    None => {
-                        table.remove(key.as_bytes()).map_err(write_error)?;
-                    }
-                }
+        put_records(self.table(view)?, last_writes(entries), file)
+    }
+
+    /// Writes the group's records and multi-index entries, each table in key order.
+    /// Large groups write on two threads: each table takes the whole of one thread, so
+    /// the tables are shared out by their number of writes.
+    fn write_tables(&mut self) -> Result<(), Fail> {
+        let (txn, file) = (self.txn, self.file);
+        let mut jobs = Vec::new();
+        for (view, entries) in std::mem::take(&mut self.records) {
+            let name = self.views.get(view).map(|v| view_table(&v.table));
+            let table = open_owned(txn, file, &mut self.tables, &view, name)?;
+            jobs.push(TableWrites::Records(table, last_writes(entries)));
+        }
+        for ((view, index), entries) in std::mem::take(&mut self.deferred) {
+            let info = self.views.get(view).and_then(|v| v.indexes.get(index));
+            let name = info.map(|i| index_table(&i.table));
+            let table = open_owned(txn, file, &mut self.index_tables, &(view, index), name)?;
+            jobs.push(TableWrites::Index(table, last_writes(entries)));
+        }
+        let total: usize = jobs.iter().map(TableWrites::len).sum();
+        if jobs.len() < 2 || total < TABLES_BESIDE_FROM {
+            return jobs.into_iter().try_for_each(|job| job.write(file));
+        }
+        jobs.sort_by_key(|job| std::cmp::Reverse(job.len()));
+        let (mut here, mut side) = (Vec::new(), Vec::new());
+        let (mut here_len, mut side_len) = (0, 0);
+        for job in jobs {
+            if side_len <= here_len {
+                side_len += job.len();
+                side.push(job);
+            } else {
+                here_len += job.len();
+                here.push(job);
             }
         }
-        Ok(())
+        let write_all =
+            |jobs: Vec<TableWrites<'_>>| jobs.into_iter().try_for_each(|j| j.write(file));
+        let (side, here) =
+            crate::beside::beside("viewstore-tables", || write_all(side), || write_all(here));
+        side.and(here)
     }
+}
+
+/// Below this many record and multi-index writes, a group writes its tables on the
+/// writer's thread alone: starting a thread would cost more than it saves.
+const TABLES_BESIDE_FROM: usize = 1024;
+
+/// The writes a group leaves for the end to one table, in key order, one per key.
+enum TableWrites<'t> {
+    Records(RecordTable<'t>, Vec<(KeyBuf, Pending)>),
+    Index(IndexTable<'t>, Vec<DeferredEntry>),
+}
+
+impl TableWrites<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TableWrites::Records(_, entries) => entries.len(),
+            TableWrites::Index(_, entries) => entries.len(),
+        }
+    }
+
+    fn write(self, file: &Path) -> Result<(), Fail> {
+        match self {
+            TableWrites::Records(mut table, entries) => put_records(&mut table, entries, file),
+            TableWrites::Index(mut table, entries) => put_index_entries(&mut table, entries, file),
+        }
+    }
+}
+
+/// Writes records (`Pending::Remove` removes the key).
+fn put_records(
+    table: &mut RecordTable<'_>,
+    entries: Vec<(KeyBuf, Pending)>,
+    file: &Path,
+) -> Result<(), Fail> {
+    let write_error = |e| Fail::Group(Error::storage(file, "writing a record", e));
+    for (key, pending) in entries {
+        let key = key.as_bytes();
+        match pending {
+            Pending::Live { version, bytes } => {
+                let record = Record::Live { version, value: &bytes }.encode();
+                table.insert(key, record.as_slice()).map_err(write_error)?;
+            }
+            Pending::Tombstone { version } => {
+                let record = Record::Tombstone { version }.encode();
+                table.insert(key, record.as_slice()).map_err(write_error)?;
+            }
+            Pending::Remove => {
+                table.remove(key).map_err(write_error)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes index entries: `Some(index key length)` inserts, `None` removes.
+fn put_index_entries(
+    table: &mut IndexTable<'_>,
+    entries: Vec<DeferredEntry>,
+    file: &Path,
+) -> Result<(), Fail> {
+    let write_error = |e| Fail::Group(Error::storage(file, "writing an index", e));
+    for (key, entry) in entries {
+        match entry {
+            Some(ikey_len) => table.insert(key.as_bytes(), ikey_len).map_err(write_error)?,
+            None => table.remove(key.as_bytes()).map_err(write_error)?,
+        };
+    }
+    Ok(())
+}
+
+/// The last of each key's writes, in key order. Writing a table's entries in key order
+/// lets redb's B-tree take them leaf by leaf instead of in scattered order.
+fn last_writes<T>(mut entries: Vec<(KeyBuf, T)>) -> Vec<(KeyBuf, T)> {
+    // A stable sort keeps each key's writes in the order they were made.
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut last: Vec<(KeyBuf, T)> = Vec::with_capacity(entries.len());
+    for entry in entries {
+        match last.last_mut() {
+            Some(previous) if previous.0 == entry.0 => *previous = entry,
+            _ => last.push(entry),
+        }
+    }
+    last
 }
 
 /// What one operation does to a key in `state`: its outcome and, when it writes, the
@@ -568,15 +667,49 @@ where
     match tables.entry(id) {
         MapEntry::Occupied(t) => Ok(t.into_mut()),
         MapEntry::Vacant(slot) => {
-            let Some(definition) = definition else {
-                let view = format!("{:?} (not registered)", slot.key());
-                return Err(Fail::Batch(Error::ForeignView { view }));
-            };
-            let table = txn
-                .open_table(definition)
-                .map_err(|e| Fail::Group(Error::storage(file, "opening a table", e)))?;
+            let table = open_table(txn, file, slot.key(), definition)?;
             Ok(slot.insert(table))
         }
+    }
+}
+
+/// Opens table `id` of this transaction; `definition` is `None` for an id this store
+/// never registered.
+fn open_table<'t, I, K, V>(
+    txn: &'t WriteTransaction,
+    file: &Path,
+    id: &I,
+    definition: Option<redb::TableDefinition<'_, K, V>>,
+) -> Result<Table<'t, K, V>, Fail>
+where
+    I: std::fmt::Debug,
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    let Some(definition) = definition else {
+        let view = format!("{id:?} (not registered)");
+        return Err(Fail::Batch(Error::ForeignView { view }));
+    };
+    txn.open_table(definition).map_err(|e| Fail::Group(Error::storage(file, "opening a table", e)))
+}
+
+/// The table `id` of this transaction, taken out of `tables` if the group opened it
+/// already, else opened now.
+fn open_owned<'t, I, K, V>(
+    txn: &'t WriteTransaction,
+    file: &Path,
+    tables: &mut HashMap<I, Table<'t, K, V>>,
+    id: &I,
+    definition: Option<redb::TableDefinition<'_, K, V>>,
+) -> Result<Table<'t, K, V>, Fail>
+where
+    I: std::hash::Hash + Eq + std::fmt::Debug,
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    match tables.remove(id) {
+        Some(table) => Ok(table),
+        None => open_table(txn, file, id, definition),
     }
 }
 
