@@ -123,7 +123,8 @@ where
     fn encoded_keys(&self, value: &V) -> Result<Vec<Vec<u8>>, String> {
         let mut keys = Vec::new();
         for key in (self.extract)(value) {
-            let mut out = Vec::new();
+            // Most index keys fit; one allocation instead of a few as the key grows.
+            let mut out = Vec::with_capacity(32);
             encode_key(&key, &mut out).map_err(|e| e.0)?;
             keys.push(out);
         }

@@ -2,7 +2,8 @@
 
 use crate::batch::Batch;
 use crate::codec::{
-    Bincode, Codec, KeyBuf, StackKey, decode_key, encode_key_on_stack, plain_string, render_key,
+    Bincode, Codec, KeyBuf, StackKey, WideKey, decode_key, encode_key_on_stack, plain_string,
+    render_key,
 };
 use crate::error::{Error, Result};
 use crate::format::{IndexMeta, ViewMeta, index_table_name};
@@ -345,7 +346,7 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         progress(0, total);
         // Entries are gathered, then written in key order: sorted inserts are much
         // cheaper for redb's B-tree and for the resident tree than scattered ones.
-        let mut entries: Vec<(KeyBuf, u32, &KeyBuf)> = Vec::with_capacity(records.len());
+        let mut entries: Vec<(WideKey, u32, &KeyBuf)> = Vec::with_capacity(records.len());
         for slot in records {
             let pk = &slot.key;
             let keys = extract(spec, &*slot.entry.value).map_err(|e| {

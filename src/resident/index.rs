@@ -70,7 +70,7 @@ pub(crate) enum Effect {
 /// One change to an index: `pk` gains, loses or keeps index key `ikey`.
 pub(crate) struct IndexChange {
     pub(crate) index: usize,
-    pub(crate) ikey: Vec<u8>,
+    pub(crate) ikey: WideKey,
     pub(crate) pk: KeyBuf,
     pub(crate) effect: Effect,
 }
@@ -84,11 +84,8 @@ pub(crate) fn map_key(kind: IndexKind, ikey: &[u8], pk: &[u8]) -> WideKey {
 }
 
 /// The on-disk key of an index entry: the index key then the primary key.
-pub(crate) fn composite(ikey: &[u8], pk: &[u8]) -> KeyBuf {
-    let mut bytes = Vec::with_capacity(ikey.len() + pk.len());
-    bytes.extend_from_slice(ikey);
-    bytes.extend_from_slice(pk);
-    KeyBuf::from_slice(&bytes)
+pub(crate) fn composite(ikey: &[u8], pk: &[u8]) -> WideKey {
+    WideKey::concat(ikey, pk)
 }
 
 impl<V> IndexData<V> {
@@ -192,7 +189,7 @@ impl<V> IndexData<V> {
     /// Applies one change to the ordered entries (the hash table follows in
     /// [`IndexData::refresh_points`]).
     fn apply(&mut self, change: IndexChange) {
-        let key = map_key(self.kind, &change.ikey, change.pk.as_bytes());
+        let key = map_key(self.kind, change.ikey.as_bytes(), change.pk.as_bytes());
         match change.effect {
             Effect::Gain => {
                 self.map.insert(key, change.pk);
@@ -244,7 +241,7 @@ impl<V> IndexData<V> {
             if self.kind == IndexKind::Unique {
                 let kept_by = (change.effect == Effect::Keep).then(|| change.pk.clone());
                 touched
-                    .entry(WideKey::from_slice(&change.ikey))
+                    .entry(change.ikey.clone())
                     .and_modify(|holder| {
                         if kept_by.is_none() {
                             *holder = None;

@@ -8,7 +8,7 @@
 //! the group without it.
 
 use crate::batch::{Op, OpKind, UpdateResult};
-use crate::codec::KeyBuf;
+use crate::codec::{KeyBuf, WideKey};
 use crate::error::{Error, Result};
 use crate::format::{Record, index_table, view_table};
 use crate::index::{ExtractError, IndexKind};
@@ -125,7 +125,7 @@ struct Slot {
 struct IndexWrite {
     view: usize,
     index: usize,
-    key: KeyBuf,
+    key: WideKey,
     ikey_len: u32,
     insert: bool,
 }
@@ -147,7 +147,7 @@ type RecordTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
 type IndexTable<'t> = Table<'t, &'static [u8], u32>;
 /// A multi-index entry to write at the end of the group: on-disk key, and the index
 /// key's length to insert it or `None` to remove it.
-type DeferredEntry = (KeyBuf, Option<u32>);
+type DeferredEntry = (WideKey, Option<u32>);
 
 struct Group<'t, 'v> {
     txn: &'t WriteTransaction,
@@ -599,10 +599,10 @@ fn put_index_entries(
 
 /// The last of each key's writes, in key order. Writing a table's entries in key order
 /// lets redb's B-tree take them leaf by leaf instead of in scattered order.
-fn last_writes<T>(mut entries: Vec<(KeyBuf, T)>) -> Vec<(KeyBuf, T)> {
+fn last_writes<K: Ord, T>(mut entries: Vec<(K, T)>) -> Vec<(K, T)> {
     // A stable sort keeps each key's writes in the order they were made.
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut last: Vec<(KeyBuf, T)> = Vec::with_capacity(entries.len());
+    let mut last: Vec<(K, T)> = Vec::with_capacity(entries.len());
     for entry in entries {
         match last.last_mut() {
             Some(previous) if previous.0 == entry.0 => *previous = entry,
@@ -733,5 +733,5 @@ fn index_write(view: usize, index: usize, ikey: &[u8], pk: &KeyBuf, insert: bool
 }
 
 fn change(index: usize, ikey: &[u8], pk: &KeyBuf, effect: Effect) -> IndexChange {
-    IndexChange { index, ikey: ikey.to_vec(), pk: pk.clone(), effect }
+    IndexChange { index, ikey: WideKey::from_slice(ikey), pk: pk.clone(), effect }
 }
