@@ -89,7 +89,7 @@ impl StoreBuilder {
             config: Config {
                 path,
                 durability: Durability::Immediate,
-                queue_capacity: 4096,
+                queue_capacity: 16_384,
                 max_batch_ops: 10_000,
                 max_batch_bytes: 32 << 20,
                 max_linger: Duration::ZERO,
@@ -108,7 +108,10 @@ impl StoreBuilder {
     }
 
     /// How many submitted batches may wait for the writer before `submit` blocks and
-    /// `try_submit` returns [`Error::Full`](crate::Error::Full). Default = 4096; at least 1.
+    /// `try_submit` returns [`Error::Full`](crate::Error::Full). Default = 16,384; at least
+    /// 1. The default leaves room for a full group of one-write batches (see
+    /// [`max_batch_ops`](Self::max_batch_ops)) to queue while another commits; a smaller
+    /// queue caps groups of small batches at its size.
     pub fn queue_capacity(mut self, batches: usize) -> Self {
         self.config.queue_capacity = batches.max(1);
         self
