@@ -108,8 +108,8 @@ impl StoreBuilder {
     }
 
     /// How many submitted batches may wait for the writer before `submit` blocks and
-    /// `try_submit` returns [`Error::Full`](crate::Error::Full). Default = 16,384; at least
-    /// 1. The default leaves room for a full group of one-write batches (see
+    /// `try_submit` returns [`Error::Full`](crate::Error::Full). Default = 16,384, at
+    /// least 1. The default leaves room for a full group of one-write batches (see
     /// [`max_batch_ops`](Self::max_batch_ops)) to queue while another commits; a smaller
     /// queue caps groups of small batches at its size.
     pub fn queue_capacity(mut self, batches: usize) -> Self {

@@ -8,7 +8,7 @@ use crate::codec::{
 use crate::error::{Error, Result};
 use crate::format::{IndexMeta, ViewMeta, index_table_name};
 use crate::index::{AnyIndex, ExtractError, IndexDef, IndexKind, extract};
-use crate::resident::index::{IndexData, composite, map_key};
+use crate::resident::index::{IndexData, composite};
 use crate::resident::load::{self, DecodeFn};
 use crate::resident::points::Slot;
 use crate::resident::{Entry, Published, ResidentView, ViewData, ViewSnapshot};
@@ -326,7 +326,7 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         let (true, Some(index)) = (present, self.indexes.get_mut(index)) else {
             return false;
         };
-        index.map.insert(map_key(index.kind, ikey, pk), KeyBuf::from_slice(pk));
+        index.push_loaded(ikey, pk);
         true
     }
 
@@ -374,7 +374,7 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
             }
             previous = Some(ikey);
             sink(stored.as_bytes(), *ikey_len)?;
-            built.map.insert(map_key(built.kind, ikey, pk.as_bytes()), (*pk).clone());
+            built.push_loaded(ikey, pk.as_bytes());
         }
         if !done.is_multiple_of(10_000) {
             progress(done, total);

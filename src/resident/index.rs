@@ -12,12 +12,11 @@
 //! A group that writes a record whose unique index keys stay put refreshes those
 //! entries of the table (see [`Effect::Keep`]); the ordered entries are left alone.
 
-use super::ordered::OrderedIndex;
+use super::ordered::{OrderedIndex, Sorted, SortedChange};
 use super::points::{PointChange, PointIndex, PointSlot};
 use super::{Entry, ViewData};
 use crate::codec::{KeyBuf, KeyRef, StackKey, WideKey, encode_key_on_stack};
 use crate::index::IndexKind;
-use imbl::OrdMap;
 use std::collections::HashMap;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -28,8 +27,10 @@ use std::sync::Arc;
 pub(crate) struct IndexData<V> {
     name: &'static str,
     pub(crate) kind: IndexKind,
-    pub(crate) map: OrdMap<WideKey, KeyBuf>,
+    pub(crate) map: Sorted<WideKey, KeyBuf>,
     points: Option<PointIndex<Hit<V>, WideKey>>,
+    /// Entries loaded or built at open, in key order, until [`IndexData::seal`].
+    loaded: Vec<(WideKey, KeyBuf)>,
 }
 
 impl<V> Clone for IndexData<V> {
@@ -39,6 +40,7 @@ impl<V> Clone for IndexData<V> {
             kind: self.kind,
             map: self.map.clone(),
             points: self.points.clone(),
+            loaded: self.loaded.clone(),
         }
     }
 }
@@ -90,7 +92,13 @@ pub(crate) fn composite(ikey: &[u8], pk: &[u8]) -> WideKey {
 
 impl<V> IndexData<V> {
     pub(crate) fn new(name: &'static str, kind: IndexKind) -> Self {
-        IndexData { name, kind, map: OrdMap::new(), points: None }
+        IndexData {
+            name,
+            kind,
+            map: Sorted::from_sorted(Vec::new()),
+            points: None,
+            loaded: Vec::new(),
+        }
     }
 
     /// Whether this is the index named `name`. Definitions name their indexes with
@@ -103,6 +111,18 @@ impl<V> IndexData<V> {
     /// Builds the hash table of a unique index from its entries and the view's records,
     /// once both are loaded. Loading keeps only entries whose record is there.
     pub(crate) fn seal(&mut self, records: &PointIndex<Entry<V>>) {
+        let mut loaded = std::mem::take(&mut self.loaded);
+        // Already in key order when the file is sound; of two entries of one map key,
+        // the later one stands.
+        loaded.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut entries: Vec<(WideKey, KeyBuf)> = Vec::with_capacity(loaded.len());
+        for entry in loaded {
+            match entries.last_mut() {
+                Some(previous) if previous.0 == entry.0 => *previous = entry,
+                _ => entries.push(entry),
+            }
+        }
+        self.map = Sorted::from_sorted(entries);
         if self.kind == IndexKind::Unique {
             let slots = self.map.iter().filter_map(|(k, pk)| {
                 let entry = records.get(pk.as_bytes())?.clone();
@@ -166,8 +186,7 @@ impl<V> IndexData<V> {
         let pk = ikey.with_bytes(|ikey| match self.kind {
             IndexKind::Unique => self.map.get(ikey),
             IndexKind::Multi => {
-                let (key, pk) =
-                    self.map.range::<_, [u8]>((Bound::Included(ikey), Bound::Unbounded)).next()?;
+                let (key, pk) = self.map.range(Bound::Included(ikey), Bound::Unbounded).next()?;
                 key.as_bytes().starts_with(ikey).then_some(pk)
             }
         })?;
@@ -186,23 +205,9 @@ impl<V> IndexData<V> {
             .collect()
     }
 
-    /// Applies one change to the ordered entries (the hash table follows in
-    /// [`IndexData::refresh_points`]).
-    fn apply(&mut self, change: IndexChange) {
-        let key = map_key(self.kind, change.ikey.as_bytes(), change.pk.as_bytes());
-        match change.effect {
-            Effect::Gain => {
-                self.map.insert(key, change.pk);
-            }
-            // A multi index's map key holds the primary key: it is the entry.
-            Effect::Loss if self.kind == IndexKind::Multi => {
-                self.map.remove(key.as_bytes());
-            }
-            Effect::Loss if self.map.get(key.as_bytes()) == Some(&change.pk) => {
-                self.map.remove(key.as_bytes());
-            }
-            Effect::Loss | Effect::Keep => {}
-        }
+    /// An entry loaded or built at open; entries must come in key order.
+    pub(crate) fn push_loaded(&mut self, ikey: &[u8], pk: &[u8]) {
+        self.loaded.push((map_key(self.kind, ikey, pk), KeyBuf::from_slice(pk)));
     }
 
     /// Brings the hash table of a unique index in line with its ordered entries and the
@@ -237,19 +242,56 @@ impl<V> IndexData<V> {
     /// must follow (a unique index's), for [`IndexData::refresh_points`].
     fn apply_all(&mut self, changes: Vec<IndexChange>) -> Touched {
         let mut touched = Touched::new();
-        for change in changes {
-            if self.kind == IndexKind::Unique {
-                let kept_by = (change.effect == Effect::Keep).then(|| change.pk.clone());
-                touched
-                    .entry(change.ikey.clone())
-                    .and_modify(|holder| {
-                        if kept_by.is_none() {
-                            *holder = None;
+        // Each map key's changes, in the order they were made (the sort is stable), are
+        // folded into its entry after the group; the tree then takes them all in one
+        // pass, in key order.
+        let mut keyed: Vec<(WideKey, IndexChange)> = changes
+            .into_iter()
+            .map(|c| (map_key(self.kind, c.ikey.as_bytes(), c.pk.as_bytes()), c))
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut merged: Vec<SortedChange<WideKey, KeyBuf>> = Vec::new();
+        let mut keyed = keyed.into_iter().peekable();
+        while let Some((key, first)) = keyed.next() {
+            // `None` while the changes so far leave the entry as it was.
+            let mut holder: Option<Option<KeyBuf>> = None;
+            let mut change = Some(first);
+            while let Some(c) =
+                change.take().or_else(|| keyed.next_if(|(k, _)| *k == key).map(|(_, c)| c))
+            {
+                if self.kind == IndexKind::Unique {
+                    let kept_by = (c.effect == Effect::Keep).then(|| c.pk.clone());
+                    touched
+                        .entry(c.ikey)
+                        .and_modify(|holder| {
+                            if kept_by.is_none() {
+                                *holder = None;
+                            }
+                        })
+                        .or_insert(kept_by);
+                }
+                match c.effect {
+                    Effect::Gain => holder = Some(Some(c.pk)),
+                    // A multi index's map key holds the primary key: it is the entry.
+                    Effect::Loss if self.kind == IndexKind::Multi => holder = Some(None),
+                    Effect::Loss => {
+                        let current = match &holder {
+                            Some(current) => current.as_ref(),
+                            None => self.map.get(key.as_bytes()),
+                        };
+                        if current == Some(&c.pk) {
+                            holder = Some(None);
                         }
-                    })
-                    .or_insert(kept_by);
+                    }
+                    Effect::Keep => {}
+                }
             }
-            self.apply(change);
+            if let Some(holder) = holder {
+                merged.push((key, holder));
+            }
+        }
+        if !merged.is_empty() {
+            self.map = self.map.with_changes(merged);
         }
         touched
     }
@@ -269,6 +311,7 @@ impl<V: Send + Sync> ViewData<V> {
     pub(crate) fn with_group(
         &self,
         changes: Vec<IndexChange>,
+        multi: super::MultiChanges,
         records: impl FnOnce() -> (OrderedIndex<V>, PointIndex<Entry<V>>),
     ) -> Self {
         let mut indexes = self.indexes.clone();
@@ -278,9 +321,18 @@ impl<V: Send + Sync> ViewData<V> {
                 list.push(change);
             }
         }
-        let (multi, unique): (Vec<_>, Vec<_>) =
-            indexes.iter_mut().zip(by_index).partition(|(i, _)| i.kind == IndexKind::Multi);
-        let multi_changes: usize = multi.iter().map(|(_, changes)| changes.len()).sum();
+        let mut sorted: Vec<Vec<SortedChange<WideKey, KeyBuf>>> =
+            indexes.iter().map(|_| Vec::new()).collect();
+        for (index, changes) in multi {
+            if let Some(list) = sorted.get_mut(index) {
+                *list = changes;
+            }
+        }
+        let (multi, unique): (Vec<_>, Vec<_>) = indexes
+            .iter_mut()
+            .zip(by_index.into_iter().zip(sorted))
+            .partition(|(i, _)| i.kind == IndexKind::Multi);
+        let multi_changes: usize = multi.iter().map(|(_, (_, sorted))| sorted.len()).sum();
         let (order, points) = if multi_changes >= MULTI_ON_A_THREAD {
             let ((), records) = crate::beside::beside(
                 "viewstore-index",
@@ -303,19 +355,25 @@ impl<V: Send + Sync> ViewData<V> {
 }
 
 /// Indexes with their changes of one group.
-type IndexWork<'a, V> = Vec<(&'a mut IndexData<V>, Vec<IndexChange>)>;
+/// Each with its changes in the order the batches made them, and its changes in key
+/// order, one per map key (a multi index's, from the entries its table took).
+type IndexWork<'a, V> =
+    Vec<(&'a mut IndexData<V>, (Vec<IndexChange>, Vec<SortedChange<WideKey, KeyBuf>>))>;
 
 /// Applies multi indexes' changes: their ordered entries are all they have.
 fn apply_multi<V>(multi: IndexWork<'_, V>) {
-    for (index, changes) in multi {
+    for (index, (changes, sorted)) in multi {
         index.apply_all(changes);
+        if !sorted.is_empty() {
+            index.map = index.map.with_changes(sorted);
+        }
     }
 }
 
 /// Applies unique indexes' changes, then brings their hash tables in line with
 /// `records`, the view's records after the group.
 fn apply_unique<V>(unique: IndexWork<'_, V>, records: &PointIndex<Entry<V>>) {
-    for (index, changes) in unique {
+    for (index, (changes, _)) in unique {
         let touched = index.apply_all(changes);
         if !touched.is_empty() {
             index.refresh_points(touched, records);

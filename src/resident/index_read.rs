@@ -1,13 +1,12 @@
 //! Typed reads of a secondary index, from memory.
 
 use super::index::IndexData;
+use super::ordered::SortedRange;
 use super::snapshot::prefix_successor;
 use super::{Entry, ViewData};
 use crate::codec::{
     KeyBuf, StackKey, WideKey, decode_key, encode_key, encode_key_on_stack, plain_string,
 };
-use imbl::ordmap::RangedIter;
-use imbl::shared_ptr::DefaultSharedPtr;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
@@ -125,7 +124,9 @@ where
         {
             return IndexIter::empty();
         }
-        let inner = index.map.range((start, end));
+        let inner = index
+            .map
+            .range(start.as_ref().map(WideKey::as_bytes), end.as_ref().map(WideKey::as_bytes));
         IndexIter { data: Some((index, view)), inner: Some(inner), _types: PhantomData }
     }
 }
@@ -146,7 +147,7 @@ where
 /// Index entries in order: each yields the index key, the record key and the value.
 pub struct IndexIter<'a, K, V, I> {
     data: Option<(&'a IndexData<V>, &'a ViewData<V>)>,
-    inner: Option<RangedIter<'a, WideKey, KeyBuf, DefaultSharedPtr>>,
+    inner: Option<SortedRange<'a, WideKey, KeyBuf>>,
     _types: PhantomData<fn() -> (K, I)>,
 }
 

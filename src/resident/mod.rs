@@ -19,11 +19,11 @@ pub(crate) mod snapshot;
 pub use index_read::{IndexIter, IndexView};
 pub use snapshot::{Iter, Snapshot, ViewSnapshot};
 
-use crate::codec::{KeyBuf, KeyRef};
+use crate::codec::{KeyBuf, KeyRef, WideKey};
 use crate::version::{Lsn, Version};
 use arc_swap::ArcSwap;
 use index::{IndexChange, IndexData};
-use ordered::OrderedIndex;
+use ordered::{OrderedIndex, SortedChange};
 use points::{BuildPlan, KeyHasher, PointIndex, Slot};
 use std::any::Any;
 use std::ops::Bound;
@@ -76,8 +76,14 @@ pub(crate) struct Change {
 #[derive(Default)]
 pub(crate) struct ViewChanges {
     pub(crate) records: Vec<Change>,
+    /// Changes to unique indexes, in the order the group's batches made them.
     pub(crate) index: Vec<IndexChange>,
+    /// Changes to multi indexes, per index: map keys in order, one change per key.
+    pub(crate) multi: MultiChanges,
 }
+
+/// Changes to a view's multi indexes: per index, map keys in order, one change per key.
+pub(crate) type MultiChanges = Vec<(usize, Vec<SortedChange<WideKey, KeyBuf>>)>;
 
 /// Visits a record: its encoded key, version and type-erased value.
 pub(crate) type RecordVisitor<'a> = dyn FnMut(&[u8], Version, &(dyn Any + Send + Sync)) + 'a;
@@ -143,7 +149,7 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
             .iter()
             .map(|(k, e)| (k.clone(), e.as_ref().map(|e| Arc::clone(&e.value))))
             .collect();
-        let next = self.with_group(changes.index, || {
+        let next = self.with_group(changes.index, changes.multi, || {
             (self.order.with_changes(ordered), self.points.with_changes(typed))
         });
         debug_assert_eq!(next.order.len(), next.points.len());

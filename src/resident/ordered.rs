@@ -1,14 +1,17 @@
-//! The ordered index of a view: a persistent list of sorted leaves for range scans.
+//! Persistent sorted maps from encoded keys: the ordered index of a view's records,
+//! and the ordered entries of its secondary indexes.
 //!
-//! Records sit in leaves of up to `LEAF_MAX` entries, each leaf one shared allocation,
+//! Items sit in leaves of up to `LEAF_MAX` entries, each leaf one shared allocation,
 //! and the leaves in key order in one array next to each leaf's first key (the fences).
 //! A range scan finds its first leaf by binary search over the fences and then walks
 //! the leaves in order. A published group copies the leaf array (one reference count
-//! per leaf) and rebuilds only the leaves it touches; a snapshot keeps the old array.
-//! Loading builds full leaves straight from sorted input.
+//! per leaf) and rebuilds only the leaves it touches, merging its changes in key order;
+//! a snapshot keeps the old array. Loading builds full leaves straight from sorted
+//! input.
 
 use super::points::Slot;
 use crate::codec::KeyBuf;
+use std::borrow::Borrow;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -17,65 +20,82 @@ const LEAF_TARGET: usize = 64;
 /// A leaf that grows past this splits.
 const LEAF_MAX: usize = 128;
 
-type Item<V> = (KeyBuf, Arc<V>);
-
-struct Leaf<V> {
-    first: KeyBuf,
-    items: Arc<[Item<V>]>,
+struct Leaf<K, T> {
+    first: K,
+    items: Arc<[(K, T)]>,
 }
 
-impl<V> Clone for Leaf<V> {
+impl<K: Clone, T> Clone for Leaf<K, T> {
     fn clone(&self) -> Self {
         Leaf { first: self.first.clone(), items: Arc::clone(&self.items) }
     }
 }
 
-/// A persistent sorted map from encoded keys to values, for ordered scans.
-pub(crate) struct OrderedIndex<V> {
-    leaves: Arc<[Leaf<V>]>,
+/// A persistent sorted map from encoded keys (`K` borrows as their bytes, and orders
+/// as they do) to `T`.
+pub(crate) struct Sorted<K, T> {
+    leaves: Arc<[Leaf<K, T>]>,
     len: usize,
 }
 
-impl<V> Clone for OrderedIndex<V> {
+impl<K, T> Clone for Sorted<K, T> {
     fn clone(&self) -> Self {
-        OrderedIndex { leaves: Arc::clone(&self.leaves), len: self.len }
+        Sorted { leaves: Arc::clone(&self.leaves), len: self.len }
     }
 }
 
-/// One change to the ordered index: a new value for a key, or its removal.
-pub(crate) type OrderedChange<V> = (KeyBuf, Option<Arc<V>>);
+/// The ordered index of a view's records: encoded primary key to value.
+pub(crate) type OrderedIndex<V> = Sorted<KeyBuf, Arc<V>>;
+
+/// A range of an [`OrderedIndex`].
+pub(crate) type Range<'a, V> = SortedRange<'a, KeyBuf, Arc<V>>;
+
+/// One change to a sorted map: a new value for a key, or its removal.
+pub(crate) type SortedChange<K, T> = (K, Option<T>);
 
 impl<V> OrderedIndex<V> {
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
     /// An index of the records in `slots`, which must be sorted by key with no key
     /// twice. Leaves are allocated once, full, at their exact size.
     pub(crate) fn from_slots(slots: &[Slot<V>]) -> Self {
-        let leaves: Arc<[Leaf<V>]> = slots
+        let leaves: Arc<[Leaf<KeyBuf, Arc<V>>]> = slots
             .chunks(LEAF_TARGET)
             .map(|chunk| Leaf {
                 first: chunk[0].key.clone(),
                 items: chunk.iter().map(|s| (s.key.clone(), Arc::clone(&s.entry.value))).collect(),
             })
             .collect();
-        OrderedIndex { leaves, len: slots.len() }
+        Sorted { leaves, len: slots.len() }
+    }
+}
+
+impl<K, T> Sorted<K, T> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl<K: Clone + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
+    /// A map of `items`, which must be sorted by key with no key twice.
+    pub(crate) fn from_sorted(items: Vec<(K, T)>) -> Self {
+        let len = items.len();
+        let mut leaves = Vec::with_capacity(len.div_ceil(LEAF_TARGET));
+        push_leaves(&mut leaves, items);
+        Sorted { leaves: leaves.into(), len }
     }
 
-    /// A new index with `changes` applied; untouched leaves are shared. `changes` must
+    /// A new map with `changes` applied; untouched leaves are shared. `changes` must
     /// be sorted by key with no key twice.
-    pub(crate) fn with_changes(&self, changes: Vec<OrderedChange<V>>) -> Self {
-        let mut leaves: Vec<Leaf<V>> = Vec::with_capacity(self.leaves.len() + 1);
+    pub(crate) fn with_changes(&self, changes: Vec<SortedChange<K, T>>) -> Self {
+        let mut leaves: Vec<Leaf<K, T>> = Vec::with_capacity(self.leaves.len() + 1);
         let mut len = self.len;
         let mut changes = changes.into_iter().peekable();
         for (i, leaf) in self.leaves.iter().enumerate() {
             // Changes before the next leaf's first key belong to this leaf (the first leaf
             // also takes those before its own first key, the last one those after).
-            let next_first = self.leaves.get(i + 1).map(|l| l.first.as_bytes());
+            let next_first = self.leaves.get(i + 1).map(|l| l.first.borrow());
             let mut mine = Vec::new();
             while let Some(change) =
-                changes.next_if(|(k, _)| next_first.is_none_or(|n| k.as_bytes() < n))
+                changes.next_if(|(k, _)| next_first.is_none_or(|n| k.borrow() < n))
             {
                 mine.push(change);
             }
@@ -86,17 +106,29 @@ impl<V> OrderedIndex<V> {
             let merged = merge(&leaf.items, mine, &mut len);
             push_leaves(&mut leaves, merged);
         }
-        // An empty index has no leaf to take the changes.
-        let rest: Vec<OrderedChange<V>> = changes.collect();
+        // An empty map has no leaf to take the changes.
+        let rest: Vec<SortedChange<K, T>> = changes.collect();
         if !rest.is_empty() {
             let merged = merge(&[], rest, &mut len);
             push_leaves(&mut leaves, merged);
         }
-        OrderedIndex { leaves: leaves.into(), len }
+        Sorted { leaves: leaves.into(), len }
     }
 
-    /// The records whose keys fall between `start` and `end`, in key order.
-    pub(crate) fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Range<'_, V> {
+    /// The value of `key`.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&T> {
+        let (li, ii) = self.position(key, false);
+        let (k, v) = self.leaves.get(li)?.items.get(ii)?;
+        (k.borrow() == key).then_some(v)
+    }
+
+    /// Every item, in key order.
+    pub(crate) fn iter(&self) -> SortedRange<'_, K, T> {
+        self.range(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// The items whose keys fall between `start` and `end`, in key order.
+    pub(crate) fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> SortedRange<'_, K, T> {
         let front = match start {
             Bound::Unbounded => (0, 0),
             Bound::Included(k) => self.position(k, false),
@@ -107,40 +139,44 @@ impl<V> OrderedIndex<V> {
             Bound::Included(k) => self.position(k, true),
             Bound::Excluded(k) => self.position(k, false),
         };
-        Range { leaves: &self.leaves, front, back }
+        SortedRange { leaves: &self.leaves, front, back }
     }
 
     /// The position of the first item whose key is `>= key` (or `> key` when
     /// `after`), as (leaf, index) with index inside the leaf, or (leaves, 0) at the end.
     fn position(&self, key: &[u8], after: bool) -> (usize, usize) {
-        let li = self.leaves.partition_point(|l| l.first.as_bytes() <= key).saturating_sub(1);
+        let li = self.leaves.partition_point(|l| l.first.borrow() <= key).saturating_sub(1);
         let Some(leaf) = self.leaves.get(li) else {
             return (self.leaves.len(), 0);
         };
         let ii = leaf
             .items
-            .partition_point(|(k, _)| if after { k.as_bytes() <= key } else { k.as_bytes() < key });
+            .partition_point(|(k, _)| if after { k.borrow() <= key } else { k.borrow() < key });
         if ii == leaf.items.len() { (li + 1, 0) } else { (li, ii) }
     }
 
     /// Bytes held by the index itself: the leaf array with its fences, leaf headers and
     /// items (keys longer than the inline limit add their own allocation, not counted).
     pub(crate) fn structural_bytes(&self) -> usize {
-        self.leaves.len() * (size_of::<Leaf<V>>() + 2 * size_of::<usize>())
-            + self.len * size_of::<Item<V>>()
+        self.leaves.len() * (size_of::<Leaf<K, T>>() + 2 * size_of::<usize>())
+            + self.len * size_of::<(K, T)>()
     }
 }
 
 /// The items of `old` with `changes` (sorted, distinct keys) applied; keeps `len` up to
 /// date.
-fn merge<V>(old: &[Item<V>], changes: Vec<OrderedChange<V>>, len: &mut usize) -> Vec<Item<V>> {
+fn merge<K: Clone + Borrow<[u8]>, T: Clone>(
+    old: &[(K, T)],
+    changes: Vec<SortedChange<K, T>>,
+    len: &mut usize,
+) -> Vec<(K, T)> {
     let mut out = Vec::with_capacity(old.len() + changes.len());
     let mut old = old.iter().peekable();
     for (key, value) in changes {
-        while let Some(item) = old.next_if(|(k, _)| *k < key) {
-            out.push((item.0.clone(), Arc::clone(&item.1)));
+        while let Some(item) = old.next_if(|(k, _)| k.borrow() < key.borrow()) {
+            out.push(item.clone());
         }
-        let replaced = old.next_if(|(k, _)| *k == key).is_some();
+        let replaced = old.next_if(|(k, _)| k.borrow() == key.borrow()).is_some();
         match (value, replaced) {
             (Some(value), true) => out.push((key, value)),
             (Some(value), false) => {
@@ -151,13 +187,13 @@ fn merge<V>(old: &[Item<V>], changes: Vec<OrderedChange<V>>, len: &mut usize) ->
             (None, false) => {}
         }
     }
-    out.extend(old.map(|(k, v)| (k.clone(), Arc::clone(v))));
+    out.extend(old.cloned());
     out
 }
 
 /// Appends `items` (sorted) as leaves: one leaf when it fits, else leaves of
 /// `LEAF_TARGET`; nothing when empty.
-fn push_leaves<V>(leaves: &mut Vec<Leaf<V>>, items: Vec<Item<V>>) {
+fn push_leaves<K: Clone, T>(leaves: &mut Vec<Leaf<K, T>>, items: Vec<(K, T)>) {
     if items.is_empty() {
         return;
     }
@@ -167,27 +203,27 @@ fn push_leaves<V>(leaves: &mut Vec<Leaf<V>>, items: Vec<Item<V>>) {
     }
     let mut items = items.into_iter().peekable();
     while items.peek().is_some() {
-        let chunk: Vec<Item<V>> = items.by_ref().take(LEAF_TARGET).collect();
+        let chunk: Vec<(K, T)> = items.by_ref().take(LEAF_TARGET).collect();
         leaves.push(leaf(chunk));
     }
 }
 
-fn leaf<V>(items: Vec<Item<V>>) -> Leaf<V> {
+fn leaf<K: Clone, T>(items: Vec<(K, T)>) -> Leaf<K, T> {
     let first = items[0].0.clone();
     Leaf { first, items: items.into() }
 }
 
-/// An iterator over a range of an [`OrderedIndex`], from both ends.
-pub(crate) struct Range<'a, V> {
-    leaves: &'a [Leaf<V>],
+/// An iterator over a range of a [`Sorted`] map, from both ends.
+pub(crate) struct SortedRange<'a, K, T> {
+    leaves: &'a [Leaf<K, T>],
     /// The next position from the front, as (leaf, index).
     front: (usize, usize),
     /// The position after the last one left from the back.
     back: (usize, usize),
 }
 
-impl<'a, V> Iterator for Range<'a, V> {
-    type Item = (&'a KeyBuf, &'a Arc<V>);
+impl<'a, K, T> Iterator for SortedRange<'a, K, T> {
+    type Item = (&'a K, &'a T);
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.front >= self.back {
@@ -201,7 +237,7 @@ impl<'a, V> Iterator for Range<'a, V> {
     }
 }
 
-impl<V> DoubleEndedIterator for Range<'_, V> {
+impl<K, T> DoubleEndedIterator for SortedRange<'_, K, T> {
     fn next_back(&mut self) -> Option<Self::Item> {
         if self.front >= self.back {
             return None;

@@ -14,7 +14,7 @@ use crate::format::{Record, index_table, view_table};
 use crate::index::{ExtractError, IndexKind};
 use crate::resident::index::{Effect, IndexChange, composite};
 use crate::resident::snapshot::prefix_successor;
-use crate::resident::{AnyValue, Change, Root, ViewChanges};
+use crate::resident::{AnyValue, Change, MultiChanges, Root, ViewChanges};
 use crate::version::{Outcome, Version};
 use redb::{ReadableTable, Table, WriteTransaction};
 use std::any::Any;
@@ -168,6 +168,9 @@ struct Group<'t, 'v> {
     /// reads a multi index while a group applies, and writing the entries in key order
     /// lets redb's B-tree take them leaf by leaf instead of in scattered order.
     deferred: HashMap<(usize, usize), Vec<DeferredEntry>>,
+    /// Per view, the multi-index entries the group wrote, per index: the resident
+    /// indexes take them as they are (in key order, one per key).
+    multi: HashMap<usize, MultiChanges>,
 }
 
 /// Applies `batches` to `txn`. `Err` only for storage failures, which fail the group.
@@ -189,6 +192,7 @@ pub(crate) fn apply_group(
         index_changes: HashMap::new(),
         records: HashMap::new(),
         deferred: HashMap::new(),
+        multi: HashMap::new(),
     };
     let mut results = Vec::with_capacity(batches.len());
     for ops in batches {
@@ -220,6 +224,9 @@ pub(crate) fn apply_group(
     }
     for (view, changes) in group.index_changes {
         per_view.entry(view).or_default().index = changes;
+    }
+    for (view, changes) in group.multi {
+        per_view.entry(view).or_default().multi = changes;
     }
     Ok(Applied { results, changes: per_view.into_iter().collect() })
 }
@@ -387,8 +394,9 @@ impl<'t> Group<'t, '_> {
                         }
                     } else {
                         writes.push(index_write(*view, ix, ikey, pk, false));
-                        removals.push((*view, change(ix, ikey, pk, Effect::Loss)));
+                        // A multi index's resident entries follow its table's writes.
                         if index.kind == IndexKind::Unique {
+                            removals.push((*view, change(ix, ikey, pk, Effect::Loss)));
                             lost.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
                         }
                     }
@@ -396,8 +404,8 @@ impl<'t> Group<'t, '_> {
                 for ikey in &new {
                     if old.binary_search(ikey).is_err() {
                         writes.push(index_write(*view, ix, ikey, pk, true));
-                        gains.push((*view, change(ix, ikey, pk, Effect::Gain)));
                         if index.kind == IndexKind::Unique {
+                            gains.push((*view, change(ix, ikey, pk, Effect::Gain)));
                             gained.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
                         }
                     }
@@ -488,9 +496,10 @@ impl Group<'_, '_> {
         put_records(self.table(view)?, last_writes(entries), file)
     }
 
-    /// Writes the group's records and multi-index entries, each table in key order.
-    /// Large groups write on two threads: each table takes the whole of one thread, so
-    /// the tables are shared out by their number of writes.
+    /// Writes the group's records and multi-index entries, each table in key order, and
+    /// keeps the multi-index entries as the changes of the resident indexes. Large
+    /// groups write on two threads: each table takes the whole of one thread, so the
+    /// tables are shared out by their number of writes.
     fn write_tables(&mut self) -> Result<(), Fail> {
         let (txn, file) = (self.txn, self.file);
         let mut jobs = Vec::new();
@@ -503,30 +512,67 @@ impl Group<'_, '_> {
             let info = self.views.get(view).and_then(|v| v.indexes.get(index));
             let name = info.map(|i| index_table(&i.table));
             let table = open_owned(txn, file, &mut self.index_tables, &(view, index), name)?;
-            jobs.push(TableWrites::Index(table, last_writes(entries)));
+            jobs.push(TableWrites::Index((view, index), table, last_writes(entries)));
         }
         let total: usize = jobs.iter().map(TableWrites::len).sum();
-        if jobs.len() < 2 || total < TABLES_BESIDE_FROM {
-            return jobs.into_iter().try_for_each(|job| job.write(file));
+        let written = if jobs.len() < 2 || total < TABLES_BESIDE_FROM {
+            write_all(jobs, file)?
+        } else {
+            write_beside(jobs, file)?
+        };
+        for ((view, index), entries) in written {
+            let changes = entries
+                .into_iter()
+                .map(|(key, entry)| {
+                    let pk = entry.and_then(|len| key.as_bytes().get(len as usize..));
+                    let pk = pk.map(KeyBuf::from_slice);
+                    (key, pk)
+                })
+                .collect();
+            self.multi.entry(view).or_default().push((index, changes));
         }
-        jobs.sort_by_key(|job| std::cmp::Reverse(job.len()));
-        let (mut here, mut side) = (Vec::new(), Vec::new());
-        let (mut here_len, mut side_len) = (0, 0);
-        for job in jobs {
-            if side_len <= here_len {
-                side_len += job.len();
-                side.push(job);
-            } else {
-                here_len += job.len();
-                here.push(job);
-            }
-        }
-        let write_all =
-            |jobs: Vec<TableWrites<'_>>| jobs.into_iter().try_for_each(|j| j.write(file));
-        let (side, here) =
-            crate::beside::beside("viewstore-tables", || write_all(side), || write_all(here));
-        side.and(here)
+        Ok(())
     }
+}
+
+/// The multi-index entries a group wrote to one index: (view, index) and its entries.
+type IndexWritten = ((usize, usize), Vec<DeferredEntry>);
+
+/// The multi-index entries a group wrote, per index.
+type Written = Vec<IndexWritten>;
+
+/// Writes `jobs` one after the other, and returns their index entries.
+fn write_all(jobs: Vec<TableWrites<'_>>, file: &Path) -> Result<Written, Fail> {
+    let mut written = Vec::new();
+    for job in jobs {
+        written.extend(job.write(file)?);
+    }
+    Ok(written)
+}
+
+/// Writes `jobs` on the calling thread and a helper, each table on one of them, shared
+/// out by their number of writes; returns their index entries.
+fn write_beside(mut jobs: Vec<TableWrites<'_>>, file: &Path) -> Result<Written, Fail> {
+    jobs.sort_by_key(|job| std::cmp::Reverse(job.len()));
+    let (mut here, mut side) = (Vec::new(), Vec::new());
+    let (mut here_len, mut side_len) = (0, 0);
+    for job in jobs {
+        if side_len <= here_len {
+            side_len += job.len();
+            side.push(job);
+        } else {
+            here_len += job.len();
+            here.push(job);
+        }
+    }
+    let (side, here) = crate::beside::beside(
+        "viewstore-tables",
+        || write_all(side, file),
+        || write_all(here, file),
+    );
+    let mut written = side?;
+    written.extend(here?);
+    Ok(written)
 }
 
 /// Below this many record and multi-index writes, a group writes its tables on the
@@ -536,21 +582,28 @@ const TABLES_BESIDE_FROM: usize = 1024;
 /// The writes a group leaves for the end to one table, in key order, one per key.
 enum TableWrites<'t> {
     Records(RecordTable<'t>, Vec<(KeyBuf, Pending)>),
-    Index(IndexTable<'t>, Vec<DeferredEntry>),
+    Index((usize, usize), IndexTable<'t>, Vec<DeferredEntry>),
 }
 
 impl TableWrites<'_> {
     fn len(&self) -> usize {
         match self {
             TableWrites::Records(_, entries) => entries.len(),
-            TableWrites::Index(_, entries) => entries.len(),
+            TableWrites::Index(_, _, entries) => entries.len(),
         }
     }
 
-    fn write(self, file: &Path) -> Result<(), Fail> {
+    /// Writes the entries; returns an index's, with its (view, index).
+    fn write(self, file: &Path) -> Result<Option<IndexWritten>, Fail> {
         match self {
-            TableWrites::Records(mut table, entries) => put_records(&mut table, entries, file),
-            TableWrites::Index(mut table, entries) => put_index_entries(&mut table, entries, file),
+            TableWrites::Records(mut table, entries) => {
+                put_records(&mut table, entries, file)?;
+                Ok(None)
+            }
+            TableWrites::Index(id, mut table, entries) => {
+                put_index_entries(&mut table, &entries, file)?;
+                Ok(Some((id, entries)))
+            }
         }
     }
 }
@@ -584,12 +637,12 @@ fn put_records(
 /// Writes index entries: `Some(index key length)` inserts, `None` removes.
 fn put_index_entries(
     table: &mut IndexTable<'_>,
-    entries: Vec<DeferredEntry>,
+    entries: &[DeferredEntry],
     file: &Path,
 ) -> Result<(), Fail> {
     let write_error = |e| Fail::Group(Error::storage(file, "writing an index", e));
     for (key, entry) in entries {
-        match entry {
+        match *entry {
             Some(ikey_len) => table.insert(key.as_bytes(), ikey_len).map_err(write_error)?,
             None => table.remove(key.as_bytes()).map_err(write_error)?,
         };
