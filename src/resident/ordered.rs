@@ -257,7 +257,7 @@ impl<K, T> DoubleEndedIterator for SortedRange<'_, K, T> {
 
 #[cfg(test)]
 mod tests {
-    use super::OrderedIndex;
+    use super::{OrderedIndex, Sorted};
     use crate::codec::KeyBuf;
     use crate::resident::Entry;
     use crate::resident::points::Slot;
@@ -339,6 +339,34 @@ mod tests {
                 rev.reverse();
                 assert_eq!(rev, want);
             }
+        }
+    }
+
+    #[test]
+    fn get_finds_exactly_the_keys_present_across_leaves_and_changes() {
+        let items: Vec<(KeyBuf, u64)> = (0..1_000u64).map(|i| (key(i * 3), i)).collect();
+        let mut map = Sorted::from_sorted(items);
+        let mut model: BTreeMap<u64, u64> = (0..1_000u64).map(|i| (i * 3, i)).collect();
+        for round in 0..4u64 {
+            for k in 0..3_010u64 {
+                assert_eq!(map.get(&k.to_be_bytes()), model.get(&k), "key {k} round {round}");
+            }
+            assert_eq!(map.get(&[]), None);
+            assert_eq!(map.get(&[0xFF; 9]), None);
+            let changes: Vec<(KeyBuf, Option<u64>)> = (0..3_010u64)
+                .filter(|k| (k + round).is_multiple_of(7))
+                .map(|k| (key(k), (!k.is_multiple_of(2)).then_some(k + round)))
+                .collect();
+            for (k, v) in &changes {
+                let k = u64::from_be_bytes(k.as_bytes().try_into().unwrap_or_default());
+                match v {
+                    Some(v) => model.insert(k, *v),
+                    None => model.remove(&k),
+                };
+            }
+            map = map.with_changes(changes);
+            assert_eq!(map.len(), model.len());
+            assert_eq!(map.iter().count(), model.len());
         }
     }
 
