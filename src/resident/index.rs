@@ -12,7 +12,7 @@
 //! A group that writes a record whose unique index keys stay put refreshes those
 //! entries of the table (see [`Effect::Keep`]); the ordered entries are left alone.
 
-use super::ordered::{OrderedIndex, Sorted, SortedChange};
+use super::ordered::{OrderedIndex, Sorted, SortedChange, last_of_each_key};
 use super::points::{PointChange, PointIndex, PointSlot};
 use super::{Entry, ViewData};
 use crate::codec::{KeyBuf, KeyRef, StackKey, WideKey, encode_key_on_stack};
@@ -111,18 +111,10 @@ impl<V> IndexData<V> {
     /// Builds the hash table of a unique index from its entries and the view's records,
     /// once both are loaded. Loading keeps only entries whose record is there.
     pub(crate) fn seal(&mut self, records: &PointIndex<Entry<V>>) {
-        let mut loaded = std::mem::take(&mut self.loaded);
         // Already in key order when the file is sound; of two entries of one map key,
         // the later one stands.
-        loaded.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut entries: Vec<(WideKey, KeyBuf)> = Vec::with_capacity(loaded.len());
-        for entry in loaded {
-            match entries.last_mut() {
-                Some(previous) if previous.0 == entry.0 => *previous = entry,
-                _ => entries.push(entry),
-            }
-        }
-        self.map = Sorted::from_sorted(entries);
+        let loaded = std::mem::take(&mut self.loaded);
+        self.map = Sorted::from_sorted(last_of_each_key(loaded));
         if self.kind == IndexKind::Unique {
             let slots = self.map.iter().filter_map(|(k, pk)| {
                 let entry = records.get(pk.as_bytes())?.clone();

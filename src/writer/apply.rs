@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::format::{Record, index_table, view_table};
 use crate::index::{ExtractError, IndexKind};
 use crate::resident::index::{Effect, IndexChange, composite};
+use crate::resident::ordered::last_of_each_key;
 use crate::resident::snapshot::prefix_successor;
 use crate::resident::{AnyValue, Change, MultiChanges, Root, ViewChanges};
 use crate::version::{Outcome, Version};
@@ -493,26 +494,27 @@ impl Group<'_, '_> {
     fn write_records(&mut self, view: usize) -> Result<(), Fail> {
         let Some(entries) = self.records.remove(&view) else { return Ok(()) };
         let file = self.file;
-        put_records(self.table(view)?, last_writes(entries), file)
+        put_records(self.table(view)?, last_of_each_key(entries), file)
     }
 
-    /// Writes the group's records and multi-index entries, each table in key order, and
-    /// keeps the multi-index entries as the changes of the resident indexes. Large
-    /// groups write on two threads: each table takes the whole of one thread, so the
-    /// tables are shared out by their number of writes.
+    /// Writes the group's records and multi-index entries, each table in key order (so
+    /// that redb's B-tree takes them leaf by leaf) with the last write of a key
+    /// standing, and keeps the multi-index entries as the changes of the resident
+    /// indexes. Large groups write on two threads: each table takes the whole of one
+    /// thread, so the tables are shared out by their number of writes.
     fn write_tables(&mut self) -> Result<(), Fail> {
         let (txn, file) = (self.txn, self.file);
         let mut jobs = Vec::new();
         for (view, entries) in std::mem::take(&mut self.records) {
             let name = self.views.get(view).map(|v| view_table(&v.table));
             let table = open_owned(txn, file, &mut self.tables, &view, name)?;
-            jobs.push(TableWrites::Records(table, last_writes(entries)));
+            jobs.push(TableWrites::Records(table, last_of_each_key(entries)));
         }
         for ((view, index), entries) in std::mem::take(&mut self.deferred) {
             let info = self.views.get(view).and_then(|v| v.indexes.get(index));
             let name = info.map(|i| index_table(&i.table));
             let table = open_owned(txn, file, &mut self.index_tables, &(view, index), name)?;
-            jobs.push(TableWrites::Index((view, index), table, last_writes(entries)));
+            jobs.push(TableWrites::Index((view, index), table, last_of_each_key(entries)));
         }
         let total: usize = jobs.iter().map(TableWrites::len).sum();
         let written = if jobs.len() < 2 || total < TABLES_BESIDE_FROM {
@@ -648,21 +650,6 @@ fn put_index_entries(
         };
     }
     Ok(())
-}
-
-/// The last of each key's writes, in key order. Writing a table's entries in key order
-/// lets redb's B-tree take them leaf by leaf instead of in scattered order.
-fn last_writes<K: Ord, T>(mut entries: Vec<(K, T)>) -> Vec<(K, T)> {
-    // A stable sort keeps each key's writes in the order they were made.
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut last: Vec<(K, T)> = Vec::with_capacity(entries.len());
-    for entry in entries {
-        match last.last_mut() {
-            Some(previous) if previous.0 == entry.0 => *previous = entry,
-            _ => last.push(entry),
-        }
-    }
-    last
 }
 
 /// What one operation does to a key in `state`: its outcome and, when it writes, the
