@@ -161,14 +161,7 @@ const BY_TEXT: ViewDef<String, u64> = ViewDef::new("by_text");
 fn string_keys_of_every_length_with_and_without_zero_bytes_are_read_back() -> Result<()> {
     // A `String` key without zero bytes is looked up from its own bytes; one with them
     // is encoded first. Both must find exactly the stored record.
-    let keys: Vec<String> = (0..70usize)
-        .flat_map(|n| {
-            let plain: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-            let mut zeroed = format!("{plain}!");
-            zeroed.replace_range(n / 2..=n / 2, "\0");
-            [plain, zeroed]
-        })
-        .collect();
+    let keys = viewstore::testing::strings_with_and_without_zero_bytes(70);
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("s.redb");
     {

@@ -208,14 +208,7 @@ fn two_indexes_with_one_name_are_refused_at_open() -> TestResult {
 #[test]
 fn lookups_find_keys_of_every_length_with_and_without_zero_bytes() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let emails: Vec<String> = (0..70usize)
-        .flat_map(|n| {
-            let plain: String = (0..n).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
-            let mut zeroed = format!("{plain}!");
-            zeroed.replace_range(n / 2..=n / 2, "\0");
-            [plain, zeroed]
-        })
-        .collect();
+    let emails = viewstore::testing::strings_with_and_without_zero_bytes(70);
     {
         let (store, users) = open(&dir)?;
         let mut batch = Batch::new();

@@ -8,6 +8,7 @@ mod crash;
 mod disk;
 mod fault;
 pub mod fuzz;
+mod keys;
 mod rng;
 mod workload;
 
@@ -16,6 +17,7 @@ pub use disk::{
     DiskImage, DiskRecord, check_store_invariants, check_view_values, read_backend, read_file,
 };
 pub use fault::{FaultBackend, FaultCounters, FaultMode, FaultPlan, FaultTarget, SECTOR};
+pub use keys::strings_with_and_without_zero_bytes;
 pub use rng::{Rng, seed_from_time};
 pub use workload::{
     Workload, check_lossy, check_prefix, check_recovered, check_verify, item_value,
