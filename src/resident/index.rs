@@ -69,7 +69,9 @@ pub(crate) enum Effect {
     Keep,
 }
 
-/// One change to an index: `pk` gains, loses or keeps index key `ikey`.
+/// One change to a unique index: `pk` gains, loses or keeps index key `ikey`. (A multi
+/// index takes the entries its table was given instead: see
+/// [`MultiChanges`](super::MultiChanges).)
 pub(crate) struct IndexChange {
     pub(crate) index: usize,
     pub(crate) ikey: WideKey,
@@ -229,43 +231,35 @@ impl<V> IndexData<V> {
 type Touched = HashMap<WideKey, Option<KeyBuf>>;
 
 impl<V> IndexData<V> {
-    /// Applies this index's changes of one group to its ordered entries, in the order
-    /// the group's batches made them. Returns the index keys whose hash-table entries
-    /// must follow (a unique index's), for [`IndexData::refresh_points`].
-    fn apply_all(&mut self, changes: Vec<IndexChange>) -> Touched {
+    /// Applies a unique index's changes of one group to its ordered entries. Each index
+    /// key's changes are folded in the order the group's batches made them (the sort is
+    /// stable); the entries then take them all in one pass, in key order. Returns the
+    /// index keys whose hash-table entries must follow, for
+    /// [`IndexData::refresh_points`].
+    fn apply_unique_changes(&mut self, changes: Vec<IndexChange>) -> Touched {
         let mut touched = Touched::new();
-        // Each map key's changes, in the order they were made (the sort is stable), are
-        // folded into its entry after the group; the tree then takes them all in one
-        // pass, in key order.
-        let mut keyed: Vec<(WideKey, IndexChange)> = changes
-            .into_iter()
-            .map(|c| (map_key(self.kind, c.ikey.as_bytes(), c.pk.as_bytes()), c))
-            .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut changes = changes;
+        changes.sort_by(|a, b| a.ikey.cmp(&b.ikey));
         let mut merged: Vec<SortedChange<WideKey, KeyBuf>> = Vec::new();
-        let mut keyed = keyed.into_iter().peekable();
-        while let Some((key, first)) = keyed.next() {
+        let mut changes = changes.into_iter().peekable();
+        while let Some(first) = changes.next() {
+            let key = first.ikey.clone();
             // `None` while the changes so far leave the entry as it was.
             let mut holder: Option<Option<KeyBuf>> = None;
             let mut change = Some(first);
-            while let Some(c) =
-                change.take().or_else(|| keyed.next_if(|(k, _)| *k == key).map(|(_, c)| c))
-            {
-                if self.kind == IndexKind::Unique {
-                    let kept_by = (c.effect == Effect::Keep).then(|| c.pk.clone());
-                    touched
-                        .entry(c.ikey)
-                        .and_modify(|holder| {
-                            if kept_by.is_none() {
-                                *holder = None;
-                            }
-                        })
-                        .or_insert(kept_by);
-                }
+            while let Some(c) = change.take().or_else(|| changes.next_if(|c| c.ikey == key)) {
+                let kept_by = (c.effect == Effect::Keep).then(|| c.pk.clone());
+                touched
+                    .entry(c.ikey)
+                    .and_modify(|holder| {
+                        if kept_by.is_none() {
+                            *holder = None;
+                        }
+                    })
+                    .or_insert(kept_by);
                 match c.effect {
                     Effect::Gain => holder = Some(Some(c.pk)),
-                    // A multi index's map key holds the primary key: it is the entry.
-                    Effect::Loss if self.kind == IndexKind::Multi => holder = Some(None),
+                    // Only the record that holds the key gives it up.
                     Effect::Loss => {
                         let current = match &holder {
                             Some(current) => current.as_ref(),
@@ -296,10 +290,10 @@ const MULTI_ON_A_THREAD: usize = 2_048;
 
 impl<V: Send + Sync> ViewData<V> {
     /// The view after a group: `records` gives its records with the group's changes,
-    /// and the indexes take `changes` (in the order the group's batches made them). A
-    /// unique index's hash table holds records, so it follows them; the ordered entries
-    /// of multi indexes do not, and with enough changes they are updated on a second
-    /// thread meanwhile.
+    /// unique indexes take `changes` (in the order the group's batches made them) and
+    /// multi indexes take `multi`. A unique index's hash table holds records, so it
+    /// follows them; the ordered entries of multi indexes do not, and with enough
+    /// changes they are updated on a second thread meanwhile.
     pub(crate) fn with_group(
         &self,
         changes: Vec<IndexChange>,
@@ -320,11 +314,14 @@ impl<V: Send + Sync> ViewData<V> {
                 *list = changes;
             }
         }
-        let (multi, unique): (Vec<_>, Vec<_>) = indexes
-            .iter_mut()
-            .zip(by_index.into_iter().zip(sorted))
-            .partition(|(i, _)| i.kind == IndexKind::Multi);
-        let multi_changes: usize = multi.iter().map(|(_, (_, sorted))| sorted.len()).sum();
+        let (mut multi, mut unique) = (Vec::new(), Vec::new());
+        for ((index, changes), sorted) in indexes.iter_mut().zip(by_index).zip(sorted) {
+            match index.kind {
+                IndexKind::Multi => multi.push((index, sorted)),
+                IndexKind::Unique => unique.push((index, changes)),
+            }
+        }
+        let multi_changes: usize = multi.iter().map(|(_, sorted)| sorted.len()).sum();
         let (order, points) = if multi_changes >= MULTI_ON_A_THREAD {
             let ((), records) = crate::beside::beside(
                 "viewstore-index",
@@ -346,16 +343,16 @@ impl<V: Send + Sync> ViewData<V> {
     }
 }
 
-/// Indexes with their changes of one group.
-/// Each with its changes in the order the batches made them, and its changes in key
-/// order, one per map key (a multi index's, from the entries its table took).
-type IndexWork<'a, V> =
-    Vec<(&'a mut IndexData<V>, (Vec<IndexChange>, Vec<SortedChange<WideKey, KeyBuf>>))>;
+/// Multi indexes with their changes of one group: map keys in order, one per key (the
+/// entries their tables took).
+type MultiWork<'a, V> = Vec<(&'a mut IndexData<V>, Vec<SortedChange<WideKey, KeyBuf>>)>;
+
+/// Unique indexes with their changes of one group, in the order the batches made them.
+type UniqueWork<'a, V> = Vec<(&'a mut IndexData<V>, Vec<IndexChange>)>;
 
 /// Applies multi indexes' changes: their ordered entries are all they have.
-fn apply_multi<V>(multi: IndexWork<'_, V>) {
-    for (index, (changes, sorted)) in multi {
-        index.apply_all(changes);
+fn apply_multi<V>(multi: MultiWork<'_, V>) {
+    for (index, sorted) in multi {
         if !sorted.is_empty() {
             index.map = index.map.with_changes(sorted);
         }
@@ -364,9 +361,9 @@ fn apply_multi<V>(multi: IndexWork<'_, V>) {
 
 /// Applies unique indexes' changes, then brings their hash tables in line with
 /// `records`, the view's records after the group.
-fn apply_unique<V>(unique: IndexWork<'_, V>, records: &PointIndex<Entry<V>>) {
-    for (index, (changes, _)) in unique {
-        let touched = index.apply_all(changes);
+fn apply_unique<V>(unique: UniqueWork<'_, V>, records: &PointIndex<Entry<V>>) {
+    for (index, changes) in unique {
+        let touched = index.apply_unique_changes(changes);
         if !touched.is_empty() {
             index.refresh_points(touched, records);
         }
