@@ -201,3 +201,16 @@ impl redb::StorageBackend for SharedBackend {
         self.0.close()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StoreBuilder;
+
+    #[test]
+    fn the_default_queue_holds_a_full_group_of_one_write_batches() {
+        // Groups of one-write batches can only reach `max_batch_ops` if that many
+        // batches can wait in the queue.
+        let config = StoreBuilder::new("unused.redb".into()).config;
+        assert!(config.queue_capacity >= config.max_batch_ops);
+    }
+}
