@@ -446,7 +446,17 @@ impl Inner {
                 let (reply, done) = crossbeam_channel::bounded(1);
                 if self.tx.send(Request::Shutdown { reply }).is_ok() {
                     drop(gate);
-                    let _ = done.recv();
+                    // A writer that stops on its own just after the send (its last drain
+                    // done, its queue not yet dropped) never answers: stop waiting once
+                    // its thread has ended.
+                    while done.recv_timeout(Duration::from_millis(20))
+                        == Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    {
+                        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
+                        if thread.as_ref().is_none_or(std::thread::JoinHandle::is_finished) {
+                            break;
+                        }
+                    }
                 }
             }
         }
