@@ -87,6 +87,7 @@ mod index;
 mod recovery;
 mod resident;
 mod store;
+#[cfg(feature = "__testing")]
 #[doc(hidden)]
 pub mod testing;
 mod verify;

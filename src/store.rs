@@ -11,36 +11,26 @@ use crate::version::{Lsn, Receipt};
 use crate::view::{
     TypedRegistration, View, ViewDef, ViewKey, ViewValue, check_index_names, check_view_name,
 };
-use crate::writer::ticket::{self, Ticket};
+use crate::writer::inbox::{Inbox, Refusal, Refused};
+use crate::writer::joiner::WriterThread;
+use crate::writer::ticket::{self, Ticket, writer_stopped};
 use crate::writer::{Request, Writer};
-use crossbeam_channel::{Sender, TrySendError};
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
-
-/// Whether writes are still accepted. Submitters hold the read lock while they enqueue,
-/// so that once `close` (or the dying writer) takes the write lock, no batch can slip
-/// into the queue behind the writer's back.
-#[derive(Default)]
-struct Gate {
-    closed: bool,
-    poisoned: Option<String>,
-}
 
 struct Inner {
     id: u64,
     config: Config,
     published: Arc<Published>,
-    tx: Sender<Request>,
-    gate: Arc<RwLock<Gate>>,
-    thread: Mutex<Option<JoinHandle<()>>>,
-    writer_thread: std::thread::ThreadId,
+    /// The writer's queue and the gate that closes it.
+    inbox: Arc<Inbox<Request>>,
+    writer: WriterThread,
     /// The file's path, shared with every ticket's error path without a copy.
     file: Arc<Path>,
 }
@@ -92,27 +82,31 @@ impl StoreBuilder {
         let config = self.config;
         let (db, lsn) = open_database(&config)?;
         let published = Arc::new(Published::new(Arc::new(Root { lsn, views: Vec::new() })));
-        let (tx, rx) = crossbeam_channel::bounded(config.queue_capacity);
-        let gate = Arc::new(RwLock::new(Gate::default()));
+        let inbox = Arc::new(Inbox::new(config.queue_capacity));
         let writer = Writer::new(db, config.clone(), Arc::clone(&published));
-        let thread_gate = Arc::clone(&gate);
+        let thread_inbox = Arc::clone(&inbox);
         let thread_file = config.path.clone();
         let thread = std::thread::Builder::new()
             .name("viewstore-writer".into())
             .spawn(move || {
-                let outcome = catch_unwind(AssertUnwindSafe(|| writer.run(&rx)));
+                let outcome = catch_unwind(AssertUnwindSafe(|| writer.run(&thread_inbox)));
                 let poisoned = match outcome {
                     Ok(poisoned) => poisoned,
                     Err(payload) => Some(format!(
                         "the writer thread panicked: {}",
-                        payload
-                            .downcast_ref::<&str>()
-                            .map(|s| (*s).to_owned())
-                            .or_else(|| payload.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "non-string panic payload".into())
+                        crate::batch::panic_message(payload.as_ref())
                     )),
                 };
-                shut_gate(&thread_gate, &rx, &thread_file, poisoned);
+                let error = match &poisoned {
+                    Some(reason) => {
+                        Error::Poisoned { file: thread_file.clone(), reason: reason.clone() }
+                    }
+                    None => Error::Closed,
+                };
+                // Answered outside the inbox's lock: dropping a request runs user code.
+                for request in thread_inbox.stop(poisoned) {
+                    fail_request(request, &error);
+                }
             })
             .map_err(|e| Error::Io { file: config.path.clone(), source: Arc::new(e) })?;
         let file: Arc<Path> = Arc::from(config.path.as_path());
@@ -121,52 +115,11 @@ impl StoreBuilder {
                 id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
                 config,
                 published,
-                tx,
-                gate,
-                writer_thread: thread.thread().id(),
+                inbox,
+                writer: WriterThread::new(thread),
                 file,
-                thread: Mutex::new(Some(thread)),
             }),
         })
-    }
-}
-
-/// Closes the gate once the writer is gone and fails whatever is still queued, so that
-/// no ticket waits forever: with [`Error::Poisoned`] when the writer stopped on a
-/// failure, [`Error::Closed`] otherwise. Drains before taking the lock: a submitter
-/// blocked on a full queue holds the read lock until its batch fits.
-fn shut_gate(
-    gate: &RwLock<Gate>,
-    rx: &crossbeam_channel::Receiver<Request>,
-    file: &Path,
-    poisoned: Option<String>,
-) {
-    let error = match &poisoned {
-        Some(reason) => Error::Poisoned { file: file.to_owned(), reason: reason.clone() },
-        None => Error::Closed,
-    };
-    let drain = || {
-        while let Ok(request) = rx.try_recv() {
-            fail_request(request, &error);
-        }
-    };
-    loop {
-        drain();
-        let mut g = match gate.try_write() {
-            Ok(g) => g,
-            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => {
-                std::thread::sleep(Duration::from_millis(1));
-                continue;
-            }
-        };
-        g.closed = true;
-        if g.poisoned.is_none() {
-            g.poisoned = poisoned;
-        }
-        drop(g);
-        drain();
-        return;
     }
 }
 
@@ -179,9 +132,6 @@ fn fail_request(request: Request, error: &Error) {
         }
         Request::Verify { reply } => {
             let _ = reply.send(Err(error.clone()));
-        }
-        Request::Shutdown { reply } => {
-            let _ = reply.send(());
         }
     }
 }
@@ -222,6 +172,8 @@ impl Store {
     ///
     /// [`Error::SchemaMismatch`] when the view is stored with other key or value types,
     /// codec or schema version (nothing is written); [`Error::InvalidViewName`];
+    /// [`Error::KeyEncoding`] when the key type holds a part the key encoding cannot
+    /// encode (a float, a map, an untagged enum), in any variant;
     /// [`Error::Decode`] naming the key of a stored record that does not decode;
     /// [`Error::Closed`].
     pub fn view<K, V, C>(&self, def: &ViewDef<K, V, C>) -> Result<View<K, V, C>>
@@ -232,6 +184,16 @@ impl Store {
     {
         check_view_name(def.name())?;
         check_index_names(def.name(), def.indexes().iter().map(|i| i.index_name()))?;
+        if let Err(what) = crate::codec::unencodable_part::<K>() {
+            return Err(Error::KeyEncoding {
+                view: def.name().to_owned(),
+                reason: format!(
+                    "the key type {} holds {what}, which the order-preserving key encoding \
+                     cannot encode",
+                    std::any::type_name::<K>()
+                ),
+            });
+        }
         let registration = TypedRegistration::<K, V, C> {
             name: def.name(),
             meta: def.meta(),
@@ -245,17 +207,37 @@ impl Store {
         Ok(View::new(self.clone(), id, def.name(), def.codec().clone()))
     }
 
-    /// The error for a request the writer dropped unanswered: with the gate still open,
-    /// the writer died holding it.
+    /// The error for a request the writer dropped unanswered: with the inbox still
+    /// open, the writer died holding it.
     fn gone_error(&self) -> Error {
-        let file = &self.inner.config.path;
-        gate_error(&self.inner.gate, file).unwrap_or_else(|| writer_stopped(file))
+        self.gate_error().unwrap_or_else(|| writer_stopped(&self.inner.file))
+    }
+
+    /// The error a closed or poisoned store gives, if it is one.
+    fn gate_error(&self) -> Option<Error> {
+        match self.inner.inbox.status() {
+            (_, Some(reason)) => Some(self.poisoned(reason)),
+            (true, None) => Some(Error::Closed),
+            (false, None) => None,
+        }
+    }
+
+    fn poisoned(&self, reason: String) -> Error {
+        Error::Poisoned { file: self.inner.config.path.clone(), reason }
+    }
+
+    fn refusal(&self, why: Refusal) -> Error {
+        match why {
+            Refusal::Full => Error::Full,
+            Refusal::Closed => Error::Closed,
+            Refusal::Poisoned(reason) => self.poisoned(reason),
+        }
     }
 
     /// Refuses calls made on the writer thread (from an update closure, extractor or
     /// codec), which would wait for the writer that is running them.
     fn check_not_writer(&self) -> Result<()> {
-        if std::thread::current().id() == self.inner.writer_thread {
+        if self.inner.writer.is_current() {
             return Err(Error::WriterReentry { file: self.inner.config.path.clone() });
         }
         Ok(())
@@ -263,15 +245,11 @@ impl Store {
 
     fn send(&self, request: Request) -> Result<()> {
         self.check_not_writer()?;
-        let gate = self.inner.gate.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = gate_state_error(&gate, &self.inner.config.path) {
-            return Err(e);
-        }
-        self.inner.tx.send(request).map_err(|_| self.gone_error_locked(&gate))
-    }
-
-    fn gone_error_locked(&self, gate: &Gate) -> Error {
-        gate_state_error(gate, &self.inner.config.path).unwrap_or(Error::Closed)
+        self.inner.inbox.send(request).map_err(|refused| {
+            let Refused { request, why } = refused;
+            drop(request);
+            self.refusal(why)
+        })
     }
 
     fn request(&self, batch: Batch) -> Result<(Ticket, Request)> {
@@ -280,13 +258,7 @@ impl Store {
         {
             return Err(Error::ForeignView { view: "(a view of another store)".into() });
         }
-        let gate = Arc::clone(&self.inner.gate);
-        let file = Arc::clone(&self.inner.file);
-        // A completer dropped while the gate is still open means the writer died with
-        // this batch in hand (a panic unwinding through it).
-        let (ticket, done) = ticket::pair(Box::new(move || {
-            gate_error(&gate, &file).unwrap_or_else(|| writer_stopped(&file))
-        }));
+        let (ticket, done) = ticket::pair(self.inner.writer.id(), Arc::clone(&self.inner.file));
         Ok((ticket, Request::Batch { ops: batch.ops, bytes: batch.bytes, done }))
     }
 
@@ -295,9 +267,10 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::Closed`] after [`close`](Store::close); [`Error::Poisoned`] after the
-    /// writer failed for good; [`Error::ForeignView`] for a batch built with views of
-    /// another store.
+    /// [`Error::Closed`] after [`close`](Store::close) (also for a submit that was
+    /// waiting for room when the store closed); [`Error::Poisoned`] after the writer
+    /// failed for good; [`Error::ForeignView`] for a batch built with views of another
+    /// store; [`Error::WriterReentry`] on the writer thread.
     pub fn submit(&self, batch: Batch) -> Result<Ticket> {
         if batch.is_empty() {
             self.check_open()?;
@@ -316,19 +289,17 @@ impl Store {
         }
         self.check_not_writer()?;
         let (ticket, request) = self.request(batch)?;
-        let gate = self.inner.gate.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(e) = gate_state_error(&gate, &self.inner.config.path) {
-            return Err(e);
-        }
-        match self.inner.tx.try_send(request) {
+        match self.inner.inbox.try_send(request) {
             Ok(()) => Ok(ticket),
-            Err(TrySendError::Full(_)) => Err(Error::Full),
-            Err(TrySendError::Disconnected(_)) => Err(self.gone_error_locked(&gate)),
+            Err(Refused { request, why }) => {
+                drop(request);
+                Err(self.refusal(why))
+            }
         }
     }
 
     fn check_open(&self) -> Result<()> {
-        match gate_error(&self.inner.gate, &self.inner.config.path) {
+        match self.gate_error() {
             Some(e) => Err(e),
             None => Ok(()),
         }
@@ -339,16 +310,40 @@ impl Store {
         self.inner.published.load().lsn
     }
 
+    /// The LSN of the latest group known to be on disk. With
+    /// [`Durability::Immediate`](crate::Durability::Immediate) it is the LSN of every
+    /// acknowledged group; in the periodic mode it trails [`lsn`](Store::lsn) by at most
+    /// one interval (and a group acknowledged at or below it survives any crash).
+    pub fn durable_lsn(&self) -> Lsn {
+        self.inner.published.durable()
+    }
+
     /// Blocks until the group with `lsn` (or a later one) is visible to readers: read
     /// your writes from another thread than the one that got the acknowledgement.
-    pub fn wait_for(&self, lsn: Lsn) {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriterReentry`] on the writer thread (an update closure, an extractor or
+    /// a codec), where waiting for a later group would wait forever.
+    pub fn wait_for(&self, lsn: Lsn) -> Result<()> {
+        if self.lsn() < lsn {
+            self.check_not_writer()?;
+        }
         self.inner.published.wait_for(lsn, None);
+        Ok(())
     }
 
     /// Like [`wait_for`](Store::wait_for) with a time limit; returns whether `lsn` was
     /// reached.
-    pub fn wait_for_timeout(&self, lsn: Lsn, timeout: Duration) -> bool {
-        self.inner.published.wait_for(lsn, Some(timeout))
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriterReentry`] on the writer thread, as for `wait_for`.
+    pub fn wait_for_timeout(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
+        if self.lsn() < lsn {
+            self.check_not_writer()?;
+        }
+        Ok(self.inner.published.wait_for(lsn, Some(timeout)))
     }
 
     /// Checks every open view and index: each index recomputed from its view's records,
@@ -376,93 +371,56 @@ impl Store {
     }
 
     /// Commits what is queued, stops the writer and waits for it. Reads keep working on
-    /// every handle; writes get [`Error::Closed`]. Calling it again does nothing.
+    /// every handle; writes get [`Error::Closed`], and so do submits that were waiting
+    /// for room in a full queue. Calling it again, or from several threads, waits for
+    /// the same stop.
+    ///
+    /// Called on the writer thread (from an `update` closure, say), it closes the store
+    /// without waiting: the writer cannot wait for itself, and stops once it has
+    /// committed what is queued.
     ///
     /// # Errors
     ///
-    /// [`Error::Poisoned`] when the writer had already failed.
+    /// [`Error::Poisoned`] when the writer had failed.
     pub fn close(&self) -> Result<()> {
         self.inner.shutdown();
-        let gate = self.inner.gate.read().unwrap_or_else(PoisonError::into_inner);
-        match &gate.poisoned {
-            Some(reason) => Err(Error::Poisoned {
-                file: self.inner.config.path.clone(),
-                reason: reason.clone(),
-            }),
-            None => Ok(()),
+        match self.inner.inbox.status() {
+            (_, Some(reason)) => Err(self.poisoned(reason)),
+            _ => Ok(()),
         }
     }
 }
 
-fn writer_stopped(file: &Path) -> Error {
-    Error::Poisoned {
-        file: file.to_owned(),
-        reason: "the writer stopped before answering this request".into(),
+/// White-box views of the writer's queue, for the crate's own tests: they let a test
+/// wait until a submitter is really blocked instead of sleeping and hoping.
+#[cfg(feature = "__testing")]
+impl Store {
+    /// How many submitters wait for room in a full queue.
+    #[doc(hidden)]
+    pub fn __blocked_submitters(&self) -> usize {
+        self.inner.inbox.waiting_senders()
     }
-}
 
-fn gate_state_error(gate: &Gate, file: &Path) -> Option<Error> {
-    if let Some(reason) = &gate.poisoned {
-        return Some(Error::Poisoned { file: file.to_owned(), reason: reason.clone() });
+    /// How many requests are queued for the writer.
+    #[doc(hidden)]
+    pub fn __queued_requests(&self) -> usize {
+        self.inner.inbox.len()
     }
-    gate.closed.then_some(Error::Closed)
-}
 
-fn gate_error(gate: &RwLock<Gate>, file: &Path) -> Option<Error> {
-    let gate = gate.read().unwrap_or_else(PoisonError::into_inner);
-    gate_state_error(&gate, file)
+    /// Whether the store is closed to new writes.
+    #[doc(hidden)]
+    pub fn __is_closed(&self) -> bool {
+        self.inner.inbox.status().0
+    }
 }
 
 impl Inner {
-    /// Closes the gate, lets the writer commit what is queued, and joins it.
+    /// Closes the inbox, lets the writer commit what is queued, and joins it.
+    /// On the writer thread (an update closure dropped the last handle) it only closes:
+    /// the writer stops by itself once the queue is empty.
     fn shutdown(&self) {
-        // An update closure that owns a handle can drop the store's last one on the
-        // writer thread, which cannot wait for itself: there the gate is closed and the
-        // writer told to stop, without waiting. It still commits what is queued first.
-        let on_writer = self
-            .thread
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .is_some_and(|h| h.thread().id() == std::thread::current().id());
-        if on_writer {
-            let mut gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
-            if !gate.closed {
-                gate.closed = true;
-                let (reply, _) = crossbeam_channel::bounded(1);
-                // With a full queue this is refused, which is fine: dropping the last
-                // handle disconnects the queue, and a later shutdown asks again.
-                let _ = self.tx.try_send(Request::Shutdown { reply });
-            }
-            return;
-        }
-        {
-            let mut gate = self.gate.write().unwrap_or_else(PoisonError::into_inner);
-            // Closed from the writer thread, the writer may have found no room for its
-            // Shutdown: until it is joined, ask again (a stopped writer refuses at once).
-            let running = self.thread.lock().unwrap_or_else(PoisonError::into_inner).is_some();
-            if !gate.closed || running {
-                gate.closed = true;
-                let (reply, done) = crossbeam_channel::bounded(1);
-                if self.tx.send(Request::Shutdown { reply }).is_ok() {
-                    drop(gate);
-                    // A writer that stops on its own just after the send (its last drain
-                    // done, its queue not yet dropped) never answers: stop waiting once
-                    // its thread has ended.
-                    while done.recv_timeout(Duration::from_millis(20))
-                        == Err(crossbeam_channel::RecvTimeoutError::Timeout)
-                    {
-                        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner);
-                        if thread.as_ref().is_none_or(std::thread::JoinHandle::is_finished) {
-                            break;
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(handle) = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            let _ = handle.join();
-        }
+        self.inbox.close();
+        self.writer.join();
     }
 }
 

@@ -27,9 +27,6 @@ const RING: u64 = 8;
 /// Every how many cycles the file is read back with redb and compared with memory.
 const FULL_CHECK_EVERY: u32 = 8;
 const PERIODIC_INTERVAL: Duration = Duration::from_millis(50);
-/// How long after its acknowledgement a periodic-mode batch must be durable, with room
-/// for a slow machine.
-const PERIODIC_SLACK: Duration = Duration::from_millis(1500);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Item {
@@ -142,6 +139,11 @@ fn child(dir: &Path) {
                     }
                     let mut out = std::io::stdout().lock();
                     let _ = writeln!(out, "ack {thread} {n} {}", receipt.lsn.get());
+                    if periodic {
+                        // Read after the ack is printed: the parent may then require every
+                        // batch up to this LSN, acknowledged or not yet printed.
+                        let _ = writeln!(out, "durable {}", store.durable_lsn().get());
+                    }
                     let _ = out.flush();
                     n += 1;
                 }
@@ -218,7 +220,6 @@ struct Ack {
     thread: u32,
     n: u64,
     lsn: u64,
-    at: Instant,
 }
 
 impl Parent {
@@ -247,25 +248,25 @@ impl Parent {
         } else {
             Duration::from_millis(1 + self.rng.below(50))
         };
-        let (acks, killed_at, opened) = self.run_child(periodic, in_open, delay)?;
+        let (acks, durable, opened) = self.run_child(periodic, in_open, delay)?;
         if !opened {
             self.killed_in_open += 1;
         }
         if periodic {
             self.periodic_cycles += 1;
         }
-        self.check(cycle, periodic, &acks, killed_at)
+        self.check(cycle, periodic, &acks, durable)
     }
 
     /// Runs a child and kills it `delay` after it starts opening (`in_open`) or after it
-    /// opened. Returns its acknowledgements, when it was killed and whether it had
-    /// finished opening.
+    /// opened. Returns its acknowledgements, the highest durable LSN it reported, and
+    /// whether it had finished opening.
     fn run_child(
         &self,
         periodic: bool,
         in_open: bool,
         delay: Duration,
-    ) -> Result<(Vec<Ack>, Instant, bool), Failure> {
+    ) -> Result<(Vec<Ack>, u64, bool), Failure> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let dir = self.path.parent().ok_or("store path has no parent")?;
         let mut child = Command::new(exe)
@@ -302,12 +303,12 @@ impl Parent {
             return Err(format!("the child exited by itself: {status}"));
         }
         child.kill().map_err(|e| format!("kill: {e}"))?;
-        let killed_at = Instant::now();
         child.wait().map_err(|e| format!("wait: {e}"))?;
         let _ = reader.join();
         let mut acks = Vec::new();
         let mut opened = !in_open;
-        for (line, at) in rx.try_iter() {
+        let mut durable = 0;
+        for (line, _) in rx.try_iter() {
             let parts: Vec<&str> = line.split(' ').collect();
             match parts.as_slice() {
                 ["open"] => opened = true,
@@ -315,16 +316,21 @@ impl Parent {
                     thread: t.parse().map_err(|_| format!("bad line {line:?}"))?,
                     n: n.parse().map_err(|_| format!("bad line {line:?}"))?,
                     lsn: lsn.parse().map_err(|_| format!("bad line {line:?}"))?,
-                    at,
                 }),
+                ["durable", lsn] => {
+                    let lsn: u64 = lsn.parse().map_err(|_| format!("bad line {line:?}"))?;
+                    durable = durable.max(lsn);
+                }
                 _ => return Err(format!("unexpected child output {line:?}")),
             }
         }
-        Ok((acks, killed_at, opened))
+        Ok((acks, durable, opened))
     }
 
     /// What the child acknowledged, per thread, in order; checks numbering and LSNs.
-    fn tally(&self, periodic: bool, acks: &[Ack], killed_at: Instant) -> Result<AckTally, Failure> {
+    /// In the periodic mode a batch must survive once the child saw its LSN durable
+    /// (`Store::durable_lsn`), whenever the kill came: no clock is involved.
+    fn tally(&self, periodic: bool, acks: &[Ack], durable: u64) -> Result<AckTally, Failure> {
         // What the child acknowledged, per thread, in order.
         let mut acked = self.committed;
         let mut must_have = self.committed;
@@ -350,7 +356,7 @@ impl Parent {
             last_lsn[t] = ack.lsn;
             max_acked_lsn = max_acked_lsn.max(ack.lsn);
             acked[t] = ack.n + 1;
-            let durable_by_now = !periodic || killed_at.duration_since(ack.at) > PERIODIC_SLACK;
+            let durable_by_now = !periodic || ack.lsn <= durable;
             if durable_by_now {
                 must_have[t] = ack.n + 1;
             }
@@ -364,9 +370,9 @@ impl Parent {
         cycle: u32,
         periodic: bool,
         acks: &[Ack],
-        killed_at: Instant,
+        durable: u64,
     ) -> Result<(), Failure> {
-        let AckTally { acked, must_have, max_acked_lsn } = self.tally(periodic, acks, killed_at)?;
+        let AckTally { acked, must_have, max_acked_lsn } = self.tally(periodic, acks, durable)?;
         self.acks_checked += acks.len() as u64;
         let store = Store::open(&self.path).map_err(|e| format!("reopen: {e}"))?;
         let views = Views::open(&store).map_err(|e| format!("reopen views: {e}"))?;

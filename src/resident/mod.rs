@@ -96,6 +96,7 @@ pub(crate) trait ResidentView: Send + Sync + 'static {
     /// The live value of a key, as the writer hands it to `update` closures.
     fn value(&self, key: &[u8]) -> Option<AnyValue>;
     /// The version of a key's live record.
+    #[cfg(feature = "__testing")]
     fn version(&self, key: &[u8]) -> Option<Version>;
     /// A new view with `changes` applied; nodes not on a changed path are shared.
     fn with_changes(&self, changes: ViewChanges) -> Arc<dyn ResidentView>;
@@ -126,6 +127,7 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
         self.get(key).map(|e| Arc::clone(&e.value) as AnyValue)
     }
 
+    #[cfg(feature = "__testing")]
     fn version(&self, key: &[u8]) -> Option<Version> {
         self.get(key).map(|e| e.version)
     }
@@ -316,6 +318,8 @@ pub(crate) struct Published {
     root: ArcSwap<Root>,
     lsn: Mutex<Lsn>,
     advanced: Condvar,
+    /// The last LSN known to be on disk (synced): at most the published LSN.
+    durable: AtomicU64,
 }
 
 impl Drop for Published {
@@ -333,7 +337,18 @@ impl Published {
             root: ArcSwap::new(root),
             lsn: Mutex::new(lsn),
             advanced: Condvar::new(),
+            durable: AtomicU64::new(lsn.0),
         }
+    }
+
+    /// The last LSN known to be durable.
+    pub(crate) fn durable(&self) -> Lsn {
+        Lsn(self.durable.load(Ordering::Acquire))
+    }
+
+    /// Records that every group up to `lsn` is on disk.
+    pub(crate) fn set_durable(&self, lsn: Lsn) {
+        self.durable.store(lsn.0, Ordering::Release);
     }
 
     /// The current root, borrowed: no reference count is written.

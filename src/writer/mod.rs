@@ -8,10 +8,25 @@
 //! `Error::Poisoned`.
 
 pub(crate) mod apply;
+pub(crate) mod inbox;
+pub(crate) mod joiner;
 mod load;
+#[cfg(test)]
+mod model_check;
 pub(crate) mod ticket;
 
-use crate::batch::Op;
+/// The synchronization primitives of the inbox and the tickets: std's here, a model
+/// checker's in `model_check`, which compiles the same files again.
+mod sync {
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+    pub(crate) use std::thread::{JoinHandle, ThreadId};
+
+    pub(crate) fn current_thread() -> ThreadId {
+        std::thread::current().id()
+    }
+}
+
+use crate::batch::{Op, panic_message};
 use crate::config::IndexProgress;
 use crate::config::{Config, Durability};
 use crate::error::{Error, Result};
@@ -27,7 +42,8 @@ use crate::version::{Lsn, Receipt};
 use crate::view::Registration;
 use crate::view::{IndexRegistration, Loader};
 use apply::{ViewInfo, apply_group};
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
+use crossbeam_channel::Sender;
+use inbox::{Inbox, Received};
 use redb::{Database, ReadableTable};
 use redb::{ReadableDatabase, WriteTransaction};
 use std::collections::BTreeMap;
@@ -42,7 +58,6 @@ pub(crate) enum Request {
     Batch { ops: Vec<Op>, bytes: usize, done: Completer },
     Register { registration: Box<dyn Registration>, reply: Sender<Result<usize>> },
     Verify { reply: Sender<Result<VerifyReport>> },
-    Shutdown { reply: Sender<()> },
 }
 
 /// What the loop does after a request.
@@ -50,14 +65,6 @@ enum Step {
     Continue,
     /// Stop, with the reason to poison the store, if any.
     Stop(Option<String>),
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".into())
 }
 
 /// A view registered in this process: its id, meta, and the name and meta of each index.
@@ -147,9 +154,9 @@ impl Writer {
     }
 
     /// The thread's loop: block for one request, drain what else is queued into a
-    /// group, commit it, publish it, acknowledge it. Returns on shutdown or when every
-    /// sender is gone (`None`), or with the reason the store must turn read-only.
-    pub(crate) fn run(mut self, rx: &Receiver<Request>) -> Option<String> {
+    /// group, commit it, publish it, acknowledge it. Returns once the inbox is closed
+    /// and empty (`None`), or with the reason the store must turn read-only.
+    pub(crate) fn run(mut self, rx: &Inbox<Request>) -> Option<String> {
         let mut carried: Option<Request> = None;
         loop {
             let first = match carried.take() {
@@ -186,15 +193,10 @@ impl Writer {
     fn handle(
         &mut self,
         request: Request,
-        rx: &Receiver<Request>,
+        rx: &Inbox<Request>,
         carried: &mut Option<Request>,
     ) -> Step {
         match request {
-            Request::Shutdown { reply } => {
-                let poisoned = self.sync_if_needed(true).err();
-                let _ = reply.send(());
-                Step::Stop(poisoned)
-            }
             Request::Register { registration, reply } => {
                 let result = self.register(registration);
                 let failed_storage = matches!(result, Err(Error::Storage { .. }));
@@ -220,21 +222,18 @@ impl Writer {
     }
 
     /// Waits for the next request; with unsynced commits pending, wakes up in time to
-    /// sync them. `None` when every sender is gone.
-    fn next_request(&mut self, rx: &Receiver<Request>) -> Option<Request> {
+    /// sync them. `None` once the inbox is closed and empty.
+    fn next_request(&mut self, rx: &Inbox<Request>) -> Option<Request> {
         loop {
-            let Some(deadline) = self.sync_deadline() else {
-                return rx.recv().ok();
-            };
-            match rx.recv_deadline(deadline) {
-                Ok(request) => return Some(request),
-                Err(RecvTimeoutError::Timeout) => {
+            match rx.recv(self.sync_deadline()) {
+                Received::Request(request) => return Some(request),
+                Received::Timeout => {
                     if let Err(reason) = self.sync_if_needed(true) {
                         self.fatal = Some(reason);
                         return None;
                     }
                 }
-                Err(RecvTimeoutError::Disconnected) => return None,
+                Received::Closed => return None,
             }
         }
     }
@@ -243,7 +242,7 @@ impl Writer {
     /// configured. Returns a non-batch request met on the way, to be handled next.
     fn fill_group(
         &self,
-        rx: &Receiver<Request>,
+        rx: &Inbox<Request>,
         group: &mut Vec<(Vec<Op>, Completer)>,
         mut bytes: usize,
     ) -> Option<Request> {
@@ -251,12 +250,11 @@ impl Writer {
         let linger_until = Instant::now() + self.config.max_linger;
         while ops < self.config.max_batch_ops && bytes < self.config.max_batch_bytes {
             let next = match rx.try_recv() {
-                Ok(r) => r,
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if self.config.max_linger.is_zero() => return None,
-                Err(TryRecvError::Empty) => match rx.recv_deadline(linger_until) {
-                    Ok(r) => r,
-                    Err(_) => return None,
+                Some(r) => r,
+                None if self.config.max_linger.is_zero() => return None,
+                None => match rx.recv(Some(linger_until)) {
+                    Received::Request(r) => r,
+                    Received::Timeout | Received::Closed => return None,
                 },
             };
             match next {
@@ -295,6 +293,7 @@ impl Writer {
         });
         if synced.is_some() {
             self.unsynced_since = None;
+            self.published.set_durable(self.lsn);
             Ok(())
         } else {
             self.reopen()
@@ -364,6 +363,7 @@ impl Writer {
         }
         self.lsn = disk_lsn;
         self.publish(Arc::new(Root { lsn: self.lsn, views }));
+        self.published.set_durable(disk_lsn);
         Ok(())
     }
 
@@ -423,6 +423,9 @@ impl Writer {
         }
         self.lsn = lsn;
         self.publish(Arc::new(root));
+        if immediate {
+            self.published.set_durable(lsn);
+        }
         Ok((lsn, applied.results))
     }
 
@@ -588,12 +591,14 @@ impl Writer {
             };
             let mut progress = |done, total| {
                 if let Some(report) = &self.config.index_progress {
-                    (report.0)(&IndexProgress {
+                    let progress = IndexProgress {
                         view: view.to_owned(),
                         index: decl.writer.name.to_string(),
                         done,
                         total,
-                    });
+                    };
+                    // A panicking report is user code: it loses that report, nothing else.
+                    let _ = catch_unwind(AssertUnwindSafe(|| (report.0)(&progress)));
                 }
             };
             loader.build_index(ix, &mut sink, &mut progress)?;
@@ -726,5 +731,61 @@ fn mismatch(view: &str, stored: &ViewMeta, requested: &ViewMeta) -> Error {
         view: view.to_owned(),
         stored: stored.describe(),
         requested: requested.describe(),
+    }
+}
+
+#[cfg(test)]
+mod ticket_tests {
+    use super::sync::{Arc, ThreadId};
+    use super::ticket::pair;
+    use crate::error::Error;
+    use crate::version::Lsn;
+    use crate::version::Receipt;
+    use std::future::Future;
+    use std::path::Path;
+    use std::pin::Pin;
+    use std::task::Wake;
+    use std::task::{Context, Poll, Waker};
+    use std::time::Duration;
+
+    fn other_thread() -> ThreadId {
+        std::thread::spawn(|| std::thread::current().id()).join().expect("spawned")
+    }
+
+    struct Flag(std::sync::atomic::AtomicBool);
+    impl Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn future_is_woken_and_resolves() {
+        let (mut ticket, completer) = pair(other_thread(), std::sync::Arc::from(Path::new("t")));
+        let flag = Arc::new(Flag(false.into()));
+        let waker = Waker::from(Arc::clone(&flag));
+        let mut cx = Context::from_waker(&waker);
+        assert!(Pin::new(&mut ticket).poll(&mut cx).is_pending());
+        completer.complete(Ok(Receipt { lsn: Lsn(3), outcomes: vec![] }));
+        assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
+        match Pin::new(&mut ticket).poll(&mut cx) {
+            Poll::Ready(Ok(r)) => assert_eq!(r.lsn, Lsn(3)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn dropped_completer_resolves_with_its_error() {
+        let (ticket, completer) = pair(other_thread(), std::sync::Arc::from(Path::new("t")));
+        drop(completer);
+        assert!(matches!(ticket.wait(), Err(Error::Poisoned { .. })));
+    }
+
+    #[test]
+    fn wait_timeout_gives_the_ticket_back() {
+        let (ticket, completer) = pair(other_thread(), std::sync::Arc::from(Path::new("t")));
+        let ticket = ticket.wait_timeout(Duration::from_millis(5)).expect_err("still pending");
+        completer.complete(Ok(Receipt { lsn: Lsn(1), outcomes: vec![] }));
+        assert!(ticket.wait().is_ok());
     }
 }

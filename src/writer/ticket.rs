@@ -1,10 +1,16 @@
 //! Tickets: the acknowledgement of a submitted batch, waited on blocking or awaited.
+//!
+//! A ticket resolves exactly once: by its [`Completer`], or, when the completer is
+//! dropped unresolved (the writer died with the batch in hand), by the completer's
+//! `Drop`, which takes no lock but the ticket's own. Like the inbox, this file is also
+//! compiled against a model checker's primitives (`writer::model_check`).
 
+use super::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, ThreadId, current_thread};
 use crate::error::{Error, Result};
 use crate::version::Receipt;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -17,6 +23,9 @@ enum State {
 struct Slot {
     state: Mutex<State>,
     ready: Condvar,
+    /// The writer thread that resolves the ticket (waiting on it there would wait
+    /// forever) and the store's file; `None` for a ticket made resolved.
+    origin: Option<(ThreadId, std::sync::Arc<Path>)>,
 }
 
 impl Slot {
@@ -36,25 +45,49 @@ pub struct Ticket {
     slot: Arc<Slot>,
 }
 
-/// The writer's side of a ticket. Dropped unresolved (the writer stopped first), it
-/// resolves the ticket with `unresolved_error` instead of leaving it hanging.
+/// The writer's side of a ticket. Dropped unresolved (the writer died with the batch in
+/// hand), it resolves the ticket with [`Error::Poisoned`] naming `file`, instead of
+/// leaving it hanging.
 pub(crate) struct Completer {
     slot: Arc<Slot>,
-    unresolved: Option<Box<dyn FnOnce() -> Error + Send>>,
+    resolved: bool,
 }
 
-/// A new pending ticket and the completer that resolves it. `unresolved` gives the
-/// error for a completer dropped without a result.
-pub(crate) fn pair(unresolved: Box<dyn FnOnce() -> Error + Send>) -> (Ticket, Completer) {
-    let slot = Arc::new(Slot { state: Mutex::new(State::Pending(None)), ready: Condvar::new() });
-    (Ticket { slot: Arc::clone(&slot) }, Completer { slot, unresolved: Some(unresolved) })
+/// A new pending ticket and the completer that resolves it. `writer` is the thread that
+/// will resolve it; `file` names the store in the error of a completer dropped
+/// unresolved.
+pub(crate) fn pair(writer: ThreadId, file: std::sync::Arc<Path>) -> (Ticket, Completer) {
+    let slot = Arc::new(Slot {
+        state: Mutex::new(State::Pending(None)),
+        ready: Condvar::new(),
+        origin: Some((writer, file)),
+    });
+    (Ticket { slot: Arc::clone(&slot) }, Completer { slot, resolved: false })
+}
+
+/// The error of a ticket whose completer was dropped unresolved.
+pub(crate) fn writer_stopped(file: &Path) -> Error {
+    Error::Poisoned {
+        file: file.to_owned(),
+        reason: "the writer stopped before answering this request".into(),
+    }
 }
 
 impl Ticket {
     /// A ticket that is already resolved.
     pub(crate) fn ready(result: Result<Receipt>) -> Ticket {
-        let slot = Arc::new(Slot { state: Mutex::new(State::Done(result)), ready: Condvar::new() });
+        let slot = Arc::new(Slot {
+            state: Mutex::new(State::Done(result)),
+            ready: Condvar::new(),
+            origin: None,
+        });
         Ticket { slot }
+    }
+
+    /// The error for a wait that would block the thread that resolves the ticket.
+    fn reentry(&self) -> Option<Error> {
+        let (writer, file) = self.slot.origin.as_ref()?;
+        (*writer == current_thread()).then(|| Error::WriterReentry { file: file.to_path_buf() })
     }
 
     /// Blocks until the batch is committed (or failed) and returns its receipt.
@@ -63,6 +96,8 @@ impl Ticket {
     ///
     /// The error that failed the batch: a unique violation, a codec error, a panicking
     /// update closure, a failed commit, or [`Error::Closed`] when the store closed first.
+    /// [`Error::WriterReentry`] when called from the writer thread (an update closure, an
+    /// extractor or a codec) while the batch is still pending: it would wait forever.
     pub fn wait(self) -> Result<Receipt> {
         let mut state = self.slot.lock();
         loop {
@@ -71,6 +106,9 @@ impl Ticket {
                 State::Taken => return Err(Error::Closed),
                 pending @ State::Pending(_) => {
                     *state = pending;
+                    if let Some(e) = self.reentry() {
+                        return Err(e);
+                    }
                     state = self.slot.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
                 }
             }
@@ -82,6 +120,11 @@ impl Ticket {
     pub fn wait_timeout(self, timeout: Duration) -> std::result::Result<Result<Receipt>, Ticket> {
         {
             let state = self.slot.lock();
+            if matches!(*state, State::Pending(_))
+                && let Some(e) = self.reentry()
+            {
+                return Ok(Err(e));
+            }
             let (mut state, _) = self
                 .slot
                 .ready
@@ -127,7 +170,7 @@ impl std::fmt::Debug for Ticket {
 impl Completer {
     /// Resolves the ticket.
     pub(crate) fn complete(mut self, result: Result<Receipt>) {
-        self.unresolved = None;
+        self.resolved = true;
         self.resolve(result);
     }
 
@@ -148,52 +191,10 @@ impl Completer {
 
 impl Drop for Completer {
     fn drop(&mut self) {
-        if let Some(unresolved) = self.unresolved.take() {
-            self.resolve(Err(unresolved()));
+        if !self.resolved
+            && let Some((_, file)) = &self.slot.origin
+        {
+            self.resolve(Err(writer_stopped(file)));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::version::Lsn;
-    use std::task::Wake;
-
-    struct Flag(std::sync::atomic::AtomicBool);
-    impl Wake for Flag {
-        fn wake(self: Arc<Self>) {
-            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-
-    #[test]
-    fn future_is_woken_and_resolves() {
-        let (mut ticket, completer) = pair(Box::new(|| Error::Closed));
-        let flag = Arc::new(Flag(false.into()));
-        let waker = Waker::from(Arc::clone(&flag));
-        let mut cx = Context::from_waker(&waker);
-        assert!(Pin::new(&mut ticket).poll(&mut cx).is_pending());
-        completer.complete(Ok(Receipt { lsn: Lsn(3), outcomes: vec![] }));
-        assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
-        match Pin::new(&mut ticket).poll(&mut cx) {
-            Poll::Ready(Ok(r)) => assert_eq!(r.lsn, Lsn(3)),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn dropped_completer_resolves_with_its_error() {
-        let (ticket, completer) = pair(Box::new(|| Error::Closed));
-        drop(completer);
-        assert!(matches!(ticket.wait(), Err(Error::Closed)));
-    }
-
-    #[test]
-    fn wait_timeout_gives_the_ticket_back() {
-        let (ticket, completer) = pair(Box::new(|| Error::Closed));
-        let ticket = ticket.wait_timeout(Duration::from_millis(5)).expect_err("still pending");
-        completer.complete(Ok(Receipt { lsn: Lsn(1), outcomes: vec![] }));
-        assert!(ticket.wait().is_ok());
     }
 }
