@@ -36,9 +36,7 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
             return Err(Error::Io { file: path.to_owned(), source: Arc::new(e) });
         }
     };
-    let existing = existing && !reset_interrupted_creation(path)?;
-    if existing {
-        check_magic(path)?;
+    if existing && inspect_locked(path)? == Inspected::Store {
         precheck_read_only(path)?;
     }
     let db = redb::Builder::new()
@@ -50,50 +48,175 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
     Ok((db, lsn))
 }
 
-/// The largest file an interrupted creation can leave: redb's initial layout is
-/// 72 KiB with 4 KiB pages.
-const MAX_CREATION_BYTES: usize = 1 << 20;
-/// redb writes only its header before the magic number; nothing past it is written
-/// until the first commit, which needs the magic number.
-const CREATION_HEADER_BYTES: usize = 4096;
-
-/// Whether `bytes` is what redb leaves when creating a database is interrupted before
-/// it writes its magic number (the last step of creation): a small file whose magic
-/// number slot is zero and which holds nothing past the header. Such a file never held
-/// a commit, so it is safe to start over; redb itself refuses it forever.
-fn is_interrupted_creation(bytes: &[u8]) -> bool {
-    bytes.len() <= MAX_CREATION_BYTES
-        && bytes.iter().take(REDB_MAGIC.len()).all(|&b| b == 0)
-        && bytes.iter().skip(CREATION_HEADER_BYTES).all(|&b| b == 0)
+/// What [`inspect_locked`] found.
+#[derive(Debug, PartialEq, Eq)]
+enum Inspected {
+    /// A redb file: it has redb's magic number.
+    Store,
+    /// An interrupted creation, now emptied, or a file another opener emptied first.
+    Empty,
 }
 
-/// Empties the file at `path` if it is an interrupted creation; returns whether it did.
-fn reset_interrupted_creation(path: &Path) -> Result<bool> {
+/// Looks at an existing file while holding its lock, so that no other opener (a thread
+/// or a process) is creating or using it meanwhile: a file that is exactly what an
+/// interrupted creation leaves is emptied; anything else without redb's magic number is
+/// refused untouched. A file locked by another opener is refused as already open, as
+/// redb itself would refuse it.
+fn inspect_locked(path: &Path) -> Result<Inspected> {
     let io = |e| Error::Io { file: path.to_owned(), source: Arc::new(e) };
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_file() && m.len() > 0 && m.len() <= MAX_CREATION_BYTES as u64 => {}
-        _ => return Ok(false),
+    let file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(file) => file,
+        // A file this process may not write is left to redb, which reports it; without
+        // writing there is nothing to reset.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            check_magic(path)?;
+            return Ok(Inspected::Store);
+        }
+        Err(e) => return Err(io(e)),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(Error::storage(
+                path,
+                "opening the database",
+                redb::DatabaseError::DatabaseAlreadyOpen,
+            ));
+        }
+        // A file system without locks: redb decides, as it would without viewstore.
+        Err(std::fs::TryLockError::Error(_)) => {
+            return check_magic(path).map(|()| Inspected::Store);
+        }
     }
-    let bytes = std::fs::read(path).map_err(io)?;
-    if !is_interrupted_creation(&bytes) {
-        return Ok(false);
+    let len = file.metadata().map_err(io)?.len();
+    if len == 0 {
+        return Ok(Inspected::Empty);
     }
-    let file = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
-    file.set_len(0).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    Ok(true)
+    if len == interrupted_creation().len {
+        let mut bytes = vec![0; len as usize];
+        std::io::Read::read_exact(&mut &file, &mut bytes).map_err(io)?;
+        if interrupted_creation().matches(&bytes) {
+            file.set_len(0).map_err(io)?;
+            file.sync_all().map_err(io)?;
+            return Ok(Inspected::Empty);
+        }
+    }
+    check_magic(path)?;
+    Ok(Inspected::Store)
 }
 
-/// [`reset_interrupted_creation`] for a storage backend.
+/// Exactly what redb leaves on disk when creating a database is interrupted: the file
+/// grown to its initial layout, all zero except, once written, the header, whose magic
+/// number is written last. Learnt by creating a database in memory with this build's
+/// redb, so that only redb's own half-created file matches, never a foreign file.
+struct InterruptedCreation {
+    len: u64,
+    /// The header as first written: without its magic number.
+    header: Vec<u8>,
+}
+
+impl InterruptedCreation {
+    fn matches(&self, bytes: &[u8]) -> bool {
+        if bytes.len() as u64 != self.len || self.header.is_empty() {
+            return false;
+        }
+        let (head, rest) = bytes.split_at(self.header.len().min(bytes.len()));
+        let header_written = head == self.header.as_slice();
+        let header_unwritten = head.iter().all(|&b| b == 0);
+        (header_written || header_unwritten) && rest.iter().all(|&b| b == 0)
+    }
+}
+
+fn interrupted_creation() -> &'static InterruptedCreation {
+    static LAYOUT: std::sync::OnceLock<InterruptedCreation> = std::sync::OnceLock::new();
+    LAYOUT.get_or_init(|| {
+        let recorder = CreationRecorder::default();
+        let created = redb::Builder::new().create_with_backend(recorder.clone());
+        let first = recorder.lock().first_header.clone();
+        match (created, first) {
+            (Ok(_), Some((len, header))) => InterruptedCreation { len, header },
+            // Nothing learnt: nothing is ever taken for an interrupted creation.
+            _ => InterruptedCreation { len: u64::MAX, header: Vec::new() },
+        }
+    })
+}
+
+/// An in-memory backend that records the file's length and bytes at redb's first write
+/// of its header (offset 0), which comes before the magic number.
+#[derive(Clone, Default)]
+struct CreationRecorder(Arc<std::sync::Mutex<Recorded>>);
+
+#[derive(Default)]
+struct Recorded {
+    bytes: Vec<u8>,
+    /// The length of the file and the bytes of the first write at offset 0.
+    first_header: Option<(u64, Vec<u8>)>,
+}
+
+impl CreationRecorder {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recorded> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for CreationRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CreationRecorder")
+    }
+}
+
+impl redb::StorageBackend for CreationRecorder {
+    fn len(&self) -> std::io::Result<u64> {
+        Ok(self.lock().bytes.len() as u64)
+    }
+
+    fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+        let recorded = self.lock();
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        let source = recorded
+            .bytes
+            .get(start..start + out.len())
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "past end"))?;
+        out.copy_from_slice(source);
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        let len = usize::try_from(len).map_err(std::io::Error::other)?;
+        self.lock().bytes.resize(len, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+        let mut recorded = self.lock();
+        if recorded.bytes.len() < start + data.len() {
+            recorded.bytes.resize(start + data.len(), 0);
+        }
+        recorded.bytes[start..start + data.len()].copy_from_slice(data);
+        if offset == 0 && recorded.first_header.is_none() {
+            recorded.first_header = Some((recorded.bytes.len() as u64, data.to_vec()));
+        }
+        Ok(())
+    }
+}
+
+/// Empties a storage backend that holds exactly an interrupted creation (see
+/// [`InterruptedCreation`]). A backend is one opener's alone: no lock is needed.
 fn reset_interrupted_creation_in(backend: &dyn redb::StorageBackend, path: &Path) -> Result<()> {
     let io = |e| Error::Io { file: path.to_owned(), source: Arc::new(e) };
+    let layout = interrupted_creation();
     let len = backend.len().map_err(io)?;
-    if len == 0 || len > MAX_CREATION_BYTES as u64 {
+    if len != layout.len {
         return Ok(());
     }
     let mut bytes = vec![0; len as usize];
     backend.read(0, &mut bytes).map_err(io)?;
-    if is_interrupted_creation(&bytes) {
+    if layout.matches(&bytes) {
         backend.set_len(0).map_err(io)?;
         backend.sync_data().map_err(io)?;
     }
