@@ -99,7 +99,13 @@ pub(crate) fn encode_value<K: ViewKey, V, C: Codec<V>>(
     value: &V,
 ) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    codec.encode(value, &mut bytes).map_err(|e| Error::Encode {
+    // The codec and the value's `Serialize` are user code, run on the writer thread for
+    // the result of an `update` closure: a panic fails the batch with an encode error.
+    let encoded = catch_unwind(AssertUnwindSafe(|| codec.encode(value, &mut bytes)))
+        .unwrap_or_else(|payload| {
+            Err(format!("the codec panicked: {}", panic_message(payload.as_ref())).into())
+        });
+    encoded.map_err(|e| Error::Encode {
         view: view_name.to_owned(),
         key: render_key::<K>(key.as_bytes()),
         source: Arc::new(e),

@@ -1,6 +1,7 @@
 //! View definitions, typed view handles and their reads.
 
 use crate::batch::Batch;
+use crate::batch::panic_message;
 use crate::codec::{
     Bincode, Codec, KeyBuf, StackKey, WideKey, decode_key, encode_key_on_stack, plain_string,
     render_key,
@@ -20,6 +21,7 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::ops::RangeBounds;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 /// What a view key must be: serde-encodable with the order-preserving key encoding
@@ -245,10 +247,18 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegist
         let name = self.name;
         let codec = self.codec.clone();
         let decode: DecodeFn<V> = Arc::new(move |key: &[u8], value: &[u8]| {
-            if let Err(e) = decode_key::<K>(key) {
-                return Err(Error::decode(name, crate::codec::render_bytes(key), e));
-            }
-            codec.decode(value).map_err(|e| Error::decode(name, render_key::<K>(key), e))
+            // The key's `Deserialize` and the codec are user code: a panic in either
+            // fails the view's open with a decode error naming the record.
+            let decoded = catch_unwind(AssertUnwindSafe(|| {
+                if let Err(e) = decode_key::<K>(key) {
+                    return Err(Error::decode(name, crate::codec::render_bytes(key), e));
+                }
+                codec.decode(value).map_err(|e| Error::decode(name, render_key::<K>(key), e))
+            }));
+            decoded.unwrap_or_else(|payload| {
+                let message = format!("the codec panicked: {}", panic_message(payload.as_ref()));
+                Err(Error::decode(name, render_key::<K>(key), message))
+            })
         });
         Box::new(TypedLoader::<K, V> {
             name: self.name,

@@ -308,9 +308,8 @@ fn keys_without_a_byte_order_are_a_key_encoding_error() -> TestResult {
     const BY_MAP: ViewDef<BTreeMap<u8, u8>, String> = ViewDef::new("by-map");
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("keys.redb"))?;
-    let by_float = store.view(&BY_FLOAT)?;
-    let mut batch = Batch::new();
-    let err = batch.put(&by_float, &1.5, s("x"), 1).map(drop).expect_err("float key");
+    // Refused when the view is opened, not at every write.
+    let err = store.view(&BY_FLOAT).map(drop).expect_err("float key");
     match &err {
         Error::KeyEncoding { view, reason } => {
             assert_eq!(view, "by-float");
@@ -319,18 +318,12 @@ fn keys_without_a_byte_order_are_a_key_encoding_error() -> TestResult {
         other => panic!("expected KeyEncoding, got {other:?}"),
     }
     assert!(err.to_string().contains("'by-float'"), "{err}");
-    assert!(matches!(by_float.delete(&2.0, 1), Err(Error::KeyEncoding { .. })));
-    // Reads of such a key find nothing rather than fail.
-    assert_eq!(by_float.get(&1.5), None);
-
-    let by_map = store.view(&BY_MAP)?;
-    let key = BTreeMap::from([(1, 2)]);
     assert!(matches!(
-        by_map.put(&key, s("x"), 1),
-        Err(Error::KeyEncoding { view, .. }) if view == "by-map"
+        store.view(&BY_MAP),
+        Err(Error::KeyEncoding { view, reason }) if view == "by-map" && reason.contains("map")
     ));
-    assert!(batch.is_empty());
     assert_eq!(store.lsn().get(), 0);
+    assert!(store.stats().views.is_empty());
     Ok(())
 }
 

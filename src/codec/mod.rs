@@ -3,12 +3,14 @@
 mod key;
 mod key_buf;
 mod key_de;
+mod key_probe;
 
 pub(crate) use key::{
     KeyCodecError, StackKey, encode_key, encode_key_on_stack, plain_string, word_at,
 };
 pub(crate) use key_buf::{INLINE, KeyBuf, KeyRef, SlotKey, WideKey};
 pub(crate) use key_de::decode_key;
+pub(crate) use key_probe::unencodable_part;
 
 use crate::error::CodecError;
 use serde::Serialize;
@@ -81,10 +83,13 @@ pub(crate) fn key_bytes<K: Serialize + ?Sized>(key: &K) -> Result<KeyBuf, KeyCod
 
 /// Renders an encoded key for error messages: its decoded `Debug` form when it decodes,
 /// its bytes in hex otherwise.
+/// A panic in the key's `Deserialize` or `Debug` (user code, run on the writer thread
+/// for error messages) gives the hex form instead.
 pub(crate) fn render_key<K: DeserializeOwned + std::fmt::Debug>(bytes: &[u8]) -> String {
-    match decode_key::<K>(bytes) {
-        Ok(k) => format!("{k:?}"),
-        Err(_) => render_bytes(bytes),
+    let rendered = std::panic::catch_unwind(|| decode_key::<K>(bytes).map(|k| format!("{k:?}")));
+    match rendered {
+        Ok(Ok(text)) => text,
+        Ok(Err(_)) | Err(_) => render_bytes(bytes),
     }
 }
 
