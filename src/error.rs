@@ -154,8 +154,15 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A write, view open or verify was called on the writer thread (from an update
-    /// closure, an index extractor or a codec): it would wait for the writer running it.
+    /// The file is held open by another `Store` in this process or by another process
+    /// (redb locks it). Nothing was written to it.
+    AlreadyOpen {
+        /// The file that was refused.
+        file: PathBuf,
+    },
+    /// A blocking call (a write, a view open, `verify`, `wait_for` of a later LSN, a wait
+    /// on a pending ticket) was made on the writer thread, from an update closure, an
+    /// index extractor or a codec: it would wait for the writer running it.
     WriterReentry {
         /// The file of the store.
         file: PathBuf,
@@ -267,10 +274,15 @@ impl fmt::Display for Error {
             Error::InvalidIndex { view, index, reason } => {
                 write!(f, "invalid index '{index}' on view '{view}': {reason}")
             }
+            Error::AlreadyOpen { file } => write!(
+                f,
+                "{} is already open, by another Store in this process or by another process",
+                file.display()
+            ),
             Error::WriterReentry { file } => write!(
                 f,
-                "store {} was written to from inside its own writer (an update closure, \
-                 extractor or codec); that would wait forever",
+                "store {} was called from inside its own writer (an update closure, \
+                 extractor or codec) in a way that would wait for that writer forever",
                 file.display()
             ),
             Error::Full => f.write_str("the write queue is full"),

@@ -19,7 +19,7 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
             .set_check_integrity_on_open(config.check_integrity)
             .set_cache_size(config.cache_size)
             .create_with_backend(SharedBackend(Arc::clone(backend)))
-            .map_err(|e| Error::storage(path, "opening the database", e))?;
+            .map_err(|e| open_error(path, e))?;
         let lsn = init_or_check(&db, path)?;
         return Ok((db, lsn));
     }
@@ -43,9 +43,18 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
         .set_check_integrity_on_open(config.check_integrity)
         .set_cache_size(config.cache_size)
         .create(path)
-        .map_err(|e| Error::storage(path, "opening the database", e))?;
+        .map_err(|e| open_error(path, e))?;
     let lsn = init_or_check(&db, path)?;
     Ok((db, lsn))
+}
+
+/// The error of a failed redb open: a file locked by another opener is
+/// [`Error::AlreadyOpen`], anything else a storage error.
+fn open_error(path: &Path, e: redb::DatabaseError) -> Error {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => Error::AlreadyOpen { file: path.to_owned() },
+        e => Error::storage(path, "opening the database", e),
+    }
 }
 
 /// What [`inspect_locked`] found.
@@ -77,11 +86,7 @@ fn inspect_locked(path: &Path) -> Result<Inspected> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            return Err(Error::storage(
-                path,
-                "opening the database",
-                redb::DatabaseError::DatabaseAlreadyOpen,
-            ));
+            return Err(Error::AlreadyOpen { file: path.to_owned() });
         }
         // A file system without locks: redb decides, as it would without viewstore.
         Err(std::fs::TryLockError::Error(_)) => {

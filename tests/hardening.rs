@@ -113,7 +113,7 @@ fn try_submit_racing_close_never_hangs() -> TestResult {
 
 /// Whether `e` is the refusal of a file that another handle holds open.
 fn already_open(e: &Error) -> bool {
-    matches!(e, Error::Storage { .. }) && e.to_string().contains("already open")
+    matches!(e, Error::AlreadyOpen { .. })
 }
 
 /// Two threads open the same new path at once. The reset of interrupted creations
