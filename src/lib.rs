@@ -77,32 +77,29 @@
 //!   locked instruction): until its next read, a thread pins one version of the store
 //!   it read last, like a snapshot. `docs/performance.md` has the figures.
 
-mod batch;
-mod beside;
-mod codec;
-mod config;
-mod error;
-mod format;
-mod index;
-mod recovery;
-mod resident;
-mod store;
+mod api;
+mod base;
+mod engine;
+mod keys;
+mod mem;
+mod schema;
+mod storage;
 #[cfg(feature = "__testing")]
 #[doc(hidden)]
 pub mod testing;
-mod verify;
-mod version;
-mod view;
-mod writer;
 
-pub use batch::{Batch, MAX_KEY_BYTES, MAX_VALUE_BYTES};
-pub use codec::{Bincode, Codec};
-pub use config::{Durability, IndexProgress, StoreBuilder};
-pub use error::{CodecError, Error, Result};
-pub use index::{AnyIndex, IndexDef, IndexKind};
-pub use resident::{IndexIter, IndexView, Iter, Snapshot, Stats, ViewSnapshot, ViewStats};
-pub use store::Store;
-pub use verify::{Problem, ProblemKind, VerifyReport};
-pub use version::{Lsn, Outcome, Receipt, Version};
-pub use view::{View, ViewDef, ViewKey, ViewValue};
-pub use writer::ticket::Ticket;
+pub use api::batch::Batch;
+pub use api::index_def::IndexDef;
+pub use api::store::Store;
+pub use api::view::{View, ViewDef};
+pub use base::codec::{Bincode, Codec};
+pub use base::config::{Durability, IndexProgress, StoreBuilder};
+pub use base::error::{CodecError, Error, Result};
+pub use base::index_kind::IndexKind;
+pub use base::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+pub use base::version::{Lsn, Outcome, Receipt, Version};
+pub use engine::report::{Problem, ProblemKind, VerifyReport};
+pub use engine::ticket::Ticket;
+pub use mem::{IndexIter, IndexView, Iter, Snapshot, Stats, ViewSnapshot, ViewStats};
+pub use schema::index::AnyIndex;
+pub use schema::registration::{ViewKey, ViewValue};

@@ -5,9 +5,9 @@
 use super::disk::{check_store_invariants, read_backend};
 use super::fault::{FaultBackend, FaultMode, FaultPlan};
 use super::workload::{Workload, check_lossy, check_recovered};
-use crate::config::Durability;
-use crate::error::Error;
-use crate::store::Store;
+use crate::api::store::Store;
+use crate::base::config::Durability;
+use crate::base::error::Error;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;

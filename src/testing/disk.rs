@@ -4,12 +4,13 @@
 //! [`check_store_invariants`] is the one place that says what a consistent store is;
 //! it grows with the format (secondary indexes add their checks here).
 
-use crate::codec::Codec;
-use crate::config::SharedBackend;
-use crate::format::{META, META_FORMAT, META_LSN, Record, VIEWS};
-use crate::resident::Snapshot;
-use crate::version::Version;
-use crate::view::{View, ViewKey, ViewValue};
+use crate::api::view::View;
+use crate::base::codec::Codec;
+use crate::base::config::SharedBackend;
+use crate::base::version::Version;
+use crate::mem::Snapshot;
+use crate::schema::registration::{ViewKey, ViewValue};
+use crate::storage::format::{META, META_FORMAT, META_LSN, Record, VIEWS};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -107,7 +108,7 @@ fn read_database(db: &mut Database) -> Result<DiskImage, String> {
         .map(|t| t.name().to_owned())
         .collect();
     for name in names {
-        let table_name = crate::format::view_table_name(&name);
+        let table_name = crate::storage::format::view_table_name(&name);
         let mut records = BTreeMap::new();
         if tables.contains(&table_name) {
             let def: TableDefinition<&[u8], &[u8]> = TableDefinition::new(&table_name);
@@ -122,7 +123,7 @@ fn read_database(db: &mut Database) -> Result<DiskImage, String> {
                     Err(reason) => {
                         return Err(format!(
                             "view '{name}', key {}: {reason}",
-                            crate::codec::render_bytes(k.value())
+                            crate::keys::render_bytes(k.value())
                         ));
                     }
                 };
@@ -165,13 +166,13 @@ pub fn check_store_invariants(snapshot: &Snapshot, disk: &DiskImage) -> Result<(
                 Some(v) => {
                     return Err(format!(
                         "view '{name}', key {}: version {version} on disk, {v} in memory",
-                        crate::codec::render_bytes(key)
+                        crate::keys::render_bytes(key)
                     ));
                 }
                 None => {
                     return Err(format!(
                         "view '{name}', key {}: on disk (version {version}) but not in memory",
-                        crate::codec::render_bytes(key)
+                        crate::keys::render_bytes(key)
                     ));
                 }
             }
@@ -203,7 +204,7 @@ where
             .codec
             .decode(&bytes)
             .map_err(|e| format!("view '{name}', key {}: {e}", render::<K>(&key)))?;
-        let Ok(k) = crate::codec::decode_key::<K>(&key) else {
+        let Ok(k) = crate::keys::decode_key::<K>(&key) else {
             return Err(format!("view '{name}': undecodable key {}", render::<K>(&key)));
         };
         match typed.get(&k) {
@@ -219,5 +220,5 @@ where
 }
 
 fn render<K: ViewKey>(key: &[u8]) -> String {
-    crate::codec::render_key::<K>(key)
+    crate::keys::render_key::<K>(key)
 }

@@ -7,14 +7,15 @@
 
 use super::crash::{CrashCase, run_crash_case};
 use super::fault::{FaultBackend, FaultMode, FaultPlan, FaultTarget};
-use crate::batch::Batch;
-use crate::codec::{Bincode, Codec, decode_key, encode_key};
-use crate::error::Error;
-use crate::format::Record;
-use crate::index::IndexDef;
-use crate::store::Store;
-use crate::version::{Outcome, Version};
-use crate::view::{View, ViewDef};
+use crate::api::batch::Batch;
+use crate::api::index_def::IndexDef;
+use crate::api::store::Store;
+use crate::api::view::{View, ViewDef};
+use crate::base::codec::{Bincode, Codec};
+use crate::base::error::Error;
+use crate::base::version::{Outcome, Version};
+use crate::keys::{decode_key, encode_key};
+use crate::storage::format::Record;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -14,11 +14,11 @@
 //! index on the value, `wl.slots` a unique index on the value; [`Workload::present`]
 //! queries them, and [`check_verify`] compares them with the records.
 
-use crate::batch::Batch;
-use crate::error::Result;
-use crate::index::IndexDef;
-use crate::store::Store;
-use crate::view::{View, ViewDef};
+use crate::api::batch::Batch;
+use crate::api::index_def::IndexDef;
+use crate::api::store::Store;
+use crate::api::view::{View, ViewDef};
+use crate::base::error::Result;
 use std::collections::BTreeSet;
 
 const BY_SIZE: IndexDef<Vec<u8>, u64, [u64; 1]> =

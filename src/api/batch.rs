@@ -1,0 +1,309 @@
+//! `Batch`: operations on one or more views, committed atomically.
+
+use crate::api::store::Store;
+use crate::api::view::View;
+use crate::base::codec::Codec;
+use crate::base::error::{Error, Result};
+use crate::base::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::base::panic::panic_message;
+use crate::base::version::Receipt;
+use crate::base::version::Version;
+use crate::engine::inbox::Refused;
+use crate::engine::ticket::{self, Ticket};
+use crate::engine::writer::Request;
+use crate::keys::{KeyBuf, key_bytes, render_key};
+use crate::schema::op::{Op, OpKind, UpdateFn, UpdateResult};
+use crate::schema::registration::{ViewKey, ViewValue};
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+/// Operations on one or more views of one store, committed atomically: all of them
+/// become durable and visible together, or none does.
+///
+/// Keys and values are encoded when they are added, so an oversized or unencodable
+/// write is refused here, on the caller's thread, and never fails a group.
+///
+/// # Examples
+///
+/// ```
+/// use viewstore::{Batch, Store, ViewDef};
+///
+/// const NAMES: ViewDef<u64, String> = ViewDef::new("names");
+/// const COUNTS: ViewDef<String, u64> = ViewDef::new("counts");
+///
+/// # let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path().join("s.redb"))?;
+/// let (names, counts) = (store.view(&NAMES)?, store.view(&COUNTS)?);
+///
+/// let mut batch = Batch::new();
+/// batch.put(&names, &1, "ada".to_string(), 10)?;
+/// batch.update(&counts, &"users".to_string(), 10, |n| Some(n.copied().unwrap_or(0) + 1))?;
+/// let receipt = store.submit(batch)?.wait()?;
+/// assert!(receipt.outcomes.iter().all(|o| o.is_applied()));
+/// assert_eq!(counts.get(&"users".to_string()).as_deref(), Some(&1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+pub struct Batch {
+    pub(crate) store: Option<u64>,
+    pub(crate) ops: Vec<Op>,
+    pub(crate) bytes: usize,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("ops", &self.ops.len())
+            .field("bytes", &self.bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode_key_for<K: ViewKey>(view_name: &str, key: &K) -> Result<KeyBuf> {
+    let key = key_bytes(key)
+        .map_err(|e| Error::KeyEncoding { view: view_name.to_owned(), reason: e.0 })?;
+    if key.as_bytes().len() > MAX_KEY_BYTES {
+        return Err(Error::KeyTooLarge {
+            view: view_name.to_owned(),
+            len: key.as_bytes().len(),
+            max: MAX_KEY_BYTES,
+        });
+    }
+    Ok(key)
+}
+
+pub(crate) fn encode_value<K: ViewKey, V, C: Codec<V>>(
+    view_name: &str,
+    codec: &C,
+    key: &KeyBuf,
+    value: &V,
+) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    // The codec and the value's `Serialize` are user code, run on the writer thread for
+    // the result of an `update` closure: a panic fails the batch with an encode error.
+    let encoded = catch_unwind(AssertUnwindSafe(|| codec.encode(value, &mut bytes)))
+        .unwrap_or_else(|payload| {
+            Err(format!("the codec panicked: {}", panic_message(payload.as_ref())).into())
+        });
+    encoded.map_err(|e| Error::Encode {
+        view: view_name.to_owned(),
+        key: render_key::<K>(key.as_bytes()),
+        source: Arc::new(e),
+    })?;
+    if bytes.len() > MAX_VALUE_BYTES {
+        return Err(Error::ValueTooLarge {
+            view: view_name.to_owned(),
+            key: render_key::<K>(key.as_bytes()),
+            len: bytes.len(),
+            max: MAX_VALUE_BYTES,
+        });
+    }
+    Ok(bytes)
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Batch::default()
+    }
+
+    /// The number of operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether the batch has no operation.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    fn push<K, V, C>(&mut self, view: &View<K, V, C>, key: KeyBuf, kind: OpKind) -> Result<()> {
+        match self.store {
+            Some(id) if id != view.store.id() => {
+                return Err(Error::ForeignView { view: view.name().to_owned() });
+            }
+            _ => self.store = Some(view.store.id()),
+        }
+        let value_len = match &kind {
+            OpKind::Put { bytes, .. } | OpKind::CompareAndSet { bytes, .. } => bytes.len(),
+            _ => 0,
+        };
+        self.bytes += key.as_bytes().len() + value_len + 16;
+        self.ops.push(Op { view: view.id, key, kind });
+        Ok(())
+    }
+
+    /// Writes `value` at `version`: applied only if `version` is strictly greater than the
+    /// stored version (of a live record or a tombstone), otherwise the outcome is
+    /// [`Outcome::Stale`](crate::Outcome::Stale).
+    ///
+    /// # Errors
+    ///
+    /// The key or value cannot be encoded or is over the size limits; the batch is
+    /// unchanged.
+    pub fn put<K: ViewKey, V: ViewValue, C: Codec<V> + Clone>(
+        &mut self,
+        view: &View<K, V, C>,
+        key: &K,
+        value: V,
+        version: Version,
+    ) -> Result<&mut Self> {
+        let key = encode_key_for(view.name(), key)?;
+        let bytes = encode_value::<K, V, C>(view.name(), &view.codec, &key, &value)?;
+        self.push(view, key, OpKind::Put { version, bytes, value: Arc::new(value) })?;
+        Ok(self)
+    }
+
+    /// Deletes `key` at `version`, leaving a tombstone with that version so that a late,
+    /// older put cannot bring the record back. Applied only if `version` is strictly
+    /// greater than the stored version; deleting an absent key still leaves the
+    /// tombstone.
+    ///
+    /// # Errors
+    ///
+    /// The key cannot be encoded or is over the size limit.
+    pub fn delete<K: ViewKey, V: ViewValue, C>(
+        &mut self,
+        view: &View<K, V, C>,
+        key: &K,
+        version: Version,
+    ) -> Result<&mut Self> {
+        let key = encode_key_for(view.name(), key)?;
+        self.push(view, key, OpKind::Delete { version })?;
+        Ok(self)
+    }
+
+    /// Writes `value` at `version` only if the live record's version equals `expected`
+    /// (`None`: there is no live record); otherwise the outcome is
+    /// [`Outcome::Conflict`](crate::Outcome::Conflict). A matching write must still be
+    /// strictly newer than the stored version, tombstones included.
+    ///
+    /// # Errors
+    ///
+    /// The key or value cannot be encoded or is over the size limits.
+    pub fn compare_and_set<K: ViewKey, V: ViewValue, C: Codec<V> + Clone>(
+        &mut self,
+        view: &View<K, V, C>,
+        key: &K,
+        expected: Option<Version>,
+        version: Version,
+        value: V,
+    ) -> Result<&mut Self> {
+        let key = encode_key_for(view.name(), key)?;
+        let bytes = encode_value::<K, V, C>(view.name(), &view.codec, &key, &value)?;
+        let kind = OpKind::CompareAndSet { expected, version, bytes, value: Arc::new(value) };
+        self.push(view, key, kind)?;
+        Ok(self)
+    }
+
+    /// Runs `f` inside the writer on the current value of `key` (`None` when there is no
+    /// live record) and writes what it returns at `version`; `None` leaves the record
+    /// as it is ([`Outcome::Unchanged`](crate::Outcome::Unchanged)). The closure runs
+    /// only if `version` is strictly newer than the stored version. No update is lost
+    /// between concurrent writers: the closure sees every write committed before it.
+    ///
+    /// A panicking closure fails this batch with [`Error::UpdatePanicked`] and nothing
+    /// else.
+    ///
+    /// # Errors
+    ///
+    /// The key cannot be encoded or is over the size limit.
+    pub fn update<K, V, C, F>(
+        &mut self,
+        view: &View<K, V, C>,
+        key: &K,
+        version: Version,
+        f: F,
+    ) -> Result<&mut Self>
+    where
+        K: ViewKey,
+        V: ViewValue,
+        C: Codec<V> + Clone,
+        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+    {
+        let key = encode_key_for(view.name(), key)?;
+        let name: Arc<str> = Arc::clone(&view.name);
+        let codec = view.codec.clone();
+        let key_for_errors = key.clone();
+        let f: UpdateFn = Box::new(move |current| {
+            let current = current.and_then(|c| c.downcast_ref::<V>());
+            match catch_unwind(AssertUnwindSafe(|| f(current))) {
+                Err(payload) => UpdateResult::Failed(Error::UpdatePanicked {
+                    view: name.to_string(),
+                    key: render_key::<K>(key_for_errors.as_bytes()),
+                    message: panic_message(payload.as_ref()),
+                }),
+                Ok(None) => UpdateResult::Unchanged,
+                Ok(Some(value)) => {
+                    match encode_value::<K, V, C>(&name, &codec, &key_for_errors, &value) {
+                        Ok(bytes) => UpdateResult::Value { bytes, value: Arc::new(value) },
+                        Err(e) => UpdateResult::Failed(e),
+                    }
+                }
+            }
+        });
+        self.push(view, key, OpKind::Update { version, f })?;
+        Ok(self)
+    }
+
+    /// Removes the tombstones of `view` whose version is below `below`. After this, a
+    /// put older than a purged tombstone can apply again, so purge only below versions
+    /// that can no longer arrive.
+    pub fn purge_tombstones<K, V, C>(
+        &mut self,
+        view: &View<K, V, C>,
+        below: Version,
+    ) -> Result<&mut Self> {
+        self.push(view, KeyBuf::from_slice(&[]), OpKind::PurgeTombstones { below })?;
+        Ok(self)
+    }
+}
+
+impl Store {
+    fn request(&self, batch: Batch) -> Result<(Ticket, Request)> {
+        if let Some(store) = batch.store
+            && store != self.inner.id
+        {
+            return Err(Error::ForeignView { view: "(a view of another store)".into() });
+        }
+        let (ticket, done) = ticket::pair(self.inner.writer.id(), Arc::clone(&self.inner.file));
+        Ok((ticket, Request::Batch { ops: batch.ops, bytes: batch.bytes, done }))
+    }
+
+    /// Queues `batch` for the writer and returns its [`Ticket`]. Blocks while the queue
+    /// is full (backpressure).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] after [`close`](Store::close) (also for a submit that was
+    /// waiting for room when the store closed); [`Error::Poisoned`] after the writer
+    /// failed for good; [`Error::ForeignView`] for a batch built with views of another
+    /// store; [`Error::WriterReentry`] on the writer thread.
+    pub fn submit(&self, batch: Batch) -> Result<Ticket> {
+        if batch.is_empty() {
+            self.check_open()?;
+            return Ok(Ticket::ready(Ok(Receipt { lsn: self.lsn(), outcomes: Vec::new() })));
+        }
+        let (ticket, request) = self.request(batch)?;
+        self.send(request)?;
+        Ok(ticket)
+    }
+
+    /// Like [`submit`](Store::submit), but never blocks: a full queue gives
+    /// [`Error::Full`] and the batch is dropped.
+    pub fn try_submit(&self, batch: Batch) -> Result<Ticket> {
+        if batch.is_empty() {
+            return self.submit(batch);
+        }
+        self.check_not_writer()?;
+        let (ticket, request) = self.request(batch)?;
+        match self.inner.inbox.try_send(request) {
+            Ok(()) => Ok(ticket),
+            Err(Refused { request, why }) => {
+                drop(request);
+                Err(self.refusal(why))
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! What users call: `Store`, `View`, `Batch`, `ViewDef`, `IndexDef` and snapshot reads.
+
+pub(crate) mod batch;
+pub(crate) mod index_def;
+pub(crate) mod snapshot;
+pub(crate) mod store;
+pub(crate) mod view;
+mod writes;

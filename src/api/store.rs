@@ -1,0 +1,336 @@
+//! `Store`: open, close, view handles, submit, snapshots.
+
+use crate::base::config::{Config, StoreBuilder};
+use crate::base::error::{Error, Result};
+use crate::base::version::Lsn;
+use crate::engine::inbox::{Inbox, Refusal, Refused};
+use crate::engine::joiner::WriterThread;
+use crate::engine::report::VerifyReport;
+use crate::engine::ticket::writer_stopped;
+use crate::engine::writer::{Request, Writer};
+use crate::mem::{Published, Root, Snapshot, Stats};
+use crate::storage::open::open_database;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+static NEXT_STORE_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    pub(crate) config: Config,
+    pub(crate) published: Arc<Published>,
+    /// The writer's queue and the gate that closes it.
+    pub(crate) inbox: Arc<Inbox<Request>>,
+    pub(crate) writer: WriterThread,
+    /// The file's path, shared with every ticket's error path without a copy.
+    pub(crate) file: Arc<Path>,
+}
+
+/// An open viewstore: one redb file holding many views, one writer thread, and every
+/// live record in memory.
+///
+/// Cheap to clone (`Arc` inside), `Send + Sync`. The store closes when its last clone
+/// (including the clones inside [`View`](crate::View) handles) is dropped, or at [`Store::close`].
+///
+/// # Examples
+///
+/// ```
+/// use viewstore::{Store, ViewDef};
+///
+/// const PAGES: ViewDef<u64, String> = ViewDef::new("pages");
+///
+/// # let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path().join("views.redb"))?;
+/// let pages = store.view(&PAGES)?;
+/// pages.put(&1, "<h1>ada</h1>".to_string(), 1)?;
+/// assert_eq!(pages.get(&1).as_deref().map(String::as_str), Some("<h1>ada</h1>"));
+/// store.close()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("file", &self.inner.config.path)
+            .field("lsn", &self.lsn())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreBuilder {
+    /// Opens the store, creating the file if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotAStore`] for a file that is not a viewstore, [`Error::NewerFormat`]
+    /// for one written by a newer format version (both left untouched), and
+    /// [`Error::Storage`] when redb cannot open it or its integrity check fails.
+    pub fn open(self) -> Result<Store> {
+        let config = self.config;
+        let (db, lsn) = open_database(&config)?;
+        let published = Arc::new(Published::new(Arc::new(Root { lsn, views: Vec::new() })));
+        let inbox = Arc::new(Inbox::new(config.queue_capacity));
+        let writer = Writer::new(db, config.clone(), Arc::clone(&published));
+        let thread_inbox = Arc::clone(&inbox);
+        let thread_file = config.path.clone();
+        let thread = std::thread::Builder::new()
+            .name("viewstore-writer".into())
+            .spawn(move || {
+                let outcome = catch_unwind(AssertUnwindSafe(|| writer.run(&thread_inbox)));
+                let poisoned = match outcome {
+                    Ok(poisoned) => poisoned,
+                    Err(payload) => Some(format!(
+                        "the writer thread panicked: {}",
+                        crate::base::panic::panic_message(payload.as_ref())
+                    )),
+                };
+                let error = match &poisoned {
+                    Some(reason) => {
+                        Error::Poisoned { file: thread_file.clone(), reason: reason.clone() }
+                    }
+                    None => Error::Closed,
+                };
+                // Answered outside the inbox's lock: dropping a request runs user code.
+                for request in thread_inbox.stop(poisoned) {
+                    fail_request(request, &error);
+                }
+            })
+            .map_err(|e| Error::Io { file: config.path.clone(), source: Arc::new(e) })?;
+        let file: Arc<Path> = Arc::from(config.path.as_path());
+        Ok(Store {
+            inner: Arc::new(Inner {
+                id: NEXT_STORE_ID.fetch_add(1, Ordering::Relaxed),
+                config,
+                published,
+                inbox,
+                writer: WriterThread::new(thread),
+                file,
+            }),
+        })
+    }
+}
+
+/// Answers a request the writer will never handle.
+fn fail_request(request: Request, error: &Error) {
+    match request {
+        Request::Batch { done, .. } => done.complete(Err(error.clone())),
+        Request::Register { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+        Request::Verify { reply } => {
+            let _ = reply.send(Err(error.clone()));
+        }
+    }
+}
+
+impl Store {
+    /// A builder for opening a store at `path` with options.
+    pub fn builder(path: impl Into<PathBuf>) -> StoreBuilder {
+        StoreBuilder::new(path.into())
+    }
+
+    /// Opens the store at `path` with default options, creating it if needed.
+    ///
+    /// # Errors
+    ///
+    /// See [`StoreBuilder::open`].
+    pub fn open(path: impl Into<PathBuf>) -> Result<Store> {
+        Store::builder(path).open()
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    pub(crate) fn published(&self) -> Arc<Published> {
+        Arc::clone(&self.inner.published)
+    }
+
+    /// The store's file.
+    pub fn path(&self) -> &Path {
+        &self.inner.config.path
+    }
+
+    /// The error for a request the writer dropped unanswered: with the inbox still
+    /// open, the writer died holding it.
+    pub(crate) fn gone_error(&self) -> Error {
+        self.gate_error().unwrap_or_else(|| writer_stopped(&self.inner.file))
+    }
+
+    /// The error a closed or poisoned store gives, if it is one.
+    pub(crate) fn gate_error(&self) -> Option<Error> {
+        match self.inner.inbox.status() {
+            (_, Some(reason)) => Some(self.poisoned(reason)),
+            (true, None) => Some(Error::Closed),
+            (false, None) => None,
+        }
+    }
+
+    pub(crate) fn poisoned(&self, reason: String) -> Error {
+        Error::Poisoned { file: self.inner.config.path.clone(), reason }
+    }
+
+    pub(crate) fn refusal(&self, why: Refusal) -> Error {
+        match why {
+            Refusal::Full => Error::Full,
+            Refusal::Closed => Error::Closed,
+            Refusal::Poisoned(reason) => self.poisoned(reason),
+        }
+    }
+
+    /// Refuses calls made on the writer thread (from an update closure, extractor or
+    /// codec), which would wait for the writer that is running them.
+    pub(crate) fn check_not_writer(&self) -> Result<()> {
+        if self.inner.writer.is_current() {
+            return Err(Error::WriterReentry { file: self.inner.config.path.clone() });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn send(&self, request: Request) -> Result<()> {
+        self.check_not_writer()?;
+        self.inner.inbox.send(request).map_err(|refused| {
+            let Refused { request, why } = refused;
+            drop(request);
+            self.refusal(why)
+        })
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        match self.gate_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The LSN of the latest group visible to readers.
+    pub fn lsn(&self) -> Lsn {
+        self.inner.published.load().lsn
+    }
+
+    /// The LSN of the latest group known to be on disk. With
+    /// [`Durability::Immediate`](crate::Durability::Immediate) it is the LSN of every
+    /// acknowledged group; in the periodic mode it trails [`lsn`](Store::lsn) by at most
+    /// one interval (and a group acknowledged at or below it survives any crash).
+    pub fn durable_lsn(&self) -> Lsn {
+        self.inner.published.durable()
+    }
+
+    /// Blocks until the group with `lsn` (or a later one) is visible to readers: read
+    /// your writes from another thread than the one that got the acknowledgement.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriterReentry`] on the writer thread (an update closure, an extractor or
+    /// a codec), where waiting for a later group would wait forever.
+    pub fn wait_for(&self, lsn: Lsn) -> Result<()> {
+        if self.lsn() < lsn {
+            self.check_not_writer()?;
+        }
+        self.inner.published.wait_for(lsn, None);
+        Ok(())
+    }
+
+    /// Like [`wait_for`](Store::wait_for) with a time limit; returns whether `lsn` was
+    /// reached.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WriterReentry`] on the writer thread, as for `wait_for`.
+    pub fn wait_for_timeout(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
+        if self.lsn() < lsn {
+            self.check_not_writer()?;
+        }
+        Ok(self.inner.published.wait_for(lsn, Some(timeout)))
+    }
+
+    /// Checks every open view and index: each index recomputed from its view's records,
+    /// compared with the index on disk and in memory, and each view's records in memory
+    /// compared with those on disk. Runs in the writer, between groups.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Storage`] when the file cannot be read; [`Error::Closed`].
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Request::Verify { reply })?;
+        answer.recv().map_err(|_| self.gone_error())?
+    }
+
+    /// Record counts per open view, at the latest committed LSN.
+    pub fn stats(&self) -> Stats {
+        let root = self.inner.published.load();
+        Stats { lsn: root.lsn, views: root.view_stats() }
+    }
+
+    /// Every view at the latest committed LSN.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot { root: self.inner.published.load_full(), store: self.inner.id }
+    }
+
+    /// Commits what is queued, stops the writer and waits for it. Reads keep working on
+    /// every handle; writes get [`Error::Closed`], and so do submits that were waiting
+    /// for room in a full queue. Calling it again, or from several threads, waits for
+    /// the same stop.
+    ///
+    /// Called on the writer thread (from an `update` closure, say), it closes the store
+    /// without waiting: the writer cannot wait for itself, and stops once it has
+    /// committed what is queued.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`] when the writer had failed.
+    pub fn close(&self) -> Result<()> {
+        self.inner.shutdown();
+        match self.inner.inbox.status() {
+            (_, Some(reason)) => Err(self.poisoned(reason)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// White-box views of the writer's queue, for the crate's own tests: they let a test
+/// wait until a submitter is really blocked instead of sleeping and hoping.
+#[cfg(feature = "__testing")]
+impl Store {
+    /// How many submitters wait for room in a full queue.
+    #[doc(hidden)]
+    pub fn __blocked_submitters(&self) -> usize {
+        self.inner.inbox.waiting_senders()
+    }
+
+    /// How many requests are queued for the writer.
+    #[doc(hidden)]
+    pub fn __queued_requests(&self) -> usize {
+        self.inner.inbox.len()
+    }
+
+    /// Whether the store is closed to new writes.
+    #[doc(hidden)]
+    pub fn __is_closed(&self) -> bool {
+        self.inner.inbox.status().0
+    }
+}
+
+impl Inner {
+    /// Closes the inbox, lets the writer commit what is queued, and joins it.
+    /// On the writer thread (an update closure dropped the last handle) it only closes:
+    /// the writer stops by itself once the queue is empty.
+    fn shutdown(&self) {
+        self.inbox.close();
+        self.writer.join();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,71 @@
+//! A view's blocking conveniences: one operation in its own batch, waiting for the
+//! commit.
+
+use crate::api::batch::Batch;
+use crate::api::view::View;
+use crate::base::codec::Codec;
+use crate::base::error::Result;
+use crate::base::version::{Outcome, Version};
+use crate::schema::registration::{ViewKey, ViewValue};
+
+impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
+    fn write(&self, fill: impl FnOnce(&mut Batch) -> Result<&mut Batch>) -> Result<Outcome> {
+        let mut batch = Batch::new();
+        fill(&mut batch)?;
+        let receipt = self.store.submit(batch)?.wait()?;
+        Ok(receipt.outcomes.first().copied().unwrap_or(Outcome::Unchanged))
+    }
+
+    /// Writes `value` at `version` and waits for the commit. See [`Batch::put`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{Outcome, Store, ViewDef};
+    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names");
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let names = store.view(&NAMES)?;
+    /// assert_eq!(names.put(&1, "new".to_string(), 5)?, Outcome::Applied);
+    /// assert_eq!(names.put(&1, "old".to_string(), 4)?, Outcome::Stale { current: 5 });
+    /// assert_eq!(names.get(&1).as_deref().map(String::as_str), Some("new"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn put(&self, key: &K, value: V, version: Version) -> Result<Outcome> {
+        self.write(|b| b.put(self, key, value, version))
+    }
+
+    /// Deletes `key` at `version` and waits for the commit. See [`Batch::delete`].
+    pub fn delete(&self, key: &K, version: Version) -> Result<Outcome> {
+        self.write(|b| b.delete(self, key, version))
+    }
+
+    /// Compare-and-set, waiting for the commit. See [`Batch::compare_and_set`].
+    pub fn compare_and_set(
+        &self,
+        key: &K,
+        expected: Option<Version>,
+        version: Version,
+        value: V,
+    ) -> Result<Outcome> {
+        self.write(|b| b.compare_and_set(self, key, expected, version, value))
+    }
+
+    /// Read-modify-write inside the writer, waiting for the commit. See
+    /// [`Batch::update`].
+    pub fn update<F>(&self, key: &K, version: Version, f: F) -> Result<Outcome>
+    where
+        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+    {
+        self.write(|b| b.update(self, key, version, f))
+    }
+
+    /// Removes this view's tombstones below `below` and returns how many there were.
+    /// See [`Batch::purge_tombstones`].
+    pub fn purge_tombstones(&self, below: Version) -> Result<u64> {
+        match self.write(|b| b.purge_tombstones(self, below))? {
+            Outcome::Purged { count } => Ok(count),
+            _ => Ok(0),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Value codecs: the [`Codec`] trait and the default, [`Bincode`].
+
+use crate::base::error::CodecError;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Turns values into bytes and back.
+///
+/// # Invariants
+///
+/// `decode(encode(v))` must equal `v`. `decode` must never panic, whatever the bytes:
+/// corrupt stored bytes surface as [`Error::Decode`](crate::Error::Decode) naming the
+/// view and key.
+///
+/// # Examples
+///
+/// ```
+/// use viewstore::{Bincode, Codec};
+///
+/// let mut bytes = Vec::new();
+/// Bincode.encode(&(7u32, "seven".to_string()), &mut bytes)?;
+/// let back: (u32, String) = Bincode.decode(&bytes)?;
+/// assert_eq!(back, (7, "seven".to_string()));
+/// # Ok::<(), viewstore::CodecError>(())
+/// ```
+pub trait Codec<V>: Send + Sync + 'static {
+    /// Appends the encoding of `value` to `out`.
+    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), CodecError>;
+    /// Decodes a value from exactly `bytes`.
+    fn decode(&self, bytes: &[u8]) -> Result<V, CodecError>;
+}
+
+/// The most memory, in bytes, that [`Bincode`] lets a value's containers claim while it
+/// is decoded (1 GiB): a corrupt length prefix fails to decode instead of allocating.
+/// Values are at most [`MAX_VALUE_BYTES`](crate::MAX_VALUE_BYTES) encoded; only one that
+/// expands more than 64 times when decoded could reach it.
+const DECODE_LIMIT: usize = 1 << 30;
+
+/// The default value codec: bincode 2 with its standard configuration, through serde.
+///
+/// Decoding refuses a value whose containers would claim more than 1 GiB of memory, so
+/// that corrupt bytes fail with an error rather than a huge allocation.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bincode;
+
+impl<V: Serialize + DeserializeOwned> Codec<V> for Bincode {
+    fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())?;
+        Ok(())
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<V, CodecError> {
+        // Without a limit, bincode sizes a container from its length prefix before reading
+        // it: a corrupt prefix panics with a capacity overflow or aborts on a huge
+        // allocation. The limit changes nothing in the encoding.
+        let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
+        let (value, read) = bincode::serde::decode_from_slice(bytes, config)?;
+        if read != bytes.len() {
+            return Err(format!("{} trailing bytes after the value", bytes.len() - read).into());
+        }
+        Ok(value)
+    }
+}

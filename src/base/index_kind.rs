@@ -1,0 +1,11 @@
+//! Unique or multi-valued indexes.
+
+/// Whether an index key may belong to one record or to many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IndexKind {
+    /// At most one record per index key: a write that would give an index key a second
+    /// record fails its batch with [`Error::UniqueViolation`](crate::Error::UniqueViolation).
+    Unique,
+    /// Any number of records per index key.
+    Multi,
+}

@@ -1,0 +1,13 @@
+//! The vocabulary every layer shares: errors, versions and LSNs, value codecs, the
+//! store's configuration, size limits, and running work beside the caller. Imports
+//! nothing else of the crate.
+
+pub(crate) mod beside;
+pub(crate) mod codec;
+pub(crate) mod config;
+pub(crate) mod error;
+pub(crate) mod index_kind;
+pub(crate) mod limits;
+pub(crate) mod order;
+pub(crate) mod panic;
+pub(crate) mod version;

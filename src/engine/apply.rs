@@ -1,0 +1,721 @@
+//! The pure part of the writer: apply a group of batches to one write transaction.
+//!
+//! Version checks, compare-and-set, update closures, tombstone purges and index
+//! maintenance happen here, with no thread or channel in sight, so that this can be
+//! tested and fuzzed alone. A batch is first worked out in memory against the state the
+//! group has reached, and written to the transaction only if every one of its
+//! operations succeeded: a failing batch leaves no trace, and the batches after it see
+//! the group without it.
+
+use crate::base::error::{Error, Result};
+use crate::base::index_kind::IndexKind;
+use crate::base::order::last_of_each_key;
+use crate::base::version::{Outcome, Version};
+use crate::keys::composite;
+use crate::keys::prefix_successor;
+use crate::keys::{KeyBuf, WideKey};
+use crate::mem::delta::{Delta, Effect, MultiEntries, RecordChange, UniqueChange, ViewDelta};
+use crate::mem::{AnyValue, Root};
+use crate::schema::op::{Op, OpKind, UpdateResult};
+use crate::schema::view_info::ViewInfo;
+use crate::storage::format::{Record, index_table, view_table};
+use redb::{ReadableTable, Table, WriteTransaction};
+use std::collections::hash_map::Entry as MapEntry;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+use std::path::Path;
+
+/// What a batch does to the indexes: entries to write, changes to publish.
+type IndexWork = (Vec<IndexWrite>, Vec<(usize, UniqueChange)>);
+
+/// The result of applying a group: one result per batch, and the changes to publish to
+/// the resident layer once the transaction commits.
+pub(crate) struct Applied {
+    pub(crate) results: Vec<Result<Vec<Outcome>>>,
+    pub(crate) delta: Delta,
+}
+
+impl Applied {
+    pub(crate) fn any_committed(&self) -> bool {
+        self.results.iter().any(Result::is_ok)
+    }
+}
+
+/// A key's state as the group has left it so far.
+#[derive(Clone)]
+struct State {
+    /// The version of the live record or tombstone; `None` when there is neither.
+    stored: Option<Version>,
+    /// Whether there is a live record (not a tombstone, not absent).
+    is_live: bool,
+    /// The live value, when it was needed: by an `update` closure or an index diff.
+    /// Reading it for every put would cost a resident lookup that nothing uses.
+    live: Option<AnyValue>,
+}
+
+enum Pending {
+    Live { version: Version, bytes: Vec<u8> },
+    Tombstone { version: Version },
+    Remove,
+}
+
+/// A key touched by the batch being worked out.
+struct Slot {
+    before: State,
+    now: State,
+    pending: Option<Pending>,
+}
+
+/// One index entry to write or remove: view, index, on-disk key, index key length.
+struct IndexWrite {
+    view: usize,
+    index: usize,
+    key: WideKey,
+    ikey_len: u32,
+    insert: bool,
+}
+
+/// A failure of one batch, or of the whole group (storage).
+enum Fail {
+    Batch(Error),
+    Group(Error),
+}
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        Fail::Batch(e)
+    }
+}
+
+type Key = (usize, KeyBuf);
+type RecordTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
+type IndexTable<'t> = Table<'t, &'static [u8], u32>;
+/// A multi-index entry to write at the end of the group: on-disk key, and the index
+/// key's length to insert it or `None` to remove it.
+type DeferredEntry = (WideKey, Option<u32>);
+
+struct Group<'t, 'v> {
+    txn: &'t WriteTransaction,
+    views: &'v [ViewInfo],
+    root: &'v Root,
+    file: &'v Path,
+    tables: HashMap<usize, RecordTable<'t>>,
+    index_tables: HashMap<(usize, usize), IndexTable<'t>>,
+    overlay: HashMap<Key, State>,
+    unique_changes: HashMap<usize, Vec<UniqueChange>>,
+    /// Records to write at the end of the group, per view, in the order the batches
+    /// made them (the last write of a key stands). Later batches read the group's
+    /// writes from `overlay`, so the table need not hold them until the group ends;
+    /// a purge, which scans the table, first writes out its view's.
+    records: HashMap<usize, Vec<(KeyBuf, Pending)>>,
+    /// Entries of multi indexes to write at the end of the group, in the order the
+    /// batches made them: `Some(index key length)` inserts, `None` removes. Nothing
+    /// reads a multi index while a group applies, and writing the entries in key order
+    /// lets redb's B-tree take them leaf by leaf instead of in scattered order.
+    deferred: HashMap<(usize, usize), Vec<DeferredEntry>>,
+    /// Per view, the multi-index entries the group wrote, per index: the resident
+    /// indexes take them as they are (in key order, one per key).
+    multi: HashMap<usize, Vec<(usize, MultiEntries)>>,
+}
+
+/// Applies `batches` to `txn`. `Err` only for storage failures, which fail the group.
+pub(crate) fn apply_group(
+    txn: &WriteTransaction,
+    views: &[ViewInfo],
+    root: &Root,
+    file: &Path,
+    batches: Vec<Vec<Op>>,
+) -> Result<Applied> {
+    let mut group = Group {
+        txn,
+        views,
+        root,
+        file,
+        tables: HashMap::new(),
+        index_tables: HashMap::new(),
+        overlay: HashMap::new(),
+        unique_changes: HashMap::new(),
+        records: HashMap::new(),
+        deferred: HashMap::new(),
+        multi: HashMap::new(),
+    };
+    let mut results = Vec::with_capacity(batches.len());
+    for ops in batches {
+        let mut local: HashMap<Key, Slot> = HashMap::new();
+        let worked_out = group
+            .apply_batch(ops, &mut local)
+            .and_then(|outcomes| Ok((outcomes, group.index_batch(&local)?)));
+        match worked_out {
+            Ok((outcomes, (writes, changes))) => {
+                group.write_batch(local, writes, changes).map_err(|f| match f {
+                    Fail::Batch(e) | Fail::Group(e) => e,
+                })?;
+                results.push(Ok(outcomes));
+            }
+            Err(Fail::Batch(e)) => results.push(Err(e)),
+            Err(Fail::Group(e)) => return Err(e),
+        }
+    }
+    group.write_tables().map_err(|f| match f {
+        Fail::Batch(e) | Fail::Group(e) => e,
+    })?;
+    let mut per_view: HashMap<usize, ViewDelta> = HashMap::new();
+    for ((view, key), state) in group.overlay {
+        let new = match (state.stored, state.live) {
+            (Some(version), Some(value)) => Some((version, value)),
+            _ => None,
+        };
+        per_view.entry(view).or_default().records.push(RecordChange { key, new });
+    }
+    for (view, changes) in group.unique_changes {
+        per_view.entry(view).or_default().unique = changes;
+    }
+    for (view, changes) in group.multi {
+        per_view.entry(view).or_default().multi = changes;
+    }
+    Ok(Applied { results, delta: Delta { views: per_view.into_iter().collect() } })
+}
+
+impl<'t> Group<'t, '_> {
+    fn view(&self, view: usize) -> Result<&ViewInfo, Fail> {
+        self.views.get(view).ok_or_else(|| {
+            Fail::Batch(Error::ForeignView { view: format!("#{view} (not registered)") })
+        })
+    }
+
+    fn table(&mut self, view: usize) -> Result<&mut RecordTable<'t>, Fail> {
+        let name = self.views.get(view).map(|v| v.table.as_str());
+        open_once(self.txn, self.file, &mut self.tables, view, name.map(view_table))
+    }
+
+    fn index_table(&mut self, view: usize, index: usize) -> Result<&mut IndexTable<'t>, Fail> {
+        let name = self.views.get(view).and_then(|v| v.indexes.get(index)).map(|i| &*i.table);
+        open_once(self.txn, self.file, &mut self.index_tables, (view, index), name.map(index_table))
+    }
+
+    /// The state of `key` before the current operation: this batch's own writes, then
+    /// the group's, then the committed store.
+    fn current(
+        &mut self,
+        local: &HashMap<Key, Slot>,
+        view: usize,
+        key: &KeyBuf,
+        need_value: bool,
+    ) -> Result<State, Fail> {
+        let k = (view, key.clone());
+        if let Some(slot) = local.get(&k) {
+            return Ok(slot.now.clone());
+        }
+        if let Some(state) = self.overlay.get(&k) {
+            return Ok(state.clone());
+        }
+        let file = self.file;
+        let stored = {
+            let table = self.table(view)?;
+            let guard = table
+                .get(key.as_bytes())
+                .map_err(|e| Fail::Group(Error::storage(file, "reading a record", e)))?;
+            guard.map(|bytes| {
+                Record::decode(bytes.value())
+                    .map(|record| (record.version(), matches!(record, Record::Live { .. })))
+            })
+        };
+        let stored = match stored.transpose() {
+            Ok(stored) => stored,
+            Err(reason) => {
+                let info = self.view(view)?;
+                let key = (info.render_key)(key.as_bytes());
+                return Err(Fail::Batch(Error::decode(&info.name, key, reason)));
+            }
+        };
+        let is_live = matches!(stored, Some((_, true)));
+        let live = if is_live && need_value {
+            self.root.views.get(view).and_then(|v| v.value(key.as_bytes()))
+        } else {
+            None
+        };
+        Ok(State { stored: stored.map(|(v, _)| v), is_live, live })
+    }
+
+    fn apply_batch(
+        &mut self,
+        ops: Vec<Op>,
+        local: &mut HashMap<Key, Slot>,
+    ) -> Result<Vec<Outcome>, Fail> {
+        let mut outcomes = Vec::with_capacity(ops.len());
+        for Op { view, key, kind } in ops {
+            let has_indexes = !self.view(view)?.indexes.is_empty();
+            let outcome = match kind {
+                OpKind::PurgeTombstones { below } => {
+                    self.write_records(view)?;
+                    self.purge(view, below, local)?
+                }
+                kind => {
+                    let need_value = has_indexes || matches!(kind, OpKind::Update { .. });
+                    let state = self.current(local, view, &key, need_value)?;
+                    let (outcome, next) = decide(&state, kind)?;
+                    if let Some((now, pending)) = next {
+                        match local.entry((view, key)) {
+                            MapEntry::Occupied(mut slot) => {
+                                let slot = slot.get_mut();
+                                slot.now = now;
+                                slot.pending = Some(pending);
+                            }
+                            MapEntry::Vacant(slot) => {
+                                slot.insert(Slot { before: state, now, pending: Some(pending) });
+                            }
+                        }
+                    }
+                    outcome
+                }
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Stages the removal of every tombstone of `view` below `below`, as this batch
+    /// sees the view.
+    fn purge(
+        &mut self,
+        view: usize,
+        below: Version,
+        local: &mut HashMap<Key, Slot>,
+    ) -> Result<Outcome, Fail> {
+        let mut doomed: Vec<(KeyBuf, State)> = Vec::new();
+        {
+            let file = self.file;
+            let scan_error = |e| Fail::Group(Error::storage(file, "scanning for tombstones", e));
+            let table = self.table(view)?;
+            for item in table.iter().map_err(scan_error)? {
+                let (k, v) = item.map_err(scan_error)?;
+                if let Ok(Record::Tombstone { version }) = Record::decode(v.value())
+                    && version < below
+                {
+                    let key = KeyBuf::from_slice(k.value());
+                    if !local.contains_key(&(view, key.clone())) {
+                        let before = State { stored: Some(version), is_live: false, live: None };
+                        doomed.push((key, before));
+                    }
+                }
+            }
+        }
+        for ((v, key), slot) in local.iter() {
+            if *v == view && !slot.now.is_live && slot.now.stored.is_some_and(|s| s < below) {
+                doomed.push((key.clone(), slot.before.clone()));
+            }
+        }
+        let count = doomed.len() as u64;
+        for (key, before) in doomed {
+            let now = State { stored: None, is_live: false, live: None };
+            local.insert((view, key), Slot { before, now, pending: Some(Pending::Remove) });
+        }
+        Ok(Outcome::Purged { count })
+    }
+
+    /// Works out the index entries a batch adds and removes, and checks unique indexes
+    /// against the store as the group has left it, this batch included.
+    fn index_batch(&mut self, local: &HashMap<Key, Slot>) -> Result<IndexWork, Fail> {
+        let mut writes = Vec::new();
+        let mut removals = Vec::new();
+        let mut gains = Vec::new();
+        let mut kept = Vec::new();
+        // Per unique (view, index, index key): primary keys gained and lost here.
+        let mut gained: HashMap<(usize, usize, Vec<u8>), BTreeSet<KeyBuf>> = HashMap::new();
+        let mut lost: HashMap<(usize, usize, Vec<u8>), BTreeSet<KeyBuf>> = HashMap::new();
+        for ((view, pk), slot) in local {
+            if slot.pending.is_none() {
+                continue;
+            }
+            let info = self.view(*view)?;
+            for (ix, index) in info.indexes.iter().enumerate() {
+                let old = info.index_keys(index, pk.as_bytes(), slot.before.live.as_deref())?;
+                let new = info.index_keys(index, pk.as_bytes(), slot.now.live.as_deref())?;
+                for ikey in &old {
+                    if new.binary_search(ikey).is_ok() {
+                        // Nothing to write; a unique index's table holds the record.
+                        if index.kind == IndexKind::Unique {
+                            kept.push((*view, change(ix, ikey, pk, Effect::Keep)));
+                        }
+                    } else {
+                        writes.push(index_write(*view, ix, ikey, pk, false));
+                        // A multi index's resident entries follow its table's writes.
+                        if index.kind == IndexKind::Unique {
+                            removals.push((*view, change(ix, ikey, pk, Effect::Loss)));
+                            lost.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
+                        }
+                    }
+                }
+                for ikey in &new {
+                    if old.binary_search(ikey).is_err() {
+                        writes.push(index_write(*view, ix, ikey, pk, true));
+                        if index.kind == IndexKind::Unique {
+                            gains.push((*view, change(ix, ikey, pk, Effect::Gain)));
+                            gained.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
+                        }
+                    }
+                }
+            }
+        }
+        for ((view, ix, ikey), adders) in gained {
+            let mut holders = self.holders(view, ix, &ikey)?;
+            if let Some(gone) = lost.get(&(view, ix, ikey.clone())) {
+                holders.retain(|pk| !gone.contains(pk));
+            }
+            holders.extend(adders);
+            if holders.len() > 1 {
+                let info = self.view(view)?;
+                let index = &info.indexes[ix];
+                return Err(Fail::Batch(Error::UniqueViolation {
+                    view: info.name.to_string(),
+                    index: index.name.to_string(),
+                    key: (index.render)(&ikey),
+                }));
+            }
+        }
+        // Removals first, so that a key moved between records within the batch ends up
+        // with its new holder.
+        removals.extend(gains);
+        removals.extend(kept);
+        Ok((writes, removals))
+    }
+
+    /// The primary keys holding `ikey` in index `ix` of `view`, as the transaction
+    /// has it (committed data and this group's earlier batches).
+    fn holders(&mut self, view: usize, ix: usize, ikey: &[u8]) -> Result<BTreeSet<KeyBuf>, Fail> {
+        let file = self.file;
+        let table = self.index_table(view, ix)?;
+        let end = prefix_successor(ikey);
+        let range =
+            (Bound::Included(ikey), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded));
+        let scan_error = |e| Fail::Group(Error::storage(file, "reading an index", e));
+        let mut holders = BTreeSet::new();
+        for item in table.range::<&[u8]>(range).map_err(scan_error)? {
+            let (k, _) = item.map_err(scan_error)?;
+            holders.insert(KeyBuf::from_slice(&k.value()[ikey.len()..]));
+        }
+        Ok(holders)
+    }
+
+    /// Writes a batch that succeeded to the transaction and folds it into the group.
+    fn write_batch(
+        &mut self,
+        local: HashMap<Key, Slot>,
+        index_writes: Vec<IndexWrite>,
+        index_changes: Vec<(usize, UniqueChange)>,
+    ) -> Result<(), Fail> {
+        let file = self.file;
+        let write_error = |e| Fail::Group(Error::storage(file, "writing an index", e));
+        for ((view, key), slot) in local {
+            if let Some(pending) = slot.pending {
+                self.records.entry(view).or_default().push((key.clone(), pending));
+            }
+            self.overlay.insert((view, key), slot.now);
+        }
+        for w in index_writes {
+            let unique = self.view(w.view)?.indexes.get(w.index).map(|i| i.kind);
+            if unique != Some(IndexKind::Unique) {
+                let entries = self.deferred.entry((w.view, w.index)).or_default();
+                entries.push((w.key, w.insert.then_some(w.ikey_len)));
+                continue;
+            }
+            let table = self.index_table(w.view, w.index)?;
+            if w.insert {
+                table.insert(w.key.as_bytes(), w.ikey_len).map_err(write_error)?;
+            } else {
+                table.remove(w.key.as_bytes()).map_err(write_error)?;
+            }
+        }
+        for (view, change) in index_changes {
+            self.unique_changes.entry(view).or_default().push(change);
+        }
+        Ok(())
+    }
+}
+
+impl Group<'_, '_> {
+    /// Writes out the group's records of `view` so far, so that its table holds them.
+    fn write_records(&mut self, view: usize) -> Result<(), Fail> {
+        let Some(entries) = self.records.remove(&view) else { return Ok(()) };
+        let file = self.file;
+        put_records(self.table(view)?, last_of_each_key(entries), file)
+    }
+
+    /// Writes the group's records and multi-index entries, each table in key order (so
+    /// that redb's B-tree takes them leaf by leaf) with the last write of a key
+    /// standing, and keeps the multi-index entries as the changes of the resident
+    /// indexes. Large groups write on two threads: each table takes the whole of one
+    /// thread, so the tables are shared out by their number of writes.
+    fn write_tables(&mut self) -> Result<(), Fail> {
+        let (txn, file) = (self.txn, self.file);
+        let mut jobs = Vec::new();
+        for (view, entries) in std::mem::take(&mut self.records) {
+            let name = self.views.get(view).map(|v| view_table(&v.table));
+            let table = open_owned(txn, file, &mut self.tables, &view, name)?;
+            jobs.push(TableWrites::Records(table, last_of_each_key(entries)));
+        }
+        for ((view, index), entries) in std::mem::take(&mut self.deferred) {
+            let info = self.views.get(view).and_then(|v| v.indexes.get(index));
+            let name = info.map(|i| index_table(&i.table));
+            let table = open_owned(txn, file, &mut self.index_tables, &(view, index), name)?;
+            jobs.push(TableWrites::Index((view, index), table, last_of_each_key(entries)));
+        }
+        let total: usize = jobs.iter().map(TableWrites::len).sum();
+        let written = if jobs.len() < 2 || total < TABLES_BESIDE_FROM {
+            write_all(jobs, file)?
+        } else {
+            write_beside(jobs, file)?
+        };
+        for ((view, index), entries) in written {
+            let changes = entries
+                .into_iter()
+                .map(|(key, entry)| {
+                    let pk = entry.and_then(|len| key.as_bytes().get(len as usize..));
+                    let pk = pk.map(KeyBuf::from_slice);
+                    (key, pk)
+                })
+                .collect();
+            self.multi.entry(view).or_default().push((index, changes));
+        }
+        Ok(())
+    }
+}
+
+/// The multi-index entries a group wrote to one index: (view, index) and its entries.
+type IndexWritten = ((usize, usize), Vec<DeferredEntry>);
+
+/// The multi-index entries a group wrote, per index.
+type Written = Vec<IndexWritten>;
+
+/// Writes `jobs` one after the other, and returns their index entries.
+fn write_all(jobs: Vec<TableWrites<'_>>, file: &Path) -> Result<Written, Fail> {
+    let mut written = Vec::new();
+    for job in jobs {
+        written.extend(job.write(file)?);
+    }
+    Ok(written)
+}
+
+/// Writes `jobs` on the calling thread and a helper, each table on one of them, shared
+/// out by their number of writes; returns their index entries.
+fn write_beside(mut jobs: Vec<TableWrites<'_>>, file: &Path) -> Result<Written, Fail> {
+    jobs.sort_by_key(|job| std::cmp::Reverse(job.len()));
+    let (mut here, mut side) = (Vec::new(), Vec::new());
+    let (mut here_len, mut side_len) = (0, 0);
+    for job in jobs {
+        if side_len <= here_len {
+            side_len += job.len();
+            side.push(job);
+        } else {
+            here_len += job.len();
+            here.push(job);
+        }
+    }
+    let (side, here) = crate::base::beside::beside(
+        "viewstore-tables",
+        || write_all(side, file),
+        || write_all(here, file),
+    );
+    let mut written = side?;
+    written.extend(here?);
+    Ok(written)
+}
+
+/// Below this many record and multi-index writes, a group writes its tables on the
+/// writer's thread alone: starting a thread would cost more than it saves.
+const TABLES_BESIDE_FROM: usize = 1024;
+
+/// The writes a group leaves for the end to one table, in key order, one per key.
+enum TableWrites<'t> {
+    Records(RecordTable<'t>, Vec<(KeyBuf, Pending)>),
+    Index((usize, usize), IndexTable<'t>, Vec<DeferredEntry>),
+}
+
+impl TableWrites<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TableWrites::Records(_, entries) => entries.len(),
+            TableWrites::Index(_, _, entries) => entries.len(),
+        }
+    }
+
+    /// Writes the entries; returns an index's, with its (view, index).
+    fn write(self, file: &Path) -> Result<Option<IndexWritten>, Fail> {
+        match self {
+            TableWrites::Records(mut table, entries) => {
+                put_records(&mut table, entries, file)?;
+                Ok(None)
+            }
+            TableWrites::Index(id, mut table, entries) => {
+                put_index_entries(&mut table, &entries, file)?;
+                Ok(Some((id, entries)))
+            }
+        }
+    }
+}
+
+/// Writes records (`Pending::Remove` removes the key).
+fn put_records(
+    table: &mut RecordTable<'_>,
+    entries: Vec<(KeyBuf, Pending)>,
+    file: &Path,
+) -> Result<(), Fail> {
+    let write_error = |e| Fail::Group(Error::storage(file, "writing a record", e));
+    for (key, pending) in entries {
+        let key = key.as_bytes();
+        match pending {
+            Pending::Live { version, bytes } => {
+                let record = Record::Live { version, value: &bytes }.encode();
+                table.insert(key, record.as_slice()).map_err(write_error)?;
+            }
+            Pending::Tombstone { version } => {
+                let record = Record::Tombstone { version }.encode();
+                table.insert(key, record.as_slice()).map_err(write_error)?;
+            }
+            Pending::Remove => {
+                table.remove(key).map_err(write_error)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes index entries: `Some(index key length)` inserts, `None` removes.
+fn put_index_entries(
+    table: &mut IndexTable<'_>,
+    entries: &[DeferredEntry],
+    file: &Path,
+) -> Result<(), Fail> {
+    let write_error = |e| Fail::Group(Error::storage(file, "writing an index", e));
+    for (key, entry) in entries {
+        match *entry {
+            Some(ikey_len) => table.insert(key.as_bytes(), ikey_len).map_err(write_error)?,
+            None => table.remove(key.as_bytes()).map_err(write_error)?,
+        };
+    }
+    Ok(())
+}
+
+/// What one operation does to a key in `state`: its outcome and, when it writes, the
+/// key's next state and the record to store.
+fn decide(state: &State, kind: OpKind) -> Result<(Outcome, Option<(State, Pending)>), Fail> {
+    let not_newer = |version: Version| state.stored.filter(|&c| version <= c);
+    Ok(match kind {
+        OpKind::Put { version, bytes, value } => match not_newer(version) {
+            Some(current) => (Outcome::Stale { current }, None),
+            None => (Outcome::Applied, Some(live(version, bytes, value))),
+        },
+        OpKind::Delete { version } => match not_newer(version) {
+            Some(current) => (Outcome::Stale { current }, None),
+            None => (Outcome::Applied, Some(tombstone(version))),
+        },
+        OpKind::CompareAndSet { expected, version, bytes, value } => {
+            let live_version = state.stored.filter(|_| state.is_live);
+            if live_version != expected {
+                (Outcome::Conflict { current: live_version }, None)
+            } else if let Some(current) = not_newer(version) {
+                (Outcome::Stale { current }, None)
+            } else {
+                (Outcome::Applied, Some(live(version, bytes, value)))
+            }
+        }
+        OpKind::Update { version, f } => match not_newer(version) {
+            Some(current) => (Outcome::Stale { current }, None),
+            None => match f(state.live.as_deref()) {
+                UpdateResult::Unchanged => (Outcome::Unchanged, None),
+                UpdateResult::Value { bytes, value } => {
+                    (Outcome::Applied, Some(live(version, bytes, value)))
+                }
+                UpdateResult::Failed(e) => return Err(Fail::Batch(e)),
+            },
+        },
+        // Purges act on a whole view; `apply_batch` handles them before `decide`.
+        OpKind::PurgeTombstones { .. } => (Outcome::Unchanged, None),
+    })
+}
+
+/// The table `id` of this transaction, opened on first use and kept for the group.
+/// `definition` is `None` for an id this store never registered.
+fn open_once<'c, 't, I, K, V>(
+    txn: &'t WriteTransaction,
+    file: &Path,
+    tables: &'c mut HashMap<I, Table<'t, K, V>>,
+    id: I,
+    definition: Option<redb::TableDefinition<'_, K, V>>,
+) -> Result<&'c mut Table<'t, K, V>, Fail>
+where
+    I: std::hash::Hash + Eq + std::fmt::Debug,
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    match tables.entry(id) {
+        MapEntry::Occupied(t) => Ok(t.into_mut()),
+        MapEntry::Vacant(slot) => {
+            let table = open_table(txn, file, slot.key(), definition)?;
+            Ok(slot.insert(table))
+        }
+    }
+}
+
+/// Opens table `id` of this transaction; `definition` is `None` for an id this store
+/// never registered.
+fn open_table<'t, I, K, V>(
+    txn: &'t WriteTransaction,
+    file: &Path,
+    id: &I,
+    definition: Option<redb::TableDefinition<'_, K, V>>,
+) -> Result<Table<'t, K, V>, Fail>
+where
+    I: std::fmt::Debug,
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    let Some(definition) = definition else {
+        let view = format!("{id:?} (not registered)");
+        return Err(Fail::Batch(Error::ForeignView { view }));
+    };
+    txn.open_table(definition).map_err(|e| Fail::Group(Error::storage(file, "opening a table", e)))
+}
+
+/// The table `id` of this transaction, taken out of `tables` if the group opened it
+/// already, else opened now.
+fn open_owned<'t, I, K, V>(
+    txn: &'t WriteTransaction,
+    file: &Path,
+    tables: &mut HashMap<I, Table<'t, K, V>>,
+    id: &I,
+    definition: Option<redb::TableDefinition<'_, K, V>>,
+) -> Result<Table<'t, K, V>, Fail>
+where
+    I: std::hash::Hash + Eq + std::fmt::Debug,
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    match tables.remove(id) {
+        Some(table) => Ok(table),
+        None => open_table(txn, file, id, definition),
+    }
+}
+
+fn live(version: Version, bytes: Vec<u8>, value: AnyValue) -> (State, Pending) {
+    let state = State { stored: Some(version), is_live: true, live: Some(value) };
+    (state, Pending::Live { version, bytes })
+}
+
+fn tombstone(version: Version) -> (State, Pending) {
+    (State { stored: Some(version), is_live: false, live: None }, Pending::Tombstone { version })
+}
+
+fn index_write(view: usize, index: usize, ikey: &[u8], pk: &KeyBuf, insert: bool) -> IndexWrite {
+    IndexWrite {
+        view,
+        index,
+        key: composite(ikey, pk.as_bytes()),
+        ikey_len: ikey.len() as u32,
+        insert,
+    }
+}
+
+fn change(index: usize, ikey: &[u8], pk: &KeyBuf, effect: Effect) -> UniqueChange {
+    UniqueChange { index, ikey: WideKey::from_slice(ikey), pk: pk.clone(), effect }
+}

@@ -1,0 +1,18 @@
+//! The writer: the inbox requests wait in, the tickets that answer them, the thread
+//! that commits groups (`writer`), the pure apply step, view registration and
+//! verification.
+
+pub(crate) mod apply;
+pub(crate) mod inbox;
+pub(crate) mod joiner;
+mod load;
+#[cfg(test)]
+mod model_check;
+mod registry;
+pub(crate) mod report;
+mod sync;
+pub(crate) mod ticket;
+#[cfg(test)]
+mod ticket_tests;
+mod verify;
+pub(crate) mod writer;

@@ -1,0 +1,211 @@
+//! Registering a view: its meta checked or recorded, its records loaded, its indexes
+//! loaded, built or dropped, all in the registration transaction.
+
+use crate::base::config::IndexProgress;
+use crate::base::error::{Error, Result};
+use crate::engine::writer::{Registered, Writer};
+use crate::mem::ResidentView;
+use crate::mem::Root;
+use crate::schema::registration::{IndexRegistration, Loader, Registration};
+use crate::schema::view_info::ViewInfo;
+use crate::storage::format::{
+    INDEXES, IndexMeta, VIEWS, ViewMeta, index_meta_key, index_table, index_table_name, view_table,
+    view_table_name,
+};
+use redb::{ReadableTable, WriteTransaction};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+impl Writer {
+    /// Registers a view: checks or records its meta, loads its records, publishes it.
+    pub(super) fn register(&mut self, reg: Box<dyn Registration>) -> Result<usize> {
+        let name = reg.name().to_owned();
+        let meta = reg.meta();
+        let index_metas: Vec<(String, IndexMeta)> =
+            reg.indexes().into_iter().map(|i| (i.writer.name.to_string(), i.meta)).collect();
+        if let Some(known) = self.by_name.get(&name) {
+            if known.meta != meta {
+                return Err(mismatch(&name, &known.meta, &meta));
+            }
+            if known.indexes != index_metas {
+                return Err(Error::SchemaMismatch {
+                    view: name.clone(),
+                    stored: format!("open with indexes {}", describe_indexes(&known.indexes)),
+                    requested: format!("indexes {}", describe_indexes(&index_metas)),
+                });
+            }
+            return Ok(known.id);
+        }
+        let (view, table_name, indexes) = self.load_view(reg.as_ref())?;
+        let id = self.views.len();
+        self.views.push(ViewInfo {
+            name: Arc::from(name.as_str()),
+            table: table_name,
+            render_key: reg.render_key(),
+            indexes: indexes.into_iter().map(|i| i.writer).collect(),
+        });
+        self.by_name.insert(name, Registered { id, meta, indexes: index_metas });
+        self.registrations.push(reg);
+        let mut root = Root { lsn: self.root.lsn, views: self.root.views.clone() };
+        root.views.push(view);
+        self.publish(Arc::new(root));
+        Ok(id)
+    }
+
+    /// Checks or records a view's meta, loads its records and brings its indexes in
+    /// line, in one transaction. Returns the resident view, the name of its table and
+    /// its indexes.
+    pub(super) fn load_view(
+        &self,
+        reg: &dyn Registration,
+    ) -> Result<(Arc<dyn ResidentView>, String, Vec<IndexRegistration>)> {
+        let name = reg.name();
+        let meta = reg.meta();
+        let file = self.config.path.clone();
+        let table_name = view_table_name(name);
+        let txn = self.db()?.begin_write().map_err(Error::at(&file, "beginning a write"))?;
+        let mut created = false;
+        {
+            let mut views =
+                txn.open_table(VIEWS).map_err(Error::at(&file, "opening the view list"))?;
+            let stored = views
+                .get(name)
+                .map_err(Error::at(&file, "reading the view list"))?
+                .map(|m| ViewMeta::from_bytes(m.value()));
+            match stored {
+                Some(Some(stored)) if stored != meta => {
+                    return Err(mismatch(name, &stored, &meta));
+                }
+                Some(None) => {
+                    return Err(Error::decode(name, "(view meta)".into(), "unreadable view meta"));
+                }
+                Some(Some(_)) => {}
+                None => {
+                    views
+                        .insert(name, meta.to_bytes().as_slice())
+                        .map_err(Error::at(&file, "recording the view"))?;
+                    created = true;
+                }
+            }
+        }
+        let mut loader = reg.loader();
+        if created {
+            // A new view's table is created empty, in the transaction that records it.
+            txn.open_table(view_table(&table_name)).map_err(Error::at(&file, "creating a view"))?;
+        } else {
+            // Records are read through read transactions, on two threads for a large
+            // view. Only this thread writes, so they see what this transaction sees.
+            crate::engine::load::read_records(self.db()?, &table_name, reg, &file, &mut loader)?;
+        }
+        loader.decoded()?;
+        let indexes = reg.indexes();
+        created |= self.open_indexes(&txn, name, &indexes, loader.as_mut())?;
+        if created {
+            txn.commit().map_err(Error::at(&file, "recording the view"))?;
+        } else {
+            txn.abort().map_err(Error::at(&file, "aborting a read"))?;
+        }
+        Ok((loader.finish()?, table_name, indexes))
+    }
+
+    /// Brings a view's indexes in line with their definitions inside the registration
+    /// transaction: loads the unchanged ones, builds new or changed ones from the
+    /// records, drops the ones no longer declared. Returns whether it wrote anything.
+    fn open_indexes(
+        &self,
+        txn: &WriteTransaction,
+        view: &str,
+        declared: &[IndexRegistration],
+        loader: &mut dyn Loader,
+    ) -> Result<bool> {
+        let file = self.config.path.as_path();
+        let mut wrote = false;
+        let mut metas =
+            txn.open_table(INDEXES).map_err(Error::at(file, "opening the index list"))?;
+        let prefix = index_meta_key(view, "");
+        let mut undeclared = Vec::new();
+        for item in
+            metas.range(prefix.as_str()..).map_err(Error::at(file, "reading the index list"))?
+        {
+            let (k, _) = item.map_err(Error::at(file, "reading the index list"))?;
+            let Some(index) = k.value().strip_prefix(prefix.as_str()) else { break };
+            // Index names have no '/': a rest with one is an index of another view
+            // whose name starts with this one's ("shop/users" below "shop").
+            if index.contains('/') {
+                continue;
+            }
+            if !declared.iter().any(|d| &*d.writer.name == index) {
+                undeclared.push(index.to_owned());
+            }
+        }
+        for index in undeclared {
+            metas
+                .remove(index_meta_key(view, &index).as_str())
+                .map_err(Error::at(file, "dropping an index"))?;
+            let table = index_table_name(view, &index);
+            txn.delete_table(index_table(&table)).map_err(Error::at(file, "dropping an index"))?;
+            wrote = true;
+        }
+        for (ix, decl) in declared.iter().enumerate() {
+            let key = index_meta_key(view, &decl.writer.name);
+            let stored = metas
+                .get(key.as_str())
+                .map_err(Error::at(file, "reading the index list"))?
+                .and_then(|m| IndexMeta::from_bytes(m.value()));
+            let table_def = index_table(&decl.writer.table);
+            if stored.as_ref() == Some(&decl.meta) {
+                let table =
+                    txn.open_table(table_def).map_err(Error::at(file, "opening an index"))?;
+                for item in table.iter().map_err(Error::at(file, "loading an index"))? {
+                    let (k, len) = item.map_err(Error::at(file, "loading an index"))?;
+                    // An entry whose record is gone is left for `verify` to report.
+                    loader.load_index_entry(ix, k.value(), len.value() as usize);
+                }
+                continue;
+            }
+            txn.delete_table(table_def).map_err(Error::at(file, "dropping an index"))?;
+            let mut table =
+                txn.open_table(table_def).map_err(Error::at(file, "creating an index"))?;
+            let mut sink = |k: &[u8], len: u32| {
+                table.insert(k, len).map(drop).map_err(Error::at(file, "building an index"))
+            };
+            let mut progress = |done, total| {
+                if let Some(report) = &self.config.index_progress {
+                    let progress = IndexProgress {
+                        view: view.to_owned(),
+                        index: decl.writer.name.to_string(),
+                        done,
+                        total,
+                    };
+                    // A panicking report is user code: it loses that report, nothing else.
+                    let _ = catch_unwind(AssertUnwindSafe(|| (report.0)(&progress)));
+                }
+            };
+            loader.build_index(ix, &mut sink, &mut progress)?;
+            metas
+                .insert(key.as_str(), decl.meta.to_bytes().as_slice())
+                .map_err(Error::at(file, "recording an index"))?;
+            wrote = true;
+        }
+        Ok(wrote)
+    }
+}
+
+fn describe_indexes(indexes: &[(String, IndexMeta)]) -> String {
+    let list: Vec<String> = indexes
+        .iter()
+        .map(|(name, m)| {
+            let kind = if m.unique { "unique" } else { "multi" };
+            format!("{name} ({kind}, {}, version {})", m.key_type, m.version)
+        })
+        .collect();
+    format!("[{}]", list.join(", "))
+}
+
+fn mismatch(view: &str, stored: &ViewMeta, requested: &ViewMeta) -> Error {
+    Error::SchemaMismatch {
+        view: view.to_owned(),
+        stored: stored.describe(),
+        requested: requested.describe(),
+    }
+}

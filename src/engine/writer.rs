@@ -1,0 +1,411 @@
+//! The write-ahead batcher: one thread that takes batches from a bounded queue, commits
+//! them in groups, publishes each group to the resident layer and acknowledges it.
+//!
+//! After a failed commit redb refuses further use of its database, so the writer
+//! reopens it (through the same file or backend) and rebuilds the resident layer from
+//! what is on disk. When that fails too, the writer stops and the store turns
+//! read-only: `run` returns the reason, and the store answers writers with
+//! `Error::Poisoned`.
+
+use crate::base::config::{Config, Durability};
+use crate::base::error::{Error, Result};
+use crate::base::panic::panic_message;
+use crate::base::version::{Lsn, Receipt};
+use crate::engine::apply::apply_group;
+use crate::engine::inbox::{Inbox, Received};
+use crate::engine::report::VerifyReport;
+use crate::engine::ticket::Completer;
+use crate::mem::{Published, Root};
+use crate::schema::op::Op;
+use crate::schema::registration::Registration;
+use crate::schema::view_info::ViewInfo;
+use crate::storage::format::{IndexMeta, META, META_LSN, ViewMeta};
+use crate::storage::open::open_database;
+use crossbeam_channel::Sender;
+use redb::Database;
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the writer thread is asked to do.
+pub(crate) enum Request {
+    Batch { ops: Vec<Op>, bytes: usize, done: Completer },
+    Register { registration: Box<dyn Registration>, reply: Sender<Result<usize>> },
+    Verify { reply: Sender<Result<VerifyReport>> },
+}
+
+/// What the loop does after a request.
+enum Step {
+    Continue,
+    /// Stop, with the reason to poison the store, if any.
+    Stop(Option<String>),
+}
+
+/// A view registered in this process: its id, meta, and the name and meta of each index.
+pub(super) struct Registered {
+    pub(super) id: usize,
+    pub(super) meta: ViewMeta,
+    pub(super) indexes: Vec<(String, IndexMeta)>,
+}
+
+pub(crate) struct Writer {
+    /// `None` only between dropping a failed database and opening it again.
+    pub(super) db: Option<Database>,
+    pub(super) config: Config,
+    pub(super) published: Arc<Published>,
+    pub(super) root: Arc<Root>,
+    pub(super) views: Vec<ViewInfo>,
+    pub(super) by_name: HashMap<String, Registered>,
+    /// Every registered view, in id order: reopening reloads each of them.
+    pub(super) registrations: Vec<Box<dyn Registration>>,
+    /// Why the writer must stop, found where it cannot return it at once.
+    pub(super) fatal: Option<String>,
+    pub(super) lsn: Lsn,
+    /// When the oldest commit not yet synced to disk was made (periodic durability).
+    pub(super) unsynced_since: Option<Instant>,
+    reclaimer: Reclaimer,
+}
+
+/// Record and index changes in a group from which, with immediate durability, the
+/// next root is built on a thread of its own while the commit syncs. A smaller group's
+/// root takes less time to build than a thread takes to start.
+const BUILD_BESIDE_FROM: usize = 64;
+
+/// Drops replaced roots on a thread of its own, so that freeing the parts a group
+/// replaced does not hold up the next group. At most two roots wait; past that the
+/// writer waits for the thread (or drops the root itself if the thread is gone).
+struct Reclaimer {
+    tx: Option<crossbeam_channel::Sender<Arc<Root>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Reclaimer {
+    fn new() -> Self {
+        let (tx, rx) = crossbeam_channel::bounded::<Arc<Root>>(2);
+        let thread = std::thread::Builder::new()
+            .name("viewstore-reclaim".into())
+            .spawn(move || rx.iter().for_each(drop))
+            .ok();
+        Reclaimer { tx: Some(tx), thread }
+    }
+
+    fn retire(&self, root: Arc<Root>) {
+        if let Some(tx) = &self.tx
+            && let Err(unsent) = tx.send(root)
+        {
+            drop(unsent.into_inner());
+        }
+    }
+}
+
+impl Drop for Reclaimer {
+    fn drop(&mut self) {
+        self.tx = None;
+        if let Some(thread) = self.thread.take() {
+            // The thread only drops roots; a panic there has nothing to report.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Writer {
+    pub(crate) fn new(db: Database, config: Config, published: Arc<Published>) -> Self {
+        let root = published.load_full();
+        let lsn = root.lsn;
+        Writer {
+            db: Some(db),
+            config,
+            published,
+            root,
+            views: Vec::new(),
+            by_name: HashMap::new(),
+            registrations: Vec::new(),
+            fatal: None,
+            lsn,
+            unsynced_since: None,
+            reclaimer: Reclaimer::new(),
+        }
+    }
+
+    /// The thread's loop: block for one request, drain what else is queued into a
+    /// group, commit it, publish it, acknowledge it. Returns once the inbox is closed
+    /// and empty (`None`), or with the reason the store must turn read-only.
+    pub(crate) fn run(mut self, rx: &Inbox<Request>) -> Option<String> {
+        let mut carried: Option<Request> = None;
+        loop {
+            let first = match carried.take() {
+                Some(request) => request,
+                None => match self.next_request(rx) {
+                    Some(request) => request,
+                    None if self.fatal.is_some() => return self.fatal.take(),
+                    None => break,
+                },
+            };
+            // A panic here comes from code the writer calls: a codec, a storage backend,
+            // redb. Its requests are answered by their dropped completers.
+            let step = catch_unwind(AssertUnwindSafe(|| self.handle(first, rx, &mut carried)));
+            match step {
+                Ok(Step::Continue) => {}
+                Ok(Step::Stop(reason)) => return reason,
+                Err(payload) => {
+                    // A panic inside redb can leave its locks poisoned, and its `Drop`
+                    // then panics again, which aborts the process: never drop it.
+                    if let Some(db) = self.db.take() {
+                        std::mem::forget(db);
+                    }
+                    return Some(format!(
+                        "the writer panicked: {}",
+                        panic_message(payload.as_ref())
+                    ));
+                }
+            }
+        }
+        self.sync_if_needed(true).err()
+    }
+
+    /// Handles one request (a batch with the group it starts).
+    fn handle(
+        &mut self,
+        request: Request,
+        rx: &Inbox<Request>,
+        carried: &mut Option<Request>,
+    ) -> Step {
+        match request {
+            Request::Register { registration, reply } => {
+                let result = self.register(registration);
+                let failed_storage = matches!(result, Err(Error::Storage { .. }));
+                let _ = reply.send(result);
+                match failed_storage.then(|| self.reopen()) {
+                    Some(Err(reason)) => Step::Stop(Some(reason)),
+                    _ => Step::Continue,
+                }
+            }
+            Request::Verify { reply } => {
+                let _ = reply.send(self.verify());
+                Step::Continue
+            }
+            Request::Batch { ops, bytes, done } => {
+                let mut group = vec![(ops, done)];
+                *carried = self.fill_group(rx, &mut group, bytes);
+                match self.commit_group(group) {
+                    Ok(()) => Step::Continue,
+                    Err(reason) => Step::Stop(Some(reason)),
+                }
+            }
+        }
+    }
+
+    /// Waits for the next request; with unsynced commits pending, wakes up in time to
+    /// sync them. `None` once the inbox is closed and empty.
+    fn next_request(&mut self, rx: &Inbox<Request>) -> Option<Request> {
+        loop {
+            match rx.recv(self.sync_deadline()) {
+                Received::Request(request) => return Some(request),
+                Received::Timeout => {
+                    if let Err(reason) = self.sync_if_needed(true) {
+                        self.fatal = Some(reason);
+                        return None;
+                    }
+                }
+                Received::Closed => return None,
+            }
+        }
+    }
+
+    /// Drains queued batches into `group` up to the group limits, lingering if
+    /// configured. Returns a non-batch request met on the way, to be handled next.
+    fn fill_group(
+        &self,
+        rx: &Inbox<Request>,
+        group: &mut Vec<(Vec<Op>, Completer)>,
+        mut bytes: usize,
+    ) -> Option<Request> {
+        let mut ops: usize = group.iter().map(|(o, _)| o.len()).sum();
+        let linger_until = Instant::now() + self.config.max_linger;
+        while ops < self.config.max_batch_ops && bytes < self.config.max_batch_bytes {
+            let next = match rx.try_recv() {
+                Some(r) => r,
+                None if self.config.max_linger.is_zero() => return None,
+                None => match rx.recv(Some(linger_until)) {
+                    Received::Request(r) => r,
+                    Received::Timeout | Received::Closed => return None,
+                },
+            };
+            match next {
+                Request::Batch { ops: o, bytes: b, done } => {
+                    ops += o.len();
+                    bytes += b;
+                    group.push((o, done));
+                }
+                other => return Some(other),
+            }
+        }
+        None
+    }
+
+    fn sync_deadline(&self) -> Option<Instant> {
+        match (self.config.durability, self.unsynced_since) {
+            (Durability::Periodic { interval }, Some(since)) => Some(since + interval),
+            _ => None,
+        }
+    }
+
+    /// Makes every commit so far durable when the periodic interval has passed (or
+    /// always, with `force`). A failed sync reopens the database (the next commit
+    /// retries); `Err` when that fails too.
+    fn sync_if_needed(&mut self, force: bool) -> std::result::Result<(), String> {
+        let Some(deadline) = self.sync_deadline() else {
+            return Ok(());
+        };
+        if !force && Instant::now() < deadline {
+            return Ok(());
+        }
+        let synced = self.db.as_ref().and_then(|db| {
+            let mut txn = db.begin_write().ok()?;
+            txn.set_durability(redb::Durability::Immediate).ok()?;
+            txn.commit().ok()
+        });
+        if synced.is_some() {
+            self.unsynced_since = None;
+            self.published.set_durable(self.lsn);
+            Ok(())
+        } else {
+            self.reopen()
+        }
+    }
+
+    /// Commits a group and acknowledges each of its batches. `Err` with a reason when
+    /// the commit failed and the database could not be reopened.
+    fn commit_group(
+        &mut self,
+        group: Vec<(Vec<Op>, Completer)>,
+    ) -> std::result::Result<(), String> {
+        let (batches, completers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        match self.apply_and_commit(batches) {
+            Ok((lsn, results)) => {
+                for (done, result) in completers.into_iter().zip(results) {
+                    done.complete(result.map(|outcomes| Receipt { lsn, outcomes }));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                for done in completers {
+                    done.complete(Err(e.clone()));
+                }
+                self.reopen().map_err(|reason| format!("after a failed commit ({e}): {reason}"))
+            }
+        }
+    }
+
+    pub(super) fn db(&self) -> Result<&Database> {
+        self.db.as_ref().ok_or_else(|| Error::Poisoned {
+            file: self.config.path.clone(),
+            reason: "the database is not open".into(),
+        })
+    }
+
+    /// Drops the database and opens it again, then reloads every registered view from
+    /// disk and publishes the result. `Err` when that fails, or when acknowledged
+    /// periodic-mode groups were lost with the old database (the resident layer then
+    /// stays as it was).
+    ///
+    /// A group whose commit failed may still have reached the file (its sync failed
+    /// after its writes landed); it is then loaded whole, as any crash could leave it.
+    pub(super) fn reopen(&mut self) -> std::result::Result<(), String> {
+        // The old database holds the file lock: it must be gone before opening again.
+        drop(self.db.take());
+        self.unsynced_since = None;
+        let (db, disk_lsn) =
+            open_database(&self.config).map_err(|e| format!("reopening failed: {e}"))?;
+        self.db = Some(db);
+        if disk_lsn < self.lsn {
+            // Acknowledged groups that were not yet durable (periodic durability) went
+            // with the failed database. Writing on would put later groups on disk
+            // without them; stop instead, keeping them visible until the store closes.
+            return Err(format!(
+                "groups up to {} were acknowledged but not yet durable, and are lost on \
+                 disk (the file is at {disk_lsn})",
+                self.lsn
+            ));
+        }
+        let mut views = Vec::with_capacity(self.registrations.len());
+        for reg in &self.registrations {
+            let (view, _, _) = self
+                .load_view(reg.as_ref())
+                .map_err(|e| format!("reloading view '{}' failed: {e}", reg.name()))?;
+            views.push(view);
+        }
+        self.lsn = disk_lsn;
+        self.publish(Arc::new(Root { lsn: self.lsn, views }));
+        self.published.set_durable(disk_lsn);
+        Ok(())
+    }
+
+    /// The one seam that makes a group durable: today a redb write transaction.
+    /// Returns the group's LSN and per-batch results, or the error that failed the
+    /// whole group (the resident layer is then untouched).
+    fn apply_and_commit(
+        &mut self,
+        batches: Vec<Vec<Op>>,
+    ) -> Result<(Lsn, Vec<Result<Vec<crate::base::version::Outcome>>>)> {
+        let file = self.config.path.clone();
+        let mut txn =
+            self.db()?.begin_write().map_err(|e| Error::storage(&file, "beginning a write", e))?;
+        let immediate = match self.config.durability {
+            Durability::Immediate => true,
+            Durability::Periodic { interval } => {
+                self.unsynced_since.is_some_and(|since| since.elapsed() >= interval)
+            }
+        };
+        let durability =
+            if immediate { redb::Durability::Immediate } else { redb::Durability::None };
+        txn.set_durability(durability)
+            .map_err(|e| Error::storage(&file, "setting durability", redb::Error::from(e)))?;
+        let applied = apply_group(&txn, &self.views, &self.root, &file, batches)?;
+        if !applied.any_committed() {
+            // Every batch failed: nothing to commit, and no LSN is spent.
+            txn.abort().map_err(|e| Error::storage(&file, "aborting a write", e))?;
+            return Ok((self.lsn, applied.results));
+        }
+        let lsn = Lsn(self.lsn.0 + 1);
+        {
+            let mut meta =
+                txn.open_table(META).map_err(|e| Error::storage(&file, "opening meta", e))?;
+            meta.insert(META_LSN, lsn.0.to_le_bytes().as_slice())
+                .map_err(|e| Error::storage(&file, "writing the lsn", e))?;
+        }
+        let changed = applied.delta.size();
+        let root = if immediate && changed >= BUILD_BESIDE_FROM {
+            // The commit waits for the disk: build the next root meanwhile, on another
+            // thread. It is published only once the commit has succeeded.
+            let root = &self.root;
+            let (next, committed) = crate::base::beside::beside(
+                "viewstore-publish",
+                || root.with_delta(lsn, applied.delta),
+                || txn.commit(),
+            );
+            committed.map(|()| next)
+        } else {
+            txn.commit().map(|()| self.root.with_delta(lsn, applied.delta))
+        }
+        .map_err(|e| Error::storage(&file, "committing", e))?;
+        if immediate {
+            self.unsynced_since = None;
+        } else if self.unsynced_since.is_none() {
+            self.unsynced_since = Some(Instant::now());
+        }
+        self.lsn = lsn;
+        self.publish(Arc::new(root));
+        if immediate {
+            self.published.set_durable(lsn);
+        }
+        Ok((lsn, applied.results))
+    }
+
+    pub(super) fn publish(&mut self, root: Arc<Root>) {
+        let old = std::mem::replace(&mut self.root, Arc::clone(&root));
+        self.published.publish(root);
+        self.reclaimer.retire(old);
+    }
+}

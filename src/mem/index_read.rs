@@ -1,0 +1,177 @@
+//! Typed reads of a secondary index, from memory.
+
+use super::index::IndexData;
+use super::ordered::SortedRange;
+use super::{Entry, ViewData};
+use crate::keys::prefix_successor;
+use crate::keys::{
+    KeyBuf, StackKey, WideKey, decode_key, encode_key, encode_key_on_stack, plain_string,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+
+/// One index of a view at one LSN, from [`ViewSnapshot::index`](crate::ViewSnapshot::index).
+/// Results come in index-key order, then primary-key order, and borrow from the
+/// snapshot.
+pub struct IndexView<'a, K, V, I> {
+    data: Option<(&'a IndexData<V>, &'a ViewData<V>)>,
+    _types: PhantomData<fn() -> (K, I)>,
+}
+
+impl<'a, K, V, I> IndexView<'a, K, V, I>
+where
+    K: DeserializeOwned,
+    I: Serialize + DeserializeOwned,
+{
+    pub(crate) fn new(data: Option<(&'a IndexData<V>, &'a ViewData<V>)>) -> Self {
+        IndexView { data, _types: PhantomData }
+    }
+
+    /// The record holding index key `ikey` (the first one, for a multi index).
+    pub fn get(&self, ikey: &I) -> Option<(K, &'a V)>
+    where
+        I: 'static,
+    {
+        let (index, view) = self.data?;
+        let (pk, entry) = if let Some(s) = plain_string(ikey) {
+            index.first_string(view, s)?
+        } else {
+            let mut stack = StackKey::new();
+            encode_key_on_stack(ikey, &mut stack)?;
+            index.first(view, &stack.probe(), &stack)?
+        };
+        let key = decode_key::<K>(pk.as_bytes()).ok()?;
+        Some((key, &*entry.value))
+    }
+
+    /// Every record holding index key `ikey`.
+    pub fn get_all(&self, ikey: &I) -> IndexIter<'a, K, V, I> {
+        self.range((Bound::Included(ikey), Bound::Included(ikey)))
+    }
+
+    /// How many records hold index key `ikey`.
+    pub fn count(&self, ikey: &I) -> usize {
+        self.get_all(ikey).count()
+    }
+
+    /// The entries whose index keys fall in `range`.
+    pub fn range<R: RangeBounds<I>>(&self, range: R) -> IndexIter<'a, K, V, I> {
+        let encode = |k: &I| {
+            let mut out = Vec::new();
+            encode_key(k, &mut out).ok().map(|()| out)
+        };
+        // Index-key encodings are prefix-free, so the entries of one index key are the
+        // map keys that start with its encoding, for unique and multi indexes alike.
+        let start = match range.start_bound() {
+            Bound::Included(k) => encode(k).map(|e| Bound::Included(WideKey::from_slice(&e))),
+            // No successor: nothing sorts after this key, so the range is empty.
+            Bound::Excluded(k) => encode(k)
+                .and_then(|e| prefix_successor(&e))
+                .map(|next| Bound::Included(WideKey::from_slice(&next))),
+            Bound::Unbounded => Some(Bound::Unbounded),
+        };
+        let end = match range.end_bound() {
+            Bound::Included(k) => encode(k).map(|e| match prefix_successor(&e) {
+                Some(next) => Bound::Excluded(WideKey::from_slice(&next)),
+                None => Bound::Unbounded,
+            }),
+            Bound::Excluded(k) => encode(k).map(|e| Bound::Excluded(WideKey::from_slice(&e))),
+            Bound::Unbounded => Some(Bound::Unbounded),
+        };
+        self.iter_bytes(start, end)
+    }
+
+    /// The entries whose encoded index key starts with the encoding of `prefix` (for
+    /// tuple index keys: by leading fields).
+    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> IndexIter<'a, K, V, I> {
+        let mut start = Vec::new();
+        if encode_key(prefix, &mut start).is_err() {
+            return IndexIter::empty();
+        }
+        let end = prefix_successor(&start)
+            .map_or(Bound::Unbounded, |e| Bound::Excluded(WideKey::from_slice(&e)));
+        self.iter_bytes(Some(Bound::Included(WideKey::from_slice(&start))), Some(end))
+    }
+
+    /// Every entry.
+    pub fn iter(&self) -> IndexIter<'a, K, V, I> {
+        self.iter_bytes(Some(Bound::Unbounded), Some(Bound::Unbounded))
+    }
+
+    /// The number of entries (records times their index keys).
+    pub fn len(&self) -> usize {
+        self.data.map_or(0, |(index, _)| index.map.len())
+    }
+
+    /// Whether the index has no entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn iter_bytes(
+        &self,
+        start: Option<Bound<WideKey>>,
+        end: Option<Bound<WideKey>>,
+    ) -> IndexIter<'a, K, V, I> {
+        let (Some((index, view)), Some(start), Some(end)) = (self.data, start, end) else {
+            return IndexIter::empty();
+        };
+        if let (Bound::Included(s) | Bound::Excluded(s), Bound::Included(e) | Bound::Excluded(e)) =
+            (&start, &end)
+            && s > e
+        {
+            return IndexIter::empty();
+        }
+        let inner = index
+            .map
+            .range(start.as_ref().map(WideKey::as_bytes), end.as_ref().map(WideKey::as_bytes));
+        IndexIter { data: Some((index, view)), inner: Some(inner), _types: PhantomData }
+    }
+}
+
+impl<'a, K, V, I> IntoIterator for &IndexView<'a, K, V, I>
+where
+    K: DeserializeOwned,
+    I: Serialize + DeserializeOwned,
+{
+    type Item = (I, K, &'a V);
+    type IntoIter = IndexIter<'a, K, V, I>;
+
+    fn into_iter(self) -> IndexIter<'a, K, V, I> {
+        self.iter()
+    }
+}
+
+/// Index entries in order: each yields the index key, the record key and the value.
+pub struct IndexIter<'a, K, V, I> {
+    data: Option<(&'a IndexData<V>, &'a ViewData<V>)>,
+    inner: Option<SortedRange<'a, WideKey, KeyBuf>>,
+    _types: PhantomData<fn() -> (K, I)>,
+}
+
+impl<K, V, I> IndexIter<'_, K, V, I> {
+    fn empty() -> Self {
+        IndexIter { data: None, inner: None, _types: PhantomData }
+    }
+}
+
+impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> Iterator for IndexIter<'a, K, V, I> {
+    type Item = (I, K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (index, view) = self.data?;
+        let inner = self.inner.as_mut()?;
+        loop {
+            let (map_key, pk) = inner.next()?;
+            let entry: Option<&Entry<V>> = view.get(pk.as_bytes());
+            let ikey = decode_key::<I>(index.ikey(map_key, pk));
+            let key = decode_key::<K>(pk.as_bytes());
+            // Index and records are published together, so every entry has its record.
+            if let (Some(entry), Ok(ikey), Ok(key)) = (entry, ikey, key) {
+                return Some((ikey, key, &*entry.value));
+            }
+        }
+    }
+}

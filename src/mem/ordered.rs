@@ -1,0 +1,381 @@
+//! Persistent sorted maps from encoded keys: the ordered index of a view's records,
+//! and the ordered entries of its secondary indexes.
+//!
+//! Items sit in leaves of up to `LEAF_MAX` entries, each leaf one shared allocation,
+//! and the leaves in key order in one array next to each leaf's first key (the fences).
+//! A range scan finds its first leaf by binary search over the fences and then walks
+//! the leaves in order. A published group copies the leaf array (one reference count
+//! per leaf) and rebuilds only the leaves it touches, merging its changes in key order;
+//! a snapshot keeps the old array. Loading builds full leaves straight from sorted
+//! input.
+
+use super::points::Slot;
+use crate::keys::KeyBuf;
+use std::borrow::Borrow;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Entries per leaf when built from sorted input or split.
+const LEAF_TARGET: usize = 64;
+/// A leaf that grows past this splits.
+const LEAF_MAX: usize = 128;
+
+struct Leaf<K, T> {
+    first: K,
+    items: Arc<[(K, T)]>,
+}
+
+impl<K: Clone, T> Clone for Leaf<K, T> {
+    fn clone(&self) -> Self {
+        Leaf { first: self.first.clone(), items: Arc::clone(&self.items) }
+    }
+}
+
+/// A persistent sorted map from encoded keys (`K` borrows as their bytes, and orders
+/// as they do) to `T`.
+pub(crate) struct Sorted<K, T> {
+    leaves: Arc<[Leaf<K, T>]>,
+    len: usize,
+}
+
+impl<K, T> Clone for Sorted<K, T> {
+    fn clone(&self) -> Self {
+        Sorted { leaves: Arc::clone(&self.leaves), len: self.len }
+    }
+}
+
+/// The ordered index of a view's records: encoded primary key to value.
+pub(crate) type OrderedIndex<V> = Sorted<KeyBuf, Arc<V>>;
+
+/// A range of an [`OrderedIndex`].
+pub(crate) type Range<'a, V> = SortedRange<'a, KeyBuf, Arc<V>>;
+
+/// One change to a sorted map: a new value for a key, or its removal.
+pub(crate) type SortedChange<K, T> = (K, Option<T>);
+
+impl<V> OrderedIndex<V> {
+    /// An index of the records in `slots`, which must be sorted by key with no key
+    /// twice. Leaves are allocated once, full, at their exact size.
+    pub(crate) fn from_slots(slots: &[Slot<V>]) -> Self {
+        let leaves: Arc<[Leaf<KeyBuf, Arc<V>>]> = slots
+            .chunks(LEAF_TARGET)
+            .map(|chunk| Leaf {
+                first: chunk[0].key.clone(),
+                items: chunk.iter().map(|s| (s.key.clone(), Arc::clone(&s.entry.value))).collect(),
+            })
+            .collect();
+        Sorted { leaves, len: slots.len() }
+    }
+}
+
+impl<K, T> Sorted<K, T> {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl<K: Clone + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
+    /// A map of `items`, which must be sorted by key with no key twice.
+    pub(crate) fn from_sorted(items: Vec<(K, T)>) -> Self {
+        let len = items.len();
+        let mut leaves = Vec::with_capacity(len.div_ceil(LEAF_TARGET));
+        push_leaves(&mut leaves, items);
+        Sorted { leaves: leaves.into(), len }
+    }
+
+    /// A new map with `changes` applied; untouched leaves are shared. `changes` must
+    /// be sorted by key with no key twice.
+    pub(crate) fn with_changes(&self, changes: Vec<SortedChange<K, T>>) -> Self {
+        let mut leaves: Vec<Leaf<K, T>> = Vec::with_capacity(self.leaves.len() + 1);
+        let mut len = self.len;
+        let mut changes = changes.into_iter().peekable();
+        for (i, leaf) in self.leaves.iter().enumerate() {
+            // Changes before the next leaf's first key belong to this leaf (the first leaf
+            // also takes those before its own first key, the last one those after).
+            let next_first = self.leaves.get(i + 1).map(|l| l.first.borrow());
+            let mut mine = Vec::new();
+            while let Some(change) =
+                changes.next_if(|(k, _)| next_first.is_none_or(|n| k.borrow() < n))
+            {
+                mine.push(change);
+            }
+            if mine.is_empty() {
+                leaves.push(leaf.clone());
+                continue;
+            }
+            let merged = merge(&leaf.items, mine, &mut len);
+            push_leaves(&mut leaves, merged);
+        }
+        // An empty map has no leaf to take the changes.
+        let rest: Vec<SortedChange<K, T>> = changes.collect();
+        if !rest.is_empty() {
+            let merged = merge(&[], rest, &mut len);
+            push_leaves(&mut leaves, merged);
+        }
+        Sorted { leaves: leaves.into(), len }
+    }
+
+    /// The value of `key`.
+    pub(crate) fn get(&self, key: &[u8]) -> Option<&T> {
+        let (li, ii) = self.position(key, false);
+        let (k, v) = self.leaves.get(li)?.items.get(ii)?;
+        (k.borrow() == key).then_some(v)
+    }
+
+    /// Every item, in key order.
+    pub(crate) fn iter(&self) -> SortedRange<'_, K, T> {
+        self.range(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// The items whose keys fall between `start` and `end`, in key order.
+    pub(crate) fn range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> SortedRange<'_, K, T> {
+        let front = match start {
+            Bound::Unbounded => (0, 0),
+            Bound::Included(k) => self.position(k, false),
+            Bound::Excluded(k) => self.position(k, true),
+        };
+        let back = match end {
+            Bound::Unbounded => (self.leaves.len(), 0),
+            Bound::Included(k) => self.position(k, true),
+            Bound::Excluded(k) => self.position(k, false),
+        };
+        SortedRange { leaves: &self.leaves, front, back }
+    }
+
+    /// The position of the first item whose key is `>= key` (or `> key` when
+    /// `after`), as (leaf, index) with index inside the leaf, or (leaves, 0) at the end.
+    fn position(&self, key: &[u8], after: bool) -> (usize, usize) {
+        let li = self.leaves.partition_point(|l| l.first.borrow() <= key).saturating_sub(1);
+        let Some(leaf) = self.leaves.get(li) else {
+            return (self.leaves.len(), 0);
+        };
+        let ii = leaf
+            .items
+            .partition_point(|(k, _)| if after { k.borrow() <= key } else { k.borrow() < key });
+        if ii == leaf.items.len() { (li + 1, 0) } else { (li, ii) }
+    }
+
+    /// Bytes held by the index itself: the leaf array with its fences, leaf headers and
+    /// items (keys longer than the inline limit add their own allocation, not counted).
+    pub(crate) fn structural_bytes(&self) -> usize {
+        self.leaves.len() * (size_of::<Leaf<K, T>>() + 2 * size_of::<usize>())
+            + self.len * size_of::<(K, T)>()
+    }
+}
+
+/// The items of `old` with `changes` (sorted, distinct keys) applied; keeps `len` up to
+/// date.
+fn merge<K: Clone + Borrow<[u8]>, T: Clone>(
+    old: &[(K, T)],
+    changes: Vec<SortedChange<K, T>>,
+    len: &mut usize,
+) -> Vec<(K, T)> {
+    let mut out = Vec::with_capacity(old.len() + changes.len());
+    let mut old = old.iter().peekable();
+    for (key, value) in changes {
+        while let Some(item) = old.next_if(|(k, _)| k.borrow() < key.borrow()) {
+            out.push(item.clone());
+        }
+        let replaced = old.next_if(|(k, _)| k.borrow() == key.borrow()).is_some();
+        match (value, replaced) {
+            (Some(value), true) => out.push((key, value)),
+            (Some(value), false) => {
+                out.push((key, value));
+                *len += 1;
+            }
+            (None, true) => *len -= 1,
+            (None, false) => {}
+        }
+    }
+    out.extend(old.cloned());
+    out
+}
+
+/// Appends `items` (sorted) as leaves: one leaf when it fits, else leaves of
+/// `LEAF_TARGET`; nothing when empty.
+fn push_leaves<K: Clone, T>(leaves: &mut Vec<Leaf<K, T>>, items: Vec<(K, T)>) {
+    if items.is_empty() {
+        return;
+    }
+    if items.len() <= LEAF_MAX {
+        leaves.push(leaf(items));
+        return;
+    }
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        let chunk: Vec<(K, T)> = items.by_ref().take(LEAF_TARGET).collect();
+        leaves.push(leaf(chunk));
+    }
+}
+
+fn leaf<K: Clone, T>(items: Vec<(K, T)>) -> Leaf<K, T> {
+    let first = items[0].0.clone();
+    Leaf { first, items: items.into() }
+}
+
+/// An iterator over a range of a [`Sorted`] map, from both ends.
+pub(crate) struct SortedRange<'a, K, T> {
+    leaves: &'a [Leaf<K, T>],
+    /// The next position from the front, as (leaf, index).
+    front: (usize, usize),
+    /// The position after the last one left from the back.
+    back: (usize, usize),
+}
+
+impl<'a, K, T> Iterator for SortedRange<'a, K, T> {
+    type Item = (&'a K, &'a T);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front >= self.back {
+            return None;
+        }
+        let (li, ii) = self.front;
+        let items = &self.leaves.get(li)?.items;
+        let (k, v) = items.get(ii)?;
+        self.front = if ii + 1 == items.len() { (li + 1, 0) } else { (li, ii + 1) };
+        Some((k, v))
+    }
+}
+
+impl<K, T> DoubleEndedIterator for SortedRange<'_, K, T> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.front >= self.back {
+            return None;
+        }
+        let (li, ii) = self.back;
+        let (li, ii) = if ii == 0 {
+            let prev = li.checked_sub(1)?;
+            (prev, self.leaves.get(prev)?.items.len() - 1)
+        } else {
+            (li, ii - 1)
+        };
+        self.back = (li, ii);
+        let (k, v) = self.leaves.get(li)?.items.get(ii)?;
+        Some((k, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{OrderedIndex, Sorted};
+    use crate::keys::KeyBuf;
+    use crate::mem::Entry;
+    use crate::mem::points::Slot;
+    use std::collections::BTreeMap;
+    use std::ops::Bound;
+    use std::sync::Arc;
+
+    fn key(i: u64) -> KeyBuf {
+        KeyBuf::from_slice(&i.to_be_bytes())
+    }
+
+    fn collect(index: &OrderedIndex<u64>, lo: Bound<u64>, hi: Bound<u64>) -> Vec<(u64, u64)> {
+        let lo = lo.map(u64::to_be_bytes);
+        let hi = hi.map(u64::to_be_bytes);
+        index
+            .range(lo.as_ref().map(|b| &b[..]), hi.as_ref().map(|b| &b[..]))
+            .map(|(k, v)| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(k.as_bytes());
+                (u64::from_be_bytes(b), **v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matches_a_btreemap_through_inserts_removals_and_ranges() {
+        let slots: Vec<Slot<u64>> = (0..500u64)
+            .map(|i| Slot { key: key(i * 2), entry: Entry { version: 1, value: Arc::new(i) } })
+            .collect();
+        let mut index = OrderedIndex::from_slots(&slots);
+        let mut model: BTreeMap<u64, u64> = (0..500u64).map(|i| (i * 2, i)).collect();
+        let mut x = 11u64;
+        for round in 0..80u64 {
+            let mut changes = BTreeMap::new();
+            for _ in 0..=(round * 7 % 300) {
+                x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let k = (x >> 33) % 2_000;
+                changes.insert(k, (!x.is_multiple_of(4)).then_some(round));
+            }
+            for (k, v) in &changes {
+                match v {
+                    Some(v) => model.insert(*k, *v),
+                    None => model.remove(k),
+                };
+            }
+            let before = collect(&index, Bound::Unbounded, Bound::Unbounded);
+            let next = index.with_changes(
+                changes.into_iter().map(|(k, v)| (key(k), v.map(Arc::new))).collect(),
+            );
+            assert_eq!(collect(&index, Bound::Unbounded, Bound::Unbounded), before);
+            index = next;
+            assert_eq!(index.len(), model.len());
+            let (a, b) = ((x >> 7) % 2_100, (x >> 19) % 2_100);
+            for (lo, hi) in [
+                (Bound::Included(a), Bound::Excluded(b)),
+                (Bound::Excluded(a), Bound::Included(b)),
+                (Bound::Unbounded, Bound::Included(b)),
+                (Bound::Included(a), Bound::Unbounded),
+            ] {
+                if a > b && !matches!((lo, hi), (Bound::Unbounded, _) | (_, Bound::Unbounded)) {
+                    assert!(collect(&index, lo, hi).is_empty());
+                    continue;
+                }
+                let want: Vec<(u64, u64)> = model.range((lo, hi)).map(|(k, v)| (*k, *v)).collect();
+                assert_eq!(collect(&index, lo, hi), want);
+                let mut rev: Vec<(u64, u64)> = {
+                    let lo_b = lo.map(u64::to_be_bytes);
+                    let hi_b = hi.map(u64::to_be_bytes);
+                    index
+                        .range(lo_b.as_ref().map(|b| &b[..]), hi_b.as_ref().map(|b| &b[..]))
+                        .rev()
+                        .map(|(k, v)| {
+                            let mut b = [0u8; 8];
+                            b.copy_from_slice(k.as_bytes());
+                            (u64::from_be_bytes(b), **v)
+                        })
+                        .collect()
+                };
+                rev.reverse();
+                assert_eq!(rev, want);
+            }
+        }
+    }
+
+    #[test]
+    fn get_finds_exactly_the_keys_present_across_leaves_and_changes() {
+        let items: Vec<(KeyBuf, u64)> = (0..1_000u64).map(|i| (key(i * 3), i)).collect();
+        let mut map = Sorted::from_sorted(items);
+        let mut model: BTreeMap<u64, u64> = (0..1_000u64).map(|i| (i * 3, i)).collect();
+        for round in 0..4u64 {
+            for k in 0..3_010u64 {
+                assert_eq!(map.get(&k.to_be_bytes()), model.get(&k), "key {k} round {round}");
+            }
+            assert_eq!(map.get(&[]), None);
+            assert_eq!(map.get(&[0xFF; 9]), None);
+            let changes: Vec<(KeyBuf, Option<u64>)> = (0..3_010u64)
+                .filter(|k| (k + round).is_multiple_of(7))
+                .map(|k| (key(k), (!k.is_multiple_of(2)).then_some(k + round)))
+                .collect();
+            for (k, v) in &changes {
+                let k = u64::from_be_bytes(k.as_bytes().try_into().unwrap_or_default());
+                match v {
+                    Some(v) => model.insert(k, *v),
+                    None => model.remove(&k),
+                };
+            }
+            map = map.with_changes(changes);
+            assert_eq!(map.len(), model.len());
+            assert_eq!(map.iter().count(), model.len());
+        }
+    }
+
+    #[test]
+    fn an_empty_index_takes_inserts() {
+        let index: OrderedIndex<u64> = OrderedIndex::from_slots(&[]);
+        let next = index.with_changes(vec![(key(3), Some(Arc::new(3))), (key(5), None)]);
+        assert_eq!(next.len(), 1);
+        assert_eq!(collect(&next, Bound::Unbounded, Bound::Unbounded), vec![(3, 3)]);
+        assert!(collect(&index, Bound::Unbounded, Bound::Unbounded).is_empty());
+    }
+}

@@ -1,0 +1,243 @@
+//! Reads at one LSN: store-wide snapshots and typed per-view snapshots.
+
+use super::{Entry, Root, ViewData, ordered};
+use crate::base::version::{Lsn, Version};
+use crate::keys::prefix_successor;
+use crate::keys::{KeyBuf, StackKey, decode_key, encode_key, encode_key_on_stack};
+use crate::mem::IndexView;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
+
+/// Every view of a store at one LSN. Cheap to make (one reference count increment) and
+/// to clone; reads through it never see a later group. Holding it keeps the records it
+/// sees in memory, so drop it when done.
+///
+/// # Examples
+///
+/// ```
+/// # use viewstore::{Store, ViewDef};
+/// const COUNTS: ViewDef<String, u64> = ViewDef::new("counts");
+/// # let dir = tempfile::tempdir()?;
+/// let store = Store::open(dir.path().join("s.redb"))?;
+/// let counts = store.view(&COUNTS)?;
+/// counts.put(&"a".to_string(), 1, 1)?;
+/// let snap = store.snapshot();
+/// counts.put(&"a".to_string(), 2, 2)?;
+/// assert_eq!(snap.view(&counts).get(&"a".to_string()), Some(&1));
+/// assert_eq!(counts.get(&"a".to_string()).as_deref(), Some(&2));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Snapshot {
+    pub(crate) root: Arc<Root>,
+    pub(crate) store: u64,
+}
+
+impl Snapshot {
+    /// The LSN of the last group this snapshot contains.
+    pub fn lsn(&self) -> Lsn {
+        self.root.lsn
+    }
+
+    /// The view with id `id` (of this snapshot's store) at this snapshot's LSN.
+    pub(crate) fn view_by_id<K, V>(&self, id: usize) -> ViewSnapshot<K, V> {
+        ViewSnapshot { root: Arc::clone(&self.root), id, _types: PhantomData }
+    }
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot").field("lsn", &self.root.lsn).finish_non_exhaustive()
+    }
+}
+
+/// One view's records at one LSN. Reads borrow from it: no reference count is written
+/// per read, nothing is decoded, nothing waits on the writer.
+pub struct ViewSnapshot<K, V> {
+    root: Arc<Root>,
+    id: usize,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for ViewSnapshot<K, V> {
+    fn clone(&self) -> Self {
+        ViewSnapshot { root: Arc::clone(&self.root), id: self.id, _types: PhantomData }
+    }
+}
+
+impl<K, V> ViewSnapshot<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Send + Sync + 'static,
+{
+    pub(crate) fn new(root: Arc<Root>, id: usize) -> Self {
+        ViewSnapshot { root, id, _types: PhantomData }
+    }
+
+    fn data(&self) -> Option<&ViewData<V>> {
+        self.root.view::<V>(self.id)
+    }
+
+    #[inline]
+    fn entry(&self, key: &K) -> Option<&Entry<V>> {
+        let mut stack = StackKey::new();
+        encode_key_on_stack(key, &mut stack)?;
+        self.data()?.find(&stack.probe())
+    }
+
+    /// The LSN of the last group this snapshot contains.
+    pub fn lsn(&self) -> Lsn {
+        self.root.lsn
+    }
+
+    /// The value of `key`, borrowed.
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.entry(key).map(|e| &*e.value)
+    }
+
+    /// The value of `key`, shared (one reference count increment).
+    pub fn get_arc(&self, key: &K) -> Option<Arc<V>> {
+        self.entry(key).map(|e| Arc::clone(&e.value))
+    }
+
+    /// The version and value of `key`.
+    pub fn get_versioned(&self, key: &K) -> Option<(Version, &V)> {
+        self.entry(key).map(|e| (e.version, &*e.value))
+    }
+
+    /// Whether `key` has a live record.
+    pub fn contains(&self, key: &K) -> bool {
+        self.entry(key).is_some()
+    }
+
+    /// The number of live records.
+    pub fn len(&self) -> usize {
+        self.data().map_or(0, ViewData::len)
+    }
+
+    /// Whether the view has no live record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// All records in key order.
+    pub fn iter(&self) -> Iter<'_, K, V> {
+        self.bytes_range(Bound::Unbounded, Bound::Unbounded)
+    }
+
+    /// The records whose keys fall in `range`, in key order.
+    pub fn range<R: RangeBounds<K>>(&self, range: R) -> Iter<'_, K, V> {
+        let start = encode_bound(range.start_bound());
+        let end = encode_bound(range.end_bound());
+        match (start, end) {
+            (Some(start), Some(end)) => {
+                self.bytes_range(as_bytes(start.as_ref()), as_bytes(end.as_ref()))
+            }
+            _ => Iter { inner: None, _types: PhantomData },
+        }
+    }
+
+    /// The records whose encoded key starts with the encoding of `prefix`, in key
+    /// order. For tuple keys this selects by leading fields: on a `(u64, String)` view,
+    /// `prefix(&7u64)` yields every key `(7, _)`.
+    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Iter<'_, K, V> {
+        let mut start = Vec::new();
+        if encode_key(prefix, &mut start).is_err() {
+            return Iter { inner: None, _types: PhantomData };
+        }
+        let end = prefix_successor(&start);
+        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
+        self.bytes_range(Bound::Included(&start), end)
+    }
+
+    /// The secondary index named `name`, read at this snapshot's LSN; empty when the
+    /// view was not opened with it.
+    pub(crate) fn index_named<I>(&self, name: &str) -> IndexView<'_, K, V, I>
+    where
+        I: Serialize + DeserializeOwned,
+    {
+        let data = self
+            .data()
+            .and_then(|view| view.indexes.iter().find(|i| i.is(name)).map(|index| (index, view)));
+        IndexView::new(data)
+    }
+
+    fn bytes_range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_, K, V> {
+        let inner = self.data().map(|d| d.range(start, end));
+        Iter { inner, _types: PhantomData }
+    }
+}
+
+fn as_bytes(bound: Bound<&KeyBuf>) -> Bound<&[u8]> {
+    bound.map(KeyBuf::as_bytes)
+}
+
+fn encode_bound<K: Serialize>(bound: Bound<&K>) -> Option<Bound<KeyBuf>> {
+    let encode = |k: &K| {
+        let mut out = Vec::new();
+        encode_key(k, &mut out).ok().map(|()| KeyBuf::from_slice(&out))
+    };
+    Some(match bound {
+        Bound::Included(k) => Bound::Included(encode(k)?),
+        Bound::Excluded(k) => Bound::Excluded(encode(k)?),
+        Bound::Unbounded => Bound::Unbounded,
+    })
+}
+
+/// An iterator over records in key order, yielding each key decoded and its value
+/// borrowed.
+pub struct Iter<'a, K, V> {
+    inner: Option<ordered::Range<'a, V>>,
+    _types: PhantomData<fn() -> K>,
+}
+
+impl<'a, K, V> IntoIterator for &'a ViewSnapshot<K, V>
+where
+    K: Serialize + DeserializeOwned,
+    V: Send + Sync + 'static,
+{
+    type Item = (K, &'a V);
+    type IntoIter = Iter<'a, K, V>;
+
+    fn into_iter(self) -> Iter<'a, K, V> {
+        self.iter()
+    }
+}
+
+impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
+    /// The next key with its shared value.
+    pub(crate) fn next_shared(&mut self) -> Option<(K, &'a Arc<V>)> {
+        let inner = self.inner.as_mut()?;
+        loop {
+            let (key, entry) = inner.next()?;
+            // Every resident key was encoded from a `K` or checked to decode as one
+            // when its view was loaded.
+            if let Ok(k) = decode_key::<K>(key.as_bytes()) {
+                return Some((k, entry));
+            }
+        }
+    }
+}
+
+impl<'a, K: DeserializeOwned, V> Iterator for Iter<'a, K, V> {
+    type Item = (K, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_shared().map(|(k, v)| (k, &**v))
+    }
+}
+
+impl<K: DeserializeOwned, V> DoubleEndedIterator for Iter<'_, K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let inner = self.inner.as_mut()?;
+        loop {
+            let (key, value) = inner.next_back()?;
+            if let Ok(k) = decode_key::<K>(key.as_bytes()) {
+                return Some((k, &**value));
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Views and indexes with their types erased: registration, loading, index-key
+//! extraction and the operations the writer applies. The one place of `dyn Any`.
+
+pub(crate) mod index;
+pub(crate) mod names;
+pub(crate) mod op;
+pub(crate) mod registration;
+pub(crate) mod view_info;

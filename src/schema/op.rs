@@ -1,0 +1,31 @@
+//! Operations as the writer receives them: keys and values already encoded, values
+//! type-erased, `update` closures boxed.
+
+use crate::base::error::Error;
+use crate::base::version::Version;
+use crate::keys::KeyBuf;
+use crate::mem::AnyValue;
+use std::any::Any;
+
+/// What an `update` closure produced, type-erased for the writer.
+pub(crate) enum UpdateResult {
+    Unchanged,
+    Value { bytes: Vec<u8>, value: AnyValue },
+    Failed(Error),
+}
+
+pub(crate) type UpdateFn = Box<dyn FnOnce(Option<&(dyn Any + Send + Sync)>) -> UpdateResult + Send>;
+
+pub(crate) enum OpKind {
+    Put { version: Version, bytes: Vec<u8>, value: AnyValue },
+    Delete { version: Version },
+    CompareAndSet { expected: Option<Version>, version: Version, bytes: Vec<u8>, value: AnyValue },
+    Update { version: Version, f: UpdateFn },
+    PurgeTombstones { below: Version },
+}
+
+pub(crate) struct Op {
+    pub(crate) view: usize,
+    pub(crate) key: KeyBuf,
+    pub(crate) kind: OpKind,
+}

@@ -1,0 +1,297 @@
+//! A view as the writer registers and loads it, with its key and value types erased:
+//! the one place where typed views meet `dyn Any`.
+
+use crate::base::codec::Codec;
+use crate::base::error::{Error, Result};
+use crate::base::index_kind::IndexKind;
+use crate::base::limits::MAX_KEY_BYTES;
+use crate::base::panic::panic_message;
+use crate::base::version::Version;
+use crate::keys::{KeyBuf, WideKey, composite, decode_key, render_key};
+use crate::mem::index::IndexData;
+use crate::mem::load::{self, DecodeFn};
+use crate::mem::points::Slot;
+use crate::mem::{ResidentView, ViewData};
+use crate::schema::index::{AnyIndex, ExtractError, extract};
+use crate::schema::view_info::WriterIndex;
+use crate::storage::format::{IndexMeta, ViewMeta, index_table_name};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+/// What a view key must be: serde-encodable with the order-preserving key encoding
+/// (integers, strings, byte strings, `bool`, `char`, `Option`, tuples, structs and enums
+/// of those; not floats or maps), and `Debug` so that errors can name it.
+///
+/// Keys sort in the order of their encoding, which equals their `Ord` order for the
+/// types above (and for derived `Ord` on structs and enums of them).
+pub trait ViewKey: Serialize + DeserializeOwned + Debug + Send + Sync + 'static {}
+impl<T: Serialize + DeserializeOwned + Debug + Send + Sync + 'static> ViewKey for T {}
+
+/// What a view value must be: shareable between threads. Its encoding is the
+/// [`Codec`]'s business.
+pub trait ViewValue: Send + Sync + 'static {}
+impl<T: Send + Sync + 'static> ViewValue for T {}
+
+/// A view as the writer registers it: its meta, its indexes and how to load it.
+pub(crate) trait Registration: Send {
+    fn name(&self) -> &str;
+    fn meta(&self) -> ViewMeta;
+    fn render_key(&self) -> fn(&[u8]) -> String;
+    fn indexes(&self) -> Vec<IndexRegistration>;
+    fn loader(&self) -> Box<dyn Loader>;
+}
+
+/// An index as the writer registers it.
+pub(crate) struct IndexRegistration {
+    pub(crate) meta: IndexMeta,
+    pub(crate) writer: WriterIndex,
+}
+
+/// Builds a view's resident records from its stored ones, in key order, then its
+/// indexes, from their stored entries or from the records.
+pub(crate) trait Loader: Send {
+    fn push(&mut self, key: &[u8], version: Version, value: &[u8]) -> Result<()>;
+    /// Adds the records of `later`, a loader of the same view whose keys all come after
+    /// this one's.
+    fn append(&mut self, later: Box<dyn Loader>) -> Result<()>;
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
+    /// Decode on the pushing thread instead of on worker threads.
+    fn decode_inline(&mut self);
+    /// Makes room for `records` decoded records (stored records, tombstones included,
+    /// so possibly more than will be live): a hint, ignored when the memory is not
+    /// there.
+    fn reserve(&mut self, records: usize);
+    /// Waits until every pushed record is decoded. Decoding happens on worker threads
+    /// while records are pushed: errors (naming the first bad record in key order)
+    /// surface here. Indexes are loaded or built after this.
+    fn decoded(&mut self) -> Result<()>;
+    /// Adds a stored entry of index `index`; false when its record is missing.
+    fn load_index_entry(&mut self, index: usize, stored: &[u8], ikey_len: usize) -> bool;
+    /// Builds index `index` from the records, handing each entry (on-disk key, index
+    /// key length) to `sink` and reporting (records done, records in all).
+    fn build_index(
+        &mut self,
+        index: usize,
+        sink: &mut dyn FnMut(&[u8], u32) -> Result<()>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()>;
+    fn finish(self: Box<Self>) -> Result<Arc<dyn ResidentView>>;
+}
+
+pub(crate) struct TypedRegistration<K, V: 'static, C> {
+    pub(crate) name: &'static str,
+    pub(crate) meta: ViewMeta,
+    pub(crate) codec: C,
+    pub(crate) indexes: &'static [&'static dyn AnyIndex<V>],
+    pub(crate) _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegistration<K, V, C> {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn meta(&self) -> ViewMeta {
+        self.meta.clone()
+    }
+    fn render_key(&self) -> fn(&[u8]) -> String {
+        render_key::<K>
+    }
+    fn indexes(&self) -> Vec<IndexRegistration> {
+        self.indexes
+            .iter()
+            .map(|&spec| IndexRegistration {
+                meta: IndexMeta {
+                    unique: spec.index_kind() == IndexKind::Unique,
+                    version: spec.index_version(),
+                    key_type: spec.index_key_type().to_owned(),
+                },
+                writer: WriterIndex {
+                    name: Arc::from(spec.index_name()),
+                    kind: spec.index_kind(),
+                    table: index_table_name(self.name, spec.index_name()),
+                    extract: Box::new(move |value| extract(spec, value)),
+                    render: Box::new(move |bytes| spec.render_key(bytes)),
+                },
+            })
+            .collect()
+    }
+
+    fn loader(&self) -> Box<dyn Loader> {
+        let name = self.name;
+        let codec = self.codec.clone();
+        let decode: DecodeFn<V> = Arc::new(move |key: &[u8], value: &[u8]| {
+            // The key's `Deserialize` and the codec are user code: a panic in either
+            // fails the view's open with a decode error naming the record.
+            let decoded = catch_unwind(AssertUnwindSafe(|| {
+                if let Err(e) = decode_key::<K>(key) {
+                    return Err(Error::decode(name, crate::keys::render_bytes(key), e));
+                }
+                codec.decode(value).map_err(|e| Error::decode(name, render_key::<K>(key), e))
+            }));
+            decoded.unwrap_or_else(|payload| {
+                let message = format!("the codec panicked: {}", panic_message(payload.as_ref()));
+                Err(Error::decode(name, render_key::<K>(key), message))
+            })
+        });
+        Box::new(TypedLoader::<K, V> {
+            name: self.name,
+            specs: self.indexes,
+            loading: load::Loader::new(self.name, Arc::clone(&decode)),
+            decode,
+            records: None,
+            indexes: self
+                .indexes
+                .iter()
+                .map(|spec| IndexData::new(spec.index_name(), spec.index_kind()))
+                .collect(),
+            _types: PhantomData,
+        })
+    }
+}
+
+struct TypedLoader<K, V: 'static> {
+    name: &'static str,
+    specs: &'static [&'static dyn AnyIndex<V>],
+    decode: DecodeFn<V>,
+    /// Records pushed so far, being decoded.
+    loading: load::Loader<V>,
+    /// Every record, decoded, in key order, once `decoded` has run.
+    records: Option<Vec<Slot<V>>>,
+    indexes: Vec<IndexData<V>>,
+    _types: PhantomData<fn() -> K>,
+}
+
+impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
+    fn push(&mut self, key: &[u8], version: Version, value: &[u8]) -> Result<()> {
+        self.loading.push(key, version, value);
+        Ok(())
+    }
+
+    fn append(&mut self, later: Box<dyn Loader>) -> Result<()> {
+        match later.into_any().downcast::<Self>() {
+            Ok(later) => {
+                self.loading.append(later.loading);
+                Ok(())
+            }
+            Err(_) => {
+                Err(Error::decode(self.name, "(loading)".into(), "records of another view type"))
+            }
+        }
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any> {
+        self
+    }
+
+    fn decode_inline(&mut self) {
+        self.loading.decode_inline();
+    }
+
+    fn reserve(&mut self, records: usize) {
+        self.loading.reserve(records);
+    }
+
+    fn decoded(&mut self) -> Result<()> {
+        if self.records.is_none() {
+            let fresh = load::Loader::new(self.name, Arc::clone(&self.decode));
+            let loading = std::mem::replace(&mut self.loading, fresh);
+            self.records = Some(loading.into_records()?);
+        }
+        Ok(())
+    }
+
+    fn load_index_entry(&mut self, index: usize, stored: &[u8], ikey_len: usize) -> bool {
+        let (Some(ikey), Some(pk)) = (stored.get(..ikey_len), stored.get(ikey_len..)) else {
+            return false;
+        };
+        let records = self.records.as_deref().unwrap_or_default();
+        let present = records.binary_search_by(|s| s.key.as_bytes().cmp(pk)).is_ok();
+        let (true, Some(index)) = (present, self.indexes.get_mut(index)) else {
+            return false;
+        };
+        index.push_loaded(ikey, pk);
+        true
+    }
+
+    fn build_index(
+        &mut self,
+        index: usize,
+        sink: &mut dyn FnMut(&[u8], u32) -> Result<()>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<()> {
+        let records = self.records.as_deref().unwrap_or_default();
+        let (Some(&spec), Some(built)) = (self.specs.get(index), self.indexes.get_mut(index))
+        else {
+            return Ok(());
+        };
+        let total = records.len() as u64;
+        let mut done = 0u64;
+        progress(0, total);
+        // Entries are gathered, then written in key order: sorted inserts are much
+        // cheaper for redb's B-tree and for the resident tree than scattered ones.
+        let mut entries: Vec<(WideKey, u32, &KeyBuf)> = Vec::with_capacity(records.len());
+        for slot in records {
+            let pk = &slot.key;
+            let keys = extract(spec, &*slot.entry.value).map_err(|e| {
+                build_error(self.name, spec.index_name(), render_key::<K>(pk.as_bytes()), e)
+            })?;
+            for ikey in keys {
+                let stored = composite(&ikey, pk.as_bytes());
+                entries.push((stored, ikey.len() as u32, pk));
+            }
+            done += 1;
+            if done.is_multiple_of(10_000) {
+                progress(done, total);
+            }
+        }
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut previous: Option<&[u8]> = None;
+        for (stored, ikey_len, pk) in &entries {
+            let ikey = &stored.as_bytes()[..*ikey_len as usize];
+            if built.kind == IndexKind::Unique && previous == Some(ikey) {
+                return Err(Error::UniqueViolation {
+                    view: self.name.to_owned(),
+                    index: spec.index_name().to_owned(),
+                    key: spec.render_key(ikey),
+                });
+            }
+            previous = Some(ikey);
+            sink(stored.as_bytes(), *ikey_len)?;
+            built.push_loaded(ikey, pk.as_bytes());
+        }
+        if !done.is_multiple_of(10_000) {
+            progress(done, total);
+        }
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Arc<dyn ResidentView>> {
+        self.decoded()?;
+        let records = self.records.take().unwrap_or_default();
+        let mut data = ViewData::from_sorted(self.name, records);
+        data.seal_indexes(std::mem::take(&mut self.indexes));
+        Ok(Arc::new(data))
+    }
+}
+
+fn build_error(view: &str, index: &str, key: String, e: ExtractError) -> Error {
+    match e {
+        ExtractError::Panicked(message) => {
+            Error::IndexPanicked { view: view.to_owned(), index: index.to_owned(), key, message }
+        }
+        ExtractError::TooLarge(len) => Error::IndexKeyTooLarge {
+            view: view.to_owned(),
+            index: index.to_owned(),
+            key,
+            len,
+            max: MAX_KEY_BYTES,
+        },
+        ExtractError::Encoding(reason) => {
+            Error::InvalidIndex { view: view.to_owned(), index: index.to_owned(), reason }
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! The file: its format (tables, meta, record layout) and how it is opened.
+
+pub(crate) mod format;
+pub(crate) mod open;
