@@ -1,4 +1,10 @@
 //! Two pieces of work at once: one on a scoped thread of its own, one on the caller's.
+//! The one way the crate runs work beside the writer (or beside a view's load), and the
+//! thresholds below which each such use stays on one thread.
+//!
+//! Each threshold was tuned on the write and index benchmarks on a 2-core machine: a
+//! scoped thread costs some tens of microseconds to start and join, so work is split
+//! only where each half is well above that.
 
 use std::sync::Mutex;
 
@@ -31,6 +37,24 @@ pub(crate) fn beside<A: Send, B>(
         }
     })
 }
+
+/// Record and index changes in a group from which, with immediate durability, the next
+/// root is built beside the commit while it syncs. A smaller group's root takes less
+/// time to build than a thread takes to start.
+pub(crate) const BUILD_ROOT_BESIDE_COMMIT_FROM: usize = 64;
+
+/// Record and multi-index writes in a group (over two tables or more) from which the
+/// group's tables are written on two threads. Below this, starting a thread costs more
+/// than it saves.
+pub(crate) const WRITE_TABLES_BESIDE_FROM: usize = 1024;
+
+/// Multi-index changes in one group from which a view's multi indexes are updated in
+/// memory beside its records and unique indexes.
+pub(crate) const MULTI_INDEXES_BESIDE_FROM: usize = 2_048;
+
+/// Stored records (tombstones included) from which a view is read from the file in two
+/// key ranges at once when it loads.
+pub(crate) const LOAD_IN_TWO_FROM: u64 = 50_000;
 
 #[cfg(test)]
 mod tests {

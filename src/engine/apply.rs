@@ -1,12 +1,14 @@
 //! The pure part of the writer: apply a group of batches to one write transaction.
 //!
 //! Version checks, compare-and-set, update closures, tombstone purges and index
-//! maintenance happen here, with no thread or channel in sight, so that this can be
+//! maintenance happen here, with no channel or thread of its own (a large group's
+//! tables are written beside the writer through `base::beside`), so that this can be
 //! tested and fuzzed alone. A batch is first worked out in memory against the state the
 //! group has reached, and written to the transaction only if every one of its
 //! operations succeeded: a failing batch leaves no trace, and the batches after it see
 //! the group without it.
 
+use crate::base::beside::WRITE_TABLES_BESIDE_FROM;
 use crate::base::error::{Error, Result};
 use crate::base::index_kind::IndexKind;
 use crate::base::order::last_of_each_key;
@@ -60,7 +62,7 @@ enum Pending {
 }
 
 /// A key touched by the batch being worked out.
-struct Slot {
+struct KeyInBatch {
     before: State,
     now: State,
     pending: Option<Pending>,
@@ -141,7 +143,7 @@ pub(crate) fn apply_group(
     };
     let mut results = Vec::with_capacity(batches.len());
     for ops in batches {
-        let mut local: HashMap<Key, Slot> = HashMap::new();
+        let mut local: HashMap<Key, KeyInBatch> = HashMap::new();
         let worked_out = group
             .apply_batch(ops, &mut local)
             .and_then(|outcomes| Ok((outcomes, group.index_batch(&local)?)));
@@ -197,7 +199,7 @@ impl<'t> Group<'t, '_> {
     /// the group's, then the committed store.
     fn current(
         &mut self,
-        local: &HashMap<Key, Slot>,
+        local: &HashMap<Key, KeyInBatch>,
         view: usize,
         key: &KeyBuf,
         need_value: bool,
@@ -240,7 +242,7 @@ impl<'t> Group<'t, '_> {
     fn apply_batch(
         &mut self,
         ops: Vec<Op>,
-        local: &mut HashMap<Key, Slot>,
+        local: &mut HashMap<Key, KeyInBatch>,
     ) -> Result<Vec<Outcome>, Fail> {
         let mut outcomes = Vec::with_capacity(ops.len());
         for Op { view, key, kind } in ops {
@@ -262,7 +264,11 @@ impl<'t> Group<'t, '_> {
                                 slot.pending = Some(pending);
                             }
                             MapEntry::Vacant(slot) => {
-                                slot.insert(Slot { before: state, now, pending: Some(pending) });
+                                slot.insert(KeyInBatch {
+                                    before: state,
+                                    now,
+                                    pending: Some(pending),
+                                });
                             }
                         }
                     }
@@ -280,7 +286,7 @@ impl<'t> Group<'t, '_> {
         &mut self,
         view: usize,
         below: Version,
-        local: &mut HashMap<Key, Slot>,
+        local: &mut HashMap<Key, KeyInBatch>,
     ) -> Result<Outcome, Fail> {
         let mut doomed: Vec<(KeyBuf, State)> = Vec::new();
         {
@@ -308,14 +314,14 @@ impl<'t> Group<'t, '_> {
         let count = doomed.len() as u64;
         for (key, before) in doomed {
             let now = State { stored: None, is_live: false, live: None };
-            local.insert((view, key), Slot { before, now, pending: Some(Pending::Remove) });
+            local.insert((view, key), KeyInBatch { before, now, pending: Some(Pending::Remove) });
         }
         Ok(Outcome::Purged { count })
     }
 
     /// Works out the index entries a batch adds and removes, and checks unique indexes
     /// against the store as the group has left it, this batch included.
-    fn index_batch(&mut self, local: &HashMap<Key, Slot>) -> Result<IndexWork, Fail> {
+    fn index_batch(&mut self, local: &HashMap<Key, KeyInBatch>) -> Result<IndexWork, Fail> {
         let mut writes = Vec::new();
         let mut removals = Vec::new();
         let mut gains = Vec::new();
@@ -400,7 +406,7 @@ impl<'t> Group<'t, '_> {
     /// Writes a batch that succeeded to the transaction and folds it into the group.
     fn write_batch(
         &mut self,
-        local: HashMap<Key, Slot>,
+        local: HashMap<Key, KeyInBatch>,
         index_writes: Vec<IndexWrite>,
         index_changes: Vec<(usize, UniqueChange)>,
     ) -> Result<(), Fail> {
@@ -461,7 +467,7 @@ impl Group<'_, '_> {
             jobs.push(TableWrites::Index((view, index), table, last_of_each_key(entries)));
         }
         let total: usize = jobs.iter().map(TableWrites::len).sum();
-        let written = if jobs.len() < 2 || total < TABLES_BESIDE_FROM {
+        let written = if jobs.len() < 2 || total < WRITE_TABLES_BESIDE_FROM {
             write_all(jobs, file)?
         } else {
             write_beside(jobs, file)?
@@ -520,10 +526,6 @@ fn write_beside(mut jobs: Vec<TableWrites<'_>>, file: &Path) -> Result<Written, 
     written.extend(here?);
     Ok(written)
 }
-
-/// Below this many record and multi-index writes, a group writes its tables on the
-/// writer's thread alone: starting a thread would cost more than it saves.
-const TABLES_BESIDE_FROM: usize = 1024;
 
 /// The writes a group leaves for the end to one table, in key order, one per key.
 enum TableWrites<'t> {

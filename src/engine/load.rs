@@ -7,15 +7,13 @@
 //! is the midpoint between the first and the last key, so that it costs nothing to
 //! find; a skewed key distribution makes the halves uneven, never wrong.
 
+use crate::base::beside::{LOAD_IN_TWO_FROM, beside};
 use crate::base::error::{Error, Result};
 use crate::schema::registration::{Loader, Registration};
 use crate::storage::format::{Record, view_table};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use std::ops::Bound;
 use std::path::Path;
-
-/// Tables with fewer records are read on one thread.
-const SPLIT_AT: u64 = 50_000;
 
 /// Pushes the stored records of the view in `table_name` into `loader`.
 pub(crate) fn read_records(
@@ -39,23 +37,14 @@ pub(crate) fn read_records(
     upper.reserve(len - len / 2);
     let upper_range = (Bound::Included(split.as_slice()), Bound::Unbounded);
     let lower_range = (Bound::Unbounded, Bound::Excluded(split.as_slice()));
-    std::thread::scope(|s| {
-        let upper_loader = upper.as_mut();
-        let view = &view;
-        let side = std::thread::Builder::new()
-            .name("viewstore-load".into())
-            .spawn_scoped(s, move || view.read(db, upper_range, upper_loader));
-        let lower_read = view.read(db, lower_range, loader.as_mut());
-        let upper_read = match side {
-            Ok(handle) => handle.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            Err(_) => Err(Error::decode(
-                reg.name(),
-                "(loading)".into(),
-                "could not start a loading thread",
-            )),
-        };
-        lower_read.and(upper_read)
-    })?;
+    let upper_loader = upper.as_mut();
+    let view = &view;
+    let (upper_read, lower_read) = beside(
+        "viewstore-load",
+        move || view.read(db, upper_range, upper_loader),
+        || view.read(db, lower_range, loader.as_mut()),
+    );
+    lower_read.and(upper_read)?;
     loader.append(upper)
 }
 
@@ -66,7 +55,7 @@ fn split_key(db: &Database, table_name: &str, file: &Path) -> Result<Option<(Vec
     let table =
         read.open_table(view_table(table_name)).map_err(Error::at(file, "opening a view"))?;
     let len = table.len().map_err(Error::at(file, "opening a view"))?;
-    if len < SPLIT_AT {
+    if len < LOAD_IN_TWO_FROM {
         return Ok(None);
     }
     let first = table.first().map_err(Error::at(file, "opening a view"))?;

@@ -20,7 +20,7 @@ enum State {
     Taken,
 }
 
-struct Slot {
+struct Shared {
     state: Mutex<State>,
     ready: Condvar,
     /// The writer thread that resolves the ticket (waiting on it there would wait
@@ -28,7 +28,7 @@ struct Slot {
     origin: Option<(ThreadId, std::sync::Arc<Path>)>,
 }
 
-impl Slot {
+impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -42,14 +42,14 @@ impl Slot {
 /// failed the batch. Dropping a ticket does not cancel the batch.
 #[must_use = "a ticket tells whether the batch committed"]
 pub struct Ticket {
-    slot: Arc<Slot>,
+    shared: Arc<Shared>,
 }
 
 /// The writer's side of a ticket. Dropped unresolved (the writer died with the batch in
 /// hand), it resolves the ticket with [`Error::Poisoned`] naming `file`, instead of
 /// leaving it hanging.
 pub(crate) struct Completer {
-    slot: Arc<Slot>,
+    shared: Arc<Shared>,
     resolved: bool,
 }
 
@@ -57,12 +57,12 @@ pub(crate) struct Completer {
 /// will resolve it; `file` names the store in the error of a completer dropped
 /// unresolved.
 pub(crate) fn pair(writer: ThreadId, file: std::sync::Arc<Path>) -> (Ticket, Completer) {
-    let slot = Arc::new(Slot {
+    let shared = Arc::new(Shared {
         state: Mutex::new(State::Pending(None)),
         ready: Condvar::new(),
         origin: Some((writer, file)),
     });
-    (Ticket { slot: Arc::clone(&slot) }, Completer { slot, resolved: false })
+    (Ticket { shared: Arc::clone(&shared) }, Completer { shared, resolved: false })
 }
 
 /// The error of a ticket whose completer was dropped unresolved.
@@ -76,17 +76,17 @@ pub(crate) fn writer_stopped(file: &Path) -> Error {
 impl Ticket {
     /// A ticket that is already resolved.
     pub(crate) fn ready(result: Result<Receipt>) -> Ticket {
-        let slot = Arc::new(Slot {
+        let shared = Arc::new(Shared {
             state: Mutex::new(State::Done(result)),
             ready: Condvar::new(),
             origin: None,
         });
-        Ticket { slot }
+        Ticket { shared }
     }
 
     /// The error for a wait that would block the thread that resolves the ticket.
     fn reentry(&self) -> Option<Error> {
-        let (writer, file) = self.slot.origin.as_ref()?;
+        let (writer, file) = self.shared.origin.as_ref()?;
         (*writer == current_thread()).then(|| Error::WriterReentry { file: file.to_path_buf() })
     }
 
@@ -99,7 +99,7 @@ impl Ticket {
     /// [`Error::WriterReentry`] when called from the writer thread (an update closure, an
     /// extractor or a codec) while the batch is still pending: it would wait forever.
     pub fn wait(self) -> Result<Receipt> {
-        let mut state = self.slot.lock();
+        let mut state = self.shared.lock();
         loop {
             match std::mem::replace(&mut *state, State::Taken) {
                 State::Done(result) => return result,
@@ -109,7 +109,7 @@ impl Ticket {
                     if let Some(e) = self.reentry() {
                         return Err(e);
                     }
-                    state = self.slot.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
+                    state = self.shared.ready.wait(state).unwrap_or_else(PoisonError::into_inner);
                 }
             }
         }
@@ -119,14 +119,14 @@ impl Ticket {
     /// within `timeout`.
     pub fn wait_timeout(self, timeout: Duration) -> std::result::Result<Result<Receipt>, Ticket> {
         {
-            let state = self.slot.lock();
+            let state = self.shared.lock();
             if matches!(*state, State::Pending(_))
                 && let Some(e) = self.reentry()
             {
                 return Ok(Err(e));
             }
             let (mut state, _) = self
-                .slot
+                .shared
                 .ready
                 .wait_timeout_while(state, timeout, |s| matches!(s, State::Pending(_)))
                 .unwrap_or_else(PoisonError::into_inner);
@@ -141,7 +141,7 @@ impl Ticket {
 
     /// Whether the ticket is resolved (waiting would not block).
     pub fn is_ready(&self) -> bool {
-        !matches!(*self.slot.lock(), State::Pending(_))
+        !matches!(*self.shared.lock(), State::Pending(_))
     }
 }
 
@@ -149,7 +149,7 @@ impl Future for Ticket {
     type Output = Result<Receipt>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut state = self.slot.lock();
+        let mut state = self.shared.lock();
         match std::mem::replace(&mut *state, State::Taken) {
             State::Done(result) => Poll::Ready(result),
             State::Taken => Poll::Ready(Err(Error::Closed)),
@@ -176,13 +176,13 @@ impl Completer {
 
     fn resolve(&self, result: Result<Receipt>) {
         let waker = {
-            let mut state = self.slot.lock();
+            let mut state = self.shared.lock();
             match std::mem::replace(&mut *state, State::Done(result)) {
                 State::Pending(waker) => waker,
                 _ => None,
             }
         };
-        self.slot.ready.notify_all();
+        self.shared.ready.notify_all();
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -192,7 +192,7 @@ impl Completer {
 impl Drop for Completer {
     fn drop(&mut self) {
         if !self.resolved
-            && let Some((_, file)) = &self.slot.origin
+            && let Some((_, file)) = &self.shared.origin
         {
             self.resolve(Err(writer_stopped(file)));
         }

@@ -35,10 +35,10 @@ impl Writer {
                 }
             }
             let mut in_memory = BTreeMap::new();
-            let mut values = Vec::new();
+            let mut keys = Vec::new();
             resident.for_each_record(&mut |k, version, _| {
                 in_memory.insert(k.to_vec(), version);
-                values.push(k.to_vec());
+                keys.push(k.to_vec());
             });
             report.records += in_memory.len() as u64;
             compare(
@@ -61,7 +61,7 @@ impl Writer {
             }
             for (ix, index) in info.indexes.iter().enumerate() {
                 let mut expected = BTreeMap::new();
-                for pk in &values {
+                for pk in &keys {
                     let value = resident.value(pk);
                     match info.index_keys(index, pk, value.as_deref()) {
                         Ok(keys) => {

@@ -7,6 +7,7 @@
 //! read-only: `run` returns the reason, and the store answers writers with
 //! `Error::Poisoned`.
 
+use crate::base::beside::BUILD_ROOT_BESIDE_COMMIT_FROM;
 use crate::base::config::{Config, Durability};
 use crate::base::error::{Error, Result};
 use crate::base::panic::panic_message;
@@ -66,11 +67,6 @@ pub(crate) struct Writer {
     pub(super) unsynced_since: Option<Instant>,
     reclaimer: Reclaimer,
 }
-
-/// Record and index changes in a group from which, with immediate durability, the
-/// next root is built on a thread of its own while the commit syncs. A smaller group's
-/// root takes less time to build than a thread takes to start.
-const BUILD_BESIDE_FROM: usize = 64;
 
 /// Drops replaced roots on a thread of its own, so that freeing the parts a group
 /// replaced does not hold up the next group. At most two roots wait; past that the
@@ -376,7 +372,7 @@ impl Writer {
                 .map_err(|e| Error::storage(&file, "writing the lsn", e))?;
         }
         let changed = applied.delta.size();
-        let root = if immediate && changed >= BUILD_BESIDE_FROM {
+        let root = if immediate && changed >= BUILD_ROOT_BESIDE_COMMIT_FROM {
             // The commit waits for the disk: build the next root meanwhile, on another
             // thread. It is published only once the commit has succeeded.
             let root = &self.root;

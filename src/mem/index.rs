@@ -1,5 +1,5 @@
 //! Resident secondary indexes: for each index of a view, its entries in a persistent
-//! B+tree that lives in the same root as the view's records.
+//! list of sorted leaves (`Sorted`) that lives in the same root as the view's records.
 //!
 //! A unique index is keyed by the encoded index key; a multi index by the encoded
 //! index key followed by the encoded primary key, so that entries sort by index key,
@@ -16,6 +16,7 @@ use super::delta::{Effect, MultiEntries, UniqueChange};
 use super::ordered::{OrderedIndex, Sorted, SortedChange};
 use super::points::{PointChange, PointIndex, PointSlot};
 use super::{Entry, ViewData};
+use crate::base::beside::MULTI_INDEXES_BESIDE_FROM;
 use crate::base::index_kind::IndexKind;
 use crate::base::order::last_of_each_key;
 use crate::keys::composite;
@@ -259,11 +260,6 @@ impl<V> IndexData<V> {
     }
 }
 
-/// Multi-index changes in one group from which a view's multi indexes are updated on a
-/// thread of their own, while the records and unique indexes are updated on the
-/// calling one. Below this, a thread costs more than it saves.
-const MULTI_ON_A_THREAD: usize = 2_048;
-
 impl<V: Send + Sync> ViewData<V> {
     /// The view after a group: `records` gives its records with the group's changes,
     /// unique indexes take `changes` (in the order the group's batches made them) and
@@ -298,7 +294,7 @@ impl<V: Send + Sync> ViewData<V> {
             }
         }
         let multi_changes: usize = multi.iter().map(|(_, sorted)| sorted.len()).sum();
-        let (order, points) = if multi_changes >= MULTI_ON_A_THREAD {
+        let (order, points) = if multi_changes >= MULTI_INDEXES_BESIDE_FROM {
             let ((), records) = crate::base::beside::beside(
                 "viewstore-index",
                 || apply_multi(multi),

@@ -1,5 +1,6 @@
 //! Indexes with their key type erased: what the writer and the loaders call.
 
+use crate::base::error::Error;
 use crate::base::index_kind::IndexKind;
 use crate::base::limits::MAX_KEY_BYTES;
 use crate::base::panic::panic_message;
@@ -35,6 +36,20 @@ pub(crate) enum ExtractError {
     Panicked(String),
     TooLarge(usize),
     Encoding(String),
+}
+
+impl ExtractError {
+    /// The error for the record with key `key` (rendered) of index `index` of `view`.
+    pub(crate) fn into_error(self, view: &str, index: &str, key: String) -> Error {
+        let (view, index) = (view.to_owned(), index.to_owned());
+        match self {
+            ExtractError::Panicked(message) => Error::IndexPanicked { view, index, key, message },
+            ExtractError::TooLarge(len) => {
+                Error::IndexKeyTooLarge { view, index, key, len, max: MAX_KEY_BYTES }
+            }
+            ExtractError::Encoding(reason) => Error::InvalidIndex { view, index, reason },
+        }
+    }
 }
 
 /// Runs an index's extractor on a type-erased value, catching panics and enforcing the

@@ -2,22 +2,34 @@
 
 use crate::base::error::{Error, Result};
 
+/// The longest view or index name, in bytes.
+const MAX_NAME_BYTES: usize = 200;
+
+/// Whether `name` can name a view or an index: 1 to 200 bytes, no control characters,
+/// and none of `forbidden`.
+fn valid_name(name: &str, forbidden: &[char]) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_NAME_BYTES
+        && !name.chars().any(|c| c.is_control() || forbidden.contains(&c))
+}
+
 /// Checks a view name: 1 to 200 bytes, no control characters.
 pub(crate) fn check_view_name(name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+    if !valid_name(name, &[]) {
         return Err(Error::InvalidViewName { view: name.to_owned() });
     }
     Ok(())
 }
 
-/// Checks a view's index names: valid and distinct.
+/// Checks a view's index names: 1 to 200 bytes, no control characters, no `/` (the
+/// separator of view and index in the file's index list), and distinct.
 pub(crate) fn check_index_names<'a>(
     view: &str,
     names: impl Iterator<Item = &'a str>,
 ) -> Result<()> {
     let mut seen = std::collections::HashSet::new();
     for name in names {
-        if !crate::schema::names::valid_index_name(name) {
+        if !valid_name(name, &['/']) {
             return Err(Error::InvalidIndex {
                 view: view.to_owned(),
                 index: name.to_owned(),
@@ -33,9 +45,4 @@ pub(crate) fn check_index_names<'a>(
         }
     }
     Ok(())
-}
-
-/// Checks an index name: 1 to 200 bytes, no control characters, no `/`.
-pub(crate) fn valid_index_name(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 200 && !name.chars().any(|c| c.is_control() || c == '/')
 }

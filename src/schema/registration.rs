@@ -4,7 +4,6 @@
 use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
 use crate::base::index_kind::IndexKind;
-use crate::base::limits::MAX_KEY_BYTES;
 use crate::base::panic::panic_message;
 use crate::base::version::Version;
 use crate::keys::{KeyBuf, WideKey, composite, decode_key, render_key};
@@ -12,7 +11,7 @@ use crate::mem::index::IndexData;
 use crate::mem::load::{self, DecodeFn};
 use crate::mem::points::Slot;
 use crate::mem::{ResidentView, ViewData};
-use crate::schema::index::{AnyIndex, ExtractError, extract};
+use crate::schema::index::{AnyIndex, extract};
 use crate::schema::view_info::WriterIndex;
 use crate::storage::format::{IndexMeta, ViewMeta, index_table_name};
 use serde::Serialize;
@@ -237,7 +236,7 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         for slot in records {
             let pk = &slot.key;
             let keys = extract(spec, &*slot.entry.value).map_err(|e| {
-                build_error(self.name, spec.index_name(), render_key::<K>(pk.as_bytes()), e)
+                e.into_error(self.name, spec.index_name(), render_key::<K>(pk.as_bytes()))
             })?;
             for ikey in keys {
                 let stored = composite(&ikey, pk.as_bytes());
@@ -275,23 +274,5 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         let mut data = ViewData::from_sorted(self.name, records);
         data.seal_indexes(std::mem::take(&mut self.indexes));
         Ok(Arc::new(data))
-    }
-}
-
-fn build_error(view: &str, index: &str, key: String, e: ExtractError) -> Error {
-    match e {
-        ExtractError::Panicked(message) => {
-            Error::IndexPanicked { view: view.to_owned(), index: index.to_owned(), key, message }
-        }
-        ExtractError::TooLarge(len) => Error::IndexKeyTooLarge {
-            view: view.to_owned(),
-            index: index.to_owned(),
-            key,
-            len,
-            max: MAX_KEY_BYTES,
-        },
-        ExtractError::Encoding(reason) => {
-            Error::InvalidIndex { view: view.to_owned(), index: index.to_owned(), reason }
-        }
     }
 }

@@ -1,6 +1,6 @@
 //! What the writer knows of each registered view and its indexes, types erased.
 
-use crate::base::error::{Error, Result};
+use crate::base::error::Result;
 use crate::base::index_kind::IndexKind;
 use crate::schema::index::ExtractError;
 use std::any::Any;
@@ -39,25 +39,7 @@ impl ViewInfo {
         value: Option<&(dyn Any + Send + Sync)>,
     ) -> Result<Vec<Vec<u8>>> {
         let Some(value) = value else { return Ok(Vec::new()) };
-        (index.extract)(value).map_err(|e| match e {
-            ExtractError::Panicked(message) => Error::IndexPanicked {
-                view: self.name.to_string(),
-                index: index.name.to_string(),
-                key: (self.render_key)(pk),
-                message,
-            },
-            ExtractError::TooLarge(len) => Error::IndexKeyTooLarge {
-                view: self.name.to_string(),
-                index: index.name.to_string(),
-                key: (self.render_key)(pk),
-                len,
-                max: crate::base::limits::MAX_KEY_BYTES,
-            },
-            ExtractError::Encoding(reason) => Error::InvalidIndex {
-                view: self.name.to_string(),
-                index: index.name.to_string(),
-                reason,
-            },
-        })
+        (index.extract)(value)
+            .map_err(|e| e.into_error(&self.name, &index.name, (self.render_key)(pk)))
     }
 }
