@@ -346,3 +346,42 @@ fn a_store_closed_from_a_closure_while_its_queue_is_full_still_drops() -> TestRe
     assert_eq!(store.view(&USERS)?.len(), 2);
     Ok(())
 }
+
+/// A view large enough to be read in two key ranges at once when it loads: every
+/// record comes back, in order, with its version, and the tombstones stay out.
+#[test]
+fn a_large_view_loads_whole_from_two_ranges() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("large.redb");
+    let total = 60_000u64;
+    {
+        let store = Store::open(&path)?;
+        let users = store.view(&USERS)?;
+        for chunk in 0..total / 10_000 {
+            let mut batch = Batch::new();
+            for k in chunk * 10_000..(chunk + 1) * 10_000 {
+                batch.put(&users, &k, format!("user {k}"), k + 1)?;
+            }
+            store.submit(batch)?.wait()?;
+        }
+        let mut deletes = Batch::new();
+        for k in (0..total).step_by(1_000) {
+            deletes.delete(&users, &k, k + 2)?;
+        }
+        store.submit(deletes)?.wait()?;
+        store.close()?;
+    }
+    let store = Store::open(&path)?;
+    let users = store.view(&USERS)?;
+    assert_eq!(users.len() as u64, total - total / 1_000);
+    let snapshot = users.snapshot();
+    let mut expected = (0..total).filter(|k| k % 1_000 != 0);
+    for (k, v) in &snapshot {
+        let want = expected.next().ok_or("more records than written")?;
+        assert_eq!((k, v.as_str()), (want, format!("user {want}").as_str()));
+    }
+    assert!(expected.next().is_none(), "records missing after the load");
+    assert_eq!(users.version(&45_678), Some(45_679));
+    assert!(store.verify()?.problems.is_empty());
+    Ok(())
+}
