@@ -158,6 +158,46 @@ fn verify_reports_an_index_corrupted_on_disk() -> TestResult {
     Ok(())
 }
 
+/// A stored index entry whose record is not in the view is an index that disagrees
+/// with its records: opening the view rebuilds the index from the records, so that no
+/// lookup can find an entry without its record.
+#[test]
+fn an_index_entry_without_its_record_is_rebuilt_away_at_open() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.redb");
+    {
+        let store = Store::open(&path)?;
+        let posts = store.view(&WITH_AUTHOR)?;
+        for id in 0..10u64 {
+            posts.put(&id, post(id as u32 % 3, &[]), 1)?;
+        }
+    }
+    let def: redb::TableDefinition<&[u8], u32> =
+        redb::TableDefinition::new("index.posts/by_author");
+    let mut dangling = 1u32.to_be_bytes().to_vec();
+    dangling.extend_from_slice(&99u64.to_be_bytes());
+    {
+        let db = redb::Database::open(&path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(def)?.insert(dangling.as_slice(), 4)?;
+        txn.commit()?;
+    }
+    {
+        let store = Store::open(&path)?;
+        let posts = store.view(&WITH_AUTHOR)?;
+        assert!(store.verify()?.is_ok(), "{:?}", store.verify()?.problems);
+        let by_author: Vec<u64> =
+            posts.index_get_all(&BY_AUTHOR, &1).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(by_author, vec![1, 4, 7]);
+    }
+    let db = redb::Database::open(&path)?;
+    let txn = redb::ReadableDatabase::begin_read(&db)?;
+    let table = txn.open_table(def)?;
+    assert!(table.get(dangling.as_slice())?.is_none(), "the dangling entry is still stored");
+    assert_eq!(redb::ReadableTableMetadata::len(&table)?, 10);
+    Ok(())
+}
+
 #[test]
 fn one_view_cannot_be_open_with_two_index_lists_at_once() -> TestResult {
     let dir = tempfile::tempdir()?;

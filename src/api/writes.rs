@@ -4,7 +4,7 @@
 use crate::api::batch::Batch;
 use crate::api::view::View;
 use crate::base::codec::Codec;
-use crate::base::error::Result;
+use crate::base::error::{Error, Result};
 use crate::base::version::{Outcome, Version};
 use crate::schema::registration::{ViewKey, ViewValue};
 
@@ -13,7 +13,16 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         let mut batch = Batch::new();
         fill(&mut batch)?;
         let receipt = self.store.submit(batch)?.wait()?;
-        Ok(receipt.outcomes.first().copied().unwrap_or(Outcome::Unchanged))
+        // A batch of one operation is answered with exactly one outcome.
+        debug_assert_eq!(
+            receipt.outcomes.len(),
+            1,
+            "a batch of one got another number of outcomes"
+        );
+        receipt.outcomes.first().copied().ok_or_else(|| Error::Poisoned {
+            file: self.store.path().to_owned(),
+            reason: "the writer answered a batch of one operation without its outcome".into(),
+        })
     }
 
     /// Writes `value` at `version` and waits for the commit. See [`Batch::put`].
@@ -65,7 +74,14 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     pub fn purge_tombstones(&self, below: Version) -> Result<u64> {
         match self.write(|b| b.purge_tombstones(self, below))? {
             Outcome::Purged { count } => Ok(count),
-            _ => Ok(0),
+            // A purge is answered with `Purged`, even when it removes nothing.
+            other => {
+                debug_assert!(false, "a purge was answered with {other:?}");
+                Err(Error::Poisoned {
+                    file: self.store.path().to_owned(),
+                    reason: format!("the writer answered a purge with {other:?}"),
+                })
+            }
         }
     }
 }

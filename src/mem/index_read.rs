@@ -166,9 +166,11 @@ impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> Iterator for IndexIter<'a,
         loop {
             let (map_key, pk) = inner.next()?;
             let entry: Option<&Entry<V>> = view.get(pk.as_bytes());
+            // Index and records are published together (the delta's invariant 2), so
+            // every entry has its record.
+            debug_assert!(entry.is_some(), "an index entry without its record");
             let ikey = decode_key::<I>(index.ikey(map_key, pk));
             let key = decode_key::<K>(pk.as_bytes());
-            // Index and records are published together, so every entry has its record.
             if let (Some(entry), Ok(ikey), Ok(key)) = (entry, ikey, key) {
                 return Some((ikey, key, &*entry.value));
             }

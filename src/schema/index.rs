@@ -58,7 +58,11 @@ pub(crate) fn extract<V: 'static>(
     index: &dyn AnyIndex<V>,
     value: &(dyn Any + Send + Sync),
 ) -> Result<Vec<Vec<u8>>, ExtractError> {
-    let Some(value) = value.downcast_ref::<V>() else { return Ok(Vec::new()) };
+    // The writer hands a view's extractors only values of the view's type.
+    let Some(value) = value.downcast_ref::<V>() else {
+        debug_assert!(false, "an index extractor was handed a value of another type");
+        return Err(ExtractError::Encoding("the value is not of the view's type".into()));
+    };
     let keys = catch_unwind(AssertUnwindSafe(|| index.encoded_keys(value)))
         .map_err(|payload| ExtractError::Panicked(panic_message(payload.as_ref())))?
         .map_err(ExtractError::Encoding)?;

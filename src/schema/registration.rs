@@ -223,10 +223,19 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()> {
         let records = self.records.as_deref().unwrap_or_default();
+        // The writer builds only the indexes it declared, in declaration order.
         let (Some(&spec), Some(built)) = (self.specs.get(index), self.indexes.get_mut(index))
         else {
-            return Ok(());
+            debug_assert!(false, "index {index} of view '{}' was never declared", self.name);
+            return Err(Error::InvalidIndex {
+                view: self.name.to_owned(),
+                index: format!("#{index}"),
+                reason: "not declared".into(),
+            });
         };
+        // A build starts from nothing, also after entries were loaded from a stored
+        // index that turned out not to match its records.
+        *built = IndexData::new(spec.index_name(), spec.index_kind());
         let total = records.len() as u64;
         let mut done = 0u64;
         progress(0, total);
