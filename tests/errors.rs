@@ -461,7 +461,7 @@ fn opening_a_store_that_is_already_open_fails_and_disturbs_nothing() -> TestResu
     users.put(&1, s("first"), 1)?;
 
     let err = Store::open(&path).expect_err("the file is in use");
-    assert!(matches!(err, Error::Storage { .. }), "{err:?}");
+    assert!(matches!(err, Error::AlreadyOpen { .. }), "{err:?}");
     assert!(err.to_string().contains("twice.redb"), "{err}");
 
     // The first store goes on as if nothing happened.
