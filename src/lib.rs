@@ -98,7 +98,7 @@ mod writer;
 pub use batch::{Batch, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 pub use codec::{Bincode, Codec};
 pub use config::{Durability, IndexProgress, StoreBuilder};
-pub use error::{CodecError, Error, Result};
+pub use error::{CodecError, Error, ErrorKind, Result};
 pub use index::{AnyIndex, IndexDef, IndexKind};
 pub use resident::{IndexIter, IndexView, Iter, Snapshot, Stats, ViewSnapshot, ViewStats};
 pub use store::Store;

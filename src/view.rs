@@ -146,6 +146,7 @@ pub(crate) fn check_index_names<'a>(
                 view: view.to_owned(),
                 index: name.to_owned(),
                 reason: "names are 1 to 200 bytes without control characters or '/'".into(),
+                key: None,
             });
         }
         if !seen.insert(name) {
@@ -153,6 +154,7 @@ pub(crate) fn check_index_names<'a>(
                 view: view.to_owned(),
                 index: name.to_owned(),
                 reason: "two indexes of the view have this name".into(),
+                key: None,
             });
         }
     }
@@ -413,9 +415,12 @@ fn build_error(view: &str, index: &str, key: String, e: ExtractError) -> Error {
             len,
             max: crate::MAX_KEY_BYTES,
         },
-        ExtractError::Encoding(reason) => {
-            Error::InvalidIndex { view: view.to_owned(), index: index.to_owned(), reason }
-        }
+        ExtractError::Encoding(reason) => Error::InvalidIndex {
+            view: view.to_owned(),
+            index: index.to_owned(),
+            reason,
+            key: Some(key),
+        },
     }
 }
 

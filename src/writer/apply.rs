@@ -79,6 +79,7 @@ impl ViewInfo {
                 view: self.name.to_string(),
                 index: index.name.to_string(),
                 reason,
+                key: Some((self.render_key)(pk)),
             },
         })
     }
