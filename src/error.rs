@@ -160,6 +160,16 @@ pub enum Error {
         index: String,
         /// The index key, as its `Debug` form.
         key: String,
+        /// The index key in the order-preserving key encoding, the form indexes store:
+        /// the same bytes as a view key of the index key's type. (This field and the
+        /// next two are boxed to keep `Error` small.)
+        key_bytes: Box<[u8]>,
+        /// The primary key of a record that holds the index key, as its `Debug` form: a
+        /// committed record, or another record of the same batch.
+        holder: Box<str>,
+        /// The primary key of the record that was refused the index key, as its `Debug`
+        /// form. When a new index is built, the later of two records sharing the key.
+        refused: Box<str>,
     },
     /// An index extractor panicked. The batch (or the index build) failed.
     IndexPanicked {
@@ -428,9 +438,10 @@ impl fmt::Display for Error {
             Error::UpdatePanicked { view, key, message } => {
                 write!(f, "update closure for view '{view}', key {key} panicked: {message}")
             }
-            Error::UniqueViolation { view, index, key } => write!(
+            Error::UniqueViolation { view, index, key, holder, refused, .. } => write!(
                 f,
-                "unique index '{index}' of view '{view}' already has a record for key {key}"
+                "unique index '{index}' of view '{view}' already has a record for key {key} \
+                 (record {holder}); record {refused} cannot have it too"
             ),
             Error::IndexPanicked { view, index, key, message } => write!(
                 f,

@@ -795,3 +795,33 @@ fn storage_failures_are_store_errors_and_retryable_until_the_store_is_poisoned()
     assert!(!err.is_retryable());
     Ok(())
 }
+
+/// A unique violation carries the index key as stored: its order-preserving encoding,
+/// besides its `Debug` form, and the primary keys of the holder and the refused record.
+#[test]
+fn a_unique_violation_carries_the_encoded_index_key_and_both_records() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("unique.redb"))?;
+    let accounts = store.view(&ACCOUNTS)?;
+    // A zero byte in a string encodes as 0x00 0xFF; the string ends with 0x00 0x00.
+    let email = "a\0b";
+    accounts.put(&10, account(email, "ada"), 1)?;
+    let mut batch = Batch::new();
+    batch.put(&accounts, &11, account("c@x", "cy"), 1)?;
+    batch.put(&accounts, &12, account(email, "bob"), 1)?;
+    let err = store.submit(batch)?.wait().map(drop).expect_err("a second holder");
+    match &err {
+        Error::UniqueViolation { view, index, key, key_bytes, holder, refused } => {
+            assert_eq!((view.as_str(), index.as_str()), ("accounts", "by_email"));
+            assert_eq!(key, &format!("{email:?}"));
+            assert_eq!(**key_bytes, [b'a', 0, 0xFF, b'b', 0, 0]);
+            assert_eq!((&**holder, &**refused), ("10", "12"));
+        }
+        other => panic!("expected UniqueViolation, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("by_email") && text.contains("10") && text.contains("12"), "{text}");
+    assert_eq!(err.kind(), ErrorKind::Batch);
+    assert!(!accounts.contains(&11) && !accounts.contains(&12));
+    Ok(())
+}
