@@ -94,7 +94,7 @@ pub use api::store::Store;
 pub use api::view::{View, ViewDef};
 pub use base::codec::{Bincode, Codec};
 pub use base::config::{Durability, IndexProgress, StoreBuilder};
-pub use base::error::{CodecError, Error, Result};
+pub use base::error::{CodecError, Error, ErrorKind, Result};
 pub use base::index_kind::IndexKind;
 pub use base::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 pub use base::version::{Lsn, Outcome, Receipt, Version};

@@ -240,7 +240,7 @@ fn a_200_mb_value_is_refused_and_nothing_is_written() -> TestResult {
     let before = fs::read(&path)?;
     let huge = "v".repeat(200_000_000);
     let check = |err: Error| match err {
-        Error::ValueTooLarge { view, key, len, max } => {
+        Error::ValueTooLarge { view, key, len, max, .. } => {
             assert_eq!((view.as_str(), key.as_str()), ("blobs", "2"));
             // bincode writes the length as a 5-byte varint before the bytes.
             assert_eq!(len, 200_000_005);

@@ -6,7 +6,10 @@ use serde::{Deserialize, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::error::Error as _;
 use std::path::Path;
-use viewstore::{Batch, Error, MAX_KEY_BYTES, MAX_VALUE_BYTES, Outcome, Store, ViewDef};
+use std::sync::Arc;
+use viewstore::{
+    Batch, Error, ErrorKind, IndexDef, MAX_KEY_BYTES, MAX_VALUE_BYTES, Outcome, Store, ViewDef,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -248,7 +251,7 @@ fn a_value_over_the_limit_is_refused_when_the_batch_is_built() -> TestResult {
     batch.put(&blobs, &1, at_limit, 1)?;
     let err = batch.put(&blobs, &31337, over, 1).map(drop).expect_err("value too large");
     match &err {
-        Error::ValueTooLarge { view, key, len, max } => {
+        Error::ValueTooLarge { view, key, len, max, from_update: false } => {
             assert_eq!(view, "blobs");
             assert_eq!(key, "31337");
             assert_eq!(*len, MAX_VALUE_BYTES + 1);
@@ -491,7 +494,7 @@ fn a_value_over_the_limit_from_an_update_closure_fails_only_its_batch() -> TestR
     let (big, small) = (store.submit(big)?, store.submit(small)?);
 
     match big.wait() {
-        Err(Error::ValueTooLarge { view, key, len, max }) => {
+        Err(Error::ValueTooLarge { view, key, len, max, from_update: true }) => {
             assert_eq!((view.as_str(), key.as_str()), ("blobs", "5"));
             assert!(len > max && max == MAX_VALUE_BYTES, "{len} {max}");
         }
@@ -549,5 +552,276 @@ fn a_snapshot_reads_a_handle_of_another_store_as_empty() -> TestResult {
     assert_eq!(a.snapshot().view(&in_a).get(&1), Some(&10));
     assert_eq!(a.snapshot().view(&in_b).get(&1), None);
     assert!(a.snapshot().view(&in_b).is_empty());
+    Ok(())
+}
+
+/// Asserts that `result` failed with an error of `kind` that `expect` accepts; returns
+/// the error.
+#[track_caller]
+fn failed<T: std::fmt::Debug>(
+    result: Result<T, Error>,
+    kind: ErrorKind,
+    expect: impl Fn(&Error) -> bool,
+) -> Error {
+    let err = result.expect_err("the call must fail");
+    assert!(expect(&err), "unexpected error: {err:?}");
+    assert_eq!(err.kind(), kind, "kind of {err:?}");
+    err
+}
+
+/// Writes format version `version` into the meta table of the closed store at `path`.
+fn set_format(path: &Path, version: u32) -> TestResult {
+    let db = redb::Database::open(path)?;
+    let txn = db.begin_write()?;
+    txn.open_table(META)?.insert("format", version.to_le_bytes().as_slice())?;
+    txn.commit()?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Account {
+    email: String,
+    name: String,
+}
+
+fn account(email: &str, name: &str) -> Account {
+    Account { email: email.to_owned(), name: name.to_owned() }
+}
+
+const BY_EMAIL: IndexDef<Account, String, [String; 1]> =
+    IndexDef::unique("by_email", |a| [a.email.clone()]);
+const ACCOUNTS: ViewDef<u64, Account> = ViewDef::new("accounts").with_indexes(&[&BY_EMAIL]);
+const NAMED: ViewDef<String, String> = ViewDef::new("named");
+const BAD: ViewDef<u64, Unencodable> = ViewDef::new("bad-values");
+
+/// An index whose extractor panics on the name "boom".
+const FUSSY: IndexDef<Account, String, [String; 1]> = IndexDef::multi("fussy", |a| {
+    assert!(a.name != "boom", "extractor refuses boom");
+    [a.name.clone()]
+});
+/// An index whose key is over the limit for any name longer than one byte.
+const LONG: IndexDef<Account, String, [String; 1]> =
+    IndexDef::multi("long", |a| [a.name.repeat(MAX_KEY_BYTES)]);
+/// An index whose key, a map, the key encoding cannot encode.
+const MAPPED: IndexDef<Account, BTreeMap<String, u8>, [BTreeMap<String, u8>; 1]> =
+    IndexDef::multi("mapped", |a| [BTreeMap::from([(a.name.clone(), 1)])]);
+const PEOPLE: ViewDef<u64, Account> =
+    ViewDef::new("people").with_indexes(&[&FUSSY, &LONG, &MAPPED]);
+
+/// Every error a caller can meet, made to happen, has the kind its documentation gives:
+/// refusals of the call are `Input`, failures of one batch (or one view's open) are
+/// `Batch`, failures of the store are `Store`.
+#[test]
+fn every_error_the_store_returns_has_its_intended_kind() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("kinds.redb");
+    let store = Store::builder(&path).queue_capacity(1).open()?;
+    input_errors(dir.path(), &store)?;
+    batch_errors(&store)?;
+
+    // Store: a closed store.
+    let users = store.view(&USERS)?;
+    store.close()?;
+    failed(users.put(&9, s("late"), 1), ErrorKind::Store, |e| matches!(e, Error::Closed));
+    drop((users, store));
+
+    // Batch: a stored record that does not decode fails the open of its view only.
+    let mut record = vec![1u8];
+    record.extend_from_slice(&9u64.to_le_bytes());
+    record.extend_from_slice(&[250, b'a', b'b']);
+    plant(&path, "users", &4242u64.to_be_bytes(), &record)?;
+    let store = Store::open(&path)?;
+    failed(store.view(&USERS), ErrorKind::Batch, |e| matches!(e, Error::Decode { .. }));
+    store.view(&NAMED)?.put(&s("k"), s("v"), 2)?;
+    store.close()?;
+
+    // Store: a file in a directory that does not exist.
+    let nowhere = dir.path().join("no-such-dir").join("s.redb");
+    failed(Store::open(&nowhere), ErrorKind::Store, |e| {
+        matches!(e, Error::Storage { .. } | Error::Io { .. })
+    });
+    Ok(())
+}
+
+/// The `Input` errors: the call is refused and nothing happens. `store` is open, on a
+/// file in `dir`, with a queue of one batch.
+fn input_errors(dir: &Path, store: &Store) -> TestResult {
+    const USERS_AS_NUMBERS: ViewDef<u64, u32> = ViewDef::new("users");
+    const NAMELESS: ViewDef<u64, u64> = ViewDef::new("");
+    const BY_FLOAT: ViewDef<f64, u64> = ViewDef::new("by-float");
+    const A: IndexDef<Account, String, [String; 1]> = IndexDef::multi("same", |a| [a.name.clone()]);
+    const B: IndexDef<Account, String, [String; 1]> =
+        IndexDef::multi("same", |a| [a.email.clone()]);
+    const TWICE: ViewDef<u64, Account> = ViewDef::new("twice").with_indexes(&[&A, &B]);
+    let input = ErrorKind::Input;
+
+    // Files that cannot be opened as a store.
+    let text = dir.join("notes.txt");
+    std::fs::write(&text, "not a database")?;
+    failed(Store::open(&text), input, |e| matches!(e, Error::NotAStore { .. }));
+    let newer = dir.join("newer.redb");
+    Store::open(&newer)?.close()?;
+    set_format(&newer, 7)?;
+    failed(Store::open(&newer), input, |e| matches!(e, Error::NewerFormat { .. }));
+    failed(Store::open(store.path()), input, |e| matches!(e, Error::AlreadyOpen { .. }));
+
+    // Definitions refused when a view is opened.
+    let users = store.view(&USERS)?;
+    failed(store.view(&USERS_AS_NUMBERS), input, |e| matches!(e, Error::SchemaMismatch { .. }));
+    failed(store.view(&NAMELESS), input, |e| matches!(e, Error::InvalidViewName { .. }));
+    failed(store.view(&BY_FLOAT), input, |e| matches!(e, Error::KeyEncoding { .. }));
+    failed(store.view(&TWICE), input, |e| matches!(e, Error::InvalidIndex { key: None, .. }));
+
+    // Operations refused when they are added to a batch.
+    let (named, bad) = (store.view(&NAMED)?, store.view(&BAD)?);
+    let mut batch = Batch::new();
+    let long = "k".repeat(MAX_KEY_BYTES);
+    failed(batch.put(&named, &long, s("v"), 1), input, |e| matches!(e, Error::KeyTooLarge { .. }));
+    let huge = "v".repeat(MAX_VALUE_BYTES);
+    failed(batch.put(&named, &s("k"), huge, 1), input, |e| {
+        matches!(e, Error::ValueTooLarge { from_update: false, .. })
+    });
+    failed(batch.put(&bad, &1, Unencodable(1), 1), input, |e| {
+        matches!(e, Error::Encode { from_update: false, .. })
+    });
+    let other = Store::open(dir.join("other.redb"))?;
+    let foreign = other.view(&USERS)?;
+    batch.put(&users, &1, s("ada"), 1)?;
+    failed(batch.put(&foreign, &1, s("bob"), 1), input, |e| matches!(e, Error::ForeignView { .. }));
+    failed(other.submit(batch), input, |e| matches!(e, Error::ForeignView { .. }));
+
+    // A call made on the writer thread.
+    let inner = users.clone();
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    users.update(&2, 1, move |_| {
+        let _ = seen_tx.send(inner.put(&3, s("from inside"), 1));
+        Some(s("two"))
+    })?;
+    failed(seen.recv()?, input, |e| matches!(e, Error::WriterReentry { .. }));
+
+    // A full queue: an update closure holds the writer until released, and the queue
+    // takes one batch.
+    let (release_tx, release) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let mut holding = Batch::new();
+    holding.update(&users, &4, 1, move |_| {
+        let _ = started_tx.send(());
+        let _ = release.recv();
+        Some(s("four"))
+    })?;
+    let held = store.submit(holding)?;
+    started.recv()?;
+    let one = |key: u64| -> viewstore::Result<Batch> {
+        let mut batch = Batch::new();
+        batch.put(&users, &key, s("queued"), 1)?;
+        Ok(batch)
+    };
+    let queued = store.try_submit(one(5)?)?;
+    let full = failed(store.try_submit(one(6)?), input, |e| matches!(e, Error::Full));
+    assert!(full.is_retryable());
+    release_tx.send(())?;
+    held.wait()?;
+    queued.wait()?;
+    // The same call passes once the queue drains.
+    store.try_submit(one(6)?)?.wait()?;
+    assert!(users.contains(&6));
+    Ok(())
+}
+
+/// The `Batch` errors: one batch fails, from its ticket, and the store goes on.
+fn batch_errors(store: &Store) -> TestResult {
+    let batch = ErrorKind::Batch;
+    let accounts = store.view(&ACCOUNTS)?;
+    accounts.put(&1, account("a@x", "ada"), 1)?;
+    let mut taken = Batch::new();
+    taken.put(&accounts, &2, account("a@x", "bob"), 1)?;
+    let err =
+        failed(store.submit(taken)?.wait(), batch, |e| matches!(e, Error::UniqueViolation { .. }));
+    assert!(!err.is_retryable());
+
+    // User code on the writer thread failing, or making what cannot be stored.
+    let (users, bad) = (store.view(&USERS)?, store.view(&BAD)?);
+    failed(users.update(&7, 1, |_| -> Option<String> { panic!("closure bug") }), batch, |e| {
+        matches!(e, Error::UpdatePanicked { .. })
+    });
+    failed(users.update(&7, 1, |_| Some("x".repeat(MAX_VALUE_BYTES))), batch, |e| {
+        matches!(e, Error::ValueTooLarge { from_update: true, .. })
+    });
+    failed(bad.update(&1, 1, |_| Some(Unencodable(2))), batch, |e| {
+        matches!(e, Error::Encode { from_update: true, .. })
+    });
+    let people = store.view(&PEOPLE)?;
+    failed(people.put(&1, account("x", "boom"), 1), batch, |e| {
+        matches!(e, Error::IndexPanicked { .. })
+    });
+    failed(people.put(&1, account("x", "ab"), 1), batch, |e| {
+        matches!(e, Error::IndexKeyTooLarge { .. })
+    });
+    failed(
+        people.put(&1, account("x", ""), 1),
+        batch,
+        |e| matches!(e, Error::InvalidIndex { key: Some(key), .. } if key == "1"),
+    );
+    assert!(people.is_empty() && !users.contains(&7));
+    assert_eq!(users.put(&8, s("the store goes on"), 1)?, Outcome::Applied);
+    Ok(())
+}
+
+/// A full disk fails a commit with `Storage`, which is retryable: the same batch passes
+/// once there is room again. A writer that dies poisons the store, which is not.
+#[test]
+fn storage_failures_are_store_errors_and_retryable_until_the_store_is_poisoned() -> TestResult {
+    use viewstore::testing::{FaultBackend, FaultMode, FaultPlan, FaultTarget};
+    let backend = Arc::new(FaultBackend::new());
+    let store = Store::builder("in-memory").backend(Arc::clone(&backend) as _).open()?;
+    let users = store.view(&USERS)?;
+    users.put(&1, s("ada"), 1)?;
+    backend.set_capacity(Some(backend.written_image().len() as u64));
+    let big = "x".repeat(200_000);
+    let err = failed(users.put(&2, big.clone(), 1), ErrorKind::Store, |e| {
+        matches!(e, Error::Storage { .. })
+    });
+    assert!(err.is_retryable());
+    backend.set_capacity(None);
+    assert_eq!(users.put(&2, big, 1)?, Outcome::Applied);
+
+    // The backend panics inside the next commit, on the writer thread.
+    let at = backend.counters().writes;
+    backend.set_plan(Some(FaultPlan { target: FaultTarget::Write, at, mode: FaultMode::Panic }));
+    failed(users.put(&3, s("cy"), 1), ErrorKind::Store, |e| matches!(e, Error::Poisoned { .. }));
+    let err = failed(users.put(&4, s("dee"), 1), ErrorKind::Store, |e| {
+        matches!(e, Error::Poisoned { .. })
+    });
+    assert!(!err.is_retryable());
+    Ok(())
+}
+
+/// A unique violation carries the index key as stored: its order-preserving encoding,
+/// besides its `Debug` form, and the primary keys of the holder and the refused record.
+#[test]
+fn a_unique_violation_carries_the_encoded_index_key_and_both_records() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("unique.redb"))?;
+    let accounts = store.view(&ACCOUNTS)?;
+    // A zero byte in a string encodes as 0x00 0xFF; the string ends with 0x00 0x00.
+    let email = "a\0b";
+    accounts.put(&10, account(email, "ada"), 1)?;
+    let mut batch = Batch::new();
+    batch.put(&accounts, &11, account("c@x", "cy"), 1)?;
+    batch.put(&accounts, &12, account(email, "bob"), 1)?;
+    let err = store.submit(batch)?.wait().map(drop).expect_err("a second holder");
+    match &err {
+        Error::UniqueViolation { view, index, key, key_bytes, holder, refused } => {
+            assert_eq!((view.as_str(), index.as_str()), ("accounts", "by_email"));
+            assert_eq!(key, &format!("{email:?}"));
+            assert_eq!(**key_bytes, [b'a', 0, 0xFF, b'b', 0, 0]);
+            assert_eq!((&**holder, &**refused), ("10", "12"));
+        }
+        other => panic!("expected UniqueViolation, got {other:?}"),
+    }
+    let text = err.to_string();
+    assert!(text.contains("by_email") && text.contains("10") && text.contains("12"), "{text}");
+    assert_eq!(err.kind(), ErrorKind::Batch);
+    assert!(!accounts.contains(&11) && !accounts.contains(&12));
     Ok(())
 }

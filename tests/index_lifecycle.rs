@@ -233,11 +233,14 @@ fn a_unique_index_over_duplicate_data_is_refused_and_nothing_changes() -> TestRe
     }
     let store = Store::open(&path)?;
     match store.view(&STRICT) {
-        Err(viewstore::Error::UniqueViolation { view, index, key }) => {
+        Err(viewstore::Error::UniqueViolation { view, index, key, key_bytes, holder, refused }) => {
             assert_eq!(
                 (view.as_str(), index.as_str(), key.as_str()),
                 ("posts", "author_unique", "5")
             );
+            // A u32 index key encodes big-endian; records 1 and 2 share it.
+            assert_eq!(*key_bytes, 5u32.to_be_bytes());
+            assert_eq!((&*holder, &*refused), ("1", "2"));
         }
         other => panic!("expected a unique violation, got {other:?}"),
     }

@@ -31,11 +31,21 @@ fn holder(users: &View<u64, User>, email: &str) -> Option<u64> {
     users.index_get(&BY_EMAIL, &email.to_string()).map(|(id, _)| id)
 }
 
-fn assert_violation(result: Result<viewstore::Receipt, Error>, email: &str) {
+/// Checks a unique violation of `email`, held by record `holder` and refused to record
+/// `refused`.
+fn assert_violation(
+    result: Result<viewstore::Receipt, Error>,
+    email: &str,
+    holder: u64,
+    refused: u64,
+) {
     match result {
-        Err(Error::UniqueViolation { view, index, key }) => {
+        Err(Error::UniqueViolation { view, index, key, key_bytes, holder: h, refused: r }) => {
             assert_eq!((view.as_str(), index.as_str()), ("users", "by_email"));
             assert_eq!(key, format!("{email:?}"));
+            // A string without zero bytes encodes as its bytes and the terminator 0 0.
+            assert_eq!(*key_bytes, [email.as_bytes(), &[0, 0]].concat());
+            assert_eq!((&*h, &*r), (holder.to_string().as_str(), refused.to_string().as_str()));
         }
         other => panic!("expected a unique violation for {email}, got {other:?}"),
     }
@@ -48,7 +58,7 @@ fn a_committed_holder_blocks_a_second_one() -> TestResult {
     users.put(&1, user("ada", "a@x"), 1)?;
     let mut batch = Batch::new();
     batch.put(&users, &2, user("bob", "a@x"), 1)?;
-    assert_violation(store.submit(batch)?.wait(), "a@x");
+    assert_violation(store.submit(batch)?.wait(), "a@x", 1, 2);
     assert!(users.get(&2).is_none(), "the failed batch wrote its record");
     assert_eq!(holder(&users, "a@x"), Some(1));
     // Re-putting the holder itself with the same key is not a violation.
@@ -72,7 +82,7 @@ fn an_earlier_batch_of_the_same_group_blocks_a_second_holder() -> TestResult {
     let [first, second, third] = tickets.map(viewstore::Ticket::wait);
     let (first, third) = (first?, third?);
     assert_eq!(first.lsn, third.lsn, "the batches did not share a group");
-    assert_violation(second, "a@x");
+    assert_violation(second, "a@x", 1, 2);
     assert_eq!(holder(&users, "a@x"), Some(1));
     assert_eq!(holder(&users, "c@x"), Some(3));
     assert!(store.verify()?.is_ok());
@@ -85,7 +95,7 @@ fn two_holders_in_one_batch_fail_the_batch() -> TestResult {
     let (store, users) = open(&dir)?;
     let mut batch = Batch::new();
     batch.put(&users, &1, user("ada", "a@x"), 1)?.put(&users, &2, user("bob", "a@x"), 1)?;
-    assert_violation(store.submit(batch)?.wait(), "a@x");
+    assert_violation(store.submit(batch)?.wait(), "a@x", 1, 2);
     assert!(users.is_empty());
     assert_eq!(holder(&users, "a@x"), None);
     Ok(())
@@ -105,7 +115,7 @@ fn swapping_keys_within_one_batch_succeeds() -> TestResult {
     // Swapping without both halves is a violation.
     let mut half = Batch::new();
     half.put(&users, &1, user("ada", "a@x"), 3)?;
-    assert_violation(store.submit(half)?.wait(), "a@x");
+    assert_violation(store.submit(half)?.wait(), "a@x", 2, 1);
     assert!(store.verify()?.is_ok());
     drop(users);
     store.close()?;

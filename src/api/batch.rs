@@ -73,11 +73,14 @@ fn encode_key_for<K: ViewKey>(view_name: &str, key: &K) -> Result<KeyBuf> {
     Ok(key)
 }
 
+/// Encodes `value`; `from_update` when it is an `update` closure's result, encoded on
+/// the writer thread (its errors then fail only the batch).
 pub(crate) fn encode_value<K: ViewKey, V, C: Codec<V>>(
     view_name: &str,
     codec: &C,
     key: &KeyBuf,
     value: &V,
+    from_update: bool,
 ) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
     // The codec and the value's `Serialize` are user code, run on the writer thread for
@@ -90,6 +93,7 @@ pub(crate) fn encode_value<K: ViewKey, V, C: Codec<V>>(
         view: view_name.to_owned(),
         key: render_key::<K>(key.as_bytes()),
         source: Arc::new(e),
+        from_update,
     })?;
     if bytes.len() > MAX_VALUE_BYTES {
         return Err(Error::ValueTooLarge {
@@ -97,6 +101,7 @@ pub(crate) fn encode_value<K: ViewKey, V, C: Codec<V>>(
             key: render_key::<K>(key.as_bytes()),
             len: bytes.len(),
             max: MAX_VALUE_BYTES,
+            from_update,
         });
     }
     Ok(bytes)
@@ -150,7 +155,7 @@ impl Batch {
         version: Version,
     ) -> Result<&mut Self> {
         let key = encode_key_for(view.name(), key)?;
-        let bytes = encode_value::<K, V, C>(view.name(), &view.codec, &key, &value)?;
+        let bytes = encode_value::<K, V, C>(view.name(), &view.codec, &key, &value, false)?;
         self.push(view, key, OpKind::Put { version, bytes, value: Arc::new(value) })?;
         Ok(self)
     }
@@ -191,7 +196,7 @@ impl Batch {
         value: V,
     ) -> Result<&mut Self> {
         let key = encode_key_for(view.name(), key)?;
-        let bytes = encode_value::<K, V, C>(view.name(), &view.codec, &key, &value)?;
+        let bytes = encode_value::<K, V, C>(view.name(), &view.codec, &key, &value, false)?;
         let kind = OpKind::CompareAndSet { expected, version, bytes, value: Arc::new(value) };
         self.push(view, key, kind)?;
         Ok(self)
@@ -236,7 +241,7 @@ impl Batch {
                 }),
                 Ok(None) => UpdateResult::Unchanged,
                 Ok(Some(value)) => {
-                    match encode_value::<K, V, C>(&name, &codec, &key_for_errors, &value) {
+                    match encode_value::<K, V, C>(&name, &codec, &key_for_errors, &value, true) {
                         Ok(bytes) => UpdateResult::Value { bytes, value: Arc::new(value) },
                         Err(e) => UpdateResult::Failed(e),
                     }

@@ -11,8 +11,36 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// [`Error::Decode`].
 pub type CodecError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Whose failure an [`Error`] is, and so what a caller can do about it: fix the call
+/// ([`Input`](ErrorKind::Input)), give up on one batch and go on
+/// ([`Batch`](ErrorKind::Batch)), or deal with a store that cannot write
+/// ([`Store`](ErrorKind::Store)). Given by [`Error::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The call was refused for what it was given or how it was made, before anything
+    /// was tried against the store's data: an argument (a key or value over the limits,
+    /// a key or value that does not encode), a definition (a view or index name, types
+    /// or schema version other than the stored ones), the file (not a store, a newer
+    /// format, already open), the thread (the writer's own) or the moment (a full
+    /// queue). Nothing happened: nothing was queued or written. Made again unchanged,
+    /// the call fails the same way until what refused it changes.
+    Input,
+    /// The writer tried this batch, or the open of a view, and it failed on its own: the
+    /// stored data refused it (a unique index key held by another record, a stored
+    /// record that does not decode), or user code run by the writer (an `update`
+    /// closure, an index extractor, a codec) panicked or gave a result that cannot be
+    /// stored. Nothing of it was written. The store is fine: other batches, those of the
+    /// same group included, committed, and later ones go on.
+    Batch,
+    /// The store or its storage failed: redb or the file system failed (a failed commit
+    /// fails every batch of its group), or the store is closed or read-only after a
+    /// failure of its writer. Not about this call in particular: other calls fail too.
+    Store,
+}
+
 /// Everything that can go wrong in viewstore. Each variant names what failed and where:
-/// the view, the key, the index or the file.
+/// the view, the key, the index or the file. [`Error::kind`] tells whose failure it is.
 ///
 /// Errors are `Clone` because one failed commit fails every batch of its group with the
 /// same error.
@@ -74,6 +102,11 @@ pub enum Error {
         len: usize,
         /// The limit.
         max: usize,
+        /// Whether the value is what an `update` closure returned, encoded by the writer:
+        /// then only its batch failed ([`ErrorKind::Batch`]). `false` for a value
+        /// refused on the caller's thread, when its operation was added
+        /// ([`ErrorKind::Input`]).
+        from_update: bool,
     },
     /// A key could not be encoded with the order-preserving key encoding (for example a
     /// float or a map, which have no usable byte order).
@@ -91,9 +124,16 @@ pub enum Error {
         key: String,
         /// The codec's error.
         source: Arc<CodecError>,
+        /// Whether the value is what an `update` closure returned, encoded by the writer:
+        /// then only its batch failed ([`ErrorKind::Batch`]). `false` for a value
+        /// refused on the caller's thread, when its operation was added
+        /// ([`ErrorKind::Input`]).
+        from_update: bool,
     },
     /// Stored bytes could not be decoded: the record of this key is corrupt, or was
-    /// written with another value type.
+    /// written with another value type. Found by a batch that reads the record, it fails
+    /// that batch; found when a view is opened, it fails that open. Either way the rest
+    /// of the store goes on ([`ErrorKind::Batch`]).
     Decode {
         /// The view's name.
         view: String,
@@ -111,7 +151,8 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
-    /// A write would give a unique index key a second record. The batch failed.
+    /// A write would give a unique index key a second record. The batch failed (or,
+    /// when a new unique index is built over existing records, the view's open).
     UniqueViolation {
         /// The view's name.
         view: String,
@@ -119,6 +160,16 @@ pub enum Error {
         index: String,
         /// The index key, as its `Debug` form.
         key: String,
+        /// The index key in the order-preserving key encoding, the form indexes store:
+        /// the same bytes as a view key of the index key's type. (This field and the
+        /// next two are boxed to keep `Error` small.)
+        key_bytes: Box<[u8]>,
+        /// The primary key of a record that holds the index key, as its `Debug` form: a
+        /// committed record, or another record of the same batch.
+        holder: Box<str>,
+        /// The primary key of the record that was refused the index key, as its `Debug`
+        /// form. When a new index is built, the later of two records sharing the key.
+        refused: Box<str>,
     },
     /// An index extractor panicked. The batch (or the index build) failed.
     IndexPanicked {
@@ -144,8 +195,10 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
-    /// An index definition that cannot be used: a bad or duplicate name, or keys that
-    /// cannot be encoded.
+    /// An index definition that cannot be used: a bad or duplicate name, refused when
+    /// the view is opened ([`ErrorKind::Input`]), or an extracted index key the key
+    /// encoding cannot encode, found by the writer in one record: that fails the batch
+    /// writing it, or the open that builds the index ([`ErrorKind::Batch`]).
     InvalidIndex {
         /// The view's name.
         view: String,
@@ -153,6 +206,9 @@ pub enum Error {
         index: String,
         /// What is wrong.
         reason: String,
+        /// The primary key of the record whose index key does not encode, as its `Debug`
+        /// form; `None` for a definition refused when the view was opened.
+        key: Option<String>,
     },
     /// The file is held open by another `Store` in this process or by another process
     /// (redb locks it). Nothing was written to it.
@@ -197,6 +253,122 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whose failure this is: the caller's input ([`ErrorKind::Input`]), one batch's
+    /// ([`ErrorKind::Batch`]) or the store's ([`ErrorKind::Store`]). A [`Ticket`]
+    /// can resolve with any of them, so match on this rather than on every variant.
+    ///
+    /// | Kind | Variants |
+    /// |---|---|
+    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `WriterReentry`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
+    /// | `Batch` | `UniqueViolation`, `UpdatePanicked`, `IndexPanicked`, `IndexKeyTooLarge`, `Decode`; `ValueTooLarge` and `Encode` of an `update` closure's result (`from_update: true`); `InvalidIndex` of one record's index key (`key: Some`) |
+    /// | `Store` | `Storage`, `Io`, `Poisoned`, `Closed` |
+    ///
+    /// # Examples
+    ///
+    /// Retrying what may pass later, skipping a batch that failed on its own, and giving
+    /// up on the rest:
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use viewstore::{Batch, Error, ErrorKind, Receipt, Store, View, ViewDef};
+    ///
+    /// const COUNTS: ViewDef<String, u64> = ViewDef::new("counts");
+    ///
+    /// /// Counts one more `name` at `version`; `Ok(None)` when only this batch failed.
+    /// fn count(
+    ///     store: &Store,
+    ///     counts: &View<String, u64>,
+    ///     name: &str,
+    ///     version: u64,
+    /// ) -> Result<Option<Receipt>, Error> {
+    ///     let mut attempt = 0;
+    ///     loop {
+    ///         attempt += 1;
+    ///         let mut batch = Batch::new();
+    ///         batch.update(counts, &name.to_owned(), version, |n| Some(n.map_or(1, |n| n + 1)))?;
+    ///         let err = match store.try_submit(batch).and_then(|ticket| ticket.wait()) {
+    ///             Ok(receipt) => return Ok(Some(receipt)),
+    ///             Err(err) => err,
+    ///         };
+    ///         // A full queue or a failed commit: the same batch may pass later.
+    ///         if err.is_retryable() && attempt < 5 {
+    ///             std::thread::sleep(Duration::from_millis(10 * attempt));
+    ///             continue;
+    ///         }
+    ///         match err.kind() {
+    ///             // This batch failed on its own (a unique violation, a panicking
+    ///             // closure...): nothing of it was written, the store goes on.
+    ///             ErrorKind::Batch => return Ok(None),
+    ///             // A mistake in the call, or a store that cannot write.
+    ///             _ => return Err(err),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("views.redb"))?;
+    /// let counts = store.view(&COUNTS)?;
+    /// assert!(count(&store, &counts, "visits", 1)?.is_some());
+    /// assert_eq!(counts.get(&"visits".to_owned()).as_deref(), Some(&1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`Ticket`]: crate::Ticket
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotAStore { .. }
+            | Error::NewerFormat { .. }
+            | Error::SchemaMismatch { .. }
+            | Error::InvalidViewName { .. }
+            | Error::ForeignView { .. }
+            | Error::KeyTooLarge { .. }
+            | Error::KeyEncoding { .. }
+            | Error::AlreadyOpen { .. }
+            | Error::WriterReentry { .. }
+            | Error::Full => ErrorKind::Input,
+            Error::ValueTooLarge { from_update, .. } | Error::Encode { from_update, .. } => {
+                if *from_update {
+                    ErrorKind::Batch
+                } else {
+                    ErrorKind::Input
+                }
+            }
+            Error::InvalidIndex { key, .. } => {
+                if key.is_some() {
+                    ErrorKind::Batch
+                } else {
+                    ErrorKind::Input
+                }
+            }
+            Error::Decode { .. }
+            | Error::UpdatePanicked { .. }
+            | Error::UniqueViolation { .. }
+            | Error::IndexPanicked { .. }
+            | Error::IndexKeyTooLarge { .. } => ErrorKind::Batch,
+            Error::Storage { .. } | Error::Io { .. } | Error::Poisoned { .. } | Error::Closed => {
+                ErrorKind::Store
+            }
+        }
+    }
+
+    /// Whether the same operation, made again unchanged after a pause, may succeed:
+    /// `true` for [`Error::Full`] (the queue drains) and for a failure of the storage,
+    /// [`Error::Storage`] and [`Error::Io`], which may be passing (a full disk, an I/O
+    /// error): after a failed commit the writer reopens the database and takes new
+    /// batches, and if it cannot, later calls return [`Error::Poisoned`]. A storage
+    /// failure may also last (a corrupt file), so bound the retries.
+    ///
+    /// `false` for everything else: [`Error::Poisoned`] and [`Error::Closed`] (this
+    /// `Store` will not write again), every [`ErrorKind::Batch`] error (the same batch
+    /// meets the same data and code), and every other [`ErrorKind::Input`] error
+    /// (the same call is refused again; [`Error::AlreadyOpen`] only passes once the
+    /// other holder of the file closes it).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Full | Error::Storage { .. } | Error::Io { .. })
+    }
+}
+
+impl Error {
     pub(crate) fn storage(
         file: &std::path::Path,
         during: &'static str,
@@ -216,6 +388,11 @@ impl Error {
     pub(crate) fn decode(view: &str, key: String, source: impl Into<CodecError>) -> Self {
         Error::Decode { view: view.to_owned(), key, source: Arc::new(source.into()) }
     }
+}
+
+/// The words Display adds for a value an `update` closure returned.
+fn by_update(from_update: bool) -> &'static str {
+    if from_update { " (returned by an update closure)" } else { "" }
 }
 
 impl fmt::Display for Error {
@@ -242,25 +419,29 @@ impl fmt::Display for Error {
             Error::KeyTooLarge { view, len, max } => {
                 write!(f, "key for view '{view}' encodes to {len} bytes; the limit is {max}")
             }
-            Error::ValueTooLarge { view, key, len, max } => write!(
+            Error::ValueTooLarge { view, key, len, max, from_update } => write!(
                 f,
-                "value for view '{view}', key {key} encodes to {len} bytes; the limit is {max}"
+                "value for view '{view}', key {key}{} encodes to {len} bytes; the limit is {max}",
+                by_update(*from_update)
             ),
             Error::KeyEncoding { view, reason } => {
                 write!(f, "key for view '{view}' cannot be encoded: {reason}")
             }
-            Error::Encode { view, key, source } => {
-                write!(f, "cannot encode value for view '{view}', key {key}: {source}")
-            }
+            Error::Encode { view, key, source, from_update } => write!(
+                f,
+                "cannot encode value for view '{view}', key {key}{}: {source}",
+                by_update(*from_update)
+            ),
             Error::Decode { view, key, source } => {
                 write!(f, "corrupt record in view '{view}', key {key}: {source}")
             }
             Error::UpdatePanicked { view, key, message } => {
                 write!(f, "update closure for view '{view}', key {key} panicked: {message}")
             }
-            Error::UniqueViolation { view, index, key } => write!(
+            Error::UniqueViolation { view, index, key, holder, refused, .. } => write!(
                 f,
-                "unique index '{index}' of view '{view}' already has a record for key {key}"
+                "unique index '{index}' of view '{view}' already has a record for key {key} \
+                 (record {holder}); record {refused} cannot have it too"
             ),
             Error::IndexPanicked { view, index, key, message } => write!(
                 f,
@@ -271,9 +452,14 @@ impl fmt::Display for Error {
                 "index '{index}' of view '{view}': a key of record {key} encodes to {len} \
                  bytes; the limit is {max}"
             ),
-            Error::InvalidIndex { view, index, reason } => {
+            Error::InvalidIndex { view, index, reason, key: None } => {
                 write!(f, "invalid index '{index}' on view '{view}': {reason}")
             }
+            Error::InvalidIndex { view, index, reason, key: Some(key) } => write!(
+                f,
+                "invalid index '{index}' on view '{view}': a key of record {key} cannot be \
+                 encoded: {reason}"
+            ),
             Error::AlreadyOpen { file } => write!(
                 f,
                 "{} is already open, by another Store in this process or by another process",

@@ -368,16 +368,21 @@ impl<'t> Group<'t, '_> {
             if let Some(gone) = lost.get(&(view, ix, ikey.clone())) {
                 holders.retain(|pk| !gone.contains(pk));
             }
-            holders.extend(adders);
-            if holders.len() > 1 {
-                let info = self.view(view)?;
-                let index = &info.indexes[ix];
-                return Err(Fail::Batch(Error::UniqueViolation {
-                    view: info.name.to_string(),
-                    index: index.name.to_string(),
-                    key: (index.render)(&ikey),
-                }));
-            }
+            // The key may have one record at most. Named in the error: a record holding
+            // it already (else the batch's lowest key) and the batch's lowest other one.
+            let holder = holders.first().or(adders.first());
+            let refused = holder.and_then(|h| adders.iter().chain(&holders).find(|pk| *pk != h));
+            let (Some(holder), Some(refused)) = (holder, refused) else { continue };
+            let info = self.view(view)?;
+            let index = &info.indexes[ix];
+            return Err(Fail::Batch(Error::UniqueViolation {
+                view: info.name.to_string(),
+                index: index.name.to_string(),
+                key: (index.render)(&ikey),
+                key_bytes: ikey.into(),
+                holder: (info.render_key)(holder.as_bytes()).into(),
+                refused: (info.render_key)(refused.as_bytes()).into(),
+            }));
         }
         // Removals first, so that a key moved between records within the batch ends up
         // with its new holder.

@@ -98,6 +98,7 @@ impl Ticket {
     /// update closure, a failed commit, or [`Error::Closed`] when the store closed first.
     /// [`Error::WriterReentry`] when called from the writer thread (an update closure, an
     /// extractor or a codec) while the batch is still pending: it would wait forever.
+    /// [`Error::kind`] tells this batch's failure from the store's.
     pub fn wait(self) -> Result<Receipt> {
         let mut state = self.shared.lock();
         loop {

@@ -47,7 +47,9 @@ impl ExtractError {
             ExtractError::TooLarge(len) => {
                 Error::IndexKeyTooLarge { view, index, key, len, max: MAX_KEY_BYTES }
             }
-            ExtractError::Encoding(reason) => Error::InvalidIndex { view, index, reason },
+            ExtractError::Encoding(reason) => {
+                Error::InvalidIndex { view, index, reason, key: Some(key) }
+            }
         }
     }
 }

@@ -34,6 +34,7 @@ pub(crate) fn check_index_names<'a>(
                 view: view.to_owned(),
                 index: name.to_owned(),
                 reason: "names are 1 to 200 bytes without control characters or '/'".into(),
+                key: None,
             });
         }
         if !seen.insert(name) {
@@ -41,6 +42,7 @@ pub(crate) fn check_index_names<'a>(
                 view: view.to_owned(),
                 index: name.to_owned(),
                 reason: "two indexes of the view have this name".into(),
+                key: None,
             });
         }
     }

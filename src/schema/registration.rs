@@ -231,6 +231,7 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
                 view: self.name.to_owned(),
                 index: format!("#{index}"),
                 reason: "not declared".into(),
+                key: None,
             });
         };
         // A build starts from nothing, also after entries were loaded from a stored
@@ -257,17 +258,23 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
             }
         }
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut previous: Option<&[u8]> = None;
+        let mut previous: Option<(&[u8], &KeyBuf)> = None;
         for (stored, ikey_len, pk) in &entries {
             let ikey = &stored.as_bytes()[..*ikey_len as usize];
-            if built.kind == IndexKind::Unique && previous == Some(ikey) {
+            if let Some((held, holder)) = previous
+                && built.kind == IndexKind::Unique
+                && held == ikey
+            {
                 return Err(Error::UniqueViolation {
                     view: self.name.to_owned(),
                     index: spec.index_name().to_owned(),
                     key: spec.render_key(ikey),
+                    key_bytes: ikey.into(),
+                    holder: render_key::<K>(holder.as_bytes()).into(),
+                    refused: render_key::<K>(pk.as_bytes()).into(),
                 });
             }
-            previous = Some(ikey);
+            previous = Some((ikey, pk));
             sink(stored.as_bytes(), *ikey_len)?;
             built.push_loaded(ikey, pk.as_bytes());
         }
