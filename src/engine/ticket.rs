@@ -95,7 +95,10 @@ impl Ticket {
     /// # Errors
     ///
     /// The error that failed the batch: a unique violation, a codec error, a panicking
-    /// update closure, a failed commit, or [`Error::Closed`] when the store closed first.
+    /// update closure, a failed commit, or [`Error::Poisoned`] when the writer stopped on
+    /// a failure before committing it. (A batch queued before a close is committed: a
+    /// close fails no queued batch. [`Error::Closed`] comes only from a ticket whose
+    /// result was already taken, by a future polled again after it completed.)
     /// [`Error::WriterReentry`] when called from the writer thread (an update closure, an
     /// extractor or a codec) while the batch is still pending: it would wait forever.
     /// [`Error::kind`] tells this batch's failure from the store's.
