@@ -13,7 +13,7 @@
 //! by `complete` or resolves only in its `Drop`.
 //!
 //! `VIEWSTORE_MODEL_ITERATIONS` sets the schedules per scheduler and scenario
-//! (default 1,000).
+//! (default 5,000).
 
 mod sync {
     pub(crate) use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -373,7 +373,7 @@ fn submit_and_wait(end: WriterEnd) {
 }
 
 fn iterations() -> usize {
-    std::env::var("VIEWSTORE_MODEL_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000)
+    std::env::var("VIEWSTORE_MODEL_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(5_000)
 }
 
 /// Runs a scenario under the random and the PCT scheduler, for each way the writer ends.
