@@ -145,7 +145,7 @@ fn an_unreadable_format_version_is_not_a_store() -> TestResult {
 fn a_view_opened_with_other_types_or_schema_is_a_mismatch() -> TestResult {
     const USERS_AS_NUMBERS: ViewDef<u64, u32> = ViewDef::new("users");
     const USERS_BY_NAME: ViewDef<String, String> = ViewDef::new("users");
-    const USERS_V2: ViewDef<u64, String> = ViewDef::new("users").schema_version(2);
+    const USERS_V2: ViewDef<u64, String> = ViewDef::new("users").with_schema_version(2);
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("schema.redb");

@@ -18,7 +18,7 @@ const BY_TAG: IndexDef<Post, String> = IndexDef::multi("by_tag", |p| p.tags.clon
 // Version 2 of by_tag indexes tags upper-cased.
 const BY_TAG_V2: IndexDef<Post, String> =
     IndexDef::multi("by_tag", |p: &Post| p.tags.iter().map(|t| t.to_uppercase()).collect())
-        .definition_version(2);
+        .with_definition_version(2);
 
 const PLAIN: ViewDef<u64, Post> = ViewDef::new("posts");
 const WITH_AUTHOR: ViewDef<u64, Post> = ViewDef::new("posts").with_indexes(&[&BY_AUTHOR]);

@@ -34,7 +34,7 @@ use std::marker::PhantomData;
 pub struct IndexDef<V, I, R = Vec<I>> {
     name: &'static str,
     kind: IndexKind,
-    version: u32,
+    definition_version: u32,
     extract: fn(&V) -> R,
     _key: PhantomData<fn() -> I>,
 }
@@ -42,19 +42,31 @@ pub struct IndexDef<V, I, R = Vec<I>> {
 impl<V, I, R> IndexDef<V, I, R> {
     /// A unique index named `name`.
     pub const fn unique(name: &'static str, extract: fn(&V) -> R) -> Self {
-        IndexDef { name, kind: IndexKind::Unique, version: 1, extract, _key: PhantomData }
+        IndexDef {
+            name,
+            kind: IndexKind::Unique,
+            definition_version: 1,
+            extract,
+            _key: PhantomData,
+        }
     }
 
     /// A multi-valued index named `name`.
     pub const fn multi(name: &'static str, extract: fn(&V) -> R) -> Self {
-        IndexDef { name, kind: IndexKind::Multi, version: 1, extract, _key: PhantomData }
+        IndexDef { name, kind: IndexKind::Multi, definition_version: 1, extract, _key: PhantomData }
     }
 
-    /// The same index with definition version `version`. Default = 1.
+    /// The same index with definition version `version`: bump it whenever the
+    /// extractor changes, and the index is rebuilt at the next open. Default = 1.
     #[must_use]
-    pub const fn definition_version(mut self, version: u32) -> Self {
-        self.version = version;
+    pub const fn with_definition_version(mut self, version: u32) -> Self {
+        self.definition_version = version;
         self
+    }
+
+    /// The index's definition version.
+    pub const fn definition_version(&self) -> u32 {
+        self.definition_version
     }
 
     /// The index's name.
@@ -81,8 +93,8 @@ where
     fn index_kind(&self) -> IndexKind {
         self.kind
     }
-    fn index_version(&self) -> u32 {
-        self.version
+    fn index_definition_version(&self) -> u32 {
+        self.definition_version
     }
     fn index_key_type(&self) -> &'static str {
         std::any::type_name::<I>()

@@ -39,8 +39,9 @@ use std::sync::Arc;
 /// #[derive(Serialize, Deserialize)]
 /// struct Profile { name: String, followers: u64 }
 ///
-/// const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles").schema_version(2);
+/// const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles").with_schema_version(2);
 /// assert_eq!(PROFILES.name(), "profiles");
+/// assert_eq!(PROFILES.schema_version(), 2);
 /// ```
 pub struct ViewDef<K, V: 'static, C = Bincode> {
     name: &'static str,
@@ -77,9 +78,10 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
         self.indexes
     }
 
-    /// The same definition with schema version `version`. Default = 1.
+    /// The same definition with schema version `version`: bump it whenever the value
+    /// type or the codec changes shape. Default = 1.
     #[must_use]
-    pub const fn schema_version(mut self, version: u32) -> Self {
+    pub const fn with_schema_version(mut self, version: u32) -> Self {
         self.schema_version = version;
         self
     }
@@ -90,7 +92,7 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
     }
 
     /// The view's schema version.
-    pub const fn version(&self) -> u32 {
+    pub const fn schema_version(&self) -> u32 {
         self.schema_version
     }
 
