@@ -289,7 +289,7 @@ impl std::fmt::Debug for ShyKey {
     }
 }
 
-const BY_SHY: IndexDef<ShyKey, ShyKey, [ShyKey; 1]> = IndexDef::unique("by_shy", |v| [v.clone()]);
+const BY_SHY: IndexDef<ShyKey, ShyKey> = IndexDef::unique("by_shy", ShyKey::clone);
 const SHY: ViewDef<u64, ShyKey> = ViewDef::new("shy").with_indexes(&[&BY_SHY]);
 
 #[test]

@@ -13,10 +13,9 @@ struct Item {
     tags: Vec<u8>,
 }
 
-const BY_NAME: IndexDef<Item, String, [String; 1]> =
-    IndexDef::unique("by_name", |i| [i.name.clone()]);
-const BY_GROUP: IndexDef<Item, u8, [u8; 1]> = IndexDef::multi("by_group", |i| [i.group]);
-const BY_TAG: IndexDef<Item, u8> = IndexDef::multi("by_tag", |i| i.tags.clone());
+const BY_NAME: IndexDef<Item, String> = IndexDef::unique("by_name", |i| i.name.clone());
+const BY_GROUP: IndexDef<Item, u8> = IndexDef::multi("by_group", |i| i.group);
+const BY_TAG: IndexDef<Item, u8> = IndexDef::multi_keys("by_tag", |i| i.tags.clone());
 const ITEMS: ViewDef<u32, Item> =
     ViewDef::new("items").with_indexes(&[&BY_NAME, &BY_GROUP, &BY_TAG]);
 

@@ -250,8 +250,8 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     ///
     /// ```
     /// # use viewstore::{IndexDef, Store, ViewDef};
-    /// const BY_NAME: IndexDef<String, String, [String; 1]> =
-    ///     IndexDef::unique("by_name", |name| [name.to_lowercase()]);
+    /// const BY_NAME: IndexDef<String, String> =
+    ///     IndexDef::unique("by_name", |name| name.to_lowercase());
     /// const NAMES: ViewDef<u64, String> = ViewDef::new("names").with_indexes(&[&BY_NAME]);
     /// # let dir = tempfile::tempdir()?;
     /// # let store = Store::open(dir.path().join("s.redb"))?;
@@ -261,18 +261,14 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     /// assert_eq!((id, name.as_str()), (1, "Ada"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn index_get<I: ViewKey, R>(
-        &self,
-        index: &IndexDef<V, I, R>,
-        ikey: &I,
-    ) -> Option<(K, Arc<V>)> {
+    pub fn index_get<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> Option<(K, Arc<V>)> {
         self.index_get_with(index, ikey, |k, v| (k, Arc::clone(v)))
     }
 
     /// Runs `f` on the record holding `ikey` in `index`, borrowed from memory.
-    pub fn index_get_with<I: ViewKey, R, T>(
+    pub fn index_get_with<I: ViewKey, T>(
         &self,
-        index: &IndexDef<V, I, R>,
+        index: &IndexDef<V, I>,
         ikey: &I,
         f: impl FnOnce(K, &Arc<V>) -> T,
     ) -> Option<T> {
@@ -287,9 +283,9 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
 
     /// Runs `f` on the record `first` finds in `index`, as of the current root.
     #[inline]
-    fn index_first<I, R, T>(
+    fn index_first<I, T>(
         &self,
-        index: &IndexDef<V, I, R>,
+        index: &IndexDef<V, I>,
         first: impl for<'a> FnOnce(
             &'a IndexData<V>,
             &'a ViewData<V>,
@@ -306,18 +302,14 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     }
 
     /// Every record holding `ikey` in `index`, in primary-key order, shared.
-    pub fn index_get_all<I: ViewKey, R>(
-        &self,
-        index: &IndexDef<V, I, R>,
-        ikey: &I,
-    ) -> Vec<(K, Arc<V>)> {
+    pub fn index_get_all<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> Vec<(K, Arc<V>)> {
         let snap = self.snapshot();
         let found: Vec<K> = snap.index(index).get_all(ikey).map(|(_, k, _)| k).collect();
         found.into_iter().filter_map(|k| snap.get_arc(&k).map(|v| (k, v))).collect()
     }
 
     /// How many records hold `ikey` in `index`.
-    pub fn index_count<I: ViewKey, R>(&self, index: &IndexDef<V, I, R>, ikey: &I) -> usize {
+    pub fn index_count<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> usize {
         self.snapshot().index(index).count(ikey)
     }
 }
