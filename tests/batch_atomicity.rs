@@ -92,7 +92,7 @@ impl Bank {
             // The transfer log and the counter are in other views of the same groups:
             // they must agree with each other at every snapshot.
             let log = snap.view(&self.transfers);
-            let count = snap.view(&self.counters).get(&"transfers".to_owned()).copied();
+            let count = snap.view(&self.counters).get_ref(&"transfers".to_owned()).copied();
             assert_eq!(count, Some(log.len() as u64), "views disagree at {lsn}");
             // The log replayed from the initial balances gives the balances seen.
             let mut replay = vec![TOTAL / i64::from(N_ACCOUNTS); N_ACCOUNTS as usize];

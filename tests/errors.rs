@@ -546,7 +546,7 @@ fn a_snapshot_reads_a_handle_of_another_store_as_empty() -> TestResult {
     let (in_a, in_b) = (a.view(&NUMS)?, b.view(&NUMS)?);
     in_a.put(&1, 10, 1)?;
     in_b.put(&1, 20, 1)?;
-    assert_eq!(a.snapshot().view(&in_a).get(&1), Some(&10));
+    assert_eq!(a.snapshot().view(&in_a).get_ref(&1), Some(&10));
     assert_eq!(a.snapshot().view(&in_b).get(&1), None);
     assert!(a.snapshot().view(&in_b).is_empty());
     Ok(())

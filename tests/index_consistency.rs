@@ -149,7 +149,7 @@ fn check(store: &Store, items: &View<u32, Item>, model: &Model, step: usize) {
     // holds any more.
     for n in 0..12 {
         let name = format!("n{n}");
-        let found = snap.index(&BY_NAME).get(&name).map(|(k, v)| (k, v.clone()));
+        let found = snap.index(&BY_NAME).get_ref(&name).map(|(k, v)| (k, v.clone()));
         let expected = live.iter().find(|(_, v)| v.name == name).cloned();
         assert_eq!(found, expected, "unique lookup of {name} at step {step}");
     }

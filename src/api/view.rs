@@ -8,9 +8,8 @@ use crate::base::error::Result;
 use crate::base::version::Version;
 use crate::engine::writer::Request;
 use crate::keys::unencodable_part;
-use crate::keys::{KeyBuf, StackKey, decode_key, encode_key_on_stack, plain_string};
-use crate::mem::index::IndexData;
-use crate::mem::{Entry, Published, ViewData, ViewSnapshot};
+use crate::keys::{StackKey, encode_key_on_stack};
+use crate::mem::{Entry, IndexView, Published, Root, ViewData, ViewSnapshot};
 use crate::schema::index::AnyIndex;
 use crate::schema::names::{check_index_names, check_view_name};
 use crate::schema::registration::TypedRegistration;
@@ -262,50 +261,37 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn index_get<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> Option<(K, Arc<V>)> {
-        self.index_get_with(index, ikey, |k, v| (k, Arc::clone(v)))
+        self.published.with_root(|root| self.index_in(root, index).get(ikey))
     }
 
-    /// Runs `f` on the record holding `ikey` in `index`, borrowed from memory.
+    /// Runs `f` on the record holding `ikey` in `index` (the first one, for a multi
+    /// index), its value borrowed from memory.
+    #[inline]
     pub fn index_get_with<I: ViewKey, T>(
         &self,
         index: &IndexDef<V, I>,
         ikey: &I,
-        f: impl FnOnce(K, &Arc<V>) -> T,
+        f: impl FnOnce(K, &V) -> T,
     ) -> Option<T> {
-        if let Some(s) = plain_string(ikey) {
-            return self.index_first(index, |index, data| index.first_string(data, s), f);
-        }
-        let mut stack = StackKey::new();
-        encode_key_on_stack(ikey, &mut stack)?;
-        let probe = stack.probe();
-        self.index_first(index, |index, data| index.first(data, &probe, &stack), f)
+        self.published.with_root(|root| self.index_in(root, index).get_with(ikey, f))
     }
 
-    /// Runs `f` on the record `first` finds in `index`, as of the current root.
+    /// `index` as of `root`: point lookups by view handle read through it, as
+    /// snapshot lookups do.
     #[inline]
-    fn index_first<I, T>(
+    fn index_in<'a, I: ViewKey>(
         &self,
+        root: &'a Root,
         index: &IndexDef<V, I>,
-        first: impl for<'a> FnOnce(
-            &'a IndexData<V>,
-            &'a ViewData<V>,
-        ) -> Option<(&'a KeyBuf, &'a Entry<V>)>,
-        f: impl FnOnce(K, &Arc<V>) -> T,
-    ) -> Option<T> {
-        self.published.with_root(|root| {
-            let data: &ViewData<V> = root.view(self.id)?;
-            let index = data.indexes.iter().find(|i| i.is(index.name()))?;
-            let (pk, entry) = first(index, data)?;
-            let key = decode_key::<K>(pk.as_bytes()).ok()?;
-            Some(f(key, &entry.value))
-        })
+    ) -> IndexView<'a, K, V, I> {
+        IndexView::named(root.view(self.id), index.name())
     }
 
     /// Every record holding `ikey` in `index`, in primary-key order, shared.
     pub fn index_get_all<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> Vec<(K, Arc<V>)> {
         let snap = self.snapshot();
         let found: Vec<K> = snap.index(index).get_all(ikey).map(|(_, k, _)| k).collect();
-        found.into_iter().filter_map(|k| snap.get_arc(&k).map(|v| (k, v))).collect()
+        found.into_iter().filter_map(|k| snap.get(&k).map(|v| (k, v))).collect()
     }
 
     /// How many records hold `ikey` in `index`.
