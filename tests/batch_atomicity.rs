@@ -482,7 +482,7 @@ fn wait_for_makes_an_acknowledged_write_visible_on_another_thread() -> TestResul
 
     // A time limit reports whether the LSN was reached.
     assert!(store.wait_for_timeout(receipt.lsn, Duration::from_millis(1))?);
-    let future = viewstore::Lsn(receipt.lsn.get() + 1);
+    let future = viewstore::Lsn::new(receipt.lsn.get() + 1);
     assert!(!store.wait_for_timeout(future, Duration::from_millis(20))?);
     let waiter = {
         let store = store.clone();

@@ -332,7 +332,7 @@ fn blocking_calls_from_the_writer_thread_return_writer_reentry() -> TestResult {
         let say = |what, r: String| {
             let _ = report_tx.send((what, r));
         };
-        let next = Lsn(inside.lsn().get() + 5);
+        let next = Lsn::new(inside.lsn().get() + 5);
         say("wait_for", format!("{:?}", inside.wait_for(next)));
         say("wait_for_timeout", format!("{:?}", inside.wait_for_timeout(next, HANG)));
         say("put", format!("{:?}", numbers_inside.put(&9, 9, 1)));

@@ -248,7 +248,7 @@ fn a_group_that_moves_the_same_entries_back_and_forth_keeps_the_last_state() {
         .open()
         .expect("open");
     let items = store.view(&ITEMS).expect("view");
-    let before = store.lsn().0;
+    let before = store.lsn().get();
     let mut model = Model::new();
     let mut tickets = Vec::new();
     for step in 0..BATCHES {
@@ -265,7 +265,7 @@ fn a_group_that_moves_the_same_entries_back_and_forth_keeps_the_last_state() {
     for ticket in tickets {
         ticket.wait().expect("commit");
     }
-    let groups = store.lsn().0 - before;
+    let groups = store.lsn().get() - before;
     assert!(groups < BATCHES, "the batches should share groups, {groups} groups for {BATCHES}");
     check(&store, &items, &model, 0);
     drop(items);

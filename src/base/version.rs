@@ -8,11 +8,24 @@ use std::fmt;
 pub type Version = u64;
 
 /// The log sequence number of a committed group of batches. Monotonic and persisted:
-/// it continues after a reopen.
+/// it continues after a reopen. Read the number with [`Lsn::get`]; make an LSN from a
+/// number (one kept from an earlier [`Receipt`], say) with [`Lsn::new`].
+///
+/// ```
+/// use viewstore::Lsn;
+/// let lsn = Lsn::new(7);
+/// assert_eq!(lsn.get(), 7);
+/// assert!(Lsn::new(6) < lsn);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Lsn(pub u64);
+pub struct Lsn(u64);
 
 impl Lsn {
+    /// The LSN numbered `n`.
+    pub const fn new(n: u64) -> Self {
+        Lsn(n)
+    }
+
     /// The number itself.
     pub const fn get(self) -> u64 {
         self.0
