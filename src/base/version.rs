@@ -74,6 +74,7 @@ impl Outcome {
 /// The acknowledgement of a committed batch: its group's LSN and one outcome per
 /// operation, in the order the operations were added.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Receipt {
     /// The LSN of the group the batch committed in.
     pub lsn: Lsn,
