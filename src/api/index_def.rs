@@ -41,6 +41,7 @@ use crate::schema::registration::ViewKey;
 ///     ViewDef::new("users").with_indexes(&[&BY_EMAIL, &BY_CITY, &BY_MANAGER, &BY_TAG]);
 /// # assert_eq!(BY_EMAIL.name(), "by_email");
 /// ```
+#[must_use = "an IndexDef does nothing until a ViewDef lists it"]
 pub struct IndexDef<V, I> {
     name: &'static str,
     kind: IndexKind,
@@ -97,7 +98,6 @@ impl<V, I> IndexDef<V, I> {
 
     /// The same index with definition version `version`: bump it whenever the
     /// extractor changes, and the index is rebuilt at the next open. Default = 1.
-    #[must_use]
     pub const fn with_definition_version(mut self, version: u32) -> Self {
         self.definition_version = version;
         self

@@ -29,6 +29,10 @@ use std::sync::Arc;
 /// [`Error::SchemaMismatch`]. Type names are those of [`std::any::type_name`], so
 /// moving or renaming a type counts as a change.
 ///
+/// Options are set with `with_*` methods, whose documentation gives the default and
+/// whose result must be used (the type is `#[must_use]`), and read back by their bare
+/// names.
+///
 /// # Examples
 ///
 /// ```
@@ -42,6 +46,7 @@ use std::sync::Arc;
 /// assert_eq!(PROFILES.name(), "profiles");
 /// assert_eq!(PROFILES.schema_version(), 2);
 /// ```
+#[must_use = "a ViewDef does nothing until it is opened with `Store::view`"]
 pub struct ViewDef<K, V: 'static, C = Bincode> {
     name: &'static str,
     schema_version: u32,
@@ -66,7 +71,6 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
     /// The same definition with these secondary indexes. They are maintained in the same
     /// transaction as every write, built at open when new or changed, and dropped from
     /// the file when no longer listed. Default = none.
-    #[must_use]
     pub const fn with_indexes(mut self, indexes: &'static [&'static dyn AnyIndex<V>]) -> Self {
         self.indexes = indexes;
         self
@@ -79,7 +83,6 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
 
     /// The same definition with schema version `version`: bump it whenever the value
     /// type or the codec changes shape. Default = 1.
-    #[must_use]
     pub const fn with_schema_version(mut self, version: u32) -> Self {
         self.schema_version = version;
         self
