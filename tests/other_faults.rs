@@ -32,7 +32,7 @@ fn storage_full(e: &Error) -> bool {
         {
             return true;
         }
-        if let Some(redb::Error::Io(io)) = err.downcast_ref::<redb::Error>()
+        if let Some(viewstore::redb::Error::Io(io)) = err.downcast_ref::<viewstore::redb::Error>()
             && io.kind() == std::io::ErrorKind::StorageFull
         {
             return true;

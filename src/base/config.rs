@@ -171,8 +171,10 @@ impl StoreBuilder {
         self
     }
 
-    /// Stores the database in `backend` instead of the file at the builder's path (which
-    /// then only names the store in errors). For in-memory stores and for tests that
+    /// Stores the database in `backend`, a
+    /// [`viewstore::redb::StorageBackend`](crate::redb::StorageBackend), instead of the
+    /// file at the builder's path (which then only names the store in errors). For
+    /// in-memory stores (`viewstore::redb::backends::InMemoryBackend`) and for tests that
     /// inject I/O faults. Default = the file.
     pub fn backend(mut self, backend: Arc<dyn redb::StorageBackend>) -> Self {
         self.config.backend = Some(backend);
