@@ -152,7 +152,9 @@ fn read_get(c: &mut Criterion, f: &Fixture) {
     bench_reads(&mut group, "viewstore_get", keys, |k| view.get_with(&k, |p| p.followers));
     bench_reads(&mut group, "viewstore_get_arc", keys, |k| view.get(&k).map(|p| p.followers));
     let snap = view.snapshot();
-    bench_reads(&mut group, "viewstore_snapshot_get", keys, |k| snap.get(&k).map(|p| p.followers));
+    bench_reads(&mut group, "viewstore_snapshot_get", keys, |k| {
+        snap.get_ref(&k).map(|p| p.followers)
+    });
     drop(snap);
     let map = f.hashmap();
     bench_reads(&mut group, "hashmap_get", keys, |k| map.get(&k).map(|p| p.followers));

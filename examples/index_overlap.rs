@@ -31,7 +31,7 @@ mod users;
 
 use users::{BY_CITY, BY_EMAIL, BY_TAG, User, user};
 
-const BY_NUMBER: IndexDef<User, u64, [u64; 1]> = IndexDef::unique("by_number", |u| [u.id * 3]);
+const BY_NUMBER: IndexDef<User, u64> = IndexDef::unique("by_number", |u| u.id * 3);
 const USERS: ViewDef<u64, User> =
     ViewDef::new("users").with_indexes(&[&BY_EMAIL, &BY_CITY, &BY_TAG, &BY_NUMBER]);
 

@@ -84,7 +84,7 @@ fn main() -> Res<()> {
     let followers = |p: &Profile| p.followers;
     let mut loops: Vec<(&str, Read<'_>, Vec<f64>)> = vec![
         ("viewstore get_with", Box::new(|k, _| view.get_with(&k, followers).unwrap_or(0)), vec![]),
-        ("viewstore snapshot", Box::new(|k, _| snap.get(&k).map_or(0, followers)), vec![]),
+        ("viewstore snapshot", Box::new(|k, _| snap.get_ref(&k).map_or(0, followers)), vec![]),
         ("HashMap get", Box::new(|k, _| map.get(&k).map_or(0, |p| p.followers)), vec![]),
         (
             "viewstore dependent",

@@ -88,6 +88,13 @@ mod storage;
 #[doc(hidden)]
 pub mod testing;
 
+/// The redb crate viewstore stores its file with, at the version it was built with. Its
+/// types appear in viewstore's API ([`redb::StorageBackend`] for
+/// [`StoreBuilder::backend`], the [`redb::Error`] kept by [`Error::Storage`]): name
+/// them through this re-export, `viewstore::redb::StorageBackend`, so that they always
+/// match.
+pub use redb;
+
 pub use api::batch::Batch;
 pub use api::index_def::IndexDef;
 pub use api::store::Store;

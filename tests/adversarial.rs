@@ -144,7 +144,7 @@ fn random_bytes_are_not_a_store() -> TestResult {
     let path = dir.path().join("disguised.redb");
     fs::write(&path, &disguised)?;
     let err = refused_unchanged(&path)?;
-    assert!(matches!(redb_source(&err), Some(redb::Error::Corrupted(_))), "{err:?}");
+    assert!(matches!(redb_source(&err), Some(viewstore::redb::Error::Corrupted(_))), "{err:?}");
     Ok(())
 }
 
@@ -198,7 +198,7 @@ fn a_store_truncated_to_half_is_an_error_not_a_panic() -> TestResult {
     // redb::Error::Corrupted as its source. The file is left as it was.
     let err = refused_unchanged(&path)?;
     assert!(matches!(&err, Error::Storage { during: "opening the database", .. }), "{err:?}");
-    assert!(matches!(redb_source(&err), Some(redb::Error::Corrupted(_))), "{err:?}");
+    assert!(matches!(redb_source(&err), Some(viewstore::redb::Error::Corrupted(_))), "{err:?}");
     assert!(err.to_string().contains("truncated"), "{err}");
     Ok(())
 }

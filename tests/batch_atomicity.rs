@@ -92,7 +92,7 @@ impl Bank {
             // The transfer log and the counter are in other views of the same groups:
             // they must agree with each other at every snapshot.
             let log = snap.view(&self.transfers);
-            let count = snap.view(&self.counters).get(&"transfers".to_owned()).copied();
+            let count = snap.view(&self.counters).get_ref(&"transfers".to_owned()).copied();
             assert_eq!(count, Some(log.len() as u64), "views disagree at {lsn}");
             // The log replayed from the initial balances gives the balances seen.
             let mut replay = vec![TOTAL / i64::from(N_ACCOUNTS); N_ACCOUNTS as usize];
@@ -482,7 +482,7 @@ fn wait_for_makes_an_acknowledged_write_visible_on_another_thread() -> TestResul
 
     // A time limit reports whether the LSN was reached.
     assert!(store.wait_for_timeout(receipt.lsn, Duration::from_millis(1))?);
-    let future = viewstore::Lsn(receipt.lsn.get() + 1);
+    let future = viewstore::Lsn::new(receipt.lsn.get() + 1);
     assert!(!store.wait_for_timeout(future, Duration::from_millis(20))?);
     let waiter = {
         let store = store.clone();

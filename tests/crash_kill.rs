@@ -35,9 +35,8 @@ struct Item {
     payload: Vec<u8>,
 }
 
-const BY_SIZE: IndexDef<Item, u64, [u64; 1]> =
-    IndexDef::multi("by_size", |i| [i.payload.len() as u64 / 100]);
-const BY_PARITY: IndexDef<u64, u64, [u64; 1]> = IndexDef::multi("by_parity", |n| [n % 2]);
+const BY_SIZE: IndexDef<Item, u64> = IndexDef::multi("by_size", |i| i.payload.len() as u64 / 100);
+const BY_PARITY: IndexDef<u64, u64> = IndexDef::multi("by_parity", |n| n % 2);
 const ITEMS: ViewDef<(u32, u64), Item> = ViewDef::new("items").with_indexes(&[&BY_SIZE]);
 const RINGS: ViewDef<(u32, u64), u64> = ViewDef::new("ring").with_indexes(&[&BY_PARITY]);
 const HEADS: ViewDef<u32, u64> = ViewDef::new("heads");

@@ -148,7 +148,7 @@ fn an_unreadable_format_version_is_not_a_store() -> TestResult {
 fn a_view_opened_with_other_types_or_schema_is_a_mismatch() -> TestResult {
     const USERS_AS_NUMBERS: ViewDef<u64, u32> = ViewDef::new("users");
     const USERS_BY_NAME: ViewDef<String, String> = ViewDef::new("users");
-    const USERS_V2: ViewDef<u64, String> = ViewDef::new("users").schema_version(2);
+    const USERS_V2: ViewDef<u64, String> = ViewDef::new("users").with_schema_version(2);
 
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("schema.redb");
@@ -549,7 +549,7 @@ fn a_snapshot_reads_a_handle_of_another_store_as_empty() -> TestResult {
     let (in_a, in_b) = (a.view(&NUMS)?, b.view(&NUMS)?);
     in_a.put(&1, 10, 1)?;
     in_b.put(&1, 20, 1)?;
-    assert_eq!(a.snapshot().view(&in_a).get(&1), Some(&10));
+    assert_eq!(a.snapshot().view(&in_a).get_ref(&1), Some(&10));
     assert_eq!(a.snapshot().view(&in_b).get(&1), None);
     assert!(a.snapshot().view(&in_b).is_empty());
     Ok(())

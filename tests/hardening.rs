@@ -289,7 +289,7 @@ impl std::fmt::Debug for ShyKey {
     }
 }
 
-const BY_SHY: IndexDef<ShyKey, ShyKey, [ShyKey; 1]> = IndexDef::unique("by_shy", |v| [v.clone()]);
+const BY_SHY: IndexDef<ShyKey, ShyKey> = IndexDef::unique("by_shy", ShyKey::clone);
 const SHY: ViewDef<u64, ShyKey> = ViewDef::new("shy").with_indexes(&[&BY_SHY]);
 
 #[test]
@@ -332,7 +332,7 @@ fn blocking_calls_from_the_writer_thread_return_writer_reentry() -> TestResult {
         let say = |what, r: String| {
             let _ = report_tx.send((what, r));
         };
-        let next = Lsn(inside.lsn().get() + 5);
+        let next = Lsn::new(inside.lsn().get() + 5);
         say("wait_for", format!("{:?}", inside.wait_for(next)));
         say("wait_for_timeout", format!("{:?}", inside.wait_for_timeout(next, HANG)));
         say("put", format!("{:?}", numbers_inside.put(&9, 9, 1)));

@@ -13,10 +13,9 @@ struct Item {
     tags: Vec<u8>,
 }
 
-const BY_NAME: IndexDef<Item, String, [String; 1]> =
-    IndexDef::unique("by_name", |i| [i.name.clone()]);
-const BY_GROUP: IndexDef<Item, u8, [u8; 1]> = IndexDef::multi("by_group", |i| [i.group]);
-const BY_TAG: IndexDef<Item, u8> = IndexDef::multi("by_tag", |i| i.tags.clone());
+const BY_NAME: IndexDef<Item, String> = IndexDef::unique("by_name", |i| i.name.clone());
+const BY_GROUP: IndexDef<Item, u8> = IndexDef::multi("by_group", |i| i.group);
+const BY_TAG: IndexDef<Item, u8> = IndexDef::multi_keys("by_tag", |i| i.tags.clone());
 const ITEMS: ViewDef<u32, Item> =
     ViewDef::new("items").with_indexes(&[&BY_NAME, &BY_GROUP, &BY_TAG]);
 
@@ -150,7 +149,7 @@ fn check(store: &Store, items: &View<u32, Item>, model: &Model, step: usize) {
     // holds any more.
     for n in 0..12 {
         let name = format!("n{n}");
-        let found = snap.index(&BY_NAME).get(&name).map(|(k, v)| (k, v.clone()));
+        let found = snap.index(&BY_NAME).get_ref(&name).map(|(k, v)| (k, v.clone()));
         let expected = live.iter().find(|(_, v)| v.name == name).cloned();
         assert_eq!(found, expected, "unique lookup of {name} at step {step}");
     }
@@ -249,7 +248,7 @@ fn a_group_that_moves_the_same_entries_back_and_forth_keeps_the_last_state() {
         .open()
         .expect("open");
     let items = store.view(&ITEMS).expect("view");
-    let before = store.lsn().0;
+    let before = store.lsn().get();
     let mut model = Model::new();
     let mut tickets = Vec::new();
     for step in 0..BATCHES {
@@ -266,7 +265,7 @@ fn a_group_that_moves_the_same_entries_back_and_forth_keeps_the_last_state() {
     for ticket in tickets {
         ticket.wait().expect("commit");
     }
-    let groups = store.lsn().0 - before;
+    let groups = store.lsn().get() - before;
     assert!(groups < BATCHES, "the batches should share groups, {groups} groups for {BATCHES}");
     check(&store, &items, &model, 0);
     drop(items);

@@ -13,12 +13,12 @@ struct Post {
     tags: Vec<String>,
 }
 
-const BY_AUTHOR: IndexDef<Post, u32, [u32; 1]> = IndexDef::multi("by_author", |p| [p.author]);
-const BY_TAG: IndexDef<Post, String> = IndexDef::multi("by_tag", |p| p.tags.clone());
+const BY_AUTHOR: IndexDef<Post, u32> = IndexDef::multi("by_author", |p| p.author);
+const BY_TAG: IndexDef<Post, String> = IndexDef::multi_keys("by_tag", |p| p.tags.clone());
 // Version 2 of by_tag indexes tags upper-cased.
 const BY_TAG_V2: IndexDef<Post, String> =
-    IndexDef::multi("by_tag", |p: &Post| p.tags.iter().map(|t| t.to_uppercase()).collect())
-        .definition_version(2);
+    IndexDef::multi_keys("by_tag", |p: &Post| p.tags.iter().map(|t| t.to_uppercase()).collect())
+        .with_definition_version(2);
 
 const PLAIN: ViewDef<u64, Post> = ViewDef::new("posts");
 const WITH_AUTHOR: ViewDef<u64, Post> = ViewDef::new("posts").with_indexes(&[&BY_AUTHOR]);
@@ -220,8 +220,7 @@ fn one_view_cannot_be_open_with_two_index_lists_at_once() -> TestResult {
 
 #[test]
 fn a_unique_index_over_duplicate_data_is_refused_and_nothing_changes() -> TestResult {
-    const BY_AUTHOR_UNIQUE: IndexDef<Post, u32, [u32; 1]> =
-        IndexDef::unique("author_unique", |p| [p.author]);
+    const BY_AUTHOR_UNIQUE: IndexDef<Post, u32> = IndexDef::unique("author_unique", |p| p.author);
     const STRICT: ViewDef<u64, Post> = ViewDef::new("posts").with_indexes(&[&BY_AUTHOR_UNIQUE]);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("s.redb");

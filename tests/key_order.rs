@@ -15,7 +15,9 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// A store in memory: the encoding is the subject here, not the disk.
 fn memory_store() -> viewstore::Result<Store> {
-    Store::builder("memory").backend(Arc::new(redb::backends::InMemoryBackend::new())).open()
+    Store::builder("memory")
+        .backend(Arc::new(viewstore::redb::backends::InMemoryBackend::new()))
+        .open()
 }
 
 /// Puts `keys` into a fresh view (value: the key's rank in a `BTreeMap`), then checks

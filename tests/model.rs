@@ -491,7 +491,8 @@ fn run(open: Box<dyn Fn() -> viewstore::Result<Store>>, ops: &[Op]) -> Result<()
 }
 
 fn memory_opener() -> Box<dyn Fn() -> viewstore::Result<Store>> {
-    let backend: Arc<dyn redb::StorageBackend> = Arc::new(redb::backends::InMemoryBackend::new());
+    let backend: Arc<dyn viewstore::redb::StorageBackend> =
+        Arc::new(viewstore::redb::backends::InMemoryBackend::new());
     Box::new(move || Store::builder("model-in-memory").backend(Arc::clone(&backend)).open())
 }
 

@@ -32,7 +32,7 @@ fn storage_full(e: &Error) -> bool {
         {
             return true;
         }
-        if let Some(redb::Error::Io(io)) = err.downcast_ref::<redb::Error>()
+        if let Some(viewstore::redb::Error::Io(io)) = err.downcast_ref::<viewstore::redb::Error>()
             && io.kind() == std::io::ErrorKind::StorageFull
         {
             return true;
@@ -301,11 +301,10 @@ fn close_commits_what_is_queued_and_refuses_what_comes_after() -> TestResult {
     Ok(())
 }
 
-const FRAGILE: viewstore::IndexDef<String, String, [String; 1]> =
-    viewstore::IndexDef::multi("fragile", |v| {
-        assert!(v != "boom", "extractor bug");
-        [v.clone()]
-    });
+const FRAGILE: viewstore::IndexDef<String, String> = viewstore::IndexDef::multi("fragile", |v| {
+    assert!(v != "boom", "extractor bug");
+    v.clone()
+});
 const INDEXED: ViewDef<u64, String> = ViewDef::new("indexed").with_indexes(&[&FRAGILE]);
 
 #[test]

@@ -39,7 +39,7 @@ fn records_versions_tombstones_and_lsn_survive_a_reopen() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("reopen.redb");
     let lsn = fill(&path)?;
-    assert_eq!(lsn, Lsn(6));
+    assert_eq!(lsn, Lsn::new(6));
 
     let store = Store::open(&path)?;
     assert_eq!(store.lsn(), lsn);
@@ -71,7 +71,7 @@ fn records_versions_tombstones_and_lsn_survive_a_reopen() -> TestResult {
         b.put(&users, &2, s("bob again"), 26)?;
         b
     })?;
-    assert_eq!(receipt.wait()?.lsn, Lsn(before.get() + 1));
+    assert_eq!(receipt.wait()?.lsn, Lsn::new(before.get() + 1));
     assert_eq!(users.get(&2).as_deref(), Some(&s("bob again")));
     Ok(())
 }
@@ -80,7 +80,7 @@ fn records_versions_tombstones_and_lsn_survive_a_reopen() -> TestResult {
 fn the_lsn_is_monotonic_across_writes_and_reopens() -> TestResult {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("lsn.redb");
-    let mut last = Lsn(0);
+    let mut last = Lsn::new(0);
     for round in 0..3u64 {
         let store = Store::open(&path)?;
         assert_eq!(store.lsn(), last, "round {round}");
@@ -97,7 +97,7 @@ fn the_lsn_is_monotonic_across_writes_and_reopens() -> TestResult {
         assert_eq!(snap.lsn(), last);
         store.close()?;
     }
-    assert_eq!(last, Lsn(15));
+    assert_eq!(last, Lsn::new(15));
     Ok(())
 }
 
@@ -119,7 +119,7 @@ fn dropping_without_close_keeps_acknowledged_writes() -> TestResult {
         assert_eq!(ticket.wait()?.outcomes, vec![Outcome::Applied]);
     }
     let store = Store::open(&path)?;
-    assert_eq!(store.lsn(), Lsn(3));
+    assert_eq!(store.lsn(), Lsn::new(3));
     let users = store.view(&USERS)?;
     assert_eq!(users.get_versioned(&7).map(|(v, s)| (v, (*s).clone())), Some((3, s("kept"))));
     assert_eq!(users.get(&9).as_deref(), Some(&s("queued")));
@@ -143,7 +143,7 @@ fn reads_keep_working_after_close_and_writes_are_refused() -> TestResult {
 
     assert_eq!(users.get(&1).as_deref(), Some(&s("ada")));
     assert_eq!(users.len(), 1);
-    assert_eq!(store.snapshot().view(&users).get(&1), Some(&s("ada")));
+    assert_eq!(store.snapshot().view(&users).get_ref(&1), Some(&s("ada")));
     assert_eq!(store.lsn(), lsn);
 
     assert!(matches!(users.put(&3, s("cyd"), 1), Err(Error::Closed)));
@@ -262,13 +262,13 @@ fn periodic_durability_persists_everything_at_close_and_drop() -> TestResult {
     {
         // Dropped without close this time.
         let store = periodic()?;
-        assert_eq!(store.lsn(), Lsn(21));
+        assert_eq!(store.lsn(), Lsn::new(21));
         let users = store.view(&USERS)?;
         assert_eq!(users.len(), 19);
         users.put(&100, s("dropped"), 1)?;
     }
     let store = Store::open(&path)?;
-    assert_eq!(store.lsn(), Lsn(22));
+    assert_eq!(store.lsn(), Lsn::new(22));
     let users = store.view(&USERS)?;
     assert_eq!(users.len(), 20);
     assert_eq!(users.get(&100).as_deref(), Some(&s("dropped")));

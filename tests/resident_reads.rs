@@ -80,7 +80,7 @@ fn reads_match_a_btreemap_before_and_after_reopen() -> Result<()> {
             store.submit(batch)?.wait()?;
         }
         assert_eq!(before.len(), 20_000);
-        assert_eq!(before.get(&5).map(String::as_str), Some("n5"));
+        assert_eq!(before.get_ref(&5).map(String::as_str), Some("n5"));
         check_numbers(&store, &model)?;
         store.close()?;
     }
@@ -178,7 +178,7 @@ fn string_keys_of_every_length_with_and_without_zero_bytes_are_read_back() -> Re
     let snap = view.snapshot();
     for (i, key) in (0u64..).zip(&keys) {
         assert_eq!(view.get(key).as_deref(), Some(&i), "{key:?}");
-        assert_eq!(snap.get(key), Some(&i), "{key:?}");
+        assert_eq!(snap.get_ref(key), Some(&i), "{key:?}");
         assert!(view.get(&format!("{key}~")).is_none(), "{key:?} one byte longer");
         let mut changed = key.clone();
         if changed.pop().is_some() {
@@ -186,5 +186,41 @@ fn string_keys_of_every_length_with_and_without_zero_bytes_are_read_back() -> Re
             assert!(view.get(&changed).is_none(), "{key:?} with its last byte changed");
         }
     }
+    Ok(())
+}
+
+/// A view handle, a snapshot of it and an index of it read a record the same ways:
+/// `get` shares the value, `get_with` runs a closure on it borrowed, and a snapshot
+/// (which outlives its reads) also lends it out with `get_ref`.
+#[test]
+fn views_snapshots_and_indexes_read_alike() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    const BY_LEN: viewstore::IndexDef<String, usize> =
+        viewstore::IndexDef::unique("by_len", String::len);
+    const WORDS: ViewDef<u64, String> = ViewDef::new("words").with_indexes(&[&BY_LEN]);
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("s.redb"))?;
+    let words = store.view(&WORDS)?;
+    words.put(&1, "one".to_owned(), 7)?;
+    let snap = words.snapshot();
+    let one = Arc::new("one".to_owned());
+    assert_eq!((words.get(&1), snap.get(&1)), (Some(Arc::clone(&one)), Some(Arc::clone(&one))));
+    assert_eq!(
+        (words.get_with(&1, String::len), snap.get_with(&1, String::len)),
+        (Some(3), Some(3))
+    );
+    assert_eq!(snap.get_ref(&1), Some(&*one));
+    assert_eq!((words.version(&1), snap.version(&1)), (Some(7), Some(7)));
+    assert_eq!(words.get_versioned(&1), snap.get_versioned(&1));
+    let index = snap.index(&BY_LEN);
+    assert_eq!(words.index_get(&BY_LEN, &3), Some((1, Arc::clone(&one))));
+    assert_eq!(index.get(&3), Some((1, Arc::clone(&one))));
+    assert_eq!(index.get_ref(&3), Some((1, &*one)));
+    let upper = |k: u64, v: &String| (k, v.to_uppercase());
+    let want = Some((1, "ONE".to_owned()));
+    assert_eq!(
+        (words.index_get_with(&BY_LEN, &3, upper), index.get_with(&3, upper)),
+        (want.clone(), want)
+    );
+    assert_eq!((words.get(&2), snap.get_ref(&2), index.get(&4)), (None, None, None));
     Ok(())
 }

@@ -10,8 +10,7 @@ struct User {
     email: String,
 }
 
-const BY_EMAIL: IndexDef<User, String, [String; 1]> =
-    IndexDef::unique("by_email", |u| [u.email.clone()]);
+const BY_EMAIL: IndexDef<User, String> = IndexDef::unique("by_email", |u| u.email.clone());
 const USERS: ViewDef<u64, User> = ViewDef::new("users").with_indexes(&[&BY_EMAIL]);
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
@@ -151,9 +150,9 @@ fn a_key_freed_by_a_move_or_delete_can_be_taken() -> TestResult {
 
 #[test]
 fn a_panicking_extractor_fails_only_its_batch() -> TestResult {
-    const FUSSY: IndexDef<User, String, [String; 1]> = IndexDef::multi("fussy", |u| {
+    const FUSSY: IndexDef<User, String> = IndexDef::multi("fussy", |u| {
         assert!(u.name != "boom", "extractor refuses boom");
-        [u.name.clone()]
+        u.name.clone()
     });
     const PEOPLE: ViewDef<u64, User> = ViewDef::new("people").with_indexes(&[&FUSSY]);
     let dir = tempfile::tempdir()?;
@@ -181,8 +180,7 @@ fn a_panicking_extractor_fails_only_its_batch() -> TestResult {
 
 #[test]
 fn an_oversized_index_key_fails_its_batch_naming_the_index() -> TestResult {
-    const BY_NAME: IndexDef<User, String, [String; 1]> =
-        IndexDef::multi("by_name", |u| [u.name.clone()]);
+    const BY_NAME: IndexDef<User, String> = IndexDef::multi("by_name", |u| u.name.clone());
     const PEOPLE: ViewDef<u64, User> = ViewDef::new("people").with_indexes(&[&BY_NAME]);
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("s.redb"))?;
@@ -201,8 +199,8 @@ fn an_oversized_index_key_fails_its_batch_naming_the_index() -> TestResult {
 
 #[test]
 fn two_indexes_with_one_name_are_refused_at_open() -> TestResult {
-    const A: IndexDef<User, String, [String; 1]> = IndexDef::multi("same", |u| [u.name.clone()]);
-    const B: IndexDef<User, String, [String; 1]> = IndexDef::unique("same", |u| [u.email.clone()]);
+    const A: IndexDef<User, String> = IndexDef::multi("same", |u| u.name.clone());
+    const B: IndexDef<User, String> = IndexDef::unique("same", |u| u.email.clone());
     const TWICE: ViewDef<u64, User> = ViewDef::new("twice").with_indexes(&[&A, &B]);
     let dir = tempfile::tempdir()?;
     let store = Store::open(dir.path().join("s.redb"))?;
@@ -241,5 +239,45 @@ fn lookups_find_keys_of_every_length_with_and_without_zero_bytes() -> TestResult
             assert_eq!(holder(&users, &changed), None, "{email:?}");
         }
     }
+    Ok(())
+}
+
+#[test]
+fn optional_and_many_key_extractors_index_what_they_return() -> TestResult {
+    // Aliases: the name and, when it has one, the email's local part; each unique.
+    const BY_ALIAS: IndexDef<User, String> = IndexDef::unique_keys("by_alias", |u| {
+        let mut aliases = vec![u.name.clone()];
+        aliases.extend(u.email.split_once('@').map(|(local, _)| local.to_owned()));
+        aliases
+    });
+    // The email's domain, for users whose email has one.
+    const BY_DOMAIN: IndexDef<User, String> =
+        IndexDef::multi_optional("by_domain", |u| u.email.split_once('@').map(|(_, d)| d.into()));
+    const BY_EXACT: IndexDef<User, String> =
+        IndexDef::unique_optional("by_exact", |u| (!u.email.is_empty()).then(|| u.email.clone()));
+    const PEOPLE: ViewDef<u64, User> =
+        ViewDef::new("people").with_indexes(&[&BY_ALIAS, &BY_DOMAIN, &BY_EXACT]);
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("s.redb"))?;
+    let people = store.view(&PEOPLE)?;
+    people.put(&1, user("ada", "lovelace@x"), 1)?;
+    people.put(&2, user("grace", ""), 1)?;
+    people.put(&3, user("alan", "turing@x"), 1)?;
+    // A name equal to its own email's local part is one alias, not a violation.
+    people.put(&4, user("kay", "kay@y"), 1)?;
+    let alias = |a: &str| people.index_get(&BY_ALIAS, &a.to_string()).map(|(id, _)| id);
+    assert_eq!((alias("ada"), alias("lovelace"), alias("grace")), (Some(1), Some(1), Some(2)));
+    assert_eq!(people.index_count(&BY_ALIAS, &"kay".to_string()), 1);
+    assert_eq!(people.index_count(&BY_DOMAIN, &"x".to_string()), 2);
+    assert_eq!(people.snapshot().index(&BY_DOMAIN).len(), 3, "grace has no domain");
+    assert_eq!(people.snapshot().index(&BY_EXACT).len(), 3, "grace has no email");
+    // Either alias of a second record collides.
+    match people.put(&5, user("turing", ""), 1) {
+        Err(Error::UniqueViolation { index, key, .. }) => {
+            assert_eq!((index.as_str(), key.as_str()), ("by_alias", "\"turing\""));
+        }
+        other => panic!("expected a unique violation, got {other:?}"),
+    }
+    assert!(store.verify()?.is_ok());
     Ok(())
 }

@@ -12,8 +12,7 @@ struct User {
     email: String,
 }
 
-const BY_EMAIL: IndexDef<User, String, [String; 1]> =
-    IndexDef::unique("by_email", |u| [u.email.clone()]);
+const BY_EMAIL: IndexDef<User, String> = IndexDef::unique("by_email", |u| u.email.clone());
 const SHOP_USERS: ViewDef<u64, User> = ViewDef::new("shop/users").with_indexes(&[&BY_EMAIL]);
 const SHOP: ViewDef<u64, String> = ViewDef::new("shop");
 

@@ -17,13 +17,13 @@ pub(crate) struct User {
 }
 
 /// Unique: the e-mail address (23 bytes encoded in the benchmark).
-pub(crate) const BY_EMAIL: IndexDef<User, String, [String; 1]> =
-    IndexDef::unique("by_email", |u| [u.email.clone()]);
+pub(crate) const BY_EMAIL: IndexDef<User, String> =
+    IndexDef::unique("by_email", |u| u.email.clone());
 /// Multi: the city, one of 500.
-pub(crate) const BY_CITY: IndexDef<User, String, [String; 1]> =
-    IndexDef::multi("by_city", |u| [u.city.clone()]);
+pub(crate) const BY_CITY: IndexDef<User, String> = IndexDef::multi("by_city", |u| u.city.clone());
 /// Multi: two tags of 40.
-pub(crate) const BY_TAG: IndexDef<User, String> = IndexDef::multi("by_tag", |u| u.tags.clone());
+pub(crate) const BY_TAG: IndexDef<User, String> =
+    IndexDef::multi_keys("by_tag", |u| u.tags.clone());
 
 /// User `id`; `salt` moves its city and tags (0 for the records as first written).
 pub(crate) fn user(id: u64, salt: u64) -> User {

@@ -4,17 +4,25 @@ use crate::base::index_kind::IndexKind;
 use crate::keys::{encode_key, render_key};
 use crate::schema::index::AnyIndex;
 use crate::schema::registration::ViewKey;
-use std::marker::PhantomData;
 
-/// The definition of a secondary index on a view with values `V`: a name, a kind and an
-/// extractor giving zero, one or many index keys `I` per value. Usable as a `const`.
+/// The definition of a secondary index on a view with values `V` and index keys `I`:
+/// a name, a kind and an extractor. Usable as a `const`.
+///
+/// The constructor says both the kind and how many index keys a record has:
+///
+/// | index keys per record | unique | multi |
+/// |---|---|---|
+/// | exactly one: `fn(&V) -> I` | [`unique`](Self::unique) | [`multi`](Self::multi) |
+/// | zero or one: `fn(&V) -> Option<I>` | [`unique_optional`](Self::unique_optional) | [`multi_optional`](Self::multi_optional) |
+/// | any number: `fn(&V) -> Vec<I>` | [`unique_keys`](Self::unique_keys) | [`multi_keys`](Self::multi_keys) |
+///
+/// A unique index gives each index key to at most one record; a multi index to any
+/// number. Duplicates in the keys of one record count once.
 ///
 /// Index keys use the order-preserving key encoding, like view keys. The definition
-/// version (default 1) is stored; bump it whenever the extractor changes, and the index
-/// is rebuilt from the view's records at the next open.
-///
-/// `R` is what the extractor returns: `Vec<I>` by default, or any `IntoIterator` of
-/// `I` such as `Option<I>` or `[I; 1]`.
+/// version (default 1) is stored; bump it with
+/// [`with_definition_version`](Self::with_definition_version) whenever the extractor
+/// changes, and the index is rebuilt from the view's records at the next open.
 ///
 /// # Examples
 ///
@@ -23,38 +31,81 @@ use std::marker::PhantomData;
 /// use viewstore::{IndexDef, ViewDef};
 ///
 /// #[derive(Serialize, Deserialize)]
-/// struct User { email: String, city: String, tags: Vec<String> }
+/// struct User { email: String, city: String, manager: Option<u64>, tags: Vec<String> }
 ///
-/// const BY_EMAIL: IndexDef<User, String, [String; 1]> =
-///     IndexDef::unique("by_email", |u| [u.email.clone()]);
-/// const BY_TAG: IndexDef<User, String> = IndexDef::multi("by_tag", |u| u.tags.clone());
-/// const USERS: ViewDef<u64, User> = ViewDef::new("users").with_indexes(&[&BY_EMAIL, &BY_TAG]);
+/// const BY_EMAIL: IndexDef<User, String> = IndexDef::unique("by_email", |u| u.email.clone());
+/// const BY_CITY: IndexDef<User, String> = IndexDef::multi("by_city", |u| u.city.clone());
+/// const BY_MANAGER: IndexDef<User, u64> = IndexDef::multi_optional("by_manager", |u| u.manager);
+/// const BY_TAG: IndexDef<User, String> = IndexDef::multi_keys("by_tag", |u| u.tags.clone());
+/// const USERS: ViewDef<u64, User> =
+///     ViewDef::new("users").with_indexes(&[&BY_EMAIL, &BY_CITY, &BY_MANAGER, &BY_TAG]);
 /// # assert_eq!(BY_EMAIL.name(), "by_email");
 /// ```
-pub struct IndexDef<V, I, R = Vec<I>> {
+#[must_use = "an IndexDef does nothing until a ViewDef lists it"]
+pub struct IndexDef<V, I> {
     name: &'static str,
     kind: IndexKind,
-    version: u32,
-    extract: fn(&V) -> R,
-    _key: PhantomData<fn() -> I>,
+    definition_version: u32,
+    extract: Extract<V, I>,
 }
 
-impl<V, I, R> IndexDef<V, I, R> {
-    /// A unique index named `name`.
-    pub const fn unique(name: &'static str, extract: fn(&V) -> R) -> Self {
-        IndexDef { name, kind: IndexKind::Unique, version: 1, extract, _key: PhantomData }
+/// An index's extractor, by how many keys it gives a record. Function pointers, so that
+/// an `IndexDef` stays usable as a `const`.
+enum Extract<V, I> {
+    One(fn(&V) -> I),
+    Optional(fn(&V) -> Option<I>),
+    Many(fn(&V) -> Vec<I>),
+}
+
+impl<V, I> IndexDef<V, I> {
+    const fn new(name: &'static str, kind: IndexKind, extract: Extract<V, I>) -> Self {
+        IndexDef { name, kind, definition_version: 1, extract }
     }
 
-    /// A multi-valued index named `name`.
-    pub const fn multi(name: &'static str, extract: fn(&V) -> R) -> Self {
-        IndexDef { name, kind: IndexKind::Multi, version: 1, extract, _key: PhantomData }
+    /// A unique index named `name`, with exactly one index key per record.
+    pub const fn unique(name: &'static str, extract: fn(&V) -> I) -> Self {
+        Self::new(name, IndexKind::Unique, Extract::One(extract))
     }
 
-    /// The same index with definition version `version`. Default = 1.
-    #[must_use]
-    pub const fn definition_version(mut self, version: u32) -> Self {
-        self.version = version;
+    /// A unique index named `name`, with zero or one index key per record: a record
+    /// whose extractor returns `None` is not in the index.
+    pub const fn unique_optional(name: &'static str, extract: fn(&V) -> Option<I>) -> Self {
+        Self::new(name, IndexKind::Unique, Extract::Optional(extract))
+    }
+
+    /// A unique index named `name`, with any number of index keys per record, each of
+    /// them held by no other record.
+    pub const fn unique_keys(name: &'static str, extract: fn(&V) -> Vec<I>) -> Self {
+        Self::new(name, IndexKind::Unique, Extract::Many(extract))
+    }
+
+    /// A multi-valued index named `name`, with exactly one index key per record.
+    pub const fn multi(name: &'static str, extract: fn(&V) -> I) -> Self {
+        Self::new(name, IndexKind::Multi, Extract::One(extract))
+    }
+
+    /// A multi-valued index named `name`, with zero or one index key per record: a
+    /// record whose extractor returns `None` is not in the index.
+    pub const fn multi_optional(name: &'static str, extract: fn(&V) -> Option<I>) -> Self {
+        Self::new(name, IndexKind::Multi, Extract::Optional(extract))
+    }
+
+    /// A multi-valued index named `name`, with any number of index keys per record
+    /// (tags, for example).
+    pub const fn multi_keys(name: &'static str, extract: fn(&V) -> Vec<I>) -> Self {
+        Self::new(name, IndexKind::Multi, Extract::Many(extract))
+    }
+
+    /// The same index with definition version `version`: bump it whenever the
+    /// extractor changes, and the index is rebuilt at the next open. Default = 1.
+    pub const fn with_definition_version(mut self, version: u32) -> Self {
+        self.definition_version = version;
         self
+    }
+
+    /// The index's definition version.
+    pub const fn definition_version(&self) -> u32 {
+        self.definition_version
     }
 
     /// The index's name.
@@ -68,36 +119,38 @@ impl<V, I, R> IndexDef<V, I, R> {
     }
 }
 
-impl<V, I, R> crate::schema::index::sealed::Sealed for IndexDef<V, I, R> {}
+impl<V, I> crate::schema::index::sealed::Sealed for IndexDef<V, I> {}
 
-impl<V, I, R> AnyIndex<V> for IndexDef<V, I, R>
-where
-    I: ViewKey,
-    R: IntoIterator<Item = I>,
-{
+impl<V, I: ViewKey> AnyIndex<V> for IndexDef<V, I> {
     fn index_name(&self) -> &'static str {
         self.name
     }
     fn index_kind(&self) -> IndexKind {
         self.kind
     }
-    fn index_version(&self) -> u32 {
-        self.version
+    fn index_definition_version(&self) -> u32 {
+        self.definition_version
     }
     fn index_key_type(&self) -> &'static str {
         std::any::type_name::<I>()
     }
     fn encoded_keys(&self, value: &V) -> Result<Vec<Vec<u8>>, String> {
-        let mut keys = Vec::new();
-        for key in (self.extract)(value) {
+        let encode = |key: &I| {
             // Most index keys fit; one allocation instead of a few as the key grows.
             let mut out = Vec::with_capacity(32);
-            encode_key(&key, &mut out).map_err(|e| e.0)?;
-            keys.push(out);
+            encode_key(key, &mut out).map_err(|e| e.0)?;
+            Ok::<_, String>(out)
+        };
+        match &self.extract {
+            Extract::One(f) => Ok(vec![encode(&f(value))?]),
+            Extract::Optional(f) => f(value).as_ref().map(encode).into_iter().collect(),
+            Extract::Many(f) => {
+                let mut keys = f(value).iter().map(encode).collect::<Result<Vec<_>, _>>()?;
+                keys.sort_unstable();
+                keys.dedup();
+                Ok(keys)
+            }
         }
-        keys.sort_unstable();
-        keys.dedup();
-        Ok(keys)
     }
     fn render_key(&self, bytes: &[u8]) -> String {
         render_key::<I>(bytes)

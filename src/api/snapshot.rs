@@ -23,7 +23,7 @@ where
 {
     /// One of this view's secondary indexes, read at this snapshot's LSN. An index the
     /// view was not opened with reads as empty.
-    pub fn index<I, R>(&self, index: &IndexDef<V, I, R>) -> IndexView<'_, K, V, I>
+    pub fn index<I>(&self, index: &IndexDef<V, I>) -> IndexView<'_, K, V, I>
     where
         I: Serialize + DeserializeOwned,
     {

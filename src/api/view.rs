@@ -8,9 +8,8 @@ use crate::base::error::Result;
 use crate::base::version::Version;
 use crate::engine::writer::Request;
 use crate::keys::unencodable_part;
-use crate::keys::{KeyBuf, StackKey, decode_key, encode_key_on_stack, plain_string};
-use crate::mem::index::IndexData;
-use crate::mem::{Entry, Published, ViewData, ViewSnapshot};
+use crate::keys::{StackKey, encode_key_on_stack};
+use crate::mem::{Entry, IndexView, Published, Root, ViewData, ViewSnapshot};
 use crate::schema::index::AnyIndex;
 use crate::schema::names::{check_index_names, check_view_name};
 use crate::schema::registration::TypedRegistration;
@@ -30,6 +29,10 @@ use std::sync::Arc;
 /// [`Error::SchemaMismatch`]. Type names are those of [`std::any::type_name`], so
 /// moving or renaming a type counts as a change.
 ///
+/// Options are set with `with_*` methods, whose documentation gives the default and
+/// whose result must be used (the type is `#[must_use]`), and read back by their bare
+/// names.
+///
 /// # Examples
 ///
 /// ```
@@ -39,9 +42,11 @@ use std::sync::Arc;
 /// #[derive(Serialize, Deserialize)]
 /// struct Profile { name: String, followers: u64 }
 ///
-/// const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles").schema_version(2);
+/// const PROFILES: ViewDef<u64, Profile> = ViewDef::new("profiles").with_schema_version(2);
 /// assert_eq!(PROFILES.name(), "profiles");
+/// assert_eq!(PROFILES.schema_version(), 2);
 /// ```
+#[must_use = "a ViewDef does nothing until it is opened with `Store::view`"]
 pub struct ViewDef<K, V: 'static, C = Bincode> {
     name: &'static str,
     schema_version: u32,
@@ -66,7 +71,6 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
     /// The same definition with these secondary indexes. They are maintained in the same
     /// transaction as every write, built at open when new or changed, and dropped from
     /// the file when no longer listed. Default = none.
-    #[must_use]
     pub const fn with_indexes(mut self, indexes: &'static [&'static dyn AnyIndex<V>]) -> Self {
         self.indexes = indexes;
         self
@@ -77,9 +81,9 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
         self.indexes
     }
 
-    /// The same definition with schema version `version`. Default = 1.
-    #[must_use]
-    pub const fn schema_version(mut self, version: u32) -> Self {
+    /// The same definition with schema version `version`: bump it whenever the value
+    /// type or the codec changes shape. Default = 1.
+    pub const fn with_schema_version(mut self, version: u32) -> Self {
         self.schema_version = version;
         self
     }
@@ -90,7 +94,7 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
     }
 
     /// The view's schema version.
-    pub const fn version(&self) -> u32 {
+    pub const fn schema_version(&self) -> u32 {
         self.schema_version
     }
 
@@ -248,8 +252,8 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     ///
     /// ```
     /// # use viewstore::{IndexDef, Store, ViewDef};
-    /// const BY_NAME: IndexDef<String, String, [String; 1]> =
-    ///     IndexDef::unique("by_name", |name| [name.to_lowercase()]);
+    /// const BY_NAME: IndexDef<String, String> =
+    ///     IndexDef::unique("by_name", |name| name.to_lowercase());
     /// const NAMES: ViewDef<u64, String> = ViewDef::new("names").with_indexes(&[&BY_NAME]);
     /// # let dir = tempfile::tempdir()?;
     /// # let store = Store::open(dir.path().join("s.redb"))?;
@@ -259,63 +263,42 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     /// assert_eq!((id, name.as_str()), (1, "Ada"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn index_get<I: ViewKey, R>(
-        &self,
-        index: &IndexDef<V, I, R>,
-        ikey: &I,
-    ) -> Option<(K, Arc<V>)> {
-        self.index_get_with(index, ikey, |k, v| (k, Arc::clone(v)))
+    pub fn index_get<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> Option<(K, Arc<V>)> {
+        self.published.with_root(|root| self.index_in(root, index).get(ikey))
     }
 
-    /// Runs `f` on the record holding `ikey` in `index`, borrowed from memory.
-    pub fn index_get_with<I: ViewKey, R, T>(
-        &self,
-        index: &IndexDef<V, I, R>,
-        ikey: &I,
-        f: impl FnOnce(K, &Arc<V>) -> T,
-    ) -> Option<T> {
-        if let Some(s) = plain_string(ikey) {
-            return self.index_first(index, |index, data| index.first_string(data, s), f);
-        }
-        let mut stack = StackKey::new();
-        encode_key_on_stack(ikey, &mut stack)?;
-        let probe = stack.probe();
-        self.index_first(index, |index, data| index.first(data, &probe, &stack), f)
-    }
-
-    /// Runs `f` on the record `first` finds in `index`, as of the current root.
+    /// Runs `f` on the record holding `ikey` in `index` (the first one, for a multi
+    /// index), its value borrowed from memory.
     #[inline]
-    fn index_first<I, R, T>(
+    pub fn index_get_with<I: ViewKey, T>(
         &self,
-        index: &IndexDef<V, I, R>,
-        first: impl for<'a> FnOnce(
-            &'a IndexData<V>,
-            &'a ViewData<V>,
-        ) -> Option<(&'a KeyBuf, &'a Entry<V>)>,
-        f: impl FnOnce(K, &Arc<V>) -> T,
+        index: &IndexDef<V, I>,
+        ikey: &I,
+        f: impl FnOnce(K, &V) -> T,
     ) -> Option<T> {
-        self.published.with_root(|root| {
-            let data: &ViewData<V> = root.view(self.id)?;
-            let index = data.indexes.iter().find(|i| i.is(index.name()))?;
-            let (pk, entry) = first(index, data)?;
-            let key = decode_key::<K>(pk.as_bytes()).ok()?;
-            Some(f(key, &entry.value))
-        })
+        self.published.with_root(|root| self.index_in(root, index).get_with(ikey, f))
+    }
+
+    /// `index` as of `root`: point lookups by view handle read through it, as
+    /// snapshot lookups do.
+    #[inline]
+    fn index_in<'a, I: ViewKey>(
+        &self,
+        root: &'a Root,
+        index: &IndexDef<V, I>,
+    ) -> IndexView<'a, K, V, I> {
+        IndexView::named(root.view(self.id), index.name())
     }
 
     /// Every record holding `ikey` in `index`, in primary-key order, shared.
-    pub fn index_get_all<I: ViewKey, R>(
-        &self,
-        index: &IndexDef<V, I, R>,
-        ikey: &I,
-    ) -> Vec<(K, Arc<V>)> {
+    pub fn index_get_all<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> Vec<(K, Arc<V>)> {
         let snap = self.snapshot();
         let found: Vec<K> = snap.index(index).get_all(ikey).map(|(_, k, _)| k).collect();
-        found.into_iter().filter_map(|k| snap.get_arc(&k).map(|v| (k, v))).collect()
+        found.into_iter().filter_map(|k| snap.get(&k).map(|v| (k, v))).collect()
     }
 
     /// How many records hold `ikey` in `index`.
-    pub fn index_count<I: ViewKey, R>(&self, index: &IndexDef<V, I, R>, ikey: &I) -> usize {
+    pub fn index_count<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> usize {
         self.snapshot().index(index).count(ikey)
     }
 }

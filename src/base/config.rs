@@ -62,6 +62,9 @@ impl std::fmt::Debug for ProgressFn {
 /// Options for opening a [`Store`](crate::Store); made by
 /// [`Store::builder`](crate::Store::builder).
 ///
+/// Each setter returns the builder (the type is `#[must_use]`, so a setter's result
+/// cannot be dropped by mistake), and its documentation gives the default.
+///
 /// # Examples
 ///
 /// ```
@@ -78,7 +81,7 @@ impl std::fmt::Debug for ProgressFn {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
-#[must_use]
+#[must_use = "a StoreBuilder does nothing until `open` is called"]
 pub struct StoreBuilder {
     pub(crate) config: Config,
 }
@@ -168,8 +171,10 @@ impl StoreBuilder {
         self
     }
 
-    /// Stores the database in `backend` instead of the file at the builder's path (which
-    /// then only names the store in errors). For in-memory stores and for tests that
+    /// Stores the database in `backend`, a
+    /// [`viewstore::redb::StorageBackend`](crate::redb::StorageBackend), instead of the
+    /// file at the builder's path (which then only names the store in errors). For
+    /// in-memory stores (`viewstore::redb::backends::InMemoryBackend`) and for tests that
     /// inject I/O faults. Default = the file.
     pub fn backend(mut self, backend: Arc<dyn redb::StorageBackend>) -> Self {
         self.config.backend = Some(backend);

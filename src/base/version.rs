@@ -8,11 +8,24 @@ use std::fmt;
 pub type Version = u64;
 
 /// The log sequence number of a committed group of batches. Monotonic and persisted:
-/// it continues after a reopen.
+/// it continues after a reopen. Read the number with [`Lsn::get`]; make an LSN from a
+/// number (one kept from an earlier [`Receipt`], say) with [`Lsn::new`].
+///
+/// ```
+/// use viewstore::Lsn;
+/// let lsn = Lsn::new(7);
+/// assert_eq!(lsn.get(), 7);
+/// assert!(Lsn::new(6) < lsn);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Lsn(pub u64);
+pub struct Lsn(u64);
 
 impl Lsn {
+    /// The LSN numbered `n`.
+    pub const fn new(n: u64) -> Self {
+        Lsn(n)
+    }
+
     /// The number itself.
     pub const fn get(self) -> u64 {
         self.0
@@ -61,6 +74,7 @@ impl Outcome {
 /// The acknowledgement of a committed batch: its group's LSN and one outcome per
 /// operation, in the order the operations were added.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Receipt {
     /// The LSN of the group the batch committed in.
     pub lsn: Lsn,

@@ -170,7 +170,7 @@ fn run_writer(
             committed.lock().expect("committed").push(request.id);
             request
                 .done
-                .complete(Ok(Receipt { lsn: Lsn(u64::from(request.id)), outcomes: vec![] }));
+                .complete(Ok(Receipt { lsn: Lsn::new(u64::from(request.id)), outcomes: vec![] }));
         }
     }
 }
@@ -223,7 +223,7 @@ fn check(seen: Vec<Seen>, committed: &Mutex<Vec<u32>>, end: WriterEnd) {
             match result {
                 Ok(receipt) => {
                     assert!(committed.contains(&id), "batch {id} acknowledged, not committed");
-                    assert_eq!(receipt.lsn, Lsn(u64::from(id)));
+                    assert_eq!(receipt.lsn, Lsn::new(u64::from(id)));
                 }
                 Err(Error::Closed) if matches!(end, WriterEnd::OnClose) => {
                     panic!("batch {id} accepted by an open inbox, then failed with Closed")

@@ -24,6 +24,7 @@ pub enum ProblemKind {
 
 /// One difference found by [`Store::verify`](crate::Store::verify).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Problem {
     /// The view.
     pub view: String,
@@ -50,6 +51,7 @@ impl fmt::Display for Problem {
 
 /// The result of [`Store::verify`](crate::Store::verify).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// The LSN the check ran at.
     pub lsn: Lsn,

@@ -364,11 +364,11 @@ impl Writer {
             txn.abort().map_err(|e| Error::storage(&file, "aborting a write", e))?;
             return Ok((self.lsn, applied.results));
         }
-        let lsn = Lsn(self.lsn.0 + 1);
+        let lsn = Lsn::new(self.lsn.get() + 1);
         {
             let mut meta =
                 txn.open_table(META).map_err(|e| Error::storage(&file, "opening meta", e))?;
-            meta.insert(META_LSN, lsn.0.to_le_bytes().as_slice())
+            meta.insert(META_LSN, lsn.get().to_le_bytes().as_slice())
                 .map_err(|e| Error::storage(&file, "writing the lsn", e))?;
         }
         let changed = applied.delta.size();

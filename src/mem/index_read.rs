@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
+use std::sync::Arc;
 
 /// One index of a view at one LSN, from [`ViewSnapshot::index`](crate::ViewSnapshot::index).
 /// Results come in index-key order, then primary-key order, and borrow from the
@@ -29,8 +30,18 @@ where
         IndexView { data, _types: PhantomData }
     }
 
-    /// The record holding index key `ikey` (the first one, for a multi index).
-    pub fn get(&self, ikey: &I) -> Option<(K, &'a V)>
+    /// The index named `name` of `view`; empty when there is no such view or index.
+    #[inline]
+    pub(crate) fn named(view: Option<&'a ViewData<V>>, name: &str) -> Self {
+        let data = view
+            .and_then(|view| view.indexes.iter().find(|i| i.is(name)).map(|index| (index, view)));
+        IndexView::new(data)
+    }
+
+    /// The record holding index key `ikey` (the first one, for a multi index): every
+    /// point lookup of an index, from a snapshot or a view handle, comes here.
+    #[inline]
+    fn first(&self, ikey: &I) -> Option<(K, &'a Entry<V>)>
     where
         I: 'static,
     {
@@ -43,7 +54,35 @@ where
             index.first(view, &stack.probe(), &stack)?
         };
         let key = decode_key::<K>(pk.as_bytes()).ok()?;
-        Some((key, &*entry.value))
+        Some((key, entry))
+    }
+
+    /// The record holding index key `ikey` (the first one, for a multi index), its
+    /// value shared (one reference count increment).
+    pub fn get(&self, ikey: &I) -> Option<(K, Arc<V>)>
+    where
+        I: 'static,
+    {
+        self.first(ikey).map(|(key, entry)| (key, Arc::clone(&entry.value)))
+    }
+
+    /// The record holding index key `ikey` (the first one, for a multi index), its
+    /// value borrowed from the snapshot.
+    pub fn get_ref(&self, ikey: &I) -> Option<(K, &'a V)>
+    where
+        I: 'static,
+    {
+        self.first(ikey).map(|(key, entry)| (key, &*entry.value))
+    }
+
+    /// Runs `f` on the record holding index key `ikey` (the first one, for a multi
+    /// index), its value borrowed.
+    #[inline]
+    pub fn get_with<T>(&self, ikey: &I, f: impl FnOnce(K, &V) -> T) -> Option<T>
+    where
+        I: 'static,
+    {
+        self.first(ikey).map(|(key, entry)| f(key, &entry.value))
     }
 
     /// Every record holding index key `ikey`.

@@ -319,18 +319,18 @@ impl Published {
             root: ArcSwap::new(root),
             lsn: Mutex::new(lsn),
             advanced: Condvar::new(),
-            durable: AtomicU64::new(lsn.0),
+            durable: AtomicU64::new(lsn.get()),
         }
     }
 
     /// The last LSN known to be durable.
     pub(crate) fn durable(&self) -> Lsn {
-        Lsn(self.durable.load(Ordering::Acquire))
+        Lsn::new(self.durable.load(Ordering::Acquire))
     }
 
     /// Records that every group up to `lsn` is on disk.
     pub(crate) fn set_durable(&self, lsn: Lsn) {
-        self.durable.store(lsn.0, Ordering::Release);
+        self.durable.store(lsn.get(), Ordering::Release);
     }
 
     /// The current root, borrowed: no reference count is written.

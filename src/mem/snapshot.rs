@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// counts.put(&"a".to_string(), 1, 1)?;
 /// let snap = store.snapshot();
 /// counts.put(&"a".to_string(), 2, 2)?;
-/// assert_eq!(snap.view(&counts).get(&"a".to_string()), Some(&1));
+/// assert_eq!(snap.view(&counts).get_ref(&"a".to_string()), Some(&1));
 /// assert_eq!(counts.get(&"a".to_string()).as_deref(), Some(&2));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -93,19 +93,31 @@ where
         self.root.lsn
     }
 
-    /// The value of `key`, borrowed.
-    pub fn get(&self, key: &K) -> Option<&V> {
+    /// Runs `f` on the value of `key`, borrowed from the snapshot. Like
+    /// [`View::get_with`](crate::View::get_with).
+    pub fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+        self.entry(key).map(|e| f(&e.value))
+    }
+
+    /// The value of `key`, borrowed from the snapshot: no reference count is written.
+    pub fn get_ref(&self, key: &K) -> Option<&V> {
         self.entry(key).map(|e| &*e.value)
     }
 
-    /// The value of `key`, shared (one reference count increment).
-    pub fn get_arc(&self, key: &K) -> Option<Arc<V>> {
+    /// The value of `key`, shared (one reference count increment). Like
+    /// [`View::get`](crate::View::get).
+    pub fn get(&self, key: &K) -> Option<Arc<V>> {
         self.entry(key).map(|e| Arc::clone(&e.value))
     }
 
-    /// The version and value of `key`.
-    pub fn get_versioned(&self, key: &K) -> Option<(Version, &V)> {
-        self.entry(key).map(|e| (e.version, &*e.value))
+    /// The version and value of `key`, shared.
+    pub fn get_versioned(&self, key: &K) -> Option<(Version, Arc<V>)> {
+        self.entry(key).map(|e| (e.version, Arc::clone(&e.value)))
+    }
+
+    /// The version of the live record of `key`.
+    pub fn version(&self, key: &K) -> Option<Version> {
+        self.entry(key).map(|e| e.version)
     }
 
     /// Whether `key` has a live record.
@@ -159,10 +171,7 @@ where
     where
         I: Serialize + DeserializeOwned,
     {
-        let data = self
-            .data()
-            .and_then(|view| view.indexes.iter().find(|i| i.is(name)).map(|index| (index, view)));
-        IndexView::new(data)
+        IndexView::named(self.data(), name)
     }
 
     fn bytes_range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_, K, V> {

@@ -20,7 +20,7 @@ pub trait AnyIndex<V>: sealed::Sealed + Send + Sync {
     /// Unique or multi.
     fn index_kind(&self) -> IndexKind;
     /// The definition version.
-    fn index_version(&self) -> u32;
+    fn index_definition_version(&self) -> u32;
     /// The index key's type name.
     fn index_key_type(&self) -> &'static str;
     /// The encoded index keys of `value`, sorted, without duplicates.

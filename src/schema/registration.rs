@@ -105,7 +105,7 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegist
             .map(|&spec| IndexRegistration {
                 meta: IndexMeta {
                     unique: spec.index_kind() == IndexKind::Unique,
-                    version: spec.index_version(),
+                    version: spec.index_definition_version(),
                     key_type: spec.index_key_type().to_owned(),
                 },
                 writer: WriterIndex {

@@ -323,7 +323,7 @@ fn init_or_check(db: &Database, path: &Path) -> Result<Lsn> {
                 .map_err(Error::at(path, "writing meta"))?;
         }
         txn.commit().map_err(Error::at(path, "initializing the store"))?;
-        return Ok(Lsn(0));
+        return Ok(Lsn::new(0));
     }
     let (format, lsn) = {
         let meta = txn.open_table(META).map_err(Error::at(path, "opening meta"))?;
@@ -346,5 +346,5 @@ fn init_or_check(db: &Database, path: &Path) -> Result<Lsn> {
             file: path.to_owned(),
             reason: "unreadable lsn".into(),
         })?;
-    Ok(Lsn(lsn))
+    Ok(Lsn::new(lsn))
 }

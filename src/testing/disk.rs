@@ -144,8 +144,12 @@ fn read_database(db: &mut Database) -> Result<DiskImage, String> {
 /// A message naming the view and key that differ.
 pub fn check_store_invariants(snapshot: &Snapshot, disk: &DiskImage) -> Result<(), String> {
     let root = &snapshot.root;
-    if root.lsn.0 != disk.lsn {
-        return Err(format!("memory is at lsn {} but the file at lsn {}", root.lsn.0, disk.lsn));
+    if root.lsn.get() != disk.lsn {
+        return Err(format!(
+            "memory is at lsn {} but the file at lsn {}",
+            root.lsn.get(),
+            disk.lsn
+        ));
     }
     for view in &root.views {
         let name = view.name();

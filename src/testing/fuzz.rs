@@ -128,7 +128,7 @@ pub fn decode_value(data: &[u8]) -> Result<(), String> {
 // ---------------------------------------------------------------------------------------
 // ops_model
 
-const A_BY_LEN: IndexDef<String, u64, [u64; 1]> = IndexDef::multi("by_len", |v| [v.len() as u64]);
+const A_BY_LEN: IndexDef<String, u64> = IndexDef::multi("by_len", |v| v.len() as u64);
 const VIEW_A: ViewDef<u16, String> = ViewDef::new("fz.a").with_indexes(&[&A_BY_LEN]);
 const VIEW_B: ViewDef<i16, String> = ViewDef::new("fz.b");
 

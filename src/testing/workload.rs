@@ -21,10 +21,9 @@ use crate::api::view::{View, ViewDef};
 use crate::base::error::Result;
 use std::collections::BTreeSet;
 
-const BY_SIZE: IndexDef<Vec<u8>, u64, [u64; 1]> =
-    IndexDef::multi("by_size", |v| [v.len() as u64 / 100]);
-const LINK_BY_VALUE: IndexDef<u64, u64, [u64; 1]> = IndexDef::unique("by_value", |v| [*v]);
-const SLOT_BY_VALUE: IndexDef<u64, u64, [u64; 1]> = IndexDef::unique("by_value", |v| [*v]);
+const BY_SIZE: IndexDef<Vec<u8>, u64> = IndexDef::multi("by_size", |v| v.len() as u64 / 100);
+const LINK_BY_VALUE: IndexDef<u64, u64> = IndexDef::unique("by_value", |v| *v);
+const SLOT_BY_VALUE: IndexDef<u64, u64> = IndexDef::unique("by_value", |v| *v);
 const ITEMS: ViewDef<u64, Vec<u8>> = ViewDef::new("wl.items").with_indexes(&[&BY_SIZE]);
 const LINKS: ViewDef<u64, u64> = ViewDef::new("wl.links").with_indexes(&[&LINK_BY_VALUE]);
 const SLOTS: ViewDef<u64, u64> = ViewDef::new("wl.slots").with_indexes(&[&SLOT_BY_VALUE]);

@@ -44,7 +44,7 @@ pub(crate) fn put_now<K: ViewKey, V: ViewValue, C: Codec<V> + Clone>(
 }
 
 /// The redb error inside an [`Error::Storage`].
-pub(crate) fn redb_source(e: &Error) -> Option<&redb::Error> {
+pub(crate) fn redb_source(e: &Error) -> Option<&viewstore::redb::Error> {
     match e {
         Error::Storage { source, .. } => Some(source.as_ref()),
         _ => None,
@@ -58,7 +58,7 @@ pub(crate) fn io_kind(e: &Error) -> Option<std::io::ErrorKind> {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             return Some(io.kind());
         }
-        if let Some(redb::Error::Io(io)) = err.downcast_ref::<redb::Error>() {
+        if let Some(viewstore::redb::Error::Io(io)) = err.downcast_ref::<viewstore::redb::Error>() {
             return Some(io.kind());
         }
         source = err.source();
