@@ -588,25 +588,37 @@ fn account(email: &str, name: &str) -> Account {
     Account { email: email.to_owned(), name: name.to_owned() }
 }
 
-const BY_EMAIL: IndexDef<Account, String, [String; 1]> =
-    IndexDef::unique("by_email", |a| [a.email.clone()]);
+const BY_EMAIL: IndexDef<Account, String> = IndexDef::unique("by_email", |a| a.email.clone());
 const ACCOUNTS: ViewDef<u64, Account> = ViewDef::new("accounts").with_indexes(&[&BY_EMAIL]);
 const NAMED: ViewDef<String, String> = ViewDef::new("named");
 const BAD: ViewDef<u64, Unencodable> = ViewDef::new("bad-values");
 
 /// An index whose extractor panics on the name "boom".
-const FUSSY: IndexDef<Account, String, [String; 1]> = IndexDef::multi("fussy", |a| {
+const FUSSY: IndexDef<Account, String> = IndexDef::multi("fussy", |a| {
     assert!(a.name != "boom", "extractor refuses boom");
-    [a.name.clone()]
+    a.name.clone()
 });
 /// An index whose key is over the limit for any name longer than one byte.
-const LONG: IndexDef<Account, String, [String; 1]> =
-    IndexDef::multi("long", |a| [a.name.repeat(MAX_KEY_BYTES)]);
+const LONG: IndexDef<Account, String> = IndexDef::multi("long", |a| a.name.repeat(MAX_KEY_BYTES));
 /// An index whose key, a map, the key encoding cannot encode.
-const MAPPED: IndexDef<Account, BTreeMap<String, u8>, [BTreeMap<String, u8>; 1]> =
-    IndexDef::multi("mapped", |a| [BTreeMap::from([(a.name.clone(), 1)])]);
+const MAPPED: IndexDef<Account, BTreeMap<String, u8>> =
+    IndexDef::multi("mapped", |a| BTreeMap::from([(a.name.clone(), 1)]));
+const MAPPED_PEOPLE: ViewDef<u64, Account> = ViewDef::new("mapped-people").with_indexes(&[&MAPPED]);
+
+/// An index key whose type looks encodable (it deserializes from a string) but whose
+/// `Serialize` writes a float for an empty name: only the writer can find that out.
+#[derive(Debug, Deserialize)]
+struct Sneaky(String);
+
+impl Serialize for Sneaky {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.is_empty() { s.serialize_f64(0.5) } else { s.serialize_str(&self.0) }
+    }
+}
+
+const SNEAKY: IndexDef<Account, Sneaky> = IndexDef::multi("sneaky", |a| Sneaky(a.name.clone()));
 const PEOPLE: ViewDef<u64, Account> =
-    ViewDef::new("people").with_indexes(&[&FUSSY, &LONG, &MAPPED]);
+    ViewDef::new("people").with_indexes(&[&FUSSY, &LONG, &SNEAKY]);
 
 /// Every error a caller can meet, made to happen, has the kind its documentation gives:
 /// refusals of the call are `Input`, failures of one batch (or one view's open) are
@@ -649,9 +661,8 @@ fn input_errors(dir: &Path, store: &Store) -> TestResult {
     const USERS_AS_NUMBERS: ViewDef<u64, u32> = ViewDef::new("users");
     const NAMELESS: ViewDef<u64, u64> = ViewDef::new("");
     const BY_FLOAT: ViewDef<f64, u64> = ViewDef::new("by-float");
-    const A: IndexDef<Account, String, [String; 1]> = IndexDef::multi("same", |a| [a.name.clone()]);
-    const B: IndexDef<Account, String, [String; 1]> =
-        IndexDef::multi("same", |a| [a.email.clone()]);
+    const A: IndexDef<Account, String> = IndexDef::multi("same", |a| a.name.clone());
+    const B: IndexDef<Account, String> = IndexDef::multi("same", |a| a.email.clone());
     const TWICE: ViewDef<u64, Account> = ViewDef::new("twice").with_indexes(&[&A, &B]);
     let input = ErrorKind::Input;
 
@@ -750,6 +761,12 @@ fn batch_errors(store: &Store) -> TestResult {
     failed(bad.update(&1, 1, |_| Some(Unencodable(2))), batch, |e| {
         matches!(e, Error::Encode { from_update: true, .. })
     });
+    // An index key type the key encoding cannot encode is refused at open.
+    failed(
+        store.view(&MAPPED_PEOPLE),
+        ErrorKind::Input,
+        |e| matches!(e, Error::InvalidIndex { index, key: None, .. } if index == "mapped"),
+    );
     let people = store.view(&PEOPLE)?;
     failed(people.put(&1, account("x", "boom"), 1), batch, |e| {
         matches!(e, Error::IndexPanicked { .. })

@@ -1,7 +1,7 @@
 //! Secondary index definitions: a name, unique or multi-valued, and an extractor.
 
 use crate::base::index_kind::IndexKind;
-use crate::keys::{encode_key, render_key};
+use crate::keys::{encode_key, render_key, unencodable_part};
 use crate::schema::index::AnyIndex;
 use crate::schema::registration::ViewKey;
 
@@ -154,5 +154,8 @@ impl<V, I: ViewKey> AnyIndex<V> for IndexDef<V, I> {
     }
     fn render_key(&self, bytes: &[u8]) -> String {
         render_key::<I>(bytes)
+    }
+    fn unencodable_key_part(&self) -> Result<(), &'static str> {
+        unencodable_part::<I>()
     }
 }

@@ -345,6 +345,20 @@ impl Store {
                 ),
             });
         }
+        for index in def.indexes() {
+            if let Err(what) = index.unencodable_key_part() {
+                return Err(Error::InvalidIndex {
+                    view: def.name().to_owned(),
+                    index: index.index_name().to_owned(),
+                    reason: format!(
+                        "the index key type {} holds {what}, which the order-preserving key \
+                         encoding cannot encode",
+                        index.index_key_type()
+                    ),
+                    key: None,
+                });
+            }
+        }
         let registration = TypedRegistration::<K, V, C> {
             name: def.name(),
             meta: def.meta(),

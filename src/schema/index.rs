@@ -29,6 +29,9 @@ pub trait AnyIndex<V>: sealed::Sealed + Send + Sync {
     /// An encoded index key in its `Debug` form.
     #[doc(hidden)]
     fn render_key(&self, bytes: &[u8]) -> String;
+    /// What in the index key's type the key encoding cannot encode, if anything.
+    #[doc(hidden)]
+    fn unencodable_key_part(&self) -> Result<(), &'static str>;
 }
 
 /// Why index keys could not be extracted from a value.
