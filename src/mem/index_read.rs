@@ -21,6 +21,35 @@ pub struct IndexView<'a, K, V, I> {
     _types: PhantomData<fn() -> (K, I)>,
 }
 
+/// An index key made ready for a point lookup: a `String` without zero bytes as it is
+/// (see [`plain_string`]), any other key encoded on the stack. Made before a view
+/// handle loads its root, so that the root is held for the lookup alone (and, measured,
+/// so that independent lookups overlap their cache misses).
+#[derive(Clone, Copy)]
+pub(crate) enum Probe<'k> {
+    Plain(&'k str),
+    Encoded(&'k StackKey),
+}
+
+impl Probe<'_> {
+    /// The record holding this index key in `index` (the first one, for a multi index),
+    /// with its key decoded: every point lookup of an index, from a snapshot or a view
+    /// handle, ends here.
+    #[inline]
+    pub(crate) fn first<'a, K: DeserializeOwned, V>(
+        self,
+        index: &'a IndexData<V>,
+        view: &'a ViewData<V>,
+    ) -> Option<(K, &'a Entry<V>)> {
+        let (pk, entry) = match self {
+            Probe::Plain(s) => index.first_string(view, s)?,
+            Probe::Encoded(stack) => index.first(view, &stack.probe(), stack)?,
+        };
+        let key = decode_key::<K>(pk.as_bytes()).ok()?;
+        Some((key, entry))
+    }
+}
+
 impl<'a, K, V, I> IndexView<'a, K, V, I>
 where
     K: DeserializeOwned,
@@ -38,23 +67,19 @@ where
         IndexView::new(data)
     }
 
-    /// The record holding index key `ikey` (the first one, for a multi index): every
-    /// point lookup of an index, from a snapshot or a view handle, comes here.
+    /// The record holding index key `ikey` (the first one, for a multi index).
     #[inline]
     fn first(&self, ikey: &I) -> Option<(K, &'a Entry<V>)>
     where
         I: 'static,
     {
         let (index, view) = self.data?;
-        let (pk, entry) = if let Some(s) = plain_string(ikey) {
-            index.first_string(view, s)?
-        } else {
-            let mut stack = StackKey::new();
-            encode_key_on_stack(ikey, &mut stack)?;
-            index.first(view, &stack.probe(), &stack)?
-        };
-        let key = decode_key::<K>(pk.as_bytes()).ok()?;
-        Some((key, entry))
+        if let Some(s) = plain_string(ikey) {
+            return Probe::Plain(s).first(index, view);
+        }
+        let mut stack = StackKey::new();
+        encode_key_on_stack(ikey, &mut stack)?;
+        Probe::Encoded(&stack).first(index, view)
     }
 
     /// The record holding index key `ikey` (the first one, for a multi index), its

@@ -11,7 +11,7 @@
 mod current;
 pub(crate) mod delta;
 pub(crate) mod index;
-mod index_read;
+pub(crate) mod index_read;
 pub(crate) mod load;
 pub(crate) mod ordered;
 pub(crate) mod points;
