@@ -437,8 +437,8 @@ fn render(
     posts: &View<(u64, u64), Post>,
     user: u64,
 ) -> Option<(String, u64)> {
-    let profiles = snap.view(profiles);
-    let posts = snap.view(posts);
+    let profiles = snap.view(profiles).ok()?;
+    let posts = snap.view(posts).ok()?;
     let (version, p) = profiles.get_versioned(&user)?;
     let mut page = String::new();
     let _ = writeln!(

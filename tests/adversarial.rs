@@ -743,7 +743,7 @@ fn a_snapshot_held_across_a_million_writes() -> TestResult {
     let first = settle(store.submit(batch)?)??;
     let snapshot = store.snapshot();
     assert_eq!(snapshot.lsn(), first.lsn);
-    let pinned = snapshot.view(&counts);
+    let pinned = snapshot.view(&counts)?;
     // An iterator half consumed before the writes, finished after them.
     let mut iter = pinned.iter();
     for k in 0..KEYS / 2 {
@@ -782,7 +782,7 @@ fn a_snapshot_held_across_a_million_writes() -> TestResult {
     assert_eq!(store.lsn(), last);
     let fresh = store.snapshot();
     assert_eq!(fresh.lsn(), last);
-    let now = fresh.view(&counts);
+    let now = fresh.view(&counts)?;
     assert_eq!(now.len() as u64, KEYS);
     for k in 0..KEYS {
         assert_eq!(

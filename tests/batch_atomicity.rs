@@ -85,14 +85,18 @@ impl Bank {
             assert!(lsn >= last_lsn, "snapshot lsn went back {last_lsn} -> {lsn}");
             last_lsn = lsn;
             lsns.insert(lsn);
-            let balances = snap.view(&self.accounts);
+            let balances = snap.view(&self.accounts).expect("a view of this store");
             let sum: i64 = balances.iter().map(|(_, b)| *b).sum();
             assert_eq!(sum, TOTAL, "money created or lost at {lsn}");
             assert_eq!(balances.len(), N_ACCOUNTS as usize);
             // The transfer log and the counter are in other views of the same groups:
             // they must agree with each other at every snapshot.
-            let log = snap.view(&self.transfers);
-            let count = snap.view(&self.counters).get_ref(&"transfers".to_owned()).copied();
+            let log = snap.view(&self.transfers).expect("a view of this store");
+            let count = snap
+                .view(&self.counters)
+                .expect("a view of this store")
+                .get_ref(&"transfers".to_owned())
+                .copied();
             assert_eq!(count, Some(log.len() as u64), "views disagree at {lsn}");
             // The log replayed from the initial balances gives the balances seen.
             let mut replay = vec![TOTAL / i64::from(N_ACCOUNTS); N_ACCOUNTS as usize];
@@ -591,7 +595,7 @@ fn reads_do_not_wait_for_a_busy_writer() -> TestResult {
                 seen += usize::from(accounts.contains(&1));
                 seen += usize::from(accounts.get(&2).is_some());
                 let snap = store.snapshot();
-                seen += snap.view(&accounts).len();
+                seen += snap.view(&accounts).expect("a view of this store").len();
                 assert_eq!(snap.lsn(), store.stats().lsn);
             }
             let _ = done_tx.send(seen);

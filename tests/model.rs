@@ -265,7 +265,7 @@ impl Harness {
                 .collect();
             let (len, scanned): (usize, Vec<(u8, Version, i64)>) = match which {
                 Which::Alpha => {
-                    let view = snap.view(&self.h().alpha);
+                    let view = snap.view(&self.h().alpha).expect("a view of this store");
                     let scanned = view
                         .iter()
                         .map(|(k, v)| (k, self.h().alpha.version(&k).unwrap_or(u64::MAX), *v))
@@ -273,7 +273,7 @@ impl Harness {
                     (self.h().alpha.len(), scanned)
                 }
                 Which::Beta => {
-                    let view = snap.view(&self.h().beta);
+                    let view = snap.view(&self.h().beta).expect("a view of this store");
                     let scanned = view
                         .iter()
                         .map(|(k, v)| {
@@ -307,7 +307,10 @@ impl Harness {
                         self.h().alpha.get_versioned(&key).map(|(v, x)| (v, *x)),
                         self.h().alpha.get(&key).map(|x| *x),
                         self.h().alpha.contains(&key),
-                        snap.view(&self.h().alpha).get_versioned(&key).map(|(v, x)| (v, *x)),
+                        snap.view(&self.h().alpha)
+                            .expect("a view of this store")
+                            .get_versioned(&key)
+                            .map(|(v, x)| (v, *x)),
                     ),
                     Which::Beta => {
                         let k = beta_key(key);
@@ -315,7 +318,10 @@ impl Harness {
                             self.h().beta.get_versioned(&k).map(|(v, x)| (v, *x)),
                             self.h().beta.get(&k).map(|x| *x),
                             self.h().beta.contains(&k),
-                            snap.view(&self.h().beta).get_versioned(&k).map(|(v, x)| (v, *x)),
+                            snap.view(&self.h().beta)
+                                .expect("a view of this store")
+                                .get_versioned(&k)
+                                .map(|(v, x)| (v, *x)),
                         )
                     }
                 };

@@ -143,7 +143,7 @@ fn reads_keep_working_after_close_and_writes_are_refused() -> TestResult {
 
     assert_eq!(users.get(&1).as_deref(), Some(&s("ada")));
     assert_eq!(users.len(), 1);
-    assert_eq!(store.snapshot().view(&users).get_ref(&1), Some(&s("ada")));
+    assert_eq!(store.snapshot().view(&users)?.get_ref(&1), Some(&s("ada")));
     assert_eq!(store.lsn(), lsn);
 
     assert!(matches!(users.put(&3, s("cyd"), 1), Err(Error::Closed)));

@@ -2,6 +2,7 @@
 
 use crate::api::index_def::IndexDef;
 use crate::api::view::View;
+use crate::base::error::{Error, Result};
 use crate::mem::{IndexView, Snapshot, ViewSnapshot};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -9,10 +10,14 @@ use serde::de::DeserializeOwned;
 impl Snapshot {
     /// The typed records of `view` at this snapshot's LSN.
     ///
-    /// A handle of another store reads as an empty view.
-    pub fn view<K, V, C>(&self, view: &View<K, V, C>) -> ViewSnapshot<K, V> {
-        let id = if view.store.id() == self.store { view.id } else { usize::MAX };
-        self.view_by_id(id)
+    /// # Errors
+    ///
+    /// [`Error::ForeignView`] for a handle of another store than this snapshot's.
+    pub fn view<K, V, C>(&self, view: &View<K, V, C>) -> Result<ViewSnapshot<K, V>> {
+        if view.store.id() != self.store {
+            return Err(Error::ForeignView { view: view.name().to_owned() });
+        }
+        Ok(self.view_by_id(view.id))
     }
 }
 

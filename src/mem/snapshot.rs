@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// counts.put(&"a".to_string(), 1, 1)?;
 /// let snap = store.snapshot();
 /// counts.put(&"a".to_string(), 2, 2)?;
-/// assert_eq!(snap.view(&counts).get_ref(&"a".to_string()), Some(&1));
+/// assert_eq!(snap.view(&counts)?.get_ref(&"a".to_string()), Some(&1));
 /// assert_eq!(counts.get(&"a".to_string()).as_deref(), Some(&2));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

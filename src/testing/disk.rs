@@ -201,7 +201,7 @@ where
     V: ViewValue + PartialEq + std::fmt::Debug,
     C: Codec<V> + Clone,
 {
-    let typed = snapshot.view(view);
+    let typed = snapshot.view(view).map_err(|e| e.to_string())?;
     let name = view.name();
     for (key, (_, bytes)) in disk.live(name) {
         let on_disk = view

@@ -82,8 +82,11 @@ impl Workload {
     pub fn present(&self) -> Result<BTreeSet<u64>, String> {
         // One snapshot: the writer may publish between reads.
         let snapshot = self.items.store().snapshot();
-        let (items, links, slots) =
-            (snapshot.view(&self.items), snapshot.view(&self.links), snapshot.view(&self.slots));
+        let (items, links, slots) = (
+            snapshot.view(&self.items).map_err(|e| e.to_string())?,
+            snapshot.view(&self.links).map_err(|e| e.to_string())?,
+            snapshot.view(&self.slots).map_err(|e| e.to_string())?,
+        );
         let mut present = BTreeSet::new();
         for (i, value) in &items {
             if *value != item_value(i) {
