@@ -13,6 +13,10 @@ use crate::base::error::{Error, Result};
 use crate::base::index_kind::IndexKind;
 use crate::base::order::last_of_each_key;
 use crate::base::version::{Outcome, Version};
+use crate::engine::tables::{
+    DeferredEntry, Fail, IndexTable, Pending, RecordTable, TableWrites, put_records, write_all,
+    write_beside,
+};
 use crate::keys::composite;
 use crate::keys::prefix_successor;
 use crate::keys::{KeyBuf, WideKey};
@@ -55,12 +59,6 @@ struct State {
     live: Option<AnyValue>,
 }
 
-enum Pending {
-    Live { version: Version, bytes: Vec<u8> },
-    Tombstone { version: Version },
-    Remove,
-}
-
 /// A key touched by the batch being worked out.
 struct KeyInBatch {
     before: State,
@@ -77,24 +75,7 @@ struct IndexWrite {
     insert: bool,
 }
 
-/// A failure of one batch, or of the whole group (storage).
-enum Fail {
-    Batch(Error),
-    Group(Error),
-}
-
-impl From<Error> for Fail {
-    fn from(e: Error) -> Self {
-        Fail::Batch(e)
-    }
-}
-
 type Key = (usize, KeyBuf);
-type RecordTable<'t> = Table<'t, &'static [u8], &'static [u8]>;
-type IndexTable<'t> = Table<'t, &'static [u8], u32>;
-/// A multi-index entry to write at the end of the group: on-disk key, and the index
-/// key's length to insert it or `None` to remove it.
-type DeferredEntry = (WideKey, Option<u32>);
 
 struct Group<'t, 'v> {
     txn: &'t WriteTransaction,
@@ -490,117 +471,6 @@ impl Group<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// The multi-index entries a group wrote to one index: (view, index) and its entries.
-type IndexWritten = ((usize, usize), Vec<DeferredEntry>);
-
-/// The multi-index entries a group wrote, per index.
-type Written = Vec<IndexWritten>;
-
-/// Writes `jobs` one after the other, and returns their index entries.
-fn write_all(jobs: Vec<TableWrites<'_>>, file: &Path) -> Result<Written, Fail> {
-    let mut written = Vec::new();
-    for job in jobs {
-        written.extend(job.write(file)?);
-    }
-    Ok(written)
-}
-
-/// Writes `jobs` on the calling thread and a helper, each table on one of them, shared
-/// out by their number of writes; returns their index entries.
-fn write_beside(mut jobs: Vec<TableWrites<'_>>, file: &Path) -> Result<Written, Fail> {
-    jobs.sort_by_key(|job| std::cmp::Reverse(job.len()));
-    let (mut here, mut side) = (Vec::new(), Vec::new());
-    let (mut here_len, mut side_len) = (0, 0);
-    for job in jobs {
-        if side_len <= here_len {
-            side_len += job.len();
-            side.push(job);
-        } else {
-            here_len += job.len();
-            here.push(job);
-        }
-    }
-    let (side, here) = crate::base::beside::beside(
-        "viewstore-tables",
-        || write_all(side, file),
-        || write_all(here, file),
-    );
-    let mut written = side?;
-    written.extend(here?);
-    Ok(written)
-}
-
-/// The writes a group leaves for the end to one table, in key order, one per key.
-enum TableWrites<'t> {
-    Records(RecordTable<'t>, Vec<(KeyBuf, Pending)>),
-    Index((usize, usize), IndexTable<'t>, Vec<DeferredEntry>),
-}
-
-impl TableWrites<'_> {
-    fn len(&self) -> usize {
-        match self {
-            TableWrites::Records(_, entries) => entries.len(),
-            TableWrites::Index(_, _, entries) => entries.len(),
-        }
-    }
-
-    /// Writes the entries; returns an index's, with its (view, index).
-    fn write(self, file: &Path) -> Result<Option<IndexWritten>, Fail> {
-        match self {
-            TableWrites::Records(mut table, entries) => {
-                put_records(&mut table, entries, file)?;
-                Ok(None)
-            }
-            TableWrites::Index(id, mut table, entries) => {
-                put_index_entries(&mut table, &entries, file)?;
-                Ok(Some((id, entries)))
-            }
-        }
-    }
-}
-
-/// Writes records (`Pending::Remove` removes the key).
-fn put_records(
-    table: &mut RecordTable<'_>,
-    entries: Vec<(KeyBuf, Pending)>,
-    file: &Path,
-) -> Result<(), Fail> {
-    let write_error = |e| Fail::Group(Error::storage(file, "writing a record", e));
-    for (key, pending) in entries {
-        let key = key.as_bytes();
-        match pending {
-            Pending::Live { version, bytes } => {
-                let record = Record::Live { version, value: &bytes }.encode();
-                table.insert(key, record.as_slice()).map_err(write_error)?;
-            }
-            Pending::Tombstone { version } => {
-                let record = Record::Tombstone { version }.encode();
-                table.insert(key, record.as_slice()).map_err(write_error)?;
-            }
-            Pending::Remove => {
-                table.remove(key).map_err(write_error)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes index entries: `Some(index key length)` inserts, `None` removes.
-fn put_index_entries(
-    table: &mut IndexTable<'_>,
-    entries: &[DeferredEntry],
-    file: &Path,
-) -> Result<(), Fail> {
-    let write_error = |e| Fail::Group(Error::storage(file, "writing an index", e));
-    for (key, entry) in entries {
-        match *entry {
-            Some(ikey_len) => table.insert(key.as_bytes(), ikey_len).map_err(write_error)?,
-            None => table.remove(key.as_bytes()).map_err(write_error)?,
-        };
-    }
-    Ok(())
 }
 
 /// What one operation does to a key in `state`: its outcome and, when it writes, the

@@ -11,6 +11,7 @@ mod model_check;
 mod registry;
 pub(crate) mod report;
 mod sync;
+mod tables;
 pub(crate) mod ticket;
 #[cfg(test)]
 mod ticket_tests;
