@@ -8,8 +8,8 @@ use crate::base::error::Result;
 use crate::base::version::Version;
 use crate::engine::writer::Request;
 use crate::keys::unencodable_part;
-use crate::keys::{StackKey, encode_key_on_stack, plain_string};
-use crate::mem::index_read::Probe;
+use crate::keys::{KeyBuf, StackKey, decode_key, encode_key_on_stack, plain_string};
+use crate::mem::index::IndexData;
 use crate::mem::{Entry, Published, ViewData, ViewSnapshot};
 use crate::schema::index::AnyIndex;
 use crate::schema::names::{check_index_names, check_view_name};
@@ -279,11 +279,11 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         self.index_get_entry(index, ikey, |k, entry| f(k, &entry.value))
     }
 
-    /// Runs `f` on the record holding `ikey` in `index`, as of the current root: the
-    /// lookup of `IndexView::get` (`Probe::first`), with the key made ready before the
-    /// root is loaded. Kept in this shape (the probe made here, the root loaded in
-    /// `index_first`): folding it into one closure stopped independent lookups from
-    /// overlapping (`examples/index_overlap.rs`: 117 ns a lookup by e-mail instead of 71).
+    /// Runs `f` on the record holding `ikey` in `index`, as of the current root, through
+    /// the same index lookups as `IndexView::get` (`IndexData::first_string` and
+    /// `IndexData::first`). The key is made ready (encoded and hashed) before the root is
+    /// loaded, and the whole lookup stays one function: split across calls, independent
+    /// lookups stop overlapping their cache misses (`examples/index_overlap.rs`).
     fn index_get_entry<I: ViewKey, T>(
         &self,
         index: &IndexDef<V, I>,
@@ -291,25 +291,30 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         f: impl FnOnce(K, &Entry<V>) -> T,
     ) -> Option<T> {
         if let Some(s) = plain_string(ikey) {
-            return self.index_first(index, Probe::Plain(s), f);
+            return self.index_first(index, |index, data| index.first_string(data, s), f);
         }
         let mut stack = StackKey::new();
         encode_key_on_stack(ikey, &mut stack)?;
-        self.index_first(index, Probe::Encoded(&stack), f)
+        let probe = stack.probe();
+        self.index_first(index, |index, data| index.first(data, &probe, &stack), f)
     }
 
     #[inline]
     fn index_first<I, T>(
         &self,
         index: &IndexDef<V, I>,
-        probe: Probe<'_>,
+        first: impl for<'a> FnOnce(
+            &'a IndexData<V>,
+            &'a ViewData<V>,
+        ) -> Option<(&'a KeyBuf, &'a Entry<V>)>,
         f: impl FnOnce(K, &Entry<V>) -> T,
     ) -> Option<T> {
         self.published.with_root(|root| {
             let data: &ViewData<V> = root.view(self.id)?;
             let index = data.indexes.iter().find(|i| i.is(index.name()))?;
-            let (k, entry) = probe.first::<K, V>(index, data)?;
-            Some(f(k, entry))
+            let (pk, entry) = first(index, data)?;
+            let key = decode_key::<K>(pk.as_bytes()).ok()?;
+            Some(f(key, entry))
         })
     }
 
