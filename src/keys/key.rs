@@ -16,7 +16,7 @@
 //!
 //! Floats and maps have no total byte order and are refused with an error.
 
-use super::key_buf::{INLINE, KeyRef, word_at};
+use super::key_buf::{INLINE, KeyRef, has_zero, word_at, zero_bytes};
 use serde::ser::{self, Serialize};
 use std::any::Any;
 use std::fmt;
@@ -349,30 +349,6 @@ fn write_escaped<S: KeySink>(out: &mut S, bytes: &[u8]) {
         out.extend_from_slice(run);
     }
     out.put_word(0, 2);
-}
-
-/// Whether `bytes` holds a zero byte, eight bytes at a time: cheaper than a general
-/// byte search for the short strings keys are made of, and made of loads only.
-#[inline]
-fn has_zero(bytes: &[u8]) -> bool {
-    let (full, rest) = bytes.as_chunks::<8>();
-    let mut zero = full.iter().fold(0, |zero, c| zero | zero_bytes(u64::from_le_bytes(*c)));
-    if !rest.is_empty() {
-        // The last eight bytes overlap those already checked, which changes nothing.
-        zero |= match bytes.last_chunk::<8>() {
-            Some(last) => zero_bytes(u64::from_le_bytes(*last)),
-            None => u64::from(rest.contains(&0)),
-        };
-    }
-    zero != 0
-}
-
-/// Nonzero when `word` has a zero byte (the high bit of the first such byte is set).
-#[inline]
-fn zero_bytes(word: u64) -> u64 {
-    const LOW: u64 = u64::MAX / 0xFF;
-    const HIGH: u64 = LOW << 7;
-    word.wrapping_sub(LOW) & !word & HIGH
 }
 
 struct KeySerializer<'a, S> {

@@ -354,6 +354,30 @@ impl std::fmt::Debug for KeyBuf {
     }
 }
 
+/// Whether `bytes` holds a zero byte, eight bytes at a time: cheaper than a general
+/// byte search for the short strings keys are made of, and made of loads only.
+#[inline]
+pub(crate) fn has_zero(bytes: &[u8]) -> bool {
+    let (full, rest) = bytes.as_chunks::<8>();
+    let mut zero = full.iter().fold(0, |zero, c| zero | zero_bytes(u64::from_le_bytes(*c)));
+    if !rest.is_empty() {
+        // The last eight bytes overlap those already checked, which changes nothing.
+        zero |= match bytes.last_chunk::<8>() {
+            Some(last) => zero_bytes(u64::from_le_bytes(*last)),
+            None => u64::from(rest.contains(&0)),
+        };
+    }
+    zero != 0
+}
+
+/// Nonzero when `word` has a zero byte (the high bit of the first such byte is set).
+#[inline]
+pub(crate) fn zero_bytes(word: u64) -> u64 {
+    const LOW: u64 = u64::MAX / 0xFF;
+    const HIGH: u64 = LOW << 7;
+    word.wrapping_sub(LOW) & !word & HIGH
+}
+
 /// The `i`th little-endian 64-bit word of `bytes`, zero past their end, read with
 /// whole-word loads only (the last, partial word from the final eight bytes, shifted).
 #[inline]

@@ -1,6 +1,7 @@
 //! Key encoding: stack keys, word reads and plain strings.
 
-use super::{StackKey, encode_key, encode_key_on_stack, has_zero};
+use super::{StackKey, encode_key, encode_key_on_stack};
+use crate::keys::key_buf::has_zero;
 use crate::keys::{KeyBuf, KeyRef, SlotKey, WideKey};
 
 #[test]
