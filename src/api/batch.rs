@@ -12,7 +12,10 @@ use crate::engine::inbox::Refused;
 use crate::engine::ticket::{self, Ticket};
 use crate::engine::writer::Request;
 use crate::keys::{KeyBuf, key_bytes, render_key};
-use crate::schema::op::{Op, OpKind, UpdateFn, UpdateResult};
+use crate::schema::names::check_source_name;
+use crate::schema::op::{
+    Fallback, Follows, Op, OpKind, Position, Submission, UpdateFn, UpdateResult,
+};
 use crate::schema::registration::{ViewKey, ViewValue};
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -49,6 +52,8 @@ pub struct Batch {
     pub(crate) store: Option<u64>,
     pub(crate) ops: Vec<Op>,
     pub(crate) bytes: usize,
+    pub(crate) positions: Vec<Position>,
+    pub(crate) fallback: Option<Fallback>,
 }
 
 impl std::fmt::Debug for Batch {
@@ -56,11 +61,12 @@ impl std::fmt::Debug for Batch {
         f.debug_struct("Batch")
             .field("ops", &self.ops.len())
             .field("bytes", &self.bytes)
+            .field("positions", &self.positions)
             .finish_non_exhaustive()
     }
 }
 
-fn encode_key_for<K: ViewKey>(view_name: &str, key: &K) -> Result<KeyBuf> {
+pub(crate) fn encode_key_for<K: ViewKey>(view_name: &str, key: &K) -> Result<KeyBuf> {
     let key = key_bytes(key)
         .map_err(|e| Error::KeyEncoding { view: view_name.to_owned(), reason: e.0 })?;
     if key.as_bytes().len() > MAX_KEY_BYTES {
@@ -121,6 +127,120 @@ impl Batch {
     /// Whether the batch has no operation.
     pub fn is_empty(&self) -> bool {
         self.ops.is_empty()
+    }
+
+    /// Records that this batch is the effect of `source`'s `partition` up to
+    /// `position` (a log offset, a WAL LSN, a sequence number): the position is stored
+    /// in the same transaction as the batch's writes, and read back with
+    /// [`Store::position`]. A batch whose position is not beyond the stored one is a
+    /// redelivery: it is skipped whole, each outcome is
+    /// [`Outcome::Redelivered`](crate::Outcome::Redelivered) and its receipt's
+    /// [`redelivery`](crate::Receipt::redelivery) is set. So a consumer of a log that
+    /// resumes from the stored positions applies each event exactly once, `update`
+    /// closures that count included.
+    ///
+    /// A batch may carry positions of several partitions: it is a redelivery when all of
+    /// them were reached, and fails with [`Error::PartialRedelivery`] when only some
+    /// were. A batch with positions and no operation still stores its positions.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use viewstore::{Batch, Store, ViewDef};
+    ///
+    /// const FOLLOWERS: ViewDef<u64, u64> = ViewDef::new("followers");
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("s.redb"))?;
+    /// let followers = store.view(&FOLLOWERS)?;
+    ///
+    /// // The event at offset 41 of partition 3 of the "follows" log: user 7 gained one.
+    /// let event = |batch: &mut Batch| -> viewstore::Result<()> {
+    ///     batch.update_next(&followers, &7, |n| Some(n.copied().unwrap_or(0) + 1))?;
+    ///     batch.set_position("follows", 3, 41)?;
+    ///     Ok(())
+    /// };
+    /// let mut first = Batch::new();
+    /// event(&mut first)?;
+    /// store.submit(first)?.wait()?;
+    /// // Delivered again after a restart: skipped, the count stays right.
+    /// let mut again = Batch::new();
+    /// event(&mut again)?;
+    /// assert!(store.submit(again)?.wait()?.redelivery);
+    /// assert_eq!(followers.get(&7).as_deref(), Some(&1));
+    /// assert_eq!(store.position("follows", 3)?, Some(41));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPosition`] for an invalid source name (1 to 200 bytes, no
+    /// control characters) or a second position for the same partition; the batch is
+    /// unchanged.
+    pub fn set_position(
+        &mut self,
+        source: &str,
+        partition: u32,
+        position: u64,
+    ) -> Result<&mut Self> {
+        self.add_position(source, partition, position, Follows::Any)
+    }
+
+    /// Like [`set_position`](Batch::set_position), and the batch applies only if the
+    /// stored position of the partition is `follows` (`None`: nothing stored yet);
+    /// otherwise it fails with [`Error::PositionGap`] (unless it is a redelivery). A
+    /// consumer that keeps several batches of a partition in flight chains them this
+    /// way, each following the one before, so that when one fails, none after it
+    /// commits and the stored position never skips it.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_position`](Batch::set_position).
+    pub fn set_position_after(
+        &mut self,
+        source: &str,
+        partition: u32,
+        position: u64,
+        follows: Option<u64>,
+    ) -> Result<&mut Self> {
+        self.add_position(source, partition, position, Follows::Exactly(follows))
+    }
+
+    fn add_position(
+        &mut self,
+        source: &str,
+        partition: u32,
+        position: u64,
+        follows: Follows,
+    ) -> Result<&mut Self> {
+        check_source_name(source)?;
+        if self.positions.iter().any(|p| &*p.source == source && p.partition == partition) {
+            return Err(Error::InvalidPosition {
+                source: source.to_owned(),
+                reason: format!("the batch already has a position for partition {partition}"),
+            });
+        }
+        if let Follows::Exactly(Some(previous)) = follows
+            && previous >= position
+        {
+            return Err(Error::InvalidPosition {
+                source: source.to_owned(),
+                reason: format!(
+                    "partition {partition}: position {position} cannot follow position {previous}"
+                ),
+            });
+        }
+        self.bytes += source.len() + 24;
+        let at = position;
+        self.positions.push(Position { source: Arc::from(source), partition, at, follows });
+        Ok(self)
+    }
+
+    /// The operations to commit instead of this batch's own when they fail on their
+    /// own (`ErrorKind::Batch`: a unique violation, a panicking closure), built on the
+    /// writer thread from the error; the batch's positions are stored with them. Used
+    /// to write a dead letter in the same place of the log as the failed event.
+    pub(crate) fn set_fallback(&mut self, fallback: Fallback) {
+        self.fallback = Some(fallback);
     }
 
     fn push<K, V, C>(&mut self, view: &View<K, V, C>, key: KeyBuf, kind: OpKind) -> Result<()> {
@@ -228,27 +348,54 @@ impl Batch {
         F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
     {
         let key = encode_key_for(view.name(), key)?;
-        let name: Arc<str> = Arc::clone(&view.name);
-        let codec = view.codec.clone();
-        let key_for_errors = key.clone();
-        let f: UpdateFn = Box::new(move |current| {
-            let current = current.and_then(|c| c.downcast_ref::<V>());
-            match catch_unwind(AssertUnwindSafe(|| f(current))) {
-                Err(payload) => UpdateResult::Failed(Error::UpdatePanicked {
-                    view: name.to_string(),
-                    key: render_key::<K>(key_for_errors.as_bytes()),
-                    message: panic_message(payload.as_ref()),
-                }),
-                Ok(None) => UpdateResult::Unchanged,
-                Ok(Some(value)) => {
-                    match encode_value::<K, V, C>(&name, &codec, &key_for_errors, &value, true) {
-                        Ok(bytes) => UpdateResult::Value { bytes, value: Arc::new(value) },
-                        Err(e) => UpdateResult::Failed(e),
-                    }
-                }
-            }
-        });
+        let f = update_fn(view, &key, f);
         self.push(view, key, OpKind::Update { version, f })?;
+        Ok(self)
+    }
+
+    /// Like [`update`](Batch::update), at the version after the stored one (of a live
+    /// record or a tombstone; 1 for a key never written), whatever it is: the record's
+    /// version counts its changes. For writes whose source has no version of its own
+    /// and whose exactly-once comes from source positions
+    /// ([`set_position`](Batch::set_position)): counters fed by a log, say.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use viewstore::{Batch, Store, ViewDef};
+    ///
+    /// const VISITS: ViewDef<String, u64> = ViewDef::new("visits");
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("s.redb"))?;
+    /// let visits = store.view(&VISITS)?;
+    /// for offset in 0..3 {
+    ///     let mut batch = Batch::new();
+    ///     batch.update_next(&visits, &"/home".to_string(), |n| Some(n.copied().unwrap_or(0) + 1))?;
+    ///     batch.set_position("clicks", 0, offset)?;
+    ///     store.submit(batch)?.wait()?;
+    /// }
+    /// assert_eq!(visits.get_versioned(&"/home".to_string()).map(|(v, n)| (v, *n)), Some((3, 3)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The key cannot be encoded or is over the size limit.
+    pub fn update_next<K, V, C, F>(
+        &mut self,
+        view: &View<K, V, C>,
+        key: &K,
+        f: F,
+    ) -> Result<&mut Self>
+    where
+        K: ViewKey,
+        V: ViewValue,
+        C: Codec<V> + Clone,
+        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+    {
+        let key = encode_key_for(view.name(), key)?;
+        let f = update_fn(view, &key, f);
+        self.push(view, key, OpKind::UpdateNext { f })?;
         Ok(self)
     }
 
@@ -265,6 +412,37 @@ impl Batch {
     }
 }
 
+/// An `update` closure made type-erased for the writer: run under `catch_unwind`, its
+/// result encoded.
+fn update_fn<K, V, C, F>(view: &View<K, V, C>, key: &KeyBuf, f: F) -> UpdateFn
+where
+    K: ViewKey,
+    V: ViewValue,
+    C: Codec<V> + Clone,
+    F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+{
+    let name: Arc<str> = Arc::clone(&view.name);
+    let codec = view.codec.clone();
+    let key_for_errors = key.clone();
+    Box::new(move |current| {
+        let current = current.and_then(|c| c.downcast_ref::<V>());
+        match catch_unwind(AssertUnwindSafe(|| f(current))) {
+            Err(payload) => UpdateResult::Failed(Error::UpdatePanicked {
+                view: name.to_string(),
+                key: render_key::<K>(key_for_errors.as_bytes()),
+                message: panic_message(payload.as_ref()),
+            }),
+            Ok(None) => UpdateResult::Unchanged,
+            Ok(Some(value)) => {
+                match encode_value::<K, V, C>(&name, &codec, &key_for_errors, &value, true) {
+                    Ok(bytes) => UpdateResult::Value { bytes, value: Arc::new(value) },
+                    Err(e) => UpdateResult::Failed(e),
+                }
+            }
+        }
+    })
+}
+
 impl Store {
     fn request(&self, batch: Batch) -> Result<(Ticket, Request)> {
         if let Some(store) = batch.store
@@ -273,7 +451,10 @@ impl Store {
             return Err(Error::ForeignView { view: "(a view of another store)".into() });
         }
         let (ticket, done) = ticket::pair(self.inner.writer.id(), Arc::clone(&self.inner.file));
-        Ok((ticket, Request::Batch { ops: batch.ops, bytes: batch.bytes, done }))
+        let bytes = batch.bytes;
+        let batch =
+            Submission { ops: batch.ops, positions: batch.positions, fallback: batch.fallback };
+        Ok((ticket, Request::Batch { batch, bytes, done }))
     }
 
     /// Queues `batch` for the writer and returns its [`Ticket`]. Blocks while the queue
@@ -286,9 +467,9 @@ impl Store {
     /// failed for good; [`Error::ForeignView`] for a batch built with views of another
     /// store; [`Error::WriterReentry`] on the writer thread.
     pub fn submit(&self, batch: Batch) -> Result<Ticket> {
-        if batch.is_empty() {
+        if batch.is_empty() && batch.positions.is_empty() {
             self.check_open()?;
-            return Ok(Ticket::ready(Ok(Receipt { lsn: self.lsn(), outcomes: Vec::new() })));
+            return Ok(Ticket::ready(Ok(Receipt::committed(self.lsn(), Vec::new()))));
         }
         let (ticket, request) = self.request(batch)?;
         self.send(request)?;
@@ -298,7 +479,7 @@ impl Store {
     /// Like [`submit`](Store::submit), but never blocks: a full queue gives
     /// [`Error::Full`] and the batch is dropped.
     pub fn try_submit(&self, batch: Batch) -> Result<Ticket> {
-        if batch.is_empty() {
+        if batch.is_empty() && batch.positions.is_empty() {
             return self.submit(batch);
         }
         self.check_not_writer()?;

@@ -7,9 +7,11 @@ use crate::engine::inbox::{Inbox, Refusal, Refused};
 use crate::engine::joiner::WriterThread;
 use crate::engine::report::VerifyReport;
 use crate::engine::ticket::writer_stopped;
-use crate::engine::writer::{Request, Writer};
+use crate::engine::writer::{Request, Writer, resident};
 use crate::mem::{Published, Root, Snapshot, Stats};
+use crate::schema::names::check_source_name;
 use crate::storage::open::open_database;
+use crate::storage::positions::read_positions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -75,7 +77,9 @@ impl StoreBuilder {
     pub fn open(self) -> Result<Store> {
         let config = self.config;
         let (db, lsn) = open_database(&config)?;
-        let published = Arc::new(Published::new(Arc::new(Root { lsn, views: Vec::new() })));
+        let positions = resident(read_positions(&db, &config.path)?);
+        let root = Root { lsn, views: Vec::new(), positions };
+        let published = Arc::new(Published::new(Arc::new(root)));
         let inbox = Arc::new(Inbox::new(config.queue_capacity));
         let writer = Writer::new(db, config.clone(), Arc::clone(&published));
         let thread_inbox = Arc::clone(&inbox);
@@ -213,6 +217,37 @@ impl Store {
     /// The LSN of the latest group visible to readers.
     pub fn lsn(&self) -> Lsn {
         self.inner.published.load().lsn
+    }
+
+    /// The position the store has reached in `source`'s `partition`: the position of the
+    /// last batch that carried one there (see [`Batch::set_position`]), as readers see
+    /// the store now. `None` when no batch carried one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPosition`] for an invalid source name.
+    pub fn position(&self, source: &str, partition: u32) -> Result<Option<u64>> {
+        check_source_name(source)?;
+        let root = self.inner.published.load();
+        Ok(root.positions.get(&(Arc::from(source), partition)).copied())
+    }
+
+    /// The positions reached in every partition of `source`, by partition, in
+    /// partition order. Resume a consumer from these.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPosition`] for an invalid source name.
+    pub fn positions(&self, source: &str) -> Result<Vec<(u32, u64)>> {
+        check_source_name(source)?;
+        let root = self.inner.published.load();
+        let from = (Arc::<str>::from(source), 0);
+        Ok(root
+            .positions
+            .range(from..)
+            .take_while(|((s, _), _)| &**s == source)
+            .map(|((_, partition), position)| (*partition, *position))
+            .collect())
     }
 
     /// The LSN of the latest group known to be on disk. With

@@ -223,6 +223,63 @@ pub enum Error {
         /// The file of the store.
         file: PathBuf,
     },
+    /// A source position given to a batch or a projector is not valid: an invalid
+    /// source name, or a second position for one partition in one batch.
+    InvalidPosition {
+        /// The source's name.
+        source: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A batch's position for a partition does not follow the stored one: the batch
+    /// said it comes right after `follows`, but the store is at `stored` (an earlier
+    /// batch of the partition failed or was never submitted). Nothing was written.
+    PositionGap {
+        /// The source's name.
+        source: String,
+        /// The partition.
+        partition: u32,
+        /// The batch's position.
+        position: u64,
+        /// The position the batch said it follows (`None`: the start).
+        follows: Option<u64>,
+        /// The stored position (`None`: none yet).
+        stored: Option<u64>,
+    },
+    /// A batch carried positions the store had reached for some partitions but not for
+    /// others, so it is neither new nor a redelivery. Nothing was written.
+    PartialRedelivery {
+        /// The source of a position already reached.
+        source: String,
+        /// Its partition.
+        partition: u32,
+        /// The batch's position there.
+        position: u64,
+        /// The stored position there.
+        stored: u64,
+        /// A position of the batch not reached yet, as `source partition p at n`.
+        ahead: String,
+    },
+    /// A projector could not apply an event, and its policy is to stop: the event's
+    /// handler failed or panicked, or its batch failed. The event's position was not
+    /// stored; a restarted projector meets the event again.
+    EventFailed {
+        /// The source's name.
+        source: String,
+        /// The event's partition.
+        partition: u32,
+        /// The event's position.
+        position: u64,
+        /// What failed.
+        reason: String,
+    },
+    /// A projector's source failed to poll or to acknowledge.
+    SourceFailed {
+        /// The source's name.
+        source: String,
+        /// What failed.
+        reason: String,
+    },
     /// The write queue is full; returned by [`Store::try_submit`](crate::Store::try_submit).
     Full,
     /// The store was closed; nothing more can be written.
@@ -259,9 +316,9 @@ impl Error {
     ///
     /// | Kind | Variants |
     /// |---|---|
-    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `WriterReentry`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
-    /// | `Batch` | `UniqueViolation`, `UpdatePanicked`, `IndexPanicked`, `IndexKeyTooLarge`, `Decode`; `ValueTooLarge` and `Encode` of an `update` closure's result (`from_update: true`); `InvalidIndex` of one record's index key (`key: Some`) |
-    /// | `Store` | `Storage`, `Io`, `Poisoned`, `Closed` |
+    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `WriterReentry`, `InvalidPosition`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
+    /// | `Batch` | `UniqueViolation`, `UpdatePanicked`, `IndexPanicked`, `IndexKeyTooLarge`, `Decode`, `PositionGap`, `PartialRedelivery`, `EventFailed`; `ValueTooLarge` and `Encode` of an `update` closure's result (`from_update: true`); `InvalidIndex` of one record's index key (`key: Some`) |
+    /// | `Store` | `Storage`, `Io`, `Poisoned`, `Closed`, `SourceFailed` |
     ///
     /// # Examples
     ///
@@ -325,6 +382,7 @@ impl Error {
             | Error::KeyEncoding { .. }
             | Error::AlreadyOpen { .. }
             | Error::WriterReentry { .. }
+            | Error::InvalidPosition { .. }
             | Error::Full => ErrorKind::Input,
             Error::ValueTooLarge { from_update, .. } | Error::Encode { from_update, .. } => {
                 if *from_update {
@@ -344,15 +402,20 @@ impl Error {
             | Error::UpdatePanicked { .. }
             | Error::UniqueViolation { .. }
             | Error::IndexPanicked { .. }
-            | Error::IndexKeyTooLarge { .. } => ErrorKind::Batch,
-            Error::Storage { .. } | Error::Io { .. } | Error::Poisoned { .. } | Error::Closed => {
-                ErrorKind::Store
-            }
+            | Error::IndexKeyTooLarge { .. }
+            | Error::PositionGap { .. }
+            | Error::PartialRedelivery { .. }
+            | Error::EventFailed { .. } => ErrorKind::Batch,
+            Error::Storage { .. }
+            | Error::Io { .. }
+            | Error::Poisoned { .. }
+            | Error::Closed
+            | Error::SourceFailed { .. } => ErrorKind::Store,
         }
     }
 
     /// Whether the same operation, made again unchanged after a pause, may succeed:
-    /// `true` for [`Error::Full`] (the queue drains) and for a failure of the storage,
+    /// `true` for [`Error::Full`] (the queue drains), [`Error::SourceFailed`], and for a failure of the storage,
     /// [`Error::Storage`] and [`Error::Io`], which may be passing (a full disk, an I/O
     /// error): after a failed commit the writer reopens the database and takes new
     /// batches, and if it cannot, later calls return [`Error::Poisoned`]. A storage
@@ -364,7 +427,10 @@ impl Error {
     /// (the same call is refused again; [`Error::AlreadyOpen`] only passes once the
     /// other holder of the file closes it).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Full | Error::Storage { .. } | Error::Io { .. })
+        matches!(
+            self,
+            Error::Full | Error::Storage { .. } | Error::Io { .. } | Error::SourceFailed { .. }
+        )
     }
 }
 
@@ -388,6 +454,11 @@ impl Error {
     pub(crate) fn decode(view: &str, key: String, source: impl Into<CodecError>) -> Self {
         Error::Decode { view: view.to_owned(), key, source: Arc::new(source.into()) }
     }
+}
+
+/// A position as Display shows it: the number, or "the start".
+fn position_text(position: Option<u64>) -> String {
+    position.map_or_else(|| "the start".to_owned(), |p| format!("position {p}"))
 }
 
 /// The words Display adds for a value an `update` closure returned.
@@ -471,6 +542,11 @@ impl fmt::Display for Error {
                  extractor or codec) in a way that would wait for that writer forever",
                 file.display()
             ),
+            Error::InvalidPosition { .. }
+            | Error::PositionGap { .. }
+            | Error::PartialRedelivery { .. }
+            | Error::EventFailed { .. }
+            | Error::SourceFailed { .. } => self.fmt_source_error(f),
             Error::Full => f.write_str("the write queue is full"),
             Error::Closed => f.write_str("the store is closed"),
             Error::Poisoned { file, reason } => {
@@ -480,6 +556,38 @@ impl fmt::Display for Error {
                 write!(f, "storage error in {} while {during}: {source}", file.display())
             }
             Error::Io { file, source } => write!(f, "I/O error on {}: {source}", file.display()),
+        }
+    }
+}
+
+impl Error {
+    /// Display of the errors of source positions and projectors.
+    fn fmt_source_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidPosition { source, reason } => {
+                write!(f, "invalid position for source '{source}': {reason}")
+            }
+            Error::PositionGap { source, partition, position, follows, stored } => write!(
+                f,
+                "source '{source}' partition {partition}: the batch at position {position} \
+                 follows {} but the store is at {}",
+                position_text(*follows),
+                position_text(*stored)
+            ),
+            Error::PartialRedelivery { source, partition, position, stored, ahead } => write!(
+                f,
+                "source '{source}' partition {partition}: the batch's position {position} was \
+                 reached already (the store is at {stored}) but not its position of {ahead}"
+            ),
+            Error::EventFailed { source, partition, position, reason } => write!(
+                f,
+                "the event of source '{source}' partition {partition} at position {position} \
+                 failed: {reason}"
+            ),
+            Error::SourceFailed { source, reason } => {
+                write!(f, "source '{source}' failed: {reason}")
+            }
+            _ => Ok(()),
         }
     }
 }

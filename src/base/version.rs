@@ -62,6 +62,9 @@ pub enum Outcome {
         /// How many.
         count: u64,
     },
+    /// The batch carried source positions it had already reached, so it was skipped
+    /// whole as a redelivery; nothing changed (see [`Receipt::redelivery`]).
+    Redelivered,
 }
 
 impl Outcome {
@@ -76,8 +79,23 @@ impl Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Receipt {
-    /// The LSN of the group the batch committed in.
+    /// The LSN of the group the batch committed in (for a batch skipped as a
+    /// redelivery that changed nothing, the store's LSN at the time).
     pub lsn: Lsn,
-    /// One outcome per operation.
+    /// One outcome per operation; when the batch's fallback was applied instead, one
+    /// per operation of the fallback.
     pub outcomes: Vec<Outcome>,
+    /// The batch carried source positions the store had already reached: it was
+    /// skipped whole, and each outcome is [`Outcome::Redelivered`].
+    pub redelivery: bool,
+    /// The batch's own operations failed, and the operations of its fallback were
+    /// committed instead, with its source positions.
+    pub fell_back: bool,
+}
+
+impl Receipt {
+    /// The receipt of a batch whose operations committed at `lsn`.
+    pub(crate) fn committed(lsn: Lsn, outcomes: Vec<Outcome>) -> Self {
+        Receipt { lsn, outcomes, redelivery: false, fell_back: false }
+    }
 }

@@ -13,6 +13,7 @@ use crate::base::error::{Error, Result};
 use crate::base::index_kind::IndexKind;
 use crate::base::order::last_of_each_key;
 use crate::base::version::{Outcome, Version};
+use crate::engine::positions::{Check, GroupPositions};
 use crate::engine::tables::{
     DeferredEntry, Fail, IndexTable, Pending, RecordTable, TableWrites, put_records, write_all,
     write_beside,
@@ -22,31 +23,40 @@ use crate::keys::prefix_successor;
 use crate::keys::{KeyBuf, WideKey};
 use crate::mem::delta::{Delta, Effect, MultiEntries, RecordChange, UniqueChange, ViewDelta};
 use crate::mem::{AnyValue, Root};
-use crate::schema::op::{Op, OpKind, UpdateResult};
+use crate::schema::op::{Op, OpKind, Submission, UpdateResult};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{Record, index_table, view_table};
 use redb::{ReadableTable, Table, WriteTransaction};
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 /// What a batch does to the indexes: entries to write, changes to publish.
 type IndexWork = (Vec<IndexWrite>, Vec<(usize, UniqueChange)>);
 
+/// What became of a batch that did not fail: the outcomes of its operations (or of its
+/// fallback's), or a redelivery skipped whole.
+pub(crate) struct Committed {
+    pub(crate) outcomes: Vec<Outcome>,
+    pub(crate) redelivery: bool,
+    pub(crate) fell_back: bool,
+}
+
 /// The result of applying a group: one result per batch, and the changes to publish to
 /// the resident layer once the transaction commits.
 pub(crate) struct Applied {
-    pub(crate) results: Vec<Result<Vec<Outcome>>>,
+    pub(crate) results: Vec<Result<Committed>>,
     pub(crate) delta: Delta,
 }
 
 impl Applied {
+    /// Whether any batch wrote to the transaction (a redelivery writes nothing).
     pub(crate) fn any_committed(&self) -> bool {
-        self.results.iter().any(Result::is_ok)
+        self.results.iter().any(|r| r.as_ref().is_ok_and(|c| !c.redelivery))
     }
 }
-
 /// A key's state as the group has left it so far.
 #[derive(Clone)]
 struct State {
@@ -99,6 +109,7 @@ struct Group<'t, 'v> {
     /// Per view, the multi-index entries the group wrote, per index: the resident
     /// indexes take them as they are (in key order, one per key).
     multi: HashMap<usize, Vec<(usize, MultiEntries)>>,
+    positions: GroupPositions<'t>,
 }
 
 /// Applies `batches` to `txn`. `Err` only for storage failures, which fail the group.
@@ -107,7 +118,7 @@ pub(crate) fn apply_group(
     views: &[ViewInfo],
     root: &Root,
     file: &Path,
-    batches: Vec<Vec<Op>>,
+    batches: Vec<Submission>,
 ) -> Result<Applied> {
     let mut group = Group {
         txn,
@@ -121,20 +132,12 @@ pub(crate) fn apply_group(
         records: HashMap::new(),
         deferred: HashMap::new(),
         multi: HashMap::new(),
+        positions: GroupPositions::new(),
     };
     let mut results = Vec::with_capacity(batches.len());
-    for ops in batches {
-        let mut local: HashMap<Key, KeyInBatch> = HashMap::new();
-        let worked_out = group
-            .apply_batch(ops, &mut local)
-            .and_then(|outcomes| Ok((outcomes, group.index_batch(&local)?)));
-        match worked_out {
-            Ok((outcomes, (writes, changes))) => {
-                group.write_batch(local, writes, changes).map_err(|f| match f {
-                    Fail::Batch(e) | Fail::Group(e) => e,
-                })?;
-                results.push(Ok(outcomes));
-            }
+    for batch in batches {
+        match group.apply_submission(batch) {
+            Ok(committed) => results.push(Ok(committed)),
             Err(Fail::Batch(e)) => results.push(Err(e)),
             Err(Fail::Group(e)) => return Err(e),
         }
@@ -156,10 +159,45 @@ pub(crate) fn apply_group(
     for (view, changes) in group.multi {
         per_view.entry(view).or_default().multi = changes;
     }
-    Ok(Applied { results, delta: Delta { views: per_view.into_iter().collect() } })
+    let positions = group.positions.into_recorded().into_iter().collect();
+    Ok(Applied { results, delta: Delta { views: per_view.into_iter().collect(), positions } })
 }
 
 impl<'t> Group<'t, '_> {
+    /// Applies one batch: skipped whole when its positions were reached already; else
+    /// its operations, or when they fail and it has a fallback, the fallback's; then its
+    /// positions.
+    fn apply_submission(&mut self, batch: Submission) -> Result<Committed, Fail> {
+        let Submission { ops, positions, fallback } = batch;
+        if let Check::Redelivery = self.positions.check(self.txn, self.file, &positions)? {
+            let outcomes = vec![Outcome::Redelivered; ops.len()];
+            return Ok(Committed { outcomes, redelivery: true, fell_back: false });
+        }
+        let (outcomes, fell_back) = match self.try_ops(ops) {
+            Ok(outcomes) => (outcomes, false),
+            Err(Fail::Batch(e)) => {
+                let Some(fallback) = fallback else { return Err(Fail::Batch(e)) };
+                // The fallback is user code: a panic fails the batch with its own error.
+                let ops = catch_unwind(AssertUnwindSafe(|| fallback(&e))).unwrap_or(Err(e))?;
+                (self.try_ops(ops)?, true)
+            }
+            Err(group) => return Err(group),
+        };
+        self.positions.record(self.txn, self.file, &positions)?;
+        Ok(Committed { outcomes, redelivery: false, fell_back })
+    }
+
+    /// Works out `ops` and writes them to the transaction if all of them succeed.
+    fn try_ops(&mut self, ops: Vec<Op>) -> Result<Vec<Outcome>, Fail> {
+        let mut local: HashMap<Key, KeyInBatch> = HashMap::new();
+        let outcomes = self.apply_batch(ops, &mut local)?;
+        let (writes, changes) = self.index_batch(&local)?;
+        self.write_batch(local, writes, changes).map_err(|f| match f {
+            Fail::Batch(e) | Fail::Group(e) => Fail::Group(e),
+        })?;
+        Ok(outcomes)
+    }
+
     fn view(&self, view: usize) -> Result<&ViewInfo, Fail> {
         self.views.get(view).ok_or_else(|| {
             Fail::Batch(Error::ForeignView { view: format!("#{view} (not registered)") })
@@ -234,8 +272,17 @@ impl<'t> Group<'t, '_> {
                     self.purge(view, below, local)?
                 }
                 kind => {
-                    let need_value = has_indexes || matches!(kind, OpKind::Update { .. });
+                    let need_value = has_indexes
+                        || matches!(kind, OpKind::Update { .. } | OpKind::UpdateNext { .. });
                     let state = self.current(local, view, &key, need_value)?;
+                    let kind = match kind {
+                        // Past the largest version there is no next: the update is stale.
+                        OpKind::UpdateNext { f } => OpKind::Update {
+                            version: state.stored.map_or(1, |v| v.saturating_add(1)),
+                            f,
+                        },
+                        kind => kind,
+                    };
                     let (outcome, next) = decide(&state, kind)?;
                     if let Some((now, pending)) = next {
                         match local.entry((view, key)) {
@@ -506,8 +553,9 @@ fn decide(state: &State, kind: OpKind) -> Result<(Outcome, Option<(State, Pendin
                 UpdateResult::Failed(e) => return Err(Fail::Batch(e)),
             },
         },
-        // Purges act on a whole view; `apply_batch` handles them before `decide`.
-        OpKind::PurgeTombstones { .. } => (Outcome::Unchanged, None),
+        // Purges act on a whole view, and an update at the next version takes its
+        // version: `apply_batch` handles both before `decide`.
+        OpKind::PurgeTombstones { .. } | OpKind::UpdateNext { .. } => (Outcome::Unchanged, None),
     })
 }
 

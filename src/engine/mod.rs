@@ -8,6 +8,7 @@ pub(crate) mod joiner;
 mod load;
 #[cfg(test)]
 mod model_check;
+mod positions;
 mod registry;
 pub(crate) mod report;
 mod sync;

@@ -168,9 +168,7 @@ fn run_writer(
             }
             handled += 1;
             committed.lock().expect("committed").push(request.id);
-            request
-                .done
-                .complete(Ok(Receipt { lsn: Lsn::new(u64::from(request.id)), outcomes: vec![] }));
+            request.done.complete(Ok(Receipt::committed(Lsn::new(u64::from(request.id)), vec![])));
         }
     }
 }

@@ -46,7 +46,11 @@ impl Writer {
         });
         self.by_name.insert(name, Registered { id, meta, indexes: index_metas });
         self.registrations.push(reg);
-        let mut root = Root { lsn: self.root.lsn, views: self.root.views.clone() };
+        let mut root = Root {
+            lsn: self.root.lsn,
+            views: self.root.views.clone(),
+            positions: Arc::clone(&self.root.positions),
+        };
         root.views.push(view);
         self.publish(Arc::new(root));
         Ok(id)

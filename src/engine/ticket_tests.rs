@@ -30,7 +30,7 @@ fn future_is_woken_and_resolves() {
     let waker = Waker::from(Arc::clone(&flag));
     let mut cx = Context::from_waker(&waker);
     assert!(Pin::new(&mut ticket).poll(&mut cx).is_pending());
-    completer.complete(Ok(Receipt { lsn: Lsn::new(3), outcomes: vec![] }));
+    completer.complete(Ok(Receipt::committed(Lsn::new(3), vec![])));
     assert!(flag.0.load(std::sync::atomic::Ordering::SeqCst));
     match Pin::new(&mut ticket).poll(&mut cx) {
         Poll::Ready(Ok(r)) => assert_eq!(r.lsn, Lsn::new(3)),
@@ -49,6 +49,6 @@ fn dropped_completer_resolves_with_its_error() {
 fn wait_timeout_gives_the_ticket_back() {
     let (ticket, completer) = pair(other_thread(), std::sync::Arc::from(Path::new("t")));
     let ticket = ticket.wait_timeout(Duration::from_millis(5)).expect_err("still pending");
-    completer.complete(Ok(Receipt { lsn: Lsn::new(1), outcomes: vec![] }));
+    completer.complete(Ok(Receipt::committed(Lsn::new(1), vec![])));
     assert!(ticket.wait().is_ok());
 }

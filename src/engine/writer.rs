@@ -12,16 +12,17 @@ use crate::base::config::{Config, Durability};
 use crate::base::error::{Error, Result};
 use crate::base::panic::panic_message;
 use crate::base::version::{Lsn, Receipt};
-use crate::engine::apply::apply_group;
+use crate::engine::apply::{Committed, apply_group};
 use crate::engine::inbox::{Inbox, Received};
 use crate::engine::report::VerifyReport;
 use crate::engine::ticket::Completer;
-use crate::mem::{Published, Root};
-use crate::schema::op::Op;
+use crate::mem::{Positions, Published, Root};
+use crate::schema::op::Submission;
 use crate::schema::registration::Registration;
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{IndexMeta, META, META_LSN, ViewMeta};
 use crate::storage::open::open_database;
+use crate::storage::positions::read_positions;
 use crossbeam_channel::Sender;
 use redb::Database;
 use std::collections::HashMap;
@@ -31,7 +32,7 @@ use std::time::Instant;
 
 /// What the writer thread is asked to do.
 pub(crate) enum Request {
-    Batch { ops: Vec<Op>, bytes: usize, done: Completer },
+    Batch { batch: Submission, bytes: usize, done: Completer },
     Register { registration: Box<dyn Registration>, reply: Sender<Result<usize>> },
     Verify { reply: Sender<Result<VerifyReport>> },
 }
@@ -181,8 +182,8 @@ impl Writer {
                 let _ = reply.send(self.verify());
                 Step::Continue
             }
-            Request::Batch { ops, bytes, done } => {
-                let mut group = vec![(ops, done)];
+            Request::Batch { batch, bytes, done } => {
+                let mut group = vec![(batch, done)];
                 *carried = self.fill_group(rx, &mut group, bytes);
                 match self.commit_group(group) {
                     Ok(()) => Step::Continue,
@@ -214,10 +215,10 @@ impl Writer {
     fn fill_group(
         &self,
         rx: &Inbox<Request>,
-        group: &mut Vec<(Vec<Op>, Completer)>,
+        group: &mut Vec<(Submission, Completer)>,
         mut bytes: usize,
     ) -> Option<Request> {
-        let mut ops: usize = group.iter().map(|(o, _)| o.len()).sum();
+        let mut ops: usize = group.iter().map(|(b, _)| b.ops.len().max(1)).sum();
         let linger_until = Instant::now() + self.config.max_linger;
         while ops < self.config.max_batch_ops && bytes < self.config.max_batch_bytes {
             let next = match rx.try_recv() {
@@ -229,10 +230,10 @@ impl Writer {
                 },
             };
             match next {
-                Request::Batch { ops: o, bytes: b, done } => {
-                    ops += o.len();
+                Request::Batch { batch, bytes: b, done } => {
+                    ops += batch.ops.len().max(1);
                     bytes += b;
-                    group.push((o, done));
+                    group.push((batch, done));
                 }
                 other => return Some(other),
             }
@@ -275,13 +276,18 @@ impl Writer {
     /// the commit failed and the database could not be reopened.
     fn commit_group(
         &mut self,
-        group: Vec<(Vec<Op>, Completer)>,
+        group: Vec<(Submission, Completer)>,
     ) -> std::result::Result<(), String> {
         let (batches, completers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         match self.apply_and_commit(batches) {
             Ok((lsn, results)) => {
                 for (done, result) in completers.into_iter().zip(results) {
-                    done.complete(result.map(|outcomes| Receipt { lsn, outcomes }));
+                    done.complete(result.map(|c| Receipt {
+                        lsn,
+                        outcomes: c.outcomes,
+                        redelivery: c.redelivery,
+                        fell_back: c.fell_back,
+                    }));
                 }
                 Ok(())
             }
@@ -332,8 +338,12 @@ impl Writer {
                 .map_err(|e| format!("reloading view '{}' failed: {e}", reg.name()))?;
             views.push(view);
         }
+        let positions = self
+            .db()
+            .and_then(|db| read_positions(db, &self.config.path))
+            .map_err(|e| format!("reloading the source positions failed: {e}"))?;
         self.lsn = disk_lsn;
-        self.publish(Arc::new(Root { lsn: self.lsn, views }));
+        self.publish(Arc::new(Root { lsn: self.lsn, views, positions: resident(positions) }));
         self.published.set_durable(disk_lsn);
         Ok(())
     }
@@ -343,8 +353,8 @@ impl Writer {
     /// whole group (the resident layer is then untouched).
     fn apply_and_commit(
         &mut self,
-        batches: Vec<Vec<Op>>,
-    ) -> Result<(Lsn, Vec<Result<Vec<crate::base::version::Outcome>>>)> {
+        batches: Vec<Submission>,
+    ) -> Result<(Lsn, Vec<Result<Committed>>)> {
         let file = self.config.path.clone();
         let mut txn =
             self.db()?.begin_write().map_err(|e| Error::storage(&file, "beginning a write", e))?;
@@ -400,8 +410,14 @@ impl Writer {
     }
 
     pub(super) fn publish(&mut self, root: Arc<Root>) {
+        debug_assert!(root.lsn >= self.root.lsn, "roots are published in LSN order");
         let old = std::mem::replace(&mut self.root, Arc::clone(&root));
         self.published.publish(root);
         self.reclaimer.retire(old);
     }
+}
+
+/// Stored positions as the resident layer holds them.
+pub(crate) fn resident(positions: Vec<((String, u32), u64)>) -> Arc<Positions> {
+    Arc::new(positions.into_iter().map(|((s, p), n)| ((Arc::from(s), p), n)).collect())
 }

@@ -13,11 +13,14 @@ use crate::base::version::Version;
 use crate::keys::{KeyBuf, WideKey};
 use crate::mem::AnyValue;
 use crate::mem::ordered::SortedChange;
+use std::sync::Arc;
 
 /// What a committed group changes, view by view (by view id).
 #[derive(Default)]
 pub(crate) struct Delta {
     pub(crate) views: Vec<(usize, ViewDelta)>,
+    /// The source positions the group recorded.
+    pub(crate) positions: Vec<((Arc<str>, u32), u64)>,
 }
 
 impl Delta {

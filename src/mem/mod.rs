@@ -28,6 +28,7 @@ use index::IndexData;
 use ordered::OrderedIndex;
 use points::{BuildPlan, KeyHasher, PointIndex, Slot};
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -251,10 +252,15 @@ pub struct Stats {
     pub views: Vec<ViewStats>,
 }
 
-/// Every view at one LSN.
+/// The source positions a store has reached: `(source, partition)` to position.
+pub(crate) type Positions = BTreeMap<(Arc<str>, u32), u64>;
+
+/// Every view at one LSN, and the source positions reached by then.
 pub(crate) struct Root {
     pub(crate) lsn: Lsn,
     pub(crate) views: Vec<Arc<dyn ResidentView>>,
+    /// Shared between roots until a group records a position.
+    pub(crate) positions: Arc<Positions>,
 }
 
 impl Root {
@@ -285,7 +291,14 @@ impl Root {
                 *slot = slot.with_delta(view_delta);
             }
         }
-        Root { lsn, views }
+        let positions = if delta.positions.is_empty() {
+            Arc::clone(&self.positions)
+        } else {
+            let mut positions = Positions::clone(&self.positions);
+            positions.extend(delta.positions);
+            Arc::new(positions)
+        };
+        Root { lsn, views, positions }
     }
 }
 

@@ -48,3 +48,15 @@ pub(crate) fn check_index_names<'a>(
     }
     Ok(())
 }
+
+/// Checks a source's name, as positions and projectors give it: 1 to 200 bytes, no
+/// control characters.
+pub(crate) fn check_source_name(name: &str) -> Result<()> {
+    if !valid_name(name, &[]) {
+        return Err(Error::InvalidPosition {
+            source: name.to_owned(),
+            reason: "source names are 1 to 200 bytes without control characters".into(),
+        });
+    }
+    Ok(())
+}

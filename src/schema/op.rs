@@ -6,6 +6,7 @@ use crate::base::version::Version;
 use crate::keys::KeyBuf;
 use crate::mem::AnyValue;
 use std::any::Any;
+use std::sync::Arc;
 
 /// What an `update` closure produced, type-erased for the writer.
 pub(crate) enum UpdateResult {
@@ -17,15 +18,65 @@ pub(crate) enum UpdateResult {
 pub(crate) type UpdateFn = Box<dyn FnOnce(Option<&(dyn Any + Send + Sync)>) -> UpdateResult + Send>;
 
 pub(crate) enum OpKind {
-    Put { version: Version, bytes: Vec<u8>, value: AnyValue },
-    Delete { version: Version },
-    CompareAndSet { expected: Option<Version>, version: Version, bytes: Vec<u8>, value: AnyValue },
-    Update { version: Version, f: UpdateFn },
-    PurgeTombstones { below: Version },
+    Put {
+        version: Version,
+        bytes: Vec<u8>,
+        value: AnyValue,
+    },
+    Delete {
+        version: Version,
+    },
+    CompareAndSet {
+        expected: Option<Version>,
+        version: Version,
+        bytes: Vec<u8>,
+        value: AnyValue,
+    },
+    Update {
+        version: Version,
+        f: UpdateFn,
+    },
+    /// An update at the version after the stored one, whatever it is.
+    UpdateNext {
+        f: UpdateFn,
+    },
+    PurgeTombstones {
+        below: Version,
+    },
 }
 
 pub(crate) struct Op {
     pub(crate) view: usize,
     pub(crate) key: KeyBuf,
     pub(crate) kind: OpKind,
+}
+
+/// Where a batch stands in a source: the batch is the effect of `source`'s `partition`
+/// up to `position`. Stored in the same transaction as the batch's writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub(crate) source: Arc<str>,
+    pub(crate) partition: u32,
+    pub(crate) at: u64,
+    pub(crate) follows: Follows,
+}
+
+/// What a batch's position must find stored to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Follows {
+    /// Anything below it.
+    Any,
+    /// Exactly this (`None`: nothing stored), so that a partition's batches commit in
+    /// order with no gap.
+    Exactly(Option<u64>),
+}
+
+/// Builds the operations to apply instead of a batch that failed, from its error.
+pub(crate) type Fallback = Box<dyn FnOnce(&Error) -> Result<Vec<Op>, Error> + Send>;
+
+/// A batch as the writer receives it.
+pub(crate) struct Submission {
+    pub(crate) ops: Vec<Op>,
+    pub(crate) positions: Vec<Position>,
+    pub(crate) fallback: Option<Fallback>,
 }

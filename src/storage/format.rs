@@ -18,6 +18,11 @@ pub(crate) const VIEWS: TableDefinition<&str, &[u8]> = TableDefinition::new("vie
 /// One row per index: `view/index` and its [`IndexMeta`].
 pub(crate) const INDEXES: TableDefinition<&str, &[u8]> = TableDefinition::new("viewstore.indexes");
 
+/// One row per source partition: `(source, partition)` and the position the store has
+/// reached in it, written in the same transaction as the batch that reached it.
+pub(crate) const POSITIONS: TableDefinition<(&str, u32), u64> =
+    TableDefinition::new("viewstore.positions");
+
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_LSN: &str = "lsn";
 

@@ -2,3 +2,4 @@
 
 pub(crate) mod format;
 pub(crate) mod open;
+pub(crate) mod positions;

@@ -1,0 +1,173 @@
+//! A projector on a thread of its own, and the figures it reports.
+
+use crate::api::batch::Batch;
+use crate::base::error::{Error, Result};
+use crate::project::projector::{Projection, Projector};
+use crate::project::source::{BoxError, Event, Source};
+use crate::project::stats::ProjectorStats;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What the projector's thread shares with its handle.
+struct Shared {
+    state: Mutex<Progress>,
+    /// Signalled after every step and when the thread ends.
+    changed: Condvar,
+    stop: AtomicBool,
+}
+
+struct Progress {
+    stats: ProjectorStats,
+    /// How the thread ended, once it has.
+    ended: Option<Result<ProjectorStats>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Progress> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A projector running on its own thread, made by
+/// [`Projector::spawn`](crate::Projector::spawn). Stop it with
+/// [`stop`](RunningProjector::stop); dropping the handle stops it too.
+pub struct RunningProjector {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for RunningProjector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningProjector").field("stats", &self.stats()).finish_non_exhaustive()
+    }
+}
+
+impl<S, H> Projector<S, H>
+where
+    S: Source,
+    H: FnMut(&Event<S::Payload>, &mut Batch) -> std::result::Result<(), BoxError> + Send + 'static,
+{
+    /// Starts the projector on a thread of its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`start`](Projector::start), and [`Error::Io`] when the thread cannot start.
+    pub fn spawn(self) -> Result<RunningProjector> {
+        RunningProjector::spawn(self.start()?)
+    }
+}
+
+impl RunningProjector {
+    fn spawn<S, H>(mut projection: Projection<S, H>) -> Result<Self>
+    where
+        S: Source,
+        H: FnMut(&Event<S::Payload>, &mut Batch) -> std::result::Result<(), BoxError>
+            + Send
+            + 'static,
+    {
+        let stats = projection.stats();
+        let name = format!("viewstore-projector-{}", stats.source);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(Progress { stats, ended: None }),
+            changed: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let shared = thread_shared;
+                let mut failed = None;
+                while !shared.stop.load(Ordering::Acquire) {
+                    let stepped = projection.step();
+                    let stats = projection.stats();
+                    shared.lock().stats = stats;
+                    shared.changed.notify_all();
+                    if let Err(e) = stepped {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+                let ended = match failed {
+                    Some(e) => Err(e),
+                    None => projection.finish(),
+                };
+                let mut progress = shared.lock();
+                if let Ok(stats) = &ended {
+                    progress.stats = stats.clone();
+                }
+                progress.ended = Some(ended);
+                drop(progress);
+                shared.changed.notify_all();
+            })
+            .map_err(|e| Error::Io { file: "(projector thread)".into(), source: Arc::new(e) })?;
+        Ok(RunningProjector { shared, thread: Some(thread) })
+    }
+
+    /// The figures after the latest step.
+    pub fn stats(&self) -> ProjectorStats {
+        self.shared.lock().stats.clone()
+    }
+
+    /// Whether the projector has stopped (after a failure, or once stopped).
+    pub fn is_finished(&self) -> bool {
+        self.shared.lock().ended.is_some()
+    }
+
+    /// Waits until `done` holds for the figures after a step, or the projector stopped,
+    /// or `timeout` passed; returns whether `done` held.
+    pub fn wait_until(&self, timeout: Duration, done: impl Fn(&ProjectorStats) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut progress = self.shared.lock();
+        loop {
+            if done(&progress.stats) {
+                return true;
+            }
+            let now = Instant::now();
+            if progress.ended.is_some() || now >= deadline {
+                return false;
+            }
+            progress = self
+                .shared
+                .changed
+                .wait_timeout(progress, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Stops polling, waits for the batches in flight and acknowledges what is
+    /// durable; returns the final figures.
+    ///
+    /// # Errors
+    ///
+    /// Why the projector stopped on its own, if it did ([`Error::EventFailed`], a
+    /// store or source error).
+    pub fn stop(mut self) -> Result<ProjectorStats> {
+        self.stop_and_join()
+    }
+
+    fn stop_and_join(&mut self) -> Result<ProjectorStats> {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            return Err(Error::SourceFailed {
+                source: self.stats().source,
+                reason: "the projector thread panicked".into(),
+            });
+        }
+        let mut progress = self.shared.lock();
+        progress.ended.take().unwrap_or_else(|| Ok(progress.stats.clone()))
+    }
+}
+
+impl Drop for RunningProjector {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.stop_and_join();
+        }
+    }
+}
