@@ -206,20 +206,26 @@ impl<T: Clone + Send + 'static> Source for MemorySource<T> {
         max: usize,
         timeout: Duration,
     ) -> std::result::Result<Vec<Event<T>>, BoxError> {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to the clock waits without a deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let shared = Arc::clone(&self.log.shared);
         let mut state = shared.lock();
         loop {
             let events = self.take(&state, max);
-            let now = Instant::now();
-            if !events.is_empty() || max == 0 || now >= deadline {
+            if !events.is_empty() || max == 0 {
                 return Ok(events);
             }
-            state = shared
-                .appended
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            state = match deadline {
+                None => shared.appended.wait(state).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return Ok(events);
+                    }
+                    let waited = shared.appended.wait_timeout(state, deadline - now);
+                    waited.unwrap_or_else(PoisonError::into_inner).0
+                }
+            };
         }
     }
 

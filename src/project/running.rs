@@ -119,22 +119,27 @@ impl RunningProjector {
     /// Waits until `done` holds for the figures after a step, or the projector stopped,
     /// or `timeout` passed; returns whether `done` held.
     pub fn wait_until(&self, timeout: Duration, done: impl Fn(&ProjectorStats) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
+        // A timeout too long to add to the clock waits without a deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let mut progress = self.shared.lock();
         loop {
             if done(&progress.stats) {
                 return true;
             }
-            let now = Instant::now();
-            if progress.ended.is_some() || now >= deadline {
+            if progress.ended.is_some() {
                 return false;
             }
-            progress = self
-                .shared
-                .changed
-                .wait_timeout(progress, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            progress = match deadline {
+                None => self.shared.changed.wait(progress).unwrap_or_else(PoisonError::into_inner),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return false;
+                    }
+                    let waited = self.shared.changed.wait_timeout(progress, deadline - now);
+                    waited.unwrap_or_else(PoisonError::into_inner).0
+                }
+            };
         }
     }
 
