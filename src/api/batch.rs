@@ -1,6 +1,6 @@
 //! `Batch`: operations on one or more views, committed atomically.
 
-use crate::api::store::Store;
+use crate::api::store::{Store, fail_request};
 use crate::api::view::View;
 use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
@@ -233,6 +233,29 @@ impl Batch {
         let at = position;
         self.positions.push(Position { source: Arc::from(source), partition, at, follows });
         Ok(self)
+    }
+
+    /// Adds a position that follows `follows`, as [`set_position_after`] does, for a
+    /// source name checked already (a projector's, shared by all its batches).
+    ///
+    /// [`set_position_after`]: Batch::set_position_after
+    pub(crate) fn chain_position(
+        &mut self,
+        source: &Arc<str>,
+        partition: u32,
+        at: u64,
+        follows: Option<u64>,
+    ) -> Result<()> {
+        if follows.is_some_and(|f| f >= at)
+            || self.positions.iter().any(|p| p.source == *source && p.partition == partition)
+        {
+            // The general path words the error.
+            return self.add_position(source, partition, at, Follows::Exactly(follows)).map(|_| ());
+        }
+        self.bytes += source.len() + 24;
+        let source = Arc::clone(source);
+        self.positions.push(Position { source, partition, at, follows: Follows::Exactly(follows) });
+        Ok(())
     }
 
     /// The operations to commit instead of this batch's own when they fail on their
@@ -474,6 +497,39 @@ impl Store {
         let (ticket, request) = self.request(batch)?;
         self.send(request)?;
         Ok(ticket)
+    }
+
+    /// Queues `batches` in order, many at a time (one lock and one wake-up of the
+    /// writer per round rather than per batch), blocking while the queue is full; one
+    /// result per batch. A batch refused on its own (another store's view) fails
+    /// alone; when the store closes or fails midway, the batches not yet queued
+    /// resolve with that error.
+    pub(crate) fn submit_many(&self, batches: Vec<Batch>) -> Vec<Result<Ticket>> {
+        if let Err(e) = self.check_not_writer() {
+            return batches.iter().map(|_| Err(e.clone())).collect();
+        }
+        let mut results = Vec::with_capacity(batches.len());
+        let mut requests = std::collections::VecDeque::with_capacity(batches.len());
+        for batch in batches {
+            if batch.is_empty() && batch.positions.is_empty() {
+                results.push(self.submit(batch));
+                continue;
+            }
+            match self.request(batch) {
+                Ok((ticket, request)) => {
+                    results.push(Ok(ticket));
+                    requests.push_back(request);
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        if let Err(why) = self.inner.inbox.send_all(&mut requests) {
+            let error = self.refusal(why);
+            for request in requests {
+                fail_request(request, &error);
+            }
+        }
+        results
     }
 
     /// Like [`submit`](Store::submit), but never blocks: a full queue gives

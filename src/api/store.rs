@@ -122,7 +122,7 @@ impl StoreBuilder {
 }
 
 /// Answers a request the writer will never handle.
-fn fail_request(request: Request, error: &Error) {
+pub(crate) fn fail_request(request: Request, error: &Error) {
     match request {
         Request::Batch { done, .. } => done.complete(Err(error.clone())),
         Request::Register { reply, .. } => {

@@ -145,6 +145,9 @@ pub(crate) fn apply_group(
     group.write_tables().map_err(|f| match f {
         Fail::Batch(e) | Fail::Group(e) => e,
     })?;
+    group.positions.write(txn, file).map_err(|f| match f {
+        Fail::Batch(e) | Fail::Group(e) => e,
+    })?;
     let mut per_view: HashMap<usize, ViewDelta> = HashMap::new();
     for ((view, key), state) in group.overlay {
         let new = match (state.stored, state.live) {
@@ -183,7 +186,7 @@ impl<'t> Group<'t, '_> {
             }
             Err(group) => return Err(group),
         };
-        self.positions.record(self.txn, self.file, &positions)?;
+        self.positions.record(&positions);
         Ok(Committed { outcomes, redelivery: false, fell_back })
     }
 

@@ -121,6 +121,34 @@ impl<R> Inbox<R> {
         }
     }
 
+    /// Queues `requests` in order, as many at a time as there is room, waiting for room
+    /// while the queue is full: one lock and at most one wake-up of the receiver per
+    /// round. On a refusal the requests not queued are left in `requests`, for the
+    /// caller to drop outside the lock (invariant 4).
+    pub(crate) fn send_all(&self, requests: &mut VecDeque<R>) -> Result<(), Refusal> {
+        let mut state = self.lock();
+        while !requests.is_empty() {
+            if let Some(why) = Self::gate(&state) {
+                return Err(why);
+            }
+            let room = state.capacity.saturating_sub(state.queue.len());
+            if room > 0 {
+                let n = room.min(requests.len());
+                state.queue.extend(requests.drain(..n));
+                if state.receiver_waiting {
+                    drop(state);
+                    self.arrived.notify_one();
+                    state = self.lock();
+                }
+                continue;
+            }
+            state.waiting_senders += 1;
+            state = self.room.wait(state).unwrap_or_else(PoisonError::into_inner);
+            state.waiting_senders -= 1;
+        }
+        Ok(())
+    }
+
     /// Queues `request` if there is room now.
     pub(crate) fn try_send(&self, request: R) -> Result<(), Refused<R>> {
         let state = self.lock();

@@ -370,6 +370,54 @@ fn submit_and_wait(end: WriterEnd) {
     check(seen, &committed, end);
 }
 
+/// A submitter queueing three batches at once on a queue of one, beside a plain
+/// submitter, against a closer: every batch is queued whole or refused, none is lost.
+fn send_all_against_close(end: WriterEnd) {
+    let handle = Handle::open(1, end);
+    let many = {
+        let handle = Arc::clone(&handle);
+        shuttle::thread::spawn(move || {
+            let mut seen = Seen::default();
+            let mut tickets = Vec::new();
+            let mut requests = std::collections::VecDeque::new();
+            for id in 0..3u32 {
+                let (ticket, request) = handle.request(id);
+                tickets.push((id, ticket));
+                requests.push_back(request);
+            }
+            let sent = handle.inbox.send_all(&mut requests);
+            let refused: Vec<u32> = requests.iter().map(|r| r.id).collect();
+            assert_eq!(sent.is_ok(), refused.is_empty(), "a refusal left nothing unsent");
+            drop(requests);
+            for (id, ticket) in tickets {
+                if refused.contains(&id) {
+                    seen.refused.push(id);
+                } else {
+                    seen.accepted.push((id, ticket));
+                }
+            }
+            seen
+        })
+    };
+    let single = {
+        let handle = Arc::clone(&handle);
+        shuttle::thread::spawn(move || {
+            let mut seen = Seen::default();
+            submit(&handle, 10, true, &mut seen);
+            seen
+        })
+    };
+    let closer = {
+        let handle = Arc::clone(&handle);
+        shuttle::thread::spawn(move || handle.close())
+    };
+    let seen = vec![many.join().expect("many"), single.join().expect("single")];
+    closer.join().expect("closer");
+    let committed = std::sync::Arc::clone(&handle.committed);
+    drop(handle);
+    check(seen, &committed, end);
+}
+
 fn iterations() -> usize {
     std::env::var("VIEWSTORE_MODEL_ITERATIONS").ok().and_then(|s| s.parse().ok()).unwrap_or(5_000)
 }
@@ -387,6 +435,11 @@ fn explore(name: &str, scenario: fn(WriterEnd)) {
 #[test]
 fn try_submit_against_close_never_deadlocks_or_loses_a_ticket() {
     explore("try_submit against close", try_submit_against_close);
+}
+
+#[test]
+fn queueing_many_at_once_against_close_loses_no_ticket() {
+    explore("send_all against close", send_all_against_close);
 }
 
 #[test]

@@ -103,25 +103,27 @@ impl<'t> GroupPositions<'t> {
         }
     }
 
-    /// Records `positions` in the transaction.
-    pub(super) fn record(
-        &mut self,
-        txn: &'t WriteTransaction,
-        file: &Path,
-        positions: &[Position],
-    ) -> Result<(), Fail> {
-        if positions.is_empty() {
-            return Ok(());
-        }
-        let table = self.table(txn, file)?;
-        for p in positions {
-            table
-                .insert((&*p.source, p.partition), p.at)
-                .map_err(|e| Fail::Group(Error::storage(file, "writing a position", e)))?;
-        }
+    /// Records `positions` for the group; [`write`](GroupPositions::write) stores the
+    /// last of each partition at the end of the group.
+    pub(super) fn record(&mut self, positions: &[Position]) {
         for p in positions {
             self.recorded.insert((Arc::clone(&p.source), p.partition), p.at);
         }
+    }
+
+    /// Stores the positions the group recorded in its transaction, once per partition.
+    pub(super) fn write(&mut self, txn: &'t WriteTransaction, file: &Path) -> Result<(), Fail> {
+        if self.recorded.is_empty() {
+            return Ok(());
+        }
+        let recorded = std::mem::take(&mut self.recorded);
+        let table = self.table(txn, file)?;
+        for ((source, partition), at) in &recorded {
+            table
+                .insert((&**source, *partition), *at)
+                .map_err(|e| Fail::Group(Error::storage(file, "writing a position", e)))?;
+        }
+        self.recorded = recorded;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use crate::project::stats::{PartitionStats, ProjectorStats};
 use crate::schema::names::check_source_name;
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Feeds views from a [`Source`]: for each event, runs a handler that adds the event's
@@ -85,7 +86,7 @@ where
             source,
             handler,
             on_failure: OnFailure::Stop,
-            max_in_flight: 1024,
+            max_in_flight: 8192,
             max_poll: 512,
             poll_timeout: Duration::from_millis(50),
         }
@@ -97,7 +98,8 @@ where
         self
     }
 
-    /// How many events may be submitted and not yet committed. Default = 1024.
+    /// How many events may be submitted and not yet committed: the most one group
+    /// commit can take from this projector. Default = 8192.
     pub fn with_max_in_flight(mut self, events: usize) -> Self {
         self.max_in_flight = events.max(1);
         self
@@ -127,7 +129,7 @@ where
     /// for a dead-letter view of another store, [`Error::SourceFailed`] when the
     /// source cannot resume.
     pub fn start(mut self) -> Result<Projection<S, H>> {
-        let name = self.source.name().to_owned();
+        let name: Arc<str> = Arc::from(self.source.name());
         check_source_name(&name)?;
         let letters = match &self.on_failure {
             OnFailure::Stop => None,
@@ -183,10 +185,18 @@ struct InFlight {
     ticket: Ticket,
 }
 
+/// An event's batch, built and not yet submitted.
+struct Prepared {
+    partition: u32,
+    position: u64,
+    letter: bool,
+    batch: Batch,
+}
+
 /// A started projector, driven step by step by its owner (or by
 /// [`RunningProjector`](crate::RunningProjector)). Made by [`Projector::start`].
 pub struct Projection<S, H> {
-    name: String,
+    name: Arc<str>,
     store: Store,
     source: S,
     handler: H,
@@ -250,12 +260,14 @@ where
             if polled == 0 && !self.in_flight.is_empty() {
                 self.complete_oldest();
             }
-            for event in events {
+            let mut prepared = Vec::with_capacity(events.len());
+            for event in &events {
                 if self.failure.is_some() {
                     break;
                 }
-                self.submit(&event);
+                prepared.extend(self.prepare(event));
             }
+            self.submit(prepared);
         }
         while self.in_flight.front().is_some_and(|f| f.ticket.is_ready()) {
             self.complete_oldest();
@@ -296,7 +308,7 @@ where
             partitions.insert(partition, PartitionStats::new(partition, applied, Some(head)));
         }
         ProjectorStats {
-            source: self.name.clone(),
+            source: self.name.to_string(),
             events: self.events,
             dead_letters: self.dead_letters,
             redeliveries: self.redeliveries,
@@ -316,14 +328,16 @@ where
         Err(self.failure.clone().unwrap_or(Error::Closed))
     }
 
-    /// Runs the handler on `event` and submits its batch; records a failure to stop.
-    fn submit(&mut self, event: &Event<S::Payload>) {
+    /// Runs the handler on `event` and builds its batch, chained to the partition's
+    /// last one; `None` for an event submitted already, or on a failure to stop on
+    /// (recorded).
+    fn prepare(&mut self, event: &Event<S::Payload>) -> Option<Prepared> {
         let (partition, position) = (event.partition, event.position);
         let follows = self.partitions.get(&partition).and_then(|p| p.submitted);
         if follows.is_some_and(|s| position <= s) {
             // Delivered again by the source: its batch was submitted already.
             self.redeliveries += 1;
-            return;
+            return None;
         }
         let mut batch = Batch::new();
         let run = &mut self.handler;
@@ -332,40 +346,58 @@ where
             Ok(Err(e)) => Err(format!("the handler failed: {e}")),
             Err(panic) => Err(format!("the handler panicked: {}", panic_message(panic.as_ref()))),
         };
-        let key: DeadLetterKey = (self.name.clone(), partition, position);
+        let key = || -> DeadLetterKey { (self.name.to_string(), partition, position) };
         let letter = handled.is_err();
         let built = match (handled, &self.letters) {
             (Ok(()), letters) => {
-                match batch.set_position_after(&self.name, partition, position, follows) {
-                    Ok(_) => {
+                match batch.chain_position(&self.name, partition, position, follows) {
+                    Ok(()) => {
                         if let Some(letters) = letters {
-                            batch.set_fallback(letters.fallback(key));
+                            batch.set_fallback(letters.fallback(key()));
                         }
                         Ok(batch)
                     }
                     Err(e) => Err(e.to_string()),
                 }
             }
-            (Err(reason), Some(letters)) => self.letter_batch(letters, &key, reason, follows),
+            (Err(reason), Some(letters)) => self.letter_batch(letters, &key(), reason, follows),
             (Err(reason), None) => Err(reason),
         };
-        let batch = match built {
-            Ok(batch) => batch,
+        match built {
+            Ok(batch) => {
+                self.partitions.entry(partition).or_default().submitted = Some(position);
+                Some(Prepared { partition, position, letter, batch })
+            }
             Err(reason) => {
                 self.failure = Some(self.event_failed(partition, position, reason));
-                return;
+                None
             }
-        };
-        match self.store.submit(batch) {
-            Ok(ticket) => {
-                self.partitions.entry(partition).or_default().submitted = Some(position);
-                self.in_flight.push_back(InFlight { partition, position, letter, ticket });
+        }
+    }
+
+    /// Submits prepared batches, all at once, and keeps their tickets in flight.
+    fn submit(&mut self, prepared: Vec<Prepared>) {
+        let mut events = Vec::with_capacity(prepared.len());
+        let mut batches = Vec::with_capacity(prepared.len());
+        for Prepared { partition, position, letter, batch } in prepared {
+            events.push((partition, position, letter));
+            batches.push(batch);
+        }
+        let submitted = self.store.submit_many(batches);
+        for ((partition, position, letter), result) in events.into_iter().zip(submitted) {
+            match result {
+                Ok(ticket) => {
+                    self.in_flight.push_back(InFlight { partition, position, letter, ticket });
+                }
+                // A batch the store refuses as such (another store's view): the event's.
+                Err(e) if e.kind() == ErrorKind::Input => {
+                    let failed = self.event_failed(partition, position, e.to_string());
+                    self.failure.get_or_insert(failed);
+                }
+                Err(e) => {
+                    self.failure.get_or_insert(e);
+                }
             }
-            // A batch the store refuses as such (another store's view): the event's.
-            Err(e) if e.kind() == ErrorKind::Input && !matches!(e, Error::Full) => {
-                self.failure = Some(self.event_failed(partition, position, e.to_string()));
-            }
-            Err(e) => self.failure = Some(e),
         }
     }
 
@@ -381,12 +413,12 @@ where
         let op = letters.op(key, reason).map_err(|e| e.to_string())?;
         batch.store = Some(self.store.id());
         batch.ops.push(op);
-        batch.set_position_after(&self.name, key.1, key.2, follows).map_err(|e| e.to_string())?;
+        batch.chain_position(&self.name, key.1, key.2, follows).map_err(|e| e.to_string())?;
         Ok(batch)
     }
 
     fn event_failed(&self, partition: u32, position: u64, reason: String) -> Error {
-        Error::EventFailed { source: self.name.clone(), partition, position, reason }
+        Error::EventFailed { source: self.name.to_string(), partition, position, reason }
     }
 
     /// Waits for the oldest batch in flight and takes its answer.
