@@ -13,19 +13,20 @@ use crate::base::error::{Error, Result};
 use crate::base::index_kind::IndexKind;
 use crate::base::order::last_of_each_key;
 use crate::base::version::{Outcome, Version};
+use crate::engine::decide::{State, decide};
 use crate::engine::tables::{
-    DeferredEntry, Fail, IndexTable, Pending, RecordTable, TableWrites, put_records, write_all,
-    write_beside,
+    DeferredEntry, Fail, IndexTable, Pending, RecordTable, TableWrites, open_once, open_owned,
+    put_records, write_all, write_beside,
 };
 use crate::keys::composite;
 use crate::keys::prefix_successor;
 use crate::keys::{KeyBuf, WideKey};
+use crate::mem::Root;
 use crate::mem::delta::{Delta, Effect, MultiEntries, RecordChange, UniqueChange, ViewDelta};
-use crate::mem::{AnyValue, Root};
-use crate::schema::op::{Op, OpKind, UpdateResult};
+use crate::schema::op::{Op, OpKind};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{Record, index_table, view_table};
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -45,18 +46,6 @@ impl Applied {
     pub(crate) fn any_committed(&self) -> bool {
         self.results.iter().any(Result::is_ok)
     }
-}
-
-/// A key's state as the group has left it so far.
-#[derive(Clone)]
-struct State {
-    /// The version of the live record or tombstone; `None` when there is neither.
-    stored: Option<Version>,
-    /// Whether there is a live record (not a tombstone, not absent).
-    is_live: bool,
-    /// The live value, when it was needed: by an `update` closure or an index diff.
-    /// Reading it for every put would cost a resident lookup that nothing uses.
-    live: Option<AnyValue>,
 }
 
 /// A key touched by the batch being worked out.
@@ -471,116 +460,6 @@ impl Group<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// What one operation does to a key in `state`: its outcome and, when it writes, the
-/// key's next state and the record to store.
-fn decide(state: &State, kind: OpKind) -> Result<(Outcome, Option<(State, Pending)>), Fail> {
-    let not_newer = |version: Version| state.stored.filter(|&c| version <= c);
-    Ok(match kind {
-        OpKind::Put { version, bytes, value } => match not_newer(version) {
-            Some(current) => (Outcome::Stale { current }, None),
-            None => (Outcome::Applied, Some(live(version, bytes, value))),
-        },
-        OpKind::Delete { version } => match not_newer(version) {
-            Some(current) => (Outcome::Stale { current }, None),
-            None => (Outcome::Applied, Some(tombstone(version))),
-        },
-        OpKind::CompareAndSet { expected, version, bytes, value } => {
-            let live_version = state.stored.filter(|_| state.is_live);
-            if live_version != expected {
-                (Outcome::Conflict { current: live_version }, None)
-            } else if let Some(current) = not_newer(version) {
-                (Outcome::Stale { current }, None)
-            } else {
-                (Outcome::Applied, Some(live(version, bytes, value)))
-            }
-        }
-        OpKind::Update { version, f } => match not_newer(version) {
-            Some(current) => (Outcome::Stale { current }, None),
-            None => match f(state.live.as_deref()) {
-                UpdateResult::Unchanged => (Outcome::Unchanged, None),
-                UpdateResult::Value { bytes, value } => {
-                    (Outcome::Applied, Some(live(version, bytes, value)))
-                }
-                UpdateResult::Failed(e) => return Err(Fail::Batch(e)),
-            },
-        },
-        // Purges act on a whole view; `apply_batch` handles them before `decide`.
-        OpKind::PurgeTombstones { .. } => (Outcome::Unchanged, None),
-    })
-}
-
-/// The table `id` of this transaction, opened on first use and kept for the group.
-/// `definition` is `None` for an id this store never registered.
-fn open_once<'c, 't, I, K, V>(
-    txn: &'t WriteTransaction,
-    file: &Path,
-    tables: &'c mut HashMap<I, Table<'t, K, V>>,
-    id: I,
-    definition: Option<redb::TableDefinition<'_, K, V>>,
-) -> Result<&'c mut Table<'t, K, V>, Fail>
-where
-    I: std::hash::Hash + Eq + std::fmt::Debug,
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-{
-    match tables.entry(id) {
-        MapEntry::Occupied(t) => Ok(t.into_mut()),
-        MapEntry::Vacant(slot) => {
-            let table = open_table(txn, file, slot.key(), definition)?;
-            Ok(slot.insert(table))
-        }
-    }
-}
-
-/// Opens table `id` of this transaction; `definition` is `None` for an id this store
-/// never registered.
-fn open_table<'t, I, K, V>(
-    txn: &'t WriteTransaction,
-    file: &Path,
-    id: &I,
-    definition: Option<redb::TableDefinition<'_, K, V>>,
-) -> Result<Table<'t, K, V>, Fail>
-where
-    I: std::fmt::Debug,
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-{
-    let Some(definition) = definition else {
-        let view = format!("{id:?} (not registered)");
-        return Err(Fail::Batch(Error::ForeignView { view }));
-    };
-    txn.open_table(definition).map_err(|e| Fail::Group(Error::storage(file, "opening a table", e)))
-}
-
-/// The table `id` of this transaction, taken out of `tables` if the group opened it
-/// already, else opened now.
-fn open_owned<'t, I, K, V>(
-    txn: &'t WriteTransaction,
-    file: &Path,
-    tables: &mut HashMap<I, Table<'t, K, V>>,
-    id: &I,
-    definition: Option<redb::TableDefinition<'_, K, V>>,
-) -> Result<Table<'t, K, V>, Fail>
-where
-    I: std::hash::Hash + Eq + std::fmt::Debug,
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-{
-    match tables.remove(id) {
-        Some(table) => Ok(table),
-        None => open_table(txn, file, id, definition),
-    }
-}
-
-fn live(version: Version, bytes: Vec<u8>, value: AnyValue) -> (State, Pending) {
-    let state = State { stored: Some(version), is_live: true, live: Some(value) };
-    (state, Pending::Live { version, bytes })
-}
-
-fn tombstone(version: Version) -> (State, Pending) {
-    (State { stored: Some(version), is_live: false, live: None }, Pending::Tombstone { version })
 }
 
 fn index_write(view: usize, index: usize, ikey: &[u8], pk: &KeyBuf, insert: bool) -> IndexWrite {
