@@ -104,7 +104,7 @@ pub use base::config::{Durability, IndexProgress, StoreBuilder};
 pub use base::error::{CodecError, Error, ErrorKind, Result};
 pub use base::index_kind::IndexKind;
 pub use base::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
-pub use base::version::{Lsn, Outcome, Receipt, Version};
+pub use base::version::{Change, Lsn, Outcome, Receipt, Version};
 pub use engine::report::{Problem, ProblemKind, VerifyReport};
 pub use engine::ticket::Ticket;
 pub use mem::{IndexIter, IndexView, Iter, Snapshot, Stats, ViewSnapshot, ViewStats};

@@ -6,8 +6,8 @@ use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
 use crate::base::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::base::panic::panic_message;
-use crate::base::version::Receipt;
 use crate::base::version::Version;
+use crate::base::version::{Change, Receipt};
 use crate::engine::inbox::Refused;
 use crate::engine::ticket::{self, Ticket};
 use crate::engine::writer::Request;
@@ -23,7 +23,6 @@ use std::sync::Arc;
 ///
 /// Keys and values are encoded when they are added, so an oversized or unencodable
 /// write is refused here, on the caller's thread, and never fails a group.
-///
 /// # Examples
 ///
 /// ```
@@ -202,11 +201,37 @@ impl Batch {
         Ok(self)
     }
 
+    /// Deletes `key` at `version` only if its live record's version equals `expected`;
+    /// otherwise (another version, or no live record) the outcome is
+    /// [`Outcome::Conflict`](crate::Outcome::Conflict). A matching delete must still be
+    /// strictly newer than the stored version, else it is
+    /// [`Outcome::Stale`](crate::Outcome::Stale). It leaves a tombstone at `version`,
+    /// as [`delete`](Batch::delete) does.
+    ///
+    /// # Errors
+    ///
+    /// The key cannot be encoded or is over the size limit.
+    pub fn compare_and_delete<K: ViewKey, V: ViewValue, C>(
+        &mut self,
+        view: &View<K, V, C>,
+        key: &K,
+        expected: Version,
+        version: Version,
+    ) -> Result<&mut Self> {
+        let key = encode_key_for(view.name(), key)?;
+        self.push(view, key, OpKind::CompareAndDelete { expected, version })?;
+        Ok(self)
+    }
+
     /// Runs `f` inside the writer on the current value of `key` (`None` when there is no
-    /// live record) and writes what it returns at `version`; `None` leaves the record
-    /// as it is ([`Outcome::Unchanged`](crate::Outcome::Unchanged)). The closure runs
-    /// only if `version` is strictly newer than the stored version. No update is lost
-    /// between concurrent writers: the closure sees every write committed before it.
+    /// live record) and applies the [`Change`] it returns at `version`:
+    /// [`Change::Put`] writes a value, [`Change::Delete`] deletes the record (leaving a
+    /// tombstone at `version`, as [`delete`](Batch::delete) does), [`Change::Keep`]
+    /// leaves it as it is ([`Outcome::Unchanged`](crate::Outcome::Unchanged)). The
+    /// closure may return an `Option<V>` instead: `Some(value)` puts, `None` keeps. It
+    /// runs only if `version` is strictly newer than the stored version. No update is
+    /// lost between concurrent writers: the closure sees every write committed before
+    /// it.
     ///
     /// A panicking closure fails this batch with [`Error::UpdatePanicked`] and nothing
     /// else.
@@ -214,7 +239,7 @@ impl Batch {
     /// # Errors
     ///
     /// The key cannot be encoded or is over the size limit.
-    pub fn update<K, V, C, F>(
+    pub fn update<K, V, C, F, R>(
         &mut self,
         view: &View<K, V, C>,
         key: &K,
@@ -225,7 +250,8 @@ impl Batch {
         K: ViewKey,
         V: ViewValue,
         C: Codec<V> + Clone,
-        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+        F: FnOnce(Option<&V>) -> R + Send + 'static,
+        R: Into<Change<V>>,
     {
         let key = encode_key_for(view.name(), key)?;
         let name: Arc<str> = Arc::clone(&view.name);
@@ -233,14 +259,15 @@ impl Batch {
         let key_for_errors = key.clone();
         let f: UpdateFn = Box::new(move |current| {
             let current = current.and_then(|c| c.downcast_ref::<V>());
-            match catch_unwind(AssertUnwindSafe(|| f(current))) {
+            match catch_unwind(AssertUnwindSafe(|| f(current).into())) {
                 Err(payload) => UpdateResult::Failed(Error::UpdatePanicked {
                     view: name.to_string(),
                     key: render_key::<K>(key_for_errors.as_bytes()),
                     message: panic_message(payload.as_ref()),
                 }),
-                Ok(None) => UpdateResult::Unchanged,
-                Ok(Some(value)) => {
+                Ok(Change::Keep) => UpdateResult::Unchanged,
+                Ok(Change::Delete) => UpdateResult::Delete,
+                Ok(Change::Put(value)) => {
                     match encode_value::<K, V, C>(&name, &codec, &key_for_errors, &value, true) {
                         Ok(bytes) => UpdateResult::Value { bytes, value: Arc::new(value) },
                         Err(e) => UpdateResult::Failed(e),

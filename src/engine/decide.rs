@@ -25,6 +25,7 @@ pub(super) fn decide(
     kind: OpKind,
 ) -> Result<(Outcome, Option<(State, Pending)>), Fail> {
     let not_newer = |version: Version| state.stored.filter(|&c| version <= c);
+    let live_version = state.stored.filter(|_| state.is_live);
     Ok(match kind {
         OpKind::Put { version, bytes, value } => match not_newer(version) {
             Some(current) => (Outcome::Stale { current }, None),
@@ -35,13 +36,21 @@ pub(super) fn decide(
             None => (Outcome::Applied, Some(tombstone(version))),
         },
         OpKind::CompareAndSet { expected, version, bytes, value } => {
-            let live_version = state.stored.filter(|_| state.is_live);
             if live_version != expected {
                 (Outcome::Conflict { current: live_version }, None)
             } else if let Some(current) = not_newer(version) {
                 (Outcome::Stale { current }, None)
             } else {
                 (Outcome::Applied, Some(live(version, bytes, value)))
+            }
+        }
+        OpKind::CompareAndDelete { expected, version } => {
+            if live_version != Some(expected) {
+                (Outcome::Conflict { current: live_version }, None)
+            } else if let Some(current) = not_newer(version) {
+                (Outcome::Stale { current }, None)
+            } else {
+                (Outcome::Applied, Some(tombstone(version)))
             }
         }
         OpKind::Update { version, f } => match not_newer(version) {
@@ -51,6 +60,7 @@ pub(super) fn decide(
                 UpdateResult::Value { bytes, value } => {
                     (Outcome::Applied, Some(live(version, bytes, value)))
                 }
+                UpdateResult::Delete => (Outcome::Applied, Some(tombstone(version))),
                 UpdateResult::Failed(e) => return Err(Fail::Batch(e)),
             },
         },

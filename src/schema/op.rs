@@ -11,6 +11,7 @@ use std::any::Any;
 pub(crate) enum UpdateResult {
     Unchanged,
     Value { bytes: Vec<u8>, value: AnyValue },
+    Delete,
     Failed(Error),
 }
 
@@ -20,6 +21,7 @@ pub(crate) enum OpKind {
     Put { version: Version, bytes: Vec<u8>, value: AnyValue },
     Delete { version: Version },
     CompareAndSet { expected: Option<Version>, version: Version, bytes: Vec<u8>, value: AnyValue },
+    CompareAndDelete { expected: Version, version: Version },
     Update { version: Version, f: UpdateFn },
     PurgeTombstones { below: Version },
 }
