@@ -23,6 +23,13 @@ use std::sync::Arc;
 ///
 /// Keys and values are encoded when they are added, so an oversized or unencodable
 /// write is refused here, on the caller's thread, and never fails a group.
+///
+/// The version rules below are those of a view without sources. For a view with
+/// sources, every operation is attributed to the source of the handle it is given
+/// ([`View::source`]) and compares versions per source: see
+/// [`ViewDef::with_sources`](crate::ViewDef::with_sources). Every operation on such a
+/// view through a plain handle is refused with [`Error::SourceRequired`].
+///
 /// # Examples
 ///
 /// ```
@@ -123,6 +130,9 @@ impl Batch {
     }
 
     fn push<K, V, C>(&mut self, view: &View<K, V, C>, key: KeyBuf, kind: OpKind) -> Result<()> {
+        if view.source.is_none() && !view.sources.is_empty() {
+            return Err(Error::SourceRequired { view: view.name().to_owned() });
+        }
         match self.store {
             Some(id) if id != view.store.id() => {
                 return Err(Error::ForeignView { view: view.name().to_owned() });
@@ -134,7 +144,7 @@ impl Batch {
             _ => 0,
         };
         self.bytes += key.as_bytes().len() + value_len + 16;
-        self.ops.push(Op { view: view.id, key, kind });
+        self.ops.push(Op { view: view.id, source: view.source, key, kind });
         Ok(())
     }
 
@@ -281,7 +291,9 @@ impl Batch {
 
     /// Removes the tombstones of `view` whose version is below `below`. After this, a
     /// put older than a purged tombstone can apply again, so purge only below versions
-    /// that can no longer arrive.
+    /// that can no longer arrive. Through a handle of one source of a view with
+    /// sources, only the tombstones that source deleted last, below `below` in its
+    /// version.
     pub fn purge_tombstones<K, V, C>(
         &mut self,
         view: &View<K, V, C>,

@@ -48,13 +48,14 @@ pub enum Outcome {
     /// The write's version was not newer than the stored one (of a live record or a
     /// tombstone); nothing changed.
     Stale {
-        /// The stored version.
+        /// The stored version; for a view with sources, the writing source's.
         current: Version,
     },
     /// A compare-and-set or compare-and-delete found another version than it expected;
     /// nothing changed.
     Conflict {
-        /// The version of the live record, `None` when there is none.
+        /// The version of the live record (for a view with sources, the writing
+        /// source's version of it), `None` when there is none.
         current: Option<Version>,
     },
     /// An `update` closure returned `None` ([`Change::Keep`]); nothing changed.
@@ -63,6 +64,15 @@ pub enum Outcome {
     Purged {
         /// How many.
         count: u64,
+    },
+    /// A write from one source of a view with sources (see
+    /// [`ViewDef::with_sources`](crate::ViewDef::with_sources)) met a tombstone that
+    /// another source left: the record stays deleted, and only the writing source's
+    /// version was recorded, so that a redelivery of this write is
+    /// [`Stale`](Outcome::Stale). An `update` closure is not run.
+    Tombstoned {
+        /// The version of the tombstone's deleter, the source of its last delete.
+        deleter_version: Version,
     },
 }
 

@@ -166,13 +166,15 @@ impl<'t> Group<'t, '_> {
     }
 
     /// The state of `key` before the current operation: this batch's own writes, then
-    /// the group's, then the committed store.
+    /// the group's, then the committed store. `sourced`: whether the view has sources,
+    /// so that its stored records must have per-source versions (and others must not).
     fn current(
         &mut self,
         local: &HashMap<Key, KeyInBatch>,
         view: usize,
         key: &KeyBuf,
         need_value: bool,
+        sourced: bool,
     ) -> Result<State, Fail> {
         let k = (view, key.clone());
         if let Some(slot) = local.get(&k) {
@@ -187,26 +189,35 @@ impl<'t> Group<'t, '_> {
             let guard = table
                 .get(key.as_bytes())
                 .map_err(|e| Fail::Group(Error::storage(file, "reading a record", e)))?;
-            guard.map(|bytes| {
-                Record::decode(bytes.value())
-                    .map(|record| (record.version(), matches!(record, Record::Live { .. })))
-            })
+            guard.map(|bytes| Record::decode(bytes.value()).map(State::of_record))
         };
-        let stored = match stored.transpose() {
-            Ok(stored) => stored,
-            Err(reason) => {
-                let info = self.view(view)?;
-                let key = (info.render_key)(key.as_bytes());
-                return Err(Fail::Batch(Error::decode(&info.name, key, reason)));
+        let mut state = match stored.transpose() {
+            Ok(stored) if stored.as_ref().is_some_and(|s| s.sources.is_some() != sourced) => {
+                let reason = if sourced {
+                    "a record without per-source versions in a view with sources"
+                } else {
+                    "a record with per-source versions in a view without sources"
+                };
+                return Err(self.decode_error(view, key, reason.into()));
             }
+            Ok(stored) => stored.unwrap_or_else(State::absent),
+            Err(reason) => return Err(self.decode_error(view, key, reason)),
         };
-        let is_live = matches!(stored, Some((_, true)));
-        let live = if is_live && need_value {
-            self.root.views.get(view).and_then(|v| v.value(key.as_bytes()))
-        } else {
-            None
-        };
-        Ok(State { stored: stored.map(|(v, _)| v), is_live, live })
+        if state.is_live && need_value {
+            state.live = self.root.views.get(view).and_then(|v| v.value(key.as_bytes()));
+        }
+        Ok(state)
+    }
+
+    /// A stored record of `key` that does not decode, or does not belong in its view.
+    fn decode_error(&self, view: usize, key: &KeyBuf, reason: String) -> Fail {
+        match self.view(view) {
+            Ok(info) => {
+                let key = (info.render_key)(key.as_bytes());
+                Fail::Batch(Error::decode(&info.name, key, reason))
+            }
+            Err(fail) => fail,
+        }
     }
 
     fn apply_batch(
@@ -215,17 +226,17 @@ impl<'t> Group<'t, '_> {
         local: &mut HashMap<Key, KeyInBatch>,
     ) -> Result<Vec<Outcome>, Fail> {
         let mut outcomes = Vec::with_capacity(ops.len());
-        for Op { view, key, kind } in ops {
+        for Op { view, source, key, kind } in ops {
             let has_indexes = !self.view(view)?.indexes.is_empty();
             let outcome = match kind {
                 OpKind::PurgeTombstones { below } => {
                     self.write_records(view)?;
-                    self.purge(view, below, local)?
+                    self.purge(view, source, below, local)?
                 }
                 kind => {
                     let need_value = has_indexes || matches!(kind, OpKind::Update { .. });
-                    let state = self.current(local, view, &key, need_value)?;
-                    let (outcome, next) = decide(&state, kind)?;
+                    let state = self.current(local, view, &key, need_value, source.is_some())?;
+                    let (outcome, next) = decide(&state, kind, source)?;
                     if let Some((now, pending)) = next {
                         match local.entry((view, key)) {
                             MapEntry::Occupied(mut slot) => {
@@ -251,10 +262,12 @@ impl<'t> Group<'t, '_> {
     }
 
     /// Stages the removal of every tombstone of `view` below `below`, as this batch
-    /// sees the view.
+    /// sees the view; for a view with sources, of those `source` deleted last, below
+    /// `below` in its version.
     fn purge(
         &mut self,
         view: usize,
+        source: Option<u8>,
         below: Version,
         local: &mut HashMap<Key, KeyInBatch>,
     ) -> Result<Outcome, Fail> {
@@ -265,25 +278,27 @@ impl<'t> Group<'t, '_> {
             let table = self.table(view)?;
             for item in table.iter().map_err(scan_error)? {
                 let (k, v) = item.map_err(scan_error)?;
-                if let Ok(Record::Tombstone { version }) = Record::decode(v.value())
-                    && version < below
-                {
+                let Ok(record) = Record::decode(v.value()) else { continue };
+                if record.live().is_some() {
+                    continue;
+                }
+                let before = State::of_record(record);
+                if before.purgeable(source, below) {
                     let key = KeyBuf::from_slice(k.value());
                     if !local.contains_key(&(view, key.clone())) {
-                        let before = State { stored: Some(version), is_live: false, live: None };
                         doomed.push((key, before));
                     }
                 }
             }
         }
         for ((v, key), slot) in local.iter() {
-            if *v == view && !slot.now.is_live && slot.now.stored.is_some_and(|s| s < below) {
+            if *v == view && slot.now.purgeable(source, below) {
                 doomed.push((key.clone(), slot.before.clone()));
             }
         }
         let count = doomed.len() as u64;
         for (key, before) in doomed {
-            let now = State { stored: None, is_live: false, live: None };
+            let now = State::absent();
             local.insert((view, key), KeyInBatch { before, now, pending: Some(Pending::Remove) });
         }
         Ok(Outcome::Purged { count })

@@ -7,14 +7,25 @@ use crate::base::error::Error;
 use crate::base::version::Version;
 use crate::keys::{KeyBuf, WideKey};
 use crate::storage::format::Record;
+use crate::storage::sources::SourceVersions;
 use redb::{Table, WriteTransaction};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
 use std::path::Path;
 
 pub(super) enum Pending {
-    Live { version: Version, bytes: Vec<u8> },
-    Tombstone { version: Version },
+    Live {
+        version: Version,
+        bytes: Vec<u8>,
+    },
+    Tombstone {
+        version: Version,
+    },
+    /// A record of a view with sources: live with its value bytes, or a tombstone.
+    Sourced {
+        sources: Box<SourceVersions>,
+        bytes: Option<Vec<u8>>,
+    },
     Remove,
 }
 
@@ -120,6 +131,14 @@ pub(super) fn put_records(
             }
             Pending::Tombstone { version } => {
                 let record = Record::Tombstone { version }.encode();
+                table.insert(key, record.as_slice()).map_err(write_error)?;
+            }
+            Pending::Sourced { sources, bytes } => {
+                let sources = *sources;
+                let record = match &bytes {
+                    Some(value) => Record::SourcedLive { sources, value }.encode(),
+                    None => Record::SourcedTombstone { sources }.encode(),
+                };
                 table.insert(key, record.as_slice()).map_err(write_error)?;
             }
             Pending::Remove => {

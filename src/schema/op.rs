@@ -28,6 +28,9 @@ pub(crate) enum OpKind {
 
 pub(crate) struct Op {
     pub(crate) view: usize,
+    /// The id of the source the write comes from, for a view with sources; `None` for
+    /// a view without.
+    pub(crate) source: Option<u8>,
     pub(crate) key: KeyBuf,
     pub(crate) kind: OpKind,
 }

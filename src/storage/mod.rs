@@ -1,4 +1,6 @@
-//! The file: its format (tables, meta, record layout) and how it is opened.
+//! The file: its format (tables, meta, record layout, per-source versions) and how it
+//! is opened.
 
 pub(crate) mod format;
 pub(crate) mod open;
+pub(crate) mod sources;
