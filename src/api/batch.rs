@@ -6,8 +6,8 @@ use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
 use crate::base::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::base::panic::panic_message;
-use crate::base::version::Receipt;
 use crate::base::version::Version;
+use crate::base::version::{Change, Receipt};
 use crate::engine::inbox::Refused;
 use crate::engine::ticket::{self, Ticket};
 use crate::engine::writer::Request;
@@ -26,6 +26,12 @@ use std::sync::Arc;
 ///
 /// Keys and values are encoded when they are added, so an oversized or unencodable
 /// write is refused here, on the caller's thread, and never fails a group.
+///
+/// The version rules below are those of a view without sources. For a view with
+/// sources, every operation is attributed to the source of the handle it is given
+/// ([`View::source`]) and compares versions per source: see
+/// [`ViewDef::with_sources`](crate::ViewDef::with_sources). Every operation on such a
+/// view through a plain handle is refused with [`Error::SourceRequired`].
 ///
 /// # Examples
 ///
@@ -267,6 +273,9 @@ impl Batch {
     }
 
     fn push<K, V, C>(&mut self, view: &View<K, V, C>, key: KeyBuf, kind: OpKind) -> Result<()> {
+        if view.source.is_none() && !view.sources.is_empty() {
+            return Err(Error::SourceRequired { view: view.name().to_owned() });
+        }
         match self.store {
             Some(id) if id != view.store.id() => {
                 return Err(Error::ForeignView { view: view.name().to_owned() });
@@ -278,7 +287,7 @@ impl Batch {
             _ => 0,
         };
         self.bytes += key.as_bytes().len() + value_len + 16;
-        self.ops.push(Op { view: view.id, key, kind });
+        self.ops.push(Op { view: view.id, source: view.source, key, kind });
         Ok(())
     }
 
@@ -345,11 +354,37 @@ impl Batch {
         Ok(self)
     }
 
+    /// Deletes `key` at `version` only if its live record's version equals `expected`;
+    /// otherwise (another version, or no live record) the outcome is
+    /// [`Outcome::Conflict`](crate::Outcome::Conflict). A matching delete must still be
+    /// strictly newer than the stored version, else it is
+    /// [`Outcome::Stale`](crate::Outcome::Stale). It leaves a tombstone at `version`,
+    /// as [`delete`](Batch::delete) does.
+    ///
+    /// # Errors
+    ///
+    /// The key cannot be encoded or is over the size limit.
+    pub fn compare_and_delete<K: ViewKey, V: ViewValue, C>(
+        &mut self,
+        view: &View<K, V, C>,
+        key: &K,
+        expected: Version,
+        version: Version,
+    ) -> Result<&mut Self> {
+        let key = encode_key_for(view.name(), key)?;
+        self.push(view, key, OpKind::CompareAndDelete { expected, version })?;
+        Ok(self)
+    }
+
     /// Runs `f` inside the writer on the current value of `key` (`None` when there is no
-    /// live record) and writes what it returns at `version`; `None` leaves the record
-    /// as it is ([`Outcome::Unchanged`](crate::Outcome::Unchanged)). The closure runs
-    /// only if `version` is strictly newer than the stored version. No update is lost
-    /// between concurrent writers: the closure sees every write committed before it.
+    /// live record) and applies the [`Change`] it returns at `version`:
+    /// [`Change::Put`] writes a value, [`Change::Delete`] deletes the record (leaving a
+    /// tombstone at `version`, as [`delete`](Batch::delete) does), [`Change::Keep`]
+    /// leaves it as it is ([`Outcome::Unchanged`](crate::Outcome::Unchanged)). The
+    /// closure may return an `Option<V>` instead: `Some(value)` puts, `None` keeps. It
+    /// runs only if `version` is strictly newer than the stored version. No update is
+    /// lost between concurrent writers: the closure sees every write committed before
+    /// it.
     ///
     /// A panicking closure fails this batch with [`Error::UpdatePanicked`] and nothing
     /// else.
@@ -357,7 +392,7 @@ impl Batch {
     /// # Errors
     ///
     /// The key cannot be encoded or is over the size limit.
-    pub fn update<K, V, C, F>(
+    pub fn update<K, V, C, F, R>(
         &mut self,
         view: &View<K, V, C>,
         key: &K,
@@ -368,7 +403,8 @@ impl Batch {
         K: ViewKey,
         V: ViewValue,
         C: Codec<V> + Clone,
-        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+        F: FnOnce(Option<&V>) -> R + Send + 'static,
+        R: Into<Change<V>>,
     {
         let key = encode_key_for(view.name(), key)?;
         let f = update_fn(view, &key, f);
@@ -404,7 +440,7 @@ impl Batch {
     /// # Errors
     ///
     /// The key cannot be encoded or is over the size limit.
-    pub fn update_next<K, V, C, F>(
+    pub fn update_next<K, V, C, F, R>(
         &mut self,
         view: &View<K, V, C>,
         key: &K,
@@ -414,7 +450,8 @@ impl Batch {
         K: ViewKey,
         V: ViewValue,
         C: Codec<V> + Clone,
-        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+        F: FnOnce(Option<&V>) -> R + Send + 'static,
+        R: Into<Change<V>>,
     {
         let key = encode_key_for(view.name(), key)?;
         let f = update_fn(view, &key, f);
@@ -424,7 +461,9 @@ impl Batch {
 
     /// Removes the tombstones of `view` whose version is below `below`. After this, a
     /// put older than a purged tombstone can apply again, so purge only below versions
-    /// that can no longer arrive.
+    /// that can no longer arrive. Through a handle of one source of a view with
+    /// sources, only the tombstones that source deleted last, below `below` in its
+    /// version.
     pub fn purge_tombstones<K, V, C>(
         &mut self,
         view: &View<K, V, C>,
@@ -437,26 +476,28 @@ impl Batch {
 
 /// An `update` closure made type-erased for the writer: run under `catch_unwind`, its
 /// result encoded.
-fn update_fn<K, V, C, F>(view: &View<K, V, C>, key: &KeyBuf, f: F) -> UpdateFn
+fn update_fn<K, V, C, F, R>(view: &View<K, V, C>, key: &KeyBuf, f: F) -> UpdateFn
 where
     K: ViewKey,
     V: ViewValue,
     C: Codec<V> + Clone,
-    F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+    F: FnOnce(Option<&V>) -> R + Send + 'static,
+    R: Into<Change<V>>,
 {
     let name: Arc<str> = Arc::clone(&view.name);
     let codec = view.codec.clone();
     let key_for_errors = key.clone();
     Box::new(move |current| {
         let current = current.and_then(|c| c.downcast_ref::<V>());
-        match catch_unwind(AssertUnwindSafe(|| f(current))) {
+        match catch_unwind(AssertUnwindSafe(|| f(current).into())) {
             Err(payload) => UpdateResult::Failed(Error::UpdatePanicked {
                 view: name.to_string(),
                 key: render_key::<K>(key_for_errors.as_bytes()),
                 message: panic_message(payload.as_ref()),
             }),
-            Ok(None) => UpdateResult::Unchanged,
-            Ok(Some(value)) => {
+            Ok(Change::Keep) => UpdateResult::Unchanged,
+            Ok(Change::Delete) => UpdateResult::Delete,
+            Ok(Change::Put(value)) => {
                 match encode_value::<K, V, C>(&name, &codec, &key_for_errors, &value, true) {
                     Ok(bytes) => UpdateResult::Value { bytes, value: Arc::new(value) },
                     Err(e) => UpdateResult::Failed(e),

@@ -2,6 +2,7 @@
 
 pub(crate) mod batch;
 pub(crate) mod index_def;
+mod open_view;
 pub(crate) mod snapshot;
 pub(crate) mod store;
 pub(crate) mod view;

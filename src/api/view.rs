@@ -1,4 +1,4 @@
-//! View definitions, typed view handles and their reads.
+//! View definitions, typed view handles (and their source handles) and their reads.
 
 use crate::api::index_def::IndexDef;
 use crate::api::store::Store;
@@ -6,14 +6,10 @@ use crate::base::codec::{Bincode, Codec};
 use crate::base::error::Error;
 use crate::base::error::Result;
 use crate::base::version::Version;
-use crate::engine::writer::Request;
-use crate::keys::unencodable_part;
 use crate::keys::{KeyBuf, StackKey, decode_key, encode_key_on_stack, plain_string};
 use crate::mem::index::IndexData;
 use crate::mem::{Entry, Published, ViewData, ViewSnapshot};
 use crate::schema::index::AnyIndex;
-use crate::schema::names::{check_index_names, check_view_name};
-use crate::schema::registration::TypedRegistration;
 use crate::schema::registration::{ViewKey, ViewValue};
 use crate::storage::format::ViewMeta;
 use serde::Serialize;
@@ -53,20 +49,107 @@ pub struct ViewDef<K, V: 'static, C = Bincode> {
     schema_version: u32,
     codec: C,
     indexes: &'static [&'static dyn AnyIndex<V>],
+    sources: &'static [&'static str],
     _types: PhantomData<fn() -> (K, V)>,
 }
 
 impl<K, V: 'static> ViewDef<K, V, Bincode> {
-    /// A view named `name`, with the bincode codec, schema version 1 and no index.
+    /// A view named `name`, with the bincode codec, schema version 1, no index and no
+    /// sources.
     pub const fn new(name: &'static str) -> Self {
-        ViewDef { name, schema_version: 1, codec: Bincode, indexes: &[], _types: PhantomData }
+        ViewDef::with_codec(name, Bincode)
     }
 }
 
 impl<K, V: 'static, C> ViewDef<K, V, C> {
-    /// A view named `name` whose values use `codec`, schema version 1, no index.
+    /// A view named `name` whose values use `codec`, schema version 1, no index, no
+    /// sources.
     pub const fn with_codec(name: &'static str, codec: C) -> Self {
-        ViewDef { name, schema_version: 1, codec, indexes: &[], _types: PhantomData }
+        ViewDef { name, schema_version: 1, codec, indexes: &[], sources: &[], _types: PhantomData }
+    }
+
+    /// The same definition with these named sources: each record then keeps one
+    /// version per source, for a view that several independent streams write, each
+    /// with its own version counter (a profile built from a users table and a posts
+    /// table, say). Default = none: one version per record.
+    ///
+    /// Every write to such a view goes through a handle of one source,
+    /// [`View::source`]; a write through the plain handle is refused with
+    /// [`Error::SourceRequired`]. The rules, for a write from source `s` at version
+    /// `v`:
+    ///
+    /// 1. A record keeps one version per source (none for a source that never wrote
+    ///    it). The write applies only if `v` is newer than the record's version for
+    ///    `s` (any `v`, when `s` never wrote it); the other sources' versions are kept.
+    ///    No write moves any source's version backwards. Otherwise the outcome is
+    ///    [`Outcome::Stale`](crate::Outcome::Stale) with `s`'s version as `current`.
+    /// 2. A delete from `s` (`delete`, an update returning
+    ///    [`Change::Delete`](crate::Change::Delete), `compare_and_delete`) leaves a
+    ///    tombstone that keeps every source's version and remembers `s` as its
+    ///    *deleter*, the source of the last delete.
+    /// 3. A newer write from the deleter brings the record back (an `update` closure
+    ///    sees `None`). A newer write from any other source does not: its version is
+    ///    recorded (so that its redelivery is stale) and the outcome is
+    ///    [`Outcome::Tombstoned`](crate::Outcome::Tombstoned); an `update` closure is
+    ///    not run. So a late event of one source never brings back a record that
+    ///    another source deleted.
+    /// 4. An absent record (never written, or purged) is created by a write from any
+    ///    source.
+    /// 5. `purge_tombstones(below)` from `s` removes the tombstones whose deleter is
+    ///    `s` and whose version for `s` is below `below`. A purged tombstone is
+    ///    forgotten with all its versions: a late write from any source can then
+    ///    create the record again, so purge only below versions that can no longer
+    ///    arrive.
+    /// 6. `compare_and_set` and `compare_and_delete` from `s` compare `expected` with
+    ///    `s`'s version of the live record: `None` when there is no live record or
+    ///    `s` never wrote it.
+    /// 7. Reads report a record's version as the largest of its sources' versions.
+    ///
+    /// The store records the source names. A view may be opened later with sources
+    /// appended to the list (they get the next ids); removing or reordering sources,
+    /// and adding sources to a view stored without them (or the reverse), is
+    /// [`Error::SchemaMismatch`]. Names follow the rules of view names, are distinct,
+    /// and number at most [`MAX_SOURCES`](crate::MAX_SOURCES)
+    /// ([`Error::InvalidSource`] when the view is opened). A file that holds a view
+    /// with sources has format version 2, which builds before sources refuse.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use viewstore::{Outcome, Store, ViewDef};
+    ///
+    /// // A user's page: its name comes from the users stream, its deletion too;
+    /// // its post count from the posts stream, with counters of its own.
+    /// const PAGES: ViewDef<u64, (String, u32)> =
+    ///     ViewDef::new("pages").with_sources(&["users", "posts"]);
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// let store = Store::open(dir.path().join("s.redb"))?;
+    /// let pages = store.view(&PAGES)?;
+    /// let (users, posts) = (pages.source("users")?, pages.source("posts")?);
+    ///
+    /// users.put(&7, ("ada".into(), 0), 1)?;
+    /// posts.update(&7, 40, |p| p.map(|(name, n)| (name.clone(), n + 1)))?;
+    /// assert_eq!(pages.get_versioned(&7).map(|(v, p)| (v, p.1)), Some((40, 1)));
+    ///
+    /// // The user is deleted; a late posts event does not bring the page back.
+    /// users.delete(&7, 2)?;
+    /// let late = posts.update(&7, 41, |p| p.map(|(name, n)| (name.clone(), n + 1)))?;
+    /// assert_eq!(late, Outcome::Tombstoned { deleter_version: 2 });
+    /// assert_eq!(pages.get(&7), None);
+    ///
+    /// // Writes name their source.
+    /// assert!(pages.put(&8, ("grace".into(), 0), 1).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub const fn with_sources(mut self, sources: &'static [&'static str]) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    /// The view's sources, in id order; empty for a view without sources.
+    pub const fn sources(&self) -> &'static [&'static str] {
+        self.sources
     }
 
     /// The same definition with these secondary indexes. They are maintained in the same
@@ -126,6 +209,10 @@ pub struct View<K, V, C = Bincode> {
     pub(crate) id: usize,
     pub(crate) name: Arc<str>,
     pub(crate) codec: C,
+    /// The view's declared sources; empty for a view without sources.
+    pub(crate) sources: &'static [&'static str],
+    /// The source this handle writes as (an index into `sources`).
+    pub(crate) source: Option<u8>,
     published: Arc<Published>,
     _types: PhantomData<fn() -> (K, V)>,
 }
@@ -137,6 +224,8 @@ impl<K, V, C: Clone> Clone for View<K, V, C> {
             id: self.id,
             name: Arc::clone(&self.name),
             codec: self.codec.clone(),
+            sources: self.sources,
+            source: self.source,
             published: Arc::clone(&self.published),
             _types: PhantomData,
         }
@@ -148,14 +237,52 @@ impl<K, V, C> Debug for View<K, V, C> {
         f.debug_struct("View")
             .field("name", &self.name)
             .field("id", &self.id)
+            .field("source", &self.source_name())
             .finish_non_exhaustive()
     }
 }
 
 impl<K, V, C> View<K, V, C> {
-    pub(crate) fn new(store: Store, id: usize, name: &str, codec: C) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        id: usize,
+        name: &str,
+        codec: C,
+        sources: &'static [&'static str],
+    ) -> Self {
         let published = store.published();
-        View { store, id, name: Arc::from(name), codec, published, _types: PhantomData }
+        let name = Arc::from(name);
+        View { store, id, name, codec, sources, source: None, published, _types: PhantomData }
+    }
+
+    /// A handle on the same view whose writes come from source `name`, one of those
+    /// declared with [`ViewDef::with_sources`]: every write through it (batch
+    /// operations and the blocking conveniences alike) is versioned for that source.
+    /// Reads are the same through every handle.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownSource`] when the view declares no source `name` (or no sources
+    /// at all).
+    pub fn source(&self, name: &str) -> Result<Self>
+    where
+        C: Clone,
+    {
+        let id = self.sources.iter().position(|&s| s == name).and_then(|i| u8::try_from(i).ok());
+        let Some(id) = id else {
+            return Err(Error::UnknownSource {
+                view: self.name.to_string(),
+                source_name: name.to_owned(),
+            });
+        };
+        let mut handle = self.clone();
+        handle.source = Some(id);
+        Ok(handle)
+    }
+
+    /// The source this handle writes as ([`View::source`]); `None` for a plain handle.
+    pub fn source_name(&self) -> Option<&'static str> {
+        self.source.and_then(|id| self.sources.get(usize::from(id)).copied())
     }
 
     /// The view's name.
@@ -340,63 +467,4 @@ fn collect_shared<K: ViewKey, V: ViewValue>(
         out.push((k, Arc::clone(value)));
     }
     out
-}
-
-impl Store {
-    /// Opens a view: registers it on first use (recording its types and schema version)
-    /// and loads its records into memory, or checks that they match what is stored.
-    /// Call it once per view and clone the handle.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::SchemaMismatch`] when the view is stored with other key or value types,
-    /// codec or schema version (nothing is written); [`Error::InvalidViewName`];
-    /// [`Error::KeyEncoding`] when the key type holds a part the key encoding cannot
-    /// encode (a float, a map, an untagged enum), in any variant;
-    /// [`Error::Decode`] naming the key of a stored record that does not decode;
-    /// [`Error::Closed`].
-    pub fn view<K, V, C>(&self, def: &ViewDef<K, V, C>) -> Result<View<K, V, C>>
-    where
-        K: ViewKey,
-        V: ViewValue,
-        C: Codec<V> + Clone,
-    {
-        check_view_name(def.name())?;
-        check_index_names(def.name(), def.indexes().iter().map(|i| i.index_name()))?;
-        if let Err(what) = unencodable_part::<K>() {
-            return Err(Error::KeyEncoding {
-                view: def.name().to_owned(),
-                reason: format!(
-                    "the key type {} holds {what}, which the order-preserving key encoding \
-                     cannot encode",
-                    std::any::type_name::<K>()
-                ),
-            });
-        }
-        for index in def.indexes() {
-            if let Err(what) = index.unencodable_key_part() {
-                return Err(Error::InvalidIndex {
-                    view: def.name().to_owned(),
-                    index: index.index_name().to_owned(),
-                    reason: format!(
-                        "the index key type {} holds {what}, which the order-preserving key \
-                         encoding cannot encode",
-                        index.index_key_type()
-                    ),
-                    key: None,
-                });
-            }
-        }
-        let registration = TypedRegistration::<K, V, C> {
-            name: def.name(),
-            meta: def.meta(),
-            codec: def.codec().clone(),
-            indexes: def.indexes(),
-            _types: PhantomData,
-        };
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        self.send(Request::Register { registration: Box::new(registration), reply })?;
-        let id = answer.recv().map_err(|_| self.gone_error())??;
-        Ok(View::new(self.clone(), id, def.name(), def.codec().clone()))
-    }
 }

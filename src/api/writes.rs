@@ -5,7 +5,7 @@ use crate::api::batch::Batch;
 use crate::api::view::View;
 use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
-use crate::base::version::{Outcome, Version};
+use crate::base::version::{Change, Outcome, Version};
 use crate::schema::registration::{ViewKey, ViewValue};
 
 impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
@@ -60,11 +60,37 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         self.write(|b| b.compare_and_set(self, key, expected, version, value))
     }
 
+    /// Compare-and-delete, waiting for the commit. See [`Batch::compare_and_delete`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{Outcome, Store, ViewDef};
+    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names");
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let names = store.view(&NAMES)?;
+    /// names.put(&1, "ada".to_string(), 5)?;
+    /// assert_eq!(names.compare_and_delete(&1, 4, 6)?, Outcome::Conflict { current: Some(5) });
+    /// assert_eq!(names.compare_and_delete(&1, 5, 6)?, Outcome::Applied);
+    /// assert_eq!(names.get(&1), None);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn compare_and_delete(
+        &self,
+        key: &K,
+        expected: Version,
+        version: Version,
+    ) -> Result<Outcome> {
+        self.write(|b| b.compare_and_delete(self, key, expected, version))
+    }
+
     /// Read-modify-write inside the writer, waiting for the commit. See
-    /// [`Batch::update`].
-    pub fn update<F>(&self, key: &K, version: Version, f: F) -> Result<Outcome>
+    /// [`Batch::update`] and [`Change`](crate::Change).
+    pub fn update<F, R>(&self, key: &K, version: Version, f: F) -> Result<Outcome>
     where
-        F: FnOnce(Option<&V>) -> Option<V> + Send + 'static,
+        F: FnOnce(Option<&V>) -> R + Send + 'static,
+        R: Into<Change<V>>,
     {
         self.write(|b| b.update(self, key, version, f))
     }

@@ -83,6 +83,34 @@ pub enum Error {
         /// The view's name.
         view: String,
     },
+    /// A source declared with [`ViewDef::with_sources`](crate::ViewDef::with_sources)
+    /// that cannot be used: a name that is empty, longer than 200 bytes or has control
+    /// characters, a name listed twice, or more than
+    /// [`MAX_SOURCES`](crate::MAX_SOURCES) sources. Refused when the view is opened.
+    InvalidSource {
+        /// The view's name.
+        view: String,
+        /// The source's name.
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// [`View::source`](crate::View::source) named a source that the view does not
+    /// declare, or the view declares no sources at all.
+    UnknownSource {
+        /// The view's name.
+        view: String,
+        /// The name that was asked for.
+        source_name: String,
+    },
+    /// A write to a view with sources through a handle that names none: such a view is
+    /// written through the handle [`View::source`](crate::View::source) returns, so
+    /// that every write is attributed to a source. Refused when the operation is added
+    /// to a batch.
+    SourceRequired {
+        /// The view's name.
+        view: String,
+    },
     /// An encoded key is longer than [`MAX_KEY_BYTES`](crate::MAX_KEY_BYTES).
     KeyTooLarge {
         /// The view's name.
@@ -316,7 +344,7 @@ impl Error {
     ///
     /// | Kind | Variants |
     /// |---|---|
-    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `WriterReentry`, `InvalidPosition`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
+    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `InvalidSource`, `UnknownSource`, `SourceRequired`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `WriterReentry`, `InvalidPosition`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
     /// | `Batch` | `UniqueViolation`, `UpdatePanicked`, `IndexPanicked`, `IndexKeyTooLarge`, `Decode`, `PositionGap`, `PartialRedelivery`, `EventFailed`; `ValueTooLarge` and `Encode` of an `update` closure's result (`from_update: true`); `InvalidIndex` of one record's index key (`key: Some`) |
     /// | `Store` | `Storage`, `Io`, `Poisoned`, `Closed`, `SourceFailed` |
     ///
@@ -378,6 +406,9 @@ impl Error {
             | Error::SchemaMismatch { .. }
             | Error::InvalidViewName { .. }
             | Error::ForeignView { .. }
+            | Error::InvalidSource { .. }
+            | Error::UnknownSource { .. }
+            | Error::SourceRequired { .. }
             | Error::KeyTooLarge { .. }
             | Error::KeyEncoding { .. }
             | Error::AlreadyOpen { .. }
@@ -487,6 +518,17 @@ impl fmt::Display for Error {
             Error::ForeignView { view } => {
                 write!(f, "view '{view}' belongs to another store than this batch's")
             }
+            Error::InvalidSource { view, source_name, reason } => {
+                write!(f, "invalid source {source_name:?} of view '{view}': {reason}")
+            }
+            Error::UnknownSource { view, source_name } => {
+                write!(f, "view '{view}' declares no source named {source_name:?}")
+            }
+            Error::SourceRequired { view } => write!(
+                f,
+                "view '{view}' has sources: write to it through a handle of one of them \
+                 (View::source)"
+            ),
             Error::KeyTooLarge { view, len, max } => {
                 write!(f, "key for view '{view}' encodes to {len} bytes; the limit is {max}")
             }

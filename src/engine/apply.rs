@@ -13,20 +13,21 @@ use crate::base::error::{Error, Result};
 use crate::base::index_kind::IndexKind;
 use crate::base::order::last_of_each_key;
 use crate::base::version::{Outcome, Version};
+use crate::engine::decide::{State, decide};
 use crate::engine::positions::{Check, GroupPositions};
 use crate::engine::tables::{
-    DeferredEntry, Fail, IndexTable, Pending, RecordTable, TableWrites, put_records, write_all,
-    write_beside,
+    DeferredEntry, Fail, IndexTable, Pending, RecordTable, TableWrites, open_once, open_owned,
+    put_records, write_all, write_beside,
 };
 use crate::keys::composite;
 use crate::keys::prefix_successor;
 use crate::keys::{KeyBuf, WideKey};
+use crate::mem::Root;
 use crate::mem::delta::{Delta, Effect, MultiEntries, RecordChange, UniqueChange, ViewDelta};
-use crate::mem::{AnyValue, Root};
-use crate::schema::op::{Op, OpKind, Submission, UpdateResult};
+use crate::schema::op::{Op, OpKind, Submission};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{Record, index_table, view_table};
-use redb::{ReadableTable, Table, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -56,17 +57,6 @@ impl Applied {
     pub(crate) fn any_committed(&self) -> bool {
         self.results.iter().any(|r| r.as_ref().is_ok_and(|c| !c.redelivery))
     }
-}
-/// A key's state as the group has left it so far.
-#[derive(Clone)]
-struct State {
-    /// The version of the live record or tombstone; `None` when there is neither.
-    stored: Option<Version>,
-    /// Whether there is a live record (not a tombstone, not absent).
-    is_live: bool,
-    /// The live value, when it was needed: by an `update` closure or an index diff.
-    /// Reading it for every put would cost a resident lookup that nothing uses.
-    live: Option<AnyValue>,
 }
 
 /// A key touched by the batch being worked out.
@@ -218,13 +208,15 @@ impl<'t> Group<'t, '_> {
     }
 
     /// The state of `key` before the current operation: this batch's own writes, then
-    /// the group's, then the committed store.
+    /// the group's, then the committed store. `sourced`: whether the view has sources,
+    /// so that its stored records must have per-source versions (and others must not).
     fn current(
         &mut self,
         local: &HashMap<Key, KeyInBatch>,
         view: usize,
         key: &KeyBuf,
         need_value: bool,
+        sourced: bool,
     ) -> Result<State, Fail> {
         let k = (view, key.clone());
         if let Some(slot) = local.get(&k) {
@@ -239,26 +231,35 @@ impl<'t> Group<'t, '_> {
             let guard = table
                 .get(key.as_bytes())
                 .map_err(|e| Fail::Group(Error::storage(file, "reading a record", e)))?;
-            guard.map(|bytes| {
-                Record::decode(bytes.value())
-                    .map(|record| (record.version(), matches!(record, Record::Live { .. })))
-            })
+            guard.map(|bytes| Record::decode(bytes.value()).map(State::of_record))
         };
-        let stored = match stored.transpose() {
-            Ok(stored) => stored,
-            Err(reason) => {
-                let info = self.view(view)?;
-                let key = (info.render_key)(key.as_bytes());
-                return Err(Fail::Batch(Error::decode(&info.name, key, reason)));
+        let mut state = match stored.transpose() {
+            Ok(stored) if stored.as_ref().is_some_and(|s| s.sources.is_some() != sourced) => {
+                let reason = if sourced {
+                    "a record without per-source versions in a view with sources"
+                } else {
+                    "a record with per-source versions in a view without sources"
+                };
+                return Err(self.decode_error(view, key, reason.into()));
             }
+            Ok(stored) => stored.unwrap_or_else(State::absent),
+            Err(reason) => return Err(self.decode_error(view, key, reason)),
         };
-        let is_live = matches!(stored, Some((_, true)));
-        let live = if is_live && need_value {
-            self.root.views.get(view).and_then(|v| v.value(key.as_bytes()))
-        } else {
-            None
-        };
-        Ok(State { stored: stored.map(|(v, _)| v), is_live, live })
+        if state.is_live && need_value {
+            state.live = self.root.views.get(view).and_then(|v| v.value(key.as_bytes()));
+        }
+        Ok(state)
+    }
+
+    /// A stored record of `key` that does not decode, or does not belong in its view.
+    fn decode_error(&self, view: usize, key: &KeyBuf, reason: String) -> Fail {
+        match self.view(view) {
+            Ok(info) => {
+                let key = (info.render_key)(key.as_bytes());
+                Fail::Batch(Error::decode(&info.name, key, reason))
+            }
+            Err(fail) => fail,
+        }
     }
 
     fn apply_batch(
@@ -267,26 +268,30 @@ impl<'t> Group<'t, '_> {
         local: &mut HashMap<Key, KeyInBatch>,
     ) -> Result<Vec<Outcome>, Fail> {
         let mut outcomes = Vec::with_capacity(ops.len());
-        for Op { view, key, kind } in ops {
+        for Op { view, source, key, kind } in ops {
             let has_indexes = !self.view(view)?.indexes.is_empty();
             let outcome = match kind {
                 OpKind::PurgeTombstones { below } => {
                     self.write_records(view)?;
-                    self.purge(view, below, local)?
+                    self.purge(view, source, below, local)?
                 }
                 kind => {
                     let need_value = has_indexes
                         || matches!(kind, OpKind::Update { .. } | OpKind::UpdateNext { .. });
-                    let state = self.current(local, view, &key, need_value)?;
+                    let state = self.current(local, view, &key, need_value, source.is_some())?;
                     let kind = match kind {
-                        // Past the largest version there is no next: the update is stale.
-                        OpKind::UpdateNext { f } => OpKind::Update {
-                            version: state.stored.map_or(1, |v| v.saturating_add(1)),
-                            f,
-                        },
+                        // The version after the stored one, of the writing source for a
+                        // view with sources; past the largest there is none: stale.
+                        OpKind::UpdateNext { f } => {
+                            let stored = match (source, state.sources.as_deref()) {
+                                (Some(s), Some(versions)) => versions.get(s),
+                                _ => state.stored,
+                            };
+                            OpKind::Update { version: stored.map_or(1, |v| v.saturating_add(1)), f }
+                        }
                         kind => kind,
                     };
-                    let (outcome, next) = decide(&state, kind)?;
+                    let (outcome, next) = decide(&state, kind, source)?;
                     if let Some((now, pending)) = next {
                         match local.entry((view, key)) {
                             MapEntry::Occupied(mut slot) => {
@@ -312,10 +317,12 @@ impl<'t> Group<'t, '_> {
     }
 
     /// Stages the removal of every tombstone of `view` below `below`, as this batch
-    /// sees the view.
+    /// sees the view; for a view with sources, of those `source` deleted last, below
+    /// `below` in its version.
     fn purge(
         &mut self,
         view: usize,
+        source: Option<u8>,
         below: Version,
         local: &mut HashMap<Key, KeyInBatch>,
     ) -> Result<Outcome, Fail> {
@@ -326,25 +333,27 @@ impl<'t> Group<'t, '_> {
             let table = self.table(view)?;
             for item in table.iter().map_err(scan_error)? {
                 let (k, v) = item.map_err(scan_error)?;
-                if let Ok(Record::Tombstone { version }) = Record::decode(v.value())
-                    && version < below
-                {
+                let Ok(record) = Record::decode(v.value()) else { continue };
+                if record.live().is_some() {
+                    continue;
+                }
+                let before = State::of_record(record);
+                if before.purgeable(source, below) {
                     let key = KeyBuf::from_slice(k.value());
                     if !local.contains_key(&(view, key.clone())) {
-                        let before = State { stored: Some(version), is_live: false, live: None };
                         doomed.push((key, before));
                     }
                 }
             }
         }
         for ((v, key), slot) in local.iter() {
-            if *v == view && !slot.now.is_live && slot.now.stored.is_some_and(|s| s < below) {
+            if *v == view && slot.now.purgeable(source, below) {
                 doomed.push((key.clone(), slot.before.clone()));
             }
         }
         let count = doomed.len() as u64;
         for (key, before) in doomed {
-            let now = State { stored: None, is_live: false, live: None };
+            let now = State::absent();
             local.insert((view, key), KeyInBatch { before, now, pending: Some(Pending::Remove) });
         }
         Ok(Outcome::Purged { count })
@@ -521,117 +530,6 @@ impl Group<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// What one operation does to a key in `state`: its outcome and, when it writes, the
-/// key's next state and the record to store.
-fn decide(state: &State, kind: OpKind) -> Result<(Outcome, Option<(State, Pending)>), Fail> {
-    let not_newer = |version: Version| state.stored.filter(|&c| version <= c);
-    Ok(match kind {
-        OpKind::Put { version, bytes, value } => match not_newer(version) {
-            Some(current) => (Outcome::Stale { current }, None),
-            None => (Outcome::Applied, Some(live(version, bytes, value))),
-        },
-        OpKind::Delete { version } => match not_newer(version) {
-            Some(current) => (Outcome::Stale { current }, None),
-            None => (Outcome::Applied, Some(tombstone(version))),
-        },
-        OpKind::CompareAndSet { expected, version, bytes, value } => {
-            let live_version = state.stored.filter(|_| state.is_live);
-            if live_version != expected {
-                (Outcome::Conflict { current: live_version }, None)
-            } else if let Some(current) = not_newer(version) {
-                (Outcome::Stale { current }, None)
-            } else {
-                (Outcome::Applied, Some(live(version, bytes, value)))
-            }
-        }
-        OpKind::Update { version, f } => match not_newer(version) {
-            Some(current) => (Outcome::Stale { current }, None),
-            None => match f(state.live.as_deref()) {
-                UpdateResult::Unchanged => (Outcome::Unchanged, None),
-                UpdateResult::Value { bytes, value } => {
-                    (Outcome::Applied, Some(live(version, bytes, value)))
-                }
-                UpdateResult::Failed(e) => return Err(Fail::Batch(e)),
-            },
-        },
-        // Purges act on a whole view, and an update at the next version takes its
-        // version: `apply_batch` handles both before `decide`.
-        OpKind::PurgeTombstones { .. } | OpKind::UpdateNext { .. } => (Outcome::Unchanged, None),
-    })
-}
-
-/// The table `id` of this transaction, opened on first use and kept for the group.
-/// `definition` is `None` for an id this store never registered.
-fn open_once<'c, 't, I, K, V>(
-    txn: &'t WriteTransaction,
-    file: &Path,
-    tables: &'c mut HashMap<I, Table<'t, K, V>>,
-    id: I,
-    definition: Option<redb::TableDefinition<'_, K, V>>,
-) -> Result<&'c mut Table<'t, K, V>, Fail>
-where
-    I: std::hash::Hash + Eq + std::fmt::Debug,
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-{
-    match tables.entry(id) {
-        MapEntry::Occupied(t) => Ok(t.into_mut()),
-        MapEntry::Vacant(slot) => {
-            let table = open_table(txn, file, slot.key(), definition)?;
-            Ok(slot.insert(table))
-        }
-    }
-}
-
-/// Opens table `id` of this transaction; `definition` is `None` for an id this store
-/// never registered.
-fn open_table<'t, I, K, V>(
-    txn: &'t WriteTransaction,
-    file: &Path,
-    id: &I,
-    definition: Option<redb::TableDefinition<'_, K, V>>,
-) -> Result<Table<'t, K, V>, Fail>
-where
-    I: std::fmt::Debug,
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-{
-    let Some(definition) = definition else {
-        let view = format!("{id:?} (not registered)");
-        return Err(Fail::Batch(Error::ForeignView { view }));
-    };
-    txn.open_table(definition).map_err(|e| Fail::Group(Error::storage(file, "opening a table", e)))
-}
-
-/// The table `id` of this transaction, taken out of `tables` if the group opened it
-/// already, else opened now.
-fn open_owned<'t, I, K, V>(
-    txn: &'t WriteTransaction,
-    file: &Path,
-    tables: &mut HashMap<I, Table<'t, K, V>>,
-    id: &I,
-    definition: Option<redb::TableDefinition<'_, K, V>>,
-) -> Result<Table<'t, K, V>, Fail>
-where
-    I: std::hash::Hash + Eq + std::fmt::Debug,
-    K: redb::Key + 'static,
-    V: redb::Value + 'static,
-{
-    match tables.remove(id) {
-        Some(table) => Ok(table),
-        None => open_table(txn, file, id, definition),
-    }
-}
-
-fn live(version: Version, bytes: Vec<u8>, value: AnyValue) -> (State, Pending) {
-    let state = State { stored: Some(version), is_live: true, live: Some(value) };
-    (state, Pending::Live { version, bytes })
-}
-
-fn tombstone(version: Version) -> (State, Pending) {
-    (State { stored: Some(version), is_live: false, live: None }, Pending::Tombstone { version })
 }
 
 fn index_write(view: usize, index: usize, ikey: &[u8], pk: &KeyBuf, insert: bool) -> IndexWrite {

@@ -109,8 +109,12 @@ impl View<'_> {
         for item in table.range::<&[u8]>(range).map_err(Error::at(file, "loading a view"))? {
             let (k, v) = item.map_err(Error::at(file, "loading a view"))?;
             match Record::decode(v.value()) {
-                Ok(Record::Live { version, value }) => loader.push(k.value(), version, value)?,
-                Ok(Record::Tombstone { .. }) => {}
+                // A record of a view with sources is read at its sources' latest version.
+                Ok(record) => {
+                    if let Some((version, value)) = record.live() {
+                        loader.push(k.value(), version, value)?;
+                    }
+                }
                 Err(reason) => {
                     return Err(Error::decode(self.name, (self.render_key)(k.value()), reason));
                 }

@@ -1,8 +1,9 @@
 //! The writer: the inbox requests wait in, the tickets that answer them, the thread
-//! that commits groups (`writer`), the pure apply step, view registration and
+//! that commits groups (`writer`), the pure apply step and its version rules (`decide`), view registration and
 //! verification.
 
 pub(crate) mod apply;
+mod decide;
 pub(crate) mod inbox;
 pub(crate) mod joiner;
 mod load;

@@ -1,5 +1,5 @@
-//! Registering a view: its meta checked or recorded, its records loaded, its indexes
-//! loaded, built or dropped, all in the registration transaction.
+//! Registering a view: its meta and sources checked or recorded, its records loaded,
+//! its indexes loaded, built or dropped, all in the registration transaction.
 
 use crate::base::config::IndexProgress;
 use crate::base::error::{Error, Result};
@@ -9,10 +9,11 @@ use crate::mem::Root;
 use crate::schema::registration::{IndexRegistration, Loader, Registration};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{
-    INDEXES, IndexMeta, VIEWS, ViewMeta, index_meta_key, index_table, index_table_name, view_table,
+    FORMAT_SOURCES, INDEXES, IndexMeta, META, META_FORMAT, SOURCES, VIEWS, ViewMeta,
+    decode_sources, encode_sources, index_meta_key, index_table, index_table_name, view_table,
     view_table_name,
 };
-use redb::{ReadableTable, WriteTransaction};
+use redb::{ReadableTable, TableHandle, WriteTransaction};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -34,6 +35,13 @@ impl Writer {
                     requested: format!("indexes {}", describe_indexes(&index_metas)),
                 });
             }
+            if known.sources != reg.sources() {
+                return Err(Error::SchemaMismatch {
+                    view: name.clone(),
+                    stored: format!("open {}", describe_sources(known.sources)),
+                    requested: describe_sources(reg.sources()),
+                });
+            }
             return Ok(known.id);
         }
         let (view, table_name, indexes) = self.load_view(reg.as_ref())?;
@@ -44,7 +52,8 @@ impl Writer {
             render_key: reg.render_key(),
             indexes: indexes.into_iter().map(|i| i.writer).collect(),
         });
-        self.by_name.insert(name, Registered { id, meta, indexes: index_metas });
+        let sources = reg.sources();
+        self.by_name.insert(name, Registered { id, meta, indexes: index_metas, sources });
         self.registrations.push(reg);
         let mut root = Root {
             lsn: self.root.lsn,
@@ -92,6 +101,7 @@ impl Writer {
                 }
             }
         }
+        let sources_written = self.check_sources(&txn, name, reg.sources(), created)?;
         let mut loader = reg.loader();
         if created {
             // A new view's table is created empty, in the transaction that records it.
@@ -104,12 +114,77 @@ impl Writer {
         loader.decoded()?;
         let indexes = reg.indexes();
         created |= self.open_indexes(&txn, name, &indexes, loader.as_mut())?;
-        if created {
+        if created || sources_written {
             txn.commit().map_err(Error::at(&file, "recording the view"))?;
         } else {
             txn.abort().map_err(Error::at(&file, "aborting a read"))?;
         }
         Ok((loader.finish()?, table_name, indexes))
+    }
+
+    /// Checks a view's declared sources against the ones the file records for it: the
+    /// same list, or the same list with sources appended (new sources get the next
+    /// ids). Records a new view's sources and appended ones. A view recorded without
+    /// sources cannot gain any, nor lose its own. Returns whether it wrote anything.
+    fn check_sources(
+        &self,
+        txn: &WriteTransaction,
+        view: &str,
+        declared: &[&str],
+        new_view: bool,
+    ) -> Result<bool> {
+        let file = self.config.path.as_path();
+        // Only a file with a view with sources has the table: opening it in this
+        // transaction would create it.
+        let exists = txn
+            .list_tables()
+            .map_err(Error::at(file, "listing tables"))?
+            .any(|t| t.name() == SOURCES.name());
+        let stored = if exists && !new_view {
+            let table = txn.open_table(SOURCES).map_err(Error::at(file, "opening sources"))?;
+            let bytes = table.get(view).map_err(Error::at(file, "reading sources"))?;
+            match bytes.map(|b| decode_sources(b.value())) {
+                Some(Some(names)) => names,
+                Some(None) => {
+                    return Err(Error::decode(view, "(source list)".into(), "unreadable sources"));
+                }
+                None => Vec::new(),
+            }
+        } else {
+            Vec::new()
+        };
+        let extends =
+            stored.len() <= declared.len() && stored.iter().zip(declared).all(|(s, d)| s == d);
+        let gains_first = stored.is_empty() && !declared.is_empty() && !new_view;
+        if !extends || gains_first {
+            let stored: Vec<&str> = stored.iter().map(String::as_str).collect();
+            return Err(Error::SchemaMismatch {
+                view: view.to_owned(),
+                stored: describe_sources(&stored),
+                requested: describe_sources(declared),
+            });
+        }
+        if stored.len() == declared.len() {
+            return Ok(false);
+        }
+        let names: Vec<String> = declared.iter().map(|&n| n.to_owned()).collect();
+        let mut table = txn.open_table(SOURCES).map_err(Error::at(file, "recording sources"))?;
+        table
+            .insert(view, encode_sources(&names).as_slice())
+            .map_err(Error::at(file, "recording sources"))?;
+        // Older builds cannot read the records of a view with sources: the file now
+        // says so with its format version.
+        let mut meta = txn.open_table(META).map_err(Error::at(file, "opening meta"))?;
+        let format = meta
+            .get(META_FORMAT)
+            .map_err(Error::at(file, "reading meta"))?
+            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+            .map(u32::from_le_bytes);
+        if format.is_none_or(|f| f < FORMAT_SOURCES) {
+            meta.insert(META_FORMAT, FORMAT_SOURCES.to_le_bytes().as_slice())
+                .map_err(Error::at(file, "writing meta"))?;
+        }
+        Ok(true)
     }
 
     /// Brings a view's indexes in line with their definitions inside the registration
@@ -210,6 +285,14 @@ fn describe_indexes(indexes: &[(String, IndexMeta)]) -> String {
         })
         .collect();
     format!("[{}]", list.join(", "))
+}
+
+fn describe_sources(sources: &[&str]) -> String {
+    if sources.is_empty() {
+        "without sources".to_owned()
+    } else {
+        format!("with sources [{}]", sources.join(", "))
+    }
 }
 
 fn mismatch(view: &str, stored: &ViewMeta, requested: &ViewMeta) -> Error {

@@ -1,18 +1,31 @@
 //! Writing a group's records and multi-index entries to their redb tables at the end of
 //! the group, each table in key order; a large group's tables on two threads at once
-//! (`base::beside`), each table on one of them.
+//! (`base::beside`), each table on one of them. And opening a group's tables.
 
 use crate::base::beside::beside;
 use crate::base::error::Error;
 use crate::base::version::Version;
 use crate::keys::{KeyBuf, WideKey};
 use crate::storage::format::Record;
-use redb::Table;
+use crate::storage::sources::SourceVersions;
+use redb::{Table, WriteTransaction};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 use std::path::Path;
 
 pub(super) enum Pending {
-    Live { version: Version, bytes: Vec<u8> },
-    Tombstone { version: Version },
+    Live {
+        version: Version,
+        bytes: Vec<u8>,
+    },
+    Tombstone {
+        version: Version,
+    },
+    /// A record of a view with sources: live with its value bytes, or a tombstone.
+    Sourced {
+        sources: Box<SourceVersions>,
+        bytes: Option<Vec<u8>>,
+    },
     Remove,
 }
 
@@ -120,6 +133,14 @@ pub(super) fn put_records(
                 let record = Record::Tombstone { version }.encode();
                 table.insert(key, record.as_slice()).map_err(write_error)?;
             }
+            Pending::Sourced { sources, bytes } => {
+                let sources = *sources;
+                let record = match &bytes {
+                    Some(value) => Record::SourcedLive { sources, value }.encode(),
+                    None => Record::SourcedTombstone { sources }.encode(),
+                };
+                table.insert(key, record.as_slice()).map_err(write_error)?;
+            }
             Pending::Remove => {
                 table.remove(key).map_err(write_error)?;
             }
@@ -142,4 +163,67 @@ pub(super) fn put_index_entries(
         };
     }
     Ok(())
+}
+
+/// The table `id` of this transaction, opened on first use and kept for the group.
+/// `definition` is `None` for an id this store never registered.
+pub(super) fn open_once<'c, 't, I, K, V>(
+    txn: &'t WriteTransaction,
+    file: &Path,
+    tables: &'c mut HashMap<I, Table<'t, K, V>>,
+    id: I,
+    definition: Option<redb::TableDefinition<'_, K, V>>,
+) -> Result<&'c mut Table<'t, K, V>, Fail>
+where
+    I: std::hash::Hash + Eq + std::fmt::Debug,
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    match tables.entry(id) {
+        MapEntry::Occupied(t) => Ok(t.into_mut()),
+        MapEntry::Vacant(slot) => {
+            let table = open_table(txn, file, slot.key(), definition)?;
+            Ok(slot.insert(table))
+        }
+    }
+}
+
+/// Opens table `id` of this transaction; `definition` is `None` for an id this store
+/// never registered.
+fn open_table<'t, I, K, V>(
+    txn: &'t WriteTransaction,
+    file: &Path,
+    id: &I,
+    definition: Option<redb::TableDefinition<'_, K, V>>,
+) -> Result<Table<'t, K, V>, Fail>
+where
+    I: std::fmt::Debug,
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    let Some(definition) = definition else {
+        let view = format!("{id:?} (not registered)");
+        return Err(Fail::Batch(Error::ForeignView { view }));
+    };
+    txn.open_table(definition).map_err(|e| Fail::Group(Error::storage(file, "opening a table", e)))
+}
+
+/// The table `id` of this transaction, taken out of `tables` if the group opened it
+/// already, else opened now.
+pub(super) fn open_owned<'t, I, K, V>(
+    txn: &'t WriteTransaction,
+    file: &Path,
+    tables: &mut HashMap<I, Table<'t, K, V>>,
+    id: &I,
+    definition: Option<redb::TableDefinition<'_, K, V>>,
+) -> Result<Table<'t, K, V>, Fail>
+where
+    I: std::hash::Hash + Eq + std::fmt::Debug,
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    match tables.remove(id) {
+        Some(table) => Ok(table),
+        None => open_table(txn, file, id, definition),
+    }
 }

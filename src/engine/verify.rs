@@ -30,7 +30,7 @@ impl Writer {
                 txn.open_table(view_table(&info.table)).map_err(Error::at(file, "verifying"))?;
             for item in table.iter().map_err(Error::at(file, "verifying"))? {
                 let (k, v) = item.map_err(Error::at(file, "verifying"))?;
-                if let Ok(Record::Live { version, .. }) = Record::decode(v.value()) {
+                if let Some((version, _)) = Record::decode(v.value()).ok().and_then(|r| r.live()) {
                     on_disk.insert(k.value().to_vec(), version);
                 }
             }

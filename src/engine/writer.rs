@@ -49,6 +49,8 @@ pub(super) struct Registered {
     pub(super) id: usize,
     pub(super) meta: ViewMeta,
     pub(super) indexes: Vec<(String, IndexMeta)>,
+    /// The declared source names, in id order.
+    pub(super) sources: &'static [&'static str],
 }
 
 pub(crate) struct Writer {

@@ -45,11 +45,15 @@ pub enum OnFailure {
 pub(super) struct LetterBox {
     view: usize,
     name: Arc<str>,
+    source: Option<u8>,
 }
 
 impl LetterBox {
-    pub(super) fn of(view: &View<DeadLetterKey, DeadLetter>) -> Self {
-        LetterBox { view: view.id, name: Arc::clone(&view.name) }
+    pub(super) fn of(view: &View<DeadLetterKey, DeadLetter>) -> Result<Self> {
+        if !view.sources.is_empty() && view.source.is_none() {
+            return Err(Error::SourceRequired { view: view.name().to_owned() });
+        }
+        Ok(LetterBox { view: view.id, name: Arc::clone(&view.name), source: view.source })
     }
 
     /// The write of a dead letter for `key` saying `error`.
@@ -59,7 +63,7 @@ impl LetterBox {
         let bytes =
             encode_value::<DeadLetterKey, _, _>(&self.name, &Bincode, &encoded, &letter, true)?;
         let kind = OpKind::Put { version: key.2, bytes, value: Arc::new(letter) };
-        Ok(Op { view: self.view, key: encoded, kind })
+        Ok(Op { view: self.view, source: self.source, key: encoded, kind })
     }
 
     /// A batch fallback that writes a dead letter for `key` with the batch's error.

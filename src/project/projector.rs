@@ -137,7 +137,7 @@ where
                 if view.store.id() != self.store.id() {
                     return Err(Error::ForeignView { view: view.name().to_owned() });
                 }
-                Some(LetterBox::of(view))
+                Some(LetterBox::of(view)?)
             }
         };
         let stored = self.store.positions(&name)?;

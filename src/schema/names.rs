@@ -1,6 +1,7 @@
-//! The names views and indexes may have.
+//! The names views, indexes and sources may have.
 
 use crate::base::error::{Error, Result};
+use crate::base::limits::MAX_SOURCES;
 
 /// The longest view or index name, in bytes.
 const MAX_NAME_BYTES: usize = 200;
@@ -57,6 +58,30 @@ pub(crate) fn check_source_name(name: &str) -> Result<()> {
             source: name.to_owned(),
             reason: "source names are 1 to 200 bytes without control characters".into(),
         });
+    }
+    Ok(())
+}
+
+/// Checks a view's source names: 1 to 200 bytes, no control characters, distinct, and
+/// at most `MAX_SOURCES` of them.
+pub(crate) fn check_source_names(view: &str, names: &[&str]) -> Result<()> {
+    let invalid = |name: &str, reason: String| Error::InvalidSource {
+        view: view.to_owned(),
+        source_name: name.to_owned(),
+        reason,
+    };
+    if let Some(extra) = names.get(MAX_SOURCES) {
+        let reason = format!("a view has at most {MAX_SOURCES} sources; {} given", names.len());
+        return Err(invalid(extra, reason));
+    }
+    for (i, name) in names.iter().enumerate() {
+        if !valid_name(name, &[]) {
+            let reason = "names are 1 to 200 bytes without control characters".into();
+            return Err(invalid(name, reason));
+        }
+        if names[..i].contains(name) {
+            return Err(invalid(name, "the view lists this source twice".into()));
+        }
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 pub(crate) enum UpdateResult {
     Unchanged,
     Value { bytes: Vec<u8>, value: AnyValue },
+    Delete,
     Failed(Error),
 }
 
@@ -32,11 +33,15 @@ pub(crate) enum OpKind {
         bytes: Vec<u8>,
         value: AnyValue,
     },
+    CompareAndDelete {
+        expected: Version,
+        version: Version,
+    },
     Update {
         version: Version,
         f: UpdateFn,
     },
-    /// An update at the version after the stored one, whatever it is.
+    /// An update at the version after the stored one (of its source), whatever it is.
     UpdateNext {
         f: UpdateFn,
     },
@@ -47,6 +52,9 @@ pub(crate) enum OpKind {
 
 pub(crate) struct Op {
     pub(crate) view: usize,
+    /// The id of the source the write comes from, for a view with sources; `None` for
+    /// a view without.
+    pub(crate) source: Option<u8>,
     pub(crate) key: KeyBuf,
     pub(crate) kind: OpKind,
 }

@@ -39,6 +39,8 @@ impl<T: Send + Sync + 'static> ViewValue for T {}
 pub(crate) trait Registration: Send {
     fn name(&self) -> &str;
     fn meta(&self) -> ViewMeta;
+    /// The declared source names, in id order; empty for a view without sources.
+    fn sources(&self) -> &'static [&'static str];
     fn render_key(&self) -> fn(&[u8]) -> String;
     fn indexes(&self) -> Vec<IndexRegistration>;
     fn loader(&self) -> Box<dyn Loader>;
@@ -86,6 +88,7 @@ pub(crate) struct TypedRegistration<K, V: 'static, C> {
     pub(crate) meta: ViewMeta,
     pub(crate) codec: C,
     pub(crate) indexes: &'static [&'static dyn AnyIndex<V>],
+    pub(crate) sources: &'static [&'static str],
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -95,6 +98,9 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegist
     }
     fn meta(&self) -> ViewMeta {
         self.meta.clone()
+    }
+    fn sources(&self) -> &'static [&'static str] {
+        self.sources
     }
     fn render_key(&self) -> fn(&[u8]) -> String {
         render_key::<K>

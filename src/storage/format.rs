@@ -1,11 +1,18 @@
 //! The on-disk format: table definitions, the meta table and the record layout.
 
 use crate::base::version::Version;
+use crate::storage::sources::SourceVersions;
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
-/// The file format version this build writes and the newest it reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+/// The newest file format version this build reads.
+pub(crate) const FORMAT_VERSION: u32 = 2;
+/// The format version of a new store, and of every store without a view with sources:
+/// older builds open them.
+pub(crate) const FORMAT_PLAIN: u32 = 1;
+/// The format version of a store once it has a view with sources, whose records
+/// (tags 3 and 4) older builds cannot read: they refuse the file as a newer format.
+pub(crate) const FORMAT_SOURCES: u32 = 2;
 
 /// The first bytes of every redb file.
 pub(crate) const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
@@ -22,6 +29,10 @@ pub(crate) const INDEXES: TableDefinition<&str, &[u8]> = TableDefinition::new("v
 /// reached in it, written in the same transaction as the batch that reached it.
 pub(crate) const POSITIONS: TableDefinition<(&str, u32), u64> =
     TableDefinition::new("viewstore.positions");
+/// One row per view with sources: its name and its source names in id order
+/// ([`encode_sources`]). Kept apart from [`VIEWS`] so that a [`ViewMeta`]'s bytes stay
+/// what older builds wrote and read; created with the first view with sources.
+pub(crate) const SOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("viewstore.sources");
 
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_LSN: &str = "lsn";
@@ -95,25 +106,71 @@ impl ViewMeta {
     }
 }
 
+/// The source names of a view, as [`SOURCES`] stores them.
+pub(crate) fn encode_sources(names: &[String]) -> Vec<u8> {
+    bincode::serde::encode_to_vec(names, bincode::config::standard()).unwrap_or_default()
+}
+
+/// The source names stored by [`encode_sources`]; `None` when unreadable.
+pub(crate) fn decode_sources(bytes: &[u8]) -> Option<Vec<String>> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).ok().map(|(n, _)| n)
+}
+
 const TAG_LIVE: u8 = 1;
 const TAG_TOMBSTONE: u8 = 2;
+const TAG_SOURCED_LIVE: u8 = 3;
+const TAG_SOURCED_TOMBSTONE: u8 = 4;
 const HEADER: usize = 9;
 
-/// A stored record, borrowed from its bytes: `[tag][version u64 LE][value bytes]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A stored record, borrowed from its bytes. A view without sources stores
+/// `[tag 1 or 2][version u64 LE][value bytes]`; a view with sources
+/// `[tag 3 or 4][per-source versions][value bytes]` (`storage::sources`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Record<'a> {
-    Live { version: Version, value: &'a [u8] },
-    Tombstone { version: Version },
+    Live {
+        version: Version,
+        value: &'a [u8],
+    },
+    Tombstone {
+        version: Version,
+    },
+    /// A live record of a view with sources; it has no deleter.
+    SourcedLive {
+        sources: SourceVersions,
+        value: &'a [u8],
+    },
+    /// A tombstone of a view with sources; its deleter's version is present.
+    SourcedTombstone {
+        sources: SourceVersions,
+    },
 }
 
 impl<'a> Record<'a> {
+    /// The record's version: for a view with sources, the largest of its sources'.
     pub(crate) fn version(&self) -> Version {
         match self {
             Record::Live { version, .. } | Record::Tombstone { version } => *version,
+            Record::SourcedLive { sources, .. } | Record::SourcedTombstone { sources } => {
+                sources.latest().unwrap_or_default()
+            }
+        }
+    }
+
+    /// The version and value bytes of a live record; `None` for a tombstone.
+    pub(crate) fn live(&self) -> Option<(Version, &'a [u8])> {
+        match self {
+            Record::Live { version, value } => Some((*version, value)),
+            Record::SourcedLive { value, .. } => Some((self.version(), value)),
+            Record::Tombstone { .. } | Record::SourcedTombstone { .. } => None,
         }
     }
 
     pub(crate) fn decode(bytes: &'a [u8]) -> Result<Self, String> {
+        if let Some((&tag, rest)) = bytes.split_first()
+            && (tag == TAG_SOURCED_LIVE || tag == TAG_SOURCED_TOMBSTONE)
+        {
+            return Self::decode_sourced(tag, rest);
+        }
         if bytes.len() < HEADER {
             return Err(format!("record of {} bytes is shorter than its header", bytes.len()));
         }
@@ -127,10 +184,32 @@ impl<'a> Record<'a> {
         }
     }
 
+    fn decode_sourced(tag: u8, rest: &'a [u8]) -> Result<Self, String> {
+        let (sources, value) = SourceVersions::decode(rest)?;
+        match (tag, sources.deleter()) {
+            (TAG_SOURCED_LIVE, None) => Ok(Record::SourcedLive { sources, value }),
+            (TAG_SOURCED_LIVE, Some(_)) => Err("live record with a deleter".into()),
+            (_, None) => Err("tombstone without a deleter".into()),
+            (_, Some(deleter)) if sources.get(deleter).is_none() => {
+                Err(format!("tombstone deleted by source {deleter}, which has no version"))
+            }
+            (_, Some(_)) if !value.is_empty() => {
+                Err(format!("tombstone with {} value bytes", value.len()))
+            }
+            (_, Some(_)) => Ok(Record::SourcedTombstone { sources }),
+        }
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let (tag, version, value): (u8, u64, &[u8]) = match self {
             Record::Live { version, value } => (TAG_LIVE, *version, value),
             Record::Tombstone { version } => (TAG_TOMBSTONE, *version, &[]),
+            Record::SourcedLive { sources, value } => {
+                return encode_sourced(TAG_SOURCED_LIVE, sources, value);
+            }
+            Record::SourcedTombstone { sources } => {
+                return encode_sourced(TAG_SOURCED_TOMBSTONE, sources, &[]);
+            }
         };
         let mut out = Vec::with_capacity(HEADER + value.len());
         out.push(tag);
@@ -140,17 +219,69 @@ impl<'a> Record<'a> {
     }
 }
 
+fn encode_sourced(tag: u8, sources: &SourceVersions, value: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(1 + sources.encoded_len() + value.len());
+    out.push(tag);
+    sources.encode_into(&mut out);
+    out.extend_from_slice(value);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::Record;
+    use crate::storage::sources::SourceVersions;
 
     #[test]
     fn records_round_trip_and_reject_garbage() {
         let live = Record::Live { version: 7, value: b"abc" };
+        assert_eq!(live.encode(), [&[1u8][..], &7u64.to_le_bytes(), b"abc"].concat());
         assert_eq!(Record::decode(&live.encode()), Ok(live));
         let tomb = Record::Tombstone { version: 9 };
         assert_eq!(Record::decode(&tomb.encode()), Ok(tomb));
         assert!(Record::decode(&[1, 2]).is_err());
         assert!(Record::decode(&[7; 12]).is_err());
+    }
+
+    #[test]
+    fn sourced_records_round_trip_and_reject_garbage() {
+        let mut sources = SourceVersions::default();
+        sources.set(1, 4);
+        sources.set(0, 9);
+        let live = Record::SourcedLive { sources: sources.clone(), value: b"abc" };
+        let bytes = live.encode();
+        assert_eq!(bytes[..3], [3, 2, 0xFF]);
+        assert_eq!(Record::decode(&bytes), Ok(live.clone()));
+        assert_eq!(live.version(), 9);
+        assert_eq!(live.live(), Some((9, &b"abc"[..])));
+        sources.set_deleter(Some(1));
+        let tomb = Record::SourcedTombstone { sources: sources.clone() };
+        assert_eq!(Record::decode(&tomb.encode()), Ok(tomb.clone()));
+        assert_eq!((tomb.version(), tomb.live()), (9, None));
+
+        let refused = |bytes: &[u8], reason: &str| {
+            let err = Record::decode(bytes).expect_err("malformed");
+            assert!(err.contains(reason), "{bytes:?}: {err:?} should say {reason:?}");
+        };
+        // A live record with a deleter; a tombstone without one, or with a value.
+        let with_deleter = [&[3u8][..], &tomb.encode()[1..]].concat();
+        refused(&with_deleter, "live record with a deleter");
+        let no_deleter = [&[4u8][..], &bytes[1..bytes.len() - 3]].concat();
+        refused(&no_deleter, "tombstone without a deleter");
+        refused(&[tomb.encode(), b"x".to_vec()].concat(), "tombstone with 1 value bytes");
+        // A deleter that never wrote the record.
+        let mut only_zero = SourceVersions::default();
+        only_zero.set(0, 1);
+        only_zero.set(1, 1);
+        let mut bytes = Record::SourcedTombstone { sources: only_zero }.encode();
+        bytes[2] = 1; // deleter 1 ...
+        bytes[3 + 9] = 0; // ... whose entry is absent
+        bytes[3 + 9 + 1] = 0;
+        refused(&bytes, "no version");
+        // Truncated, and bad source headers.
+        refused(&[3], "too short for its source header");
+        refused(&[3, 1, 0xFF, 1, 0], "too short");
+        refused(&[4, 200, 0], "at most 64");
+        refused(&[3, 1, 0xFF, 5, 0, 0, 0, 0, 0, 0, 0, 0], "presence byte 5");
     }
 }

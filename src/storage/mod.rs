@@ -1,5 +1,7 @@
-//! The file: its format (tables, meta, record layout) and how it is opened.
+//! The file: its format (tables, meta, record layout, per-source versions) and how it
+//! is opened.
 
 pub(crate) mod format;
 pub(crate) mod open;
 pub(crate) mod positions;
+pub(crate) mod sources;

@@ -4,7 +4,9 @@
 use crate::base::config::{Config, SharedBackend};
 use crate::base::error::{Error, Result};
 use crate::base::version::Lsn;
-use crate::storage::format::{FORMAT_VERSION, META, META_FORMAT, META_LSN, REDB_MAGIC};
+use crate::storage::format::{
+    FORMAT_PLAIN, FORMAT_VERSION, META, META_FORMAT, META_LSN, REDB_MAGIC,
+};
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableHandle};
 use std::io::Read;
 use std::path::Path;
@@ -317,7 +319,7 @@ fn init_or_check(db: &Database, path: &Path) -> Result<Lsn> {
         }
         {
             let mut meta = txn.open_table(META).map_err(Error::at(path, "creating meta"))?;
-            meta.insert(META_FORMAT, FORMAT_VERSION.to_le_bytes().as_slice())
+            meta.insert(META_FORMAT, FORMAT_PLAIN.to_le_bytes().as_slice())
                 .map_err(Error::at(path, "writing meta"))?;
             meta.insert(META_LSN, 0u64.to_le_bytes().as_slice())
                 .map_err(Error::at(path, "writing meta"))?;

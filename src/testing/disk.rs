@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// One stored record of a view as found on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiskRecord {
-    /// The record's version.
+    /// The record's version (of a view with sources: the largest of its sources').
     pub version: Version,
     /// The encoded value; `None` for a tombstone.
     pub value: Option<Vec<u8>>,
@@ -116,10 +116,10 @@ fn read_database(db: &mut Database) -> Result<DiskImage, String> {
             for item in table.iter().map_err(|e| format!("scan view '{name}': {e}"))? {
                 let (k, v) = item.map_err(|e| format!("scan view '{name}': {e}"))?;
                 let record = match Record::decode(v.value()) {
-                    Ok(Record::Live { version, value }) => {
-                        DiskRecord { version, value: Some(value.to_vec()) }
-                    }
-                    Ok(Record::Tombstone { version }) => DiskRecord { version, value: None },
+                    Ok(record) => DiskRecord {
+                        version: record.version(),
+                        value: record.live().map(|(_, value)| value.to_vec()),
+                    },
                     Err(reason) => {
                         return Err(format!(
                             "view '{name}', key {}: {reason}",
