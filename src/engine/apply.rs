@@ -77,6 +77,11 @@ struct IndexWrite {
 
 type Key = (usize, KeyBuf);
 
+/// The group's hash maps of keys: foldhash, seeded per process, as the resident layer
+/// hashes its keys (the writer's keys are not chosen by an attacker against this
+/// process's seed any more than a reader's).
+type KeyMap<V> = HashMap<Key, V, foldhash::fast::RandomState>;
+
 struct Group<'t, 'v> {
     txn: &'t WriteTransaction,
     views: &'v [ViewInfo],
@@ -84,7 +89,9 @@ struct Group<'t, 'v> {
     file: &'v Path,
     tables: HashMap<usize, RecordTable<'t>>,
     index_tables: HashMap<(usize, usize), IndexTable<'t>>,
-    overlay: HashMap<Key, State>,
+    overlay: KeyMap<State>,
+    /// The batch being worked out, kept between batches for its allocation.
+    scratch: KeyMap<KeyInBatch>,
     unique_changes: HashMap<usize, Vec<UniqueChange>>,
     /// Records to write at the end of the group, per view, in the order the batches
     /// made them (the last write of a key stands). Later batches read the group's
@@ -117,7 +124,8 @@ pub(crate) fn apply_group(
         file,
         tables: HashMap::new(),
         index_tables: HashMap::new(),
-        overlay: HashMap::new(),
+        overlay: KeyMap::default(),
+        scratch: KeyMap::default(),
         unique_changes: HashMap::new(),
         records: HashMap::new(),
         deferred: HashMap::new(),
@@ -182,13 +190,20 @@ impl<'t> Group<'t, '_> {
 
     /// Works out `ops` and writes them to the transaction if all of them succeed.
     fn try_ops(&mut self, ops: Vec<Op>) -> Result<Vec<Outcome>, Fail> {
-        let mut local: HashMap<Key, KeyInBatch> = HashMap::new();
-        let outcomes = self.apply_batch(ops, &mut local)?;
-        let (writes, changes) = self.index_batch(&local)?;
-        self.write_batch(local, writes, changes).map_err(|f| match f {
-            Fail::Batch(e) | Fail::Group(e) => Fail::Group(e),
-        })?;
-        Ok(outcomes)
+        let mut local = std::mem::take(&mut self.scratch);
+        local.clear();
+        let worked_out = self
+            .apply_batch(ops, &mut local)
+            .and_then(|outcomes| Ok((outcomes, self.index_batch(&local)?)));
+        let result = worked_out.and_then(|(outcomes, (writes, changes))| {
+            let written = self.write_batch(&mut local, writes, changes);
+            written.map_err(|f| match f {
+                Fail::Batch(e) | Fail::Group(e) => Fail::Group(e),
+            })?;
+            Ok(outcomes)
+        });
+        self.scratch = local;
+        result
     }
 
     fn view(&self, view: usize) -> Result<&ViewInfo, Fail> {
@@ -212,7 +227,7 @@ impl<'t> Group<'t, '_> {
     /// so that its stored records must have per-source versions (and others must not).
     fn current(
         &mut self,
-        local: &HashMap<Key, KeyInBatch>,
+        local: &KeyMap<KeyInBatch>,
         view: usize,
         key: &KeyBuf,
         need_value: bool,
@@ -265,7 +280,7 @@ impl<'t> Group<'t, '_> {
     fn apply_batch(
         &mut self,
         ops: Vec<Op>,
-        local: &mut HashMap<Key, KeyInBatch>,
+        local: &mut KeyMap<KeyInBatch>,
     ) -> Result<Vec<Outcome>, Fail> {
         let mut outcomes = Vec::with_capacity(ops.len());
         for Op { view, source, key, kind } in ops {
@@ -324,7 +339,7 @@ impl<'t> Group<'t, '_> {
         view: usize,
         source: Option<u8>,
         below: Version,
-        local: &mut HashMap<Key, KeyInBatch>,
+        local: &mut KeyMap<KeyInBatch>,
     ) -> Result<Outcome, Fail> {
         let mut doomed: Vec<(KeyBuf, State)> = Vec::new();
         {
@@ -361,7 +376,7 @@ impl<'t> Group<'t, '_> {
 
     /// Works out the index entries a batch adds and removes, and checks unique indexes
     /// against the store as the group has left it, this batch included.
-    fn index_batch(&mut self, local: &HashMap<Key, KeyInBatch>) -> Result<IndexWork, Fail> {
+    fn index_batch(&mut self, local: &KeyMap<KeyInBatch>) -> Result<IndexWork, Fail> {
         let mut writes = Vec::new();
         let mut removals = Vec::new();
         let mut gains = Vec::new();
@@ -451,13 +466,13 @@ impl<'t> Group<'t, '_> {
     /// Writes a batch that succeeded to the transaction and folds it into the group.
     fn write_batch(
         &mut self,
-        local: HashMap<Key, KeyInBatch>,
+        local: &mut KeyMap<KeyInBatch>,
         index_writes: Vec<IndexWrite>,
         index_changes: Vec<(usize, UniqueChange)>,
     ) -> Result<(), Fail> {
         let file = self.file;
         let write_error = |e| Fail::Group(Error::storage(file, "writing an index", e));
-        for ((view, key), slot) in local {
+        for ((view, key), slot) in local.drain() {
             if let Some(pending) = slot.pending {
                 self.records.entry(view).or_default().push((key.clone(), pending));
             }

@@ -56,6 +56,8 @@ struct Shared<T> {
 
 struct State<T> {
     partitions: Vec<Vec<T>>,
+    /// Readers waiting in `poll`: `appended` is notified only when there are some.
+    waiting: usize,
     /// Per partition, the highest position acknowledged by a reader.
     acknowledged: Vec<Option<u64>>,
 }
@@ -73,6 +75,7 @@ impl<T: Clone + Send + 'static> MemoryLog<T> {
         let state = State {
             partitions: (0..partitions).map(|_| Vec::new()).collect(),
             acknowledged: vec![None; partitions as usize],
+            waiting: 0,
         };
         MemoryLog {
             shared: Arc::new(Shared { state: Mutex::new(state), appended: Condvar::new() }),
@@ -90,15 +93,35 @@ impl<T: Clone + Send + 'static> MemoryLog<T> {
     ///
     /// [`Error::InvalidPosition`] for a partition the log does not have.
     pub fn append(&self, partition: u32, payload: T) -> Result<u64> {
+        self.append_all(partition, [payload]).map(|positions| positions.start)
+    }
+
+    /// Appends `payloads` to `partition` at once, as a producer's batch: readers see
+    /// all of them or none. Returns their positions.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPosition`] for a partition the log does not have; nothing is
+    /// appended.
+    pub fn append_all(
+        &self,
+        partition: u32,
+        payloads: impl IntoIterator<Item = T>,
+    ) -> Result<std::ops::Range<u64>> {
         let mut state = self.shared.lock();
+        let count = state.partitions.len();
         let Some(events) = state.partitions.get_mut(partition as usize) else {
-            return Err(no_partition(partition, state.partitions.len()));
+            return Err(no_partition(partition, count));
         };
-        events.push(payload);
-        let position = events.len() as u64 - 1;
+        let start = events.len() as u64;
+        events.extend(payloads);
+        let end = events.len() as u64;
+        let wake = state.waiting > 0;
         drop(state);
-        self.shared.appended.notify_all();
-        Ok(position)
+        if wake {
+            self.shared.appended.notify_all();
+        }
+        Ok(start..end)
     }
 
     /// The number of events in `partition` (0 for a partition the log does not have).
@@ -215,17 +238,19 @@ impl<T: Clone + Send + 'static> Source for MemorySource<T> {
             if !events.is_empty() || max == 0 {
                 return Ok(events);
             }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Ok(events);
+            }
+            state.waiting += 1;
             state = match deadline {
                 None => shared.appended.wait(state).unwrap_or_else(PoisonError::into_inner),
                 Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return Ok(events);
-                    }
                     let waited = shared.appended.wait_timeout(state, deadline - now);
                     waited.unwrap_or_else(PoisonError::into_inner).0
                 }
             };
+            state.waiting -= 1;
         }
     }
 

@@ -86,8 +86,8 @@ where
             source,
             handler,
             on_failure: OnFailure::Stop,
-            max_in_flight: 8192,
-            max_poll: 512,
+            max_in_flight: 16_384,
+            max_poll: 4096,
             poll_timeout: Duration::from_millis(50),
         }
     }
