@@ -31,12 +31,19 @@ const IN_FLIGHT_ENV: &str = "VIEWSTORE_PROJECTOR_IN_FLIGHT";
 const STOP_AFTER_ENV: &str = "VIEWSTORE_PROJECTOR_STOP_AFTER";
 const SOURCE: &str = "events";
 const PARTITIONS: u32 = 4;
+/// The second source, which writes only its own part of the shared records.
+const MARKS: &str = "marks";
+const MARK_PARTITIONS: u32 = 2;
+/// Records of the view both sources write, each with its own versions.
+const SHARED_KEYS: u64 = 8;
 const COUNTERS: u64 = 40;
 const KEYS_PER_PARTITION: u64 = 16;
 const PERIODIC_INTERVAL: Duration = Duration::from_millis(40);
 
 const COUNTS: ViewDef<u64, u64> = ViewDef::new("counts");
 const RECORDS: ViewDef<(u32, u64), u64> = ViewDef::new("records");
+/// `.0` written by `events` (which may delete), `.1` by `marks`.
+const SHARED: ViewDef<u64, (u64, u64)> = ViewDef::new("shared").with_sources(&[SOURCE, MARKS]);
 
 /// What the event at a position asks for; a pure function of the seed and the position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +59,10 @@ enum Cmd {
     Fail,
     /// The update closure panics in the writer: a dead letter.
     ClosurePanics(u64),
+    /// Set `events`' part of a shared record (`value: None` deletes the record).
+    Shared { key: u64, version: u64, value: Option<u64> },
+    /// Set `marks`' part of a shared record.
+    Mark { key: u64, version: u64, value: u64 },
 }
 
 fn mix(mut x: u64) -> u64 {
@@ -67,31 +78,54 @@ fn event(seed: u64, partition: u32, position: u64) -> Cmd {
     let key = (h >> 20) % KEYS_PER_PARTITION;
     // Late and repeated deliveries: a version up to 3 behind the position.
     let version = position.saturating_sub((h >> 40) % 4);
+    // A shared key belongs to one partition of each source, so that its versions
+    // grow with positions.
+    let shared = (h >> 12) % (SHARED_KEYS / u64::from(PARTITIONS)) * u64::from(PARTITIONS)
+        + u64::from(partition);
     match h % 100 {
         0 => Cmd::Fail,
         1 => Cmd::ClosurePanics((h >> 8) % COUNTERS),
         2..=9 => Cmd::Delete { key, version },
         10..=39 => Cmd::Put { key, version, value: h >> 50 },
+        40..=41 => Cmd::Shared { key: shared, version, value: None },
+        42..=49 => Cmd::Shared { key: shared, version, value: Some(h >> 52) },
         _ => Cmd::Count((h >> 8) % COUNTERS),
     }
+}
+
+/// The event of `marks` at a position.
+fn mark(seed: u64, partition: u32, position: u64) -> Cmd {
+    let h = mix(!seed ^ mix((u64::from(partition) << 48) ^ position));
+    let key = (h >> 12) % (SHARED_KEYS / u64::from(MARK_PARTITIONS)) * u64::from(MARK_PARTITIONS)
+        + u64::from(partition);
+    Cmd::Mark { key, version: position.saturating_sub((h >> 40) % 3), value: h >> 52 }
 }
 
 fn is_poison(cmd: Cmd) -> bool {
     matches!(cmd, Cmd::Fail | Cmd::ClosurePanics(_))
 }
 
-/// An endless deterministic log: the events of [`event`], partition by partition.
+/// An endless deterministic log: the events of `event`, partition by partition.
 struct Generated {
+    name: &'static str,
+    event: fn(u64, u32, u64) -> Cmd,
     seed: u64,
     next: Vec<u64>,
     turn: u32,
+}
+
+impl Generated {
+    fn new(name: &'static str, partitions: u32, seed: u64) -> Self {
+        let event = if name == MARKS { mark } else { event };
+        Generated { name, event, seed, next: vec![0; partitions as usize], turn: 0 }
+    }
 }
 
 impl Source for Generated {
     type Payload = Cmd;
 
     fn name(&self) -> &'static str {
-        SOURCE
+        self.name
     }
 
     fn resume(&mut self, positions: &[(u32, u64)]) -> Result<(), BoxError> {
@@ -105,17 +139,18 @@ impl Source for Generated {
         let mut out = Vec::with_capacity(max);
         while out.len() < max {
             let partition = self.turn;
-            self.turn = (self.turn + 1) % PARTITIONS;
+            self.turn = (self.turn + 1) % self.next.len() as u32;
             let position = self.next[partition as usize];
             self.next[partition as usize] += 1;
-            out.push(Event { partition, position, payload: event(self.seed, partition, position) });
+            let payload = (self.event)(self.seed, partition, position);
+            out.push(Event { partition, position, payload });
         }
         Ok(out)
     }
 
     fn acknowledge(&mut self, partition: u32, position: u64) -> Result<(), BoxError> {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "ack {partition} {position}")?;
+        writeln!(out, "ack {} {partition} {position}", self.name)?;
         out.flush()?;
         Ok(())
     }
@@ -124,9 +159,23 @@ impl Source for Generated {
 fn handler(
     counts: View<u64, u64>,
     records: View<(u32, u64), u64>,
+    shared: View<u64, (u64, u64)>,
 ) -> impl FnMut(&Event<Cmd>, &mut Batch) -> Result<(), BoxError> + Send + 'static {
     move |event, batch| {
         match event.payload {
+            Cmd::Shared { key, version, value: Some(value) } => {
+                batch.update(&shared, &key, version, move |v: Option<&(u64, u64)>| {
+                    Some((value, v.map_or(0, |v| v.1)))
+                })?;
+            }
+            Cmd::Shared { key, version, value: None } => {
+                batch.delete(&shared, &key, version)?;
+            }
+            Cmd::Mark { key, version, value } => {
+                batch.update(&shared, &key, version, move |v: Option<&(u64, u64)>| {
+                    Some((v.map_or(0, |v| v.0), value))
+                })?;
+            }
             Cmd::Count(c) => {
                 batch.update_next(&counts, &c, |n| Some(n.copied().unwrap_or(0) + 1))?;
             }
@@ -219,24 +268,27 @@ fn child(dir: &Path) {
         builder = builder.durability(Durability::Periodic { interval: PERIODIC_INTERVAL });
     }
     let store = builder.open().unwrap_or_else(|e| child_fail(&format!("open: {e}")));
-    let open = || -> viewstore::Result<_> {
-        Ok((store.view(&COUNTS)?, store.view(&RECORDS)?, store.view(&DEAD_LETTERS)?))
-    };
-    let (counts, records, letters) = open().unwrap_or_else(|e| child_fail(&format!("views: {e}")));
-    let source = Generated { seed, next: vec![0; PARTITIONS as usize], turn: 0 };
     let in_flight = env(IN_FLIGHT_ENV).unwrap_or(256) as usize;
-    let running = Projector::new(&store, source, handler(counts, records))
-        .on_failure(OnFailure::DeadLetter(letters))
-        .with_max_in_flight(in_flight)
-        .spawn()
-        .unwrap_or_else(|e| child_fail(&format!("spawn: {e}")));
+    let spawn = |name: &'static str, partitions: u32| -> viewstore::Result<_> {
+        let shared = store.view(&SHARED)?.source(name)?;
+        let handler = handler(store.view(&COUNTS)?, store.view(&RECORDS)?, shared);
+        Projector::new(&store, Generated::new(name, partitions, seed), handler)
+            .on_failure(OnFailure::DeadLetter(store.view(&DEAD_LETTERS)?))
+            .with_max_in_flight(in_flight)
+            .spawn()
+    };
+    let events = spawn(SOURCE, PARTITIONS).unwrap_or_else(|e| child_fail(&format!("spawn: {e}")));
+    let marks =
+        spawn(MARKS, MARK_PARTITIONS).unwrap_or_else(|e| child_fail(&format!("spawn: {e}")));
     say("open");
     let stop_after = env(STOP_AFTER_ENV).unwrap_or(u64::MAX);
-    running.wait_until(Duration::MAX, |s| s.events >= stop_after);
-    match running.stop() {
-        Ok(_) if stop_after < u64::MAX => {}
-        Ok(_) => child_fail("the projector stopped by itself"),
-        Err(e) => child_fail(&format!("the projector failed: {e}")),
+    events.wait_until(Duration::MAX, |s| s.events >= stop_after);
+    for running in [events, marks] {
+        match running.stop() {
+            Ok(_) if stop_after < u64::MAX => {}
+            Ok(_) => child_fail("a projector stopped by itself"),
+            Err(e) => child_fail(&format!("a projector failed: {e}")),
+        }
     }
     store.close().unwrap_or_else(|e| child_fail(&format!("close: {e}")));
     say("stopped");
@@ -250,11 +302,34 @@ fn child_fail(message: &str) -> ! {
 // ---------------------------------------------------------------------------------------
 // The parent: the model, the cycles, the checks.
 
+/// One source's part of a shared record: its largest version, and what its first event
+/// at that version did (`None`: a delete).
+type Part = Option<(u64, Option<u64>)>;
+
+/// A record of the view with sources, as the model keeps it.
+#[derive(Default, Debug)]
+struct Shared {
+    events: Part,
+    marks: Part,
+    /// Whether `events` ever deleted it (after which `marks`' part may have been reset
+    /// by a resurrection, depending on how the two projectors interleaved).
+    deleted_once: bool,
+}
+
+/// Folds a write of a source at `version` into its part: later equal versions are
+/// stale, as the store has them.
+fn fold(part: &mut Part, version: u64, value: Option<u64>) {
+    if part.is_none_or(|(v, _)| version > v) {
+        *part = Some((version, value));
+    }
+}
+
 /// The log applied up to some positions.
 #[derive(Default)]
 struct Model {
-    /// Per partition, the last applied position.
-    positions: BTreeMap<u32, u64>,
+    /// Per source and partition, the last applied position.
+    positions: BTreeMap<(&'static str, u32), u64>,
+    shared: BTreeMap<u64, Shared>,
     counts: BTreeMap<u64, u64>,
     /// Per record: its stored version, and its value when live.
     records: BTreeMap<(u32, u64), (u64, Option<u64>)>,
@@ -262,18 +337,31 @@ struct Model {
 }
 
 impl Model {
-    /// Applies the events of `partition` after the model's position up to `to`.
-    fn advance(&mut self, seed: u64, partition: u32, to: u64) {
-        let from = self.positions.get(&partition).map_or(0, |p| p + 1);
+    /// Applies the events of `source`'s `partition` after the model's position up to
+    /// `to`.
+    fn advance(&mut self, seed: u64, source: &'static str, partition: u32, to: u64) {
+        let from = self.positions.get(&(source, partition)).map_or(0, |p| p + 1);
+        let generate = if source == MARKS { mark } else { event };
         for position in from..=to {
-            let cmd = event(seed, partition, position);
+            let cmd = generate(seed, partition, position);
             if is_poison(cmd) {
-                self.letters.push((SOURCE.to_owned(), partition, position));
+                self.letters.push((source.to_owned(), partition, position));
                 continue;
             }
             let (key, version, value) = match cmd {
                 Cmd::Count(c) => {
                     *self.counts.entry(c).or_default() += 1;
+                    continue;
+                }
+                Cmd::Shared { key, version, value } => {
+                    let shared = self.shared.entry(key).or_default();
+                    let before = shared.events;
+                    fold(&mut shared.events, version, value);
+                    shared.deleted_once |= value.is_none() && shared.events != before;
+                    continue;
+                }
+                Cmd::Mark { key, version, value } => {
+                    fold(&mut self.shared.entry(key).or_default().marks, version, Some(value));
                     continue;
                 }
                 Cmd::Put { key, version, value } => (key, version, Some(value)),
@@ -292,7 +380,7 @@ impl Model {
                 }
             }
         }
-        self.positions.insert(partition, to);
+        self.positions.insert((source, partition), to);
         self.letters.sort();
     }
 }
@@ -307,6 +395,9 @@ struct Parent {
 }
 
 type Failure = String;
+
+/// Positions per source and partition: acknowledged, or stored.
+type Acks = BTreeMap<(&'static str, u32), u64>;
 
 impl Parent {
     fn new(seed: u64) -> Self {
@@ -345,7 +436,7 @@ impl Parent {
         delay: Duration,
         in_flight: u64,
         stop_after: Option<u64>,
-    ) -> Result<(BTreeMap<u32, u64>, bool), Failure> {
+    ) -> Result<(Acks, bool), Failure> {
         let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
         let mut command = Command::new(exe);
         command
@@ -406,10 +497,12 @@ impl Parent {
             let parts: Vec<&str> = line.split(' ').collect();
             match parts.as_slice() {
                 ["open"] => opened = true,
-                ["ack", p, n] => {
+                ["ack", source, p, n] => {
+                    let source = [SOURCE, MARKS].into_iter().find(|s| s == source);
+                    let source = source.ok_or_else(|| format!("bad line {line:?}"))?;
                     let p: u32 = p.parse().map_err(|_| format!("bad line {line:?}"))?;
                     let n: u64 = n.parse().map_err(|_| format!("bad line {line:?}"))?;
-                    let acked = acks.entry(p).or_insert(n);
+                    let acked = acks.entry((source, p)).or_insert(n);
                     *acked = (*acked).max(n);
                 }
                 ["stopped"] => {}
@@ -420,40 +513,39 @@ impl Parent {
     }
 
     /// Opens the store and compares it with the model advanced to its positions.
-    fn check(
-        &mut self,
-        dir: &Path,
-        acks: &BTreeMap<u32, u64>,
-        stopped_cleanly: bool,
-    ) -> Result<(), Failure> {
+    fn check(&mut self, dir: &Path, acks: &Acks, stopped_cleanly: bool) -> Result<(), Failure> {
         let store = Store::open(dir.join("store.redb")).map_err(|e| format!("reopen: {e}"))?;
-        let positions: BTreeMap<u32, u64> =
-            store.positions(SOURCE).map_err(|e| format!("positions: {e}"))?.into_iter().collect();
+        let mut positions: Acks = BTreeMap::new();
+        for source in [SOURCE, MARKS] {
+            let stored = store.positions(source).map_err(|e| format!("positions: {e}"))?;
+            positions.extend(stored.into_iter().map(|(p, n)| ((source, p), n)));
+        }
         for (&partition, &acked) in acks {
             self.acks_checked += 1;
             let stored = positions.get(&partition).copied();
             if stored.is_none_or(|s| s < acked) {
                 return Err(format!(
-                    "partition {partition}: position {acked} was acknowledged as durable but \
+                    "{partition:?}: position {acked} was acknowledged as durable but \
                      the store is at {stored:?}"
                 ));
             }
             if stopped_cleanly && stored != Some(acked) {
                 return Err(format!(
-                    "partition {partition}: a clean stop acknowledged {acked}, the store is at \
+                    "{partition:?}: a clean stop acknowledged {acked}, the store is at \
                      {stored:?}"
                 ));
             }
         }
-        for (&partition, &position) in &positions {
-            if let Some(&before) = self.model.positions.get(&partition)
+        for (&(source, partition), &position) in &positions {
+            if let Some(&before) = self.model.positions.get(&(source, partition))
                 && position < before
             {
                 return Err(format!(
-                    "partition {partition}: the store went back from {before} to {position}"
+                    "{source} partition {partition}: the store went back from {before} to \
+                     {position}"
                 ));
             }
-            self.model.advance(self.seed, partition, position);
+            self.model.advance(self.seed, source, partition, position);
         }
         if positions.len() < self.model.positions.len() {
             return Err(format!("positions lost: {positions:?}"));
@@ -489,6 +581,7 @@ fn compare(store: &Store, model: &Model) -> Result<(), Failure> {
     if got != want {
         return Err(format!("records differ from the model:\n stored {got:?}\n model {want:?}"));
     }
+    compare_shared(store, model)?;
     let letters = store.view(&DEAD_LETTERS).map_err(|e| format!("dead letters: {e}"))?;
     let got: Vec<_> = letters.range(..).into_iter().map(|(k, _)| k).collect();
     if got != model.letters {
@@ -496,6 +589,41 @@ fn compare(store: &Store, model: &Model) -> Result<(), Failure> {
             "dead letters differ from the model:\n stored {got:?}\n model {:?}",
             model.letters
         ));
+    }
+    Ok(())
+}
+
+/// The view with sources: whether each record is live, its reported version (the
+/// largest of its sources'), `events`' part, and `marks`' part unless a resurrection by
+/// `events` may have reset it (which depends on how the projectors interleaved).
+fn compare_shared(store: &Store, model: &Model) -> Result<(), Failure> {
+    let shared = store.view(&SHARED).map_err(|e| format!("shared: {e}"))?;
+    for key in 0..SHARED_KEYS {
+        let want = model.shared.get(&key);
+        let got = shared.get_versioned(&key).map(|(v, value)| (v, *value));
+        let live = match want {
+            Some(Shared { events: Some((_, value)), .. }) => value.is_some(),
+            Some(Shared { events: None, marks, .. }) => marks.is_some(),
+            None => false,
+        };
+        let fail = || format!("shared record {key}: stored {got:?}, model {want:?}");
+        let (Some(want), Some((version, (events, marks)))) = (want, got) else {
+            if live || got.is_some() {
+                return Err(fail());
+            }
+            continue;
+        };
+        let newest = want.events.iter().chain(&want.marks).map(|(v, _)| *v).max();
+        let events_part = want.events.and_then(|(_, v)| v).unwrap_or(0);
+        let marks_part = want.marks.and_then(|(_, v)| v).unwrap_or(0);
+        if !live
+            || Some(version) != newest
+            || events != events_part
+            || (!want.deleted_once && marks != marks_part)
+            || (marks != marks_part && marks != 0)
+        {
+            return Err(fail());
+        }
     }
     Ok(())
 }

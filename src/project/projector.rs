@@ -5,7 +5,7 @@ use crate::api::batch::Batch;
 use crate::api::store::Store;
 use crate::base::error::{Error, ErrorKind, Result};
 use crate::base::panic::panic_message;
-use crate::base::version::Lsn;
+use crate::base::version::{Lsn, Outcome};
 use crate::engine::ticket::Ticket;
 use crate::project::dead_letter::{DeadLetterKey, LetterBox, OnFailure};
 use crate::project::source::{BoxError, Event, Source};
@@ -162,6 +162,7 @@ where
             events: 0,
             dead_letters: 0,
             redeliveries: 0,
+            stale: 0,
             started: Instant::now(),
         })
     }
@@ -213,6 +214,7 @@ pub struct Projection<S, H> {
     events: u64,
     dead_letters: u64,
     redeliveries: u64,
+    stale: u64,
     started: Instant,
 }
 
@@ -312,6 +314,7 @@ where
             events: self.events,
             dead_letters: self.dead_letters,
             redeliveries: self.redeliveries,
+            stale: self.stale,
             in_flight: self.in_flight.len(),
             partitions: partitions.into_values().collect(),
             elapsed: self.started.elapsed(),
@@ -434,6 +437,10 @@ where
                 } else {
                     self.events += 1;
                     self.dead_letters += u64::from(receipt.fell_back || letter);
+                    let refused = receipt.outcomes.iter().filter(|o| {
+                        matches!(o, Outcome::Stale { .. } | Outcome::Tombstoned { .. })
+                    });
+                    self.stale += refused.count() as u64;
                 }
                 let p = self.partitions.entry(partition).or_default();
                 p.applied = Some(p.applied.map_or(position, |a| a.max(position)));

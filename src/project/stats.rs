@@ -15,6 +15,11 @@ pub struct ProjectorStats {
     pub dead_letters: u64,
     /// Events skipped because the store or the projector had passed their position.
     pub redeliveries: u64,
+    /// Writes of committed events refused as not newer than what is stored
+    /// ([`Outcome::Stale`](crate::Outcome::Stale), or
+    /// [`Outcome::Tombstoned`](crate::Outcome::Tombstoned) in a view with sources):
+    /// late and repeated deliveries that versions made harmless.
+    pub stale: u64,
     /// Batches submitted and not yet answered.
     pub in_flight: usize,
     /// Per partition, in partition order.
