@@ -1,6 +1,6 @@
 //! The dependency rule of `src/`, checked on the source text (see `docs/design.md`):
 //!
-//! base ← keys ← {mem, storage} ← schema ← engine ← api ← project
+//! base ← keys ← {mem, storage} ← schema ← engine ← api ← {project, feed}
 //!
 //! A file imports only from its own layer and the layers to its left; `mem` and
 //! `storage` never import each other; no two files import each other, directly or
@@ -21,6 +21,7 @@ const RULE: &[(&str, &[&str])] = &[
     ("engine", &["schema", "storage", "mem", "keys", "base"]),
     ("api", &["engine", "schema", "storage", "mem", "keys", "base"]),
     ("project", &["api", "engine", "schema", "storage", "mem", "keys", "base"]),
+    ("feed", &["api", "engine", "schema", "storage", "mem", "keys", "base"]),
 ];
 
 /// Layers whose code must not name redb: the read path (base only names its error

@@ -65,6 +65,7 @@ impl Store {
             codec: def.codec().clone(),
             indexes: def.indexes(),
             sources: def.sources(),
+            feed: def.feed(),
             _types: PhantomData,
         };
         let (reply, answer) = crossbeam_channel::bounded(1);

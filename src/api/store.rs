@@ -8,8 +8,10 @@ use crate::engine::joiner::WriterThread;
 use crate::engine::report::VerifyReport;
 use crate::engine::ticket::writer_stopped;
 use crate::engine::writer::{Request, Writer, resident};
+use crate::mem::feed_log::FeedLog;
 use crate::mem::{Published, Root, Snapshot, Stats};
 use crate::schema::names::check_source_name;
+use crate::storage::feed::read_feed;
 use crate::storage::open::open_database;
 use crate::storage::positions::read_positions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -29,6 +31,8 @@ pub(crate) struct Inner {
     pub(crate) writer: WriterThread,
     /// The file's path, shared with every ticket's error path without a copy.
     pub(crate) file: Arc<Path>,
+    /// The change feed in memory.
+    pub(crate) feed: Arc<FeedLog>,
 }
 
 /// An open viewstore: one redb file holding many views, one writer thread, and every
@@ -78,10 +82,13 @@ impl StoreBuilder {
         let config = self.config;
         let (db, lsn) = open_database(&config)?;
         let positions = resident(read_positions(&db, &config.path)?);
+        let (groups, pruned) = read_feed(&db, &config.path)?;
+        let feed = Arc::new(FeedLog::new(groups, pruned, lsn));
         let root = Root { lsn, views: Vec::new(), positions };
         let published = Arc::new(Published::new(Arc::new(root)));
         let inbox = Arc::new(Inbox::new(config.queue_capacity));
-        let writer = Writer::new(db, config.clone(), Arc::clone(&published));
+        let writer = Writer::new(db, config.clone(), Arc::clone(&published), Arc::clone(&feed));
+        let thread_feed = Arc::clone(&feed);
         let thread_inbox = Arc::clone(&inbox);
         let thread_file = config.path.clone();
         let thread = std::thread::Builder::new()
@@ -105,6 +112,8 @@ impl StoreBuilder {
                 for request in thread_inbox.stop(poisoned) {
                     fail_request(request, &error);
                 }
+                // Nothing more will be recorded: feed readers end once they have read all.
+                thread_feed.close();
             })
             .map_err(|e| Error::Io { file: config.path.clone(), source: Arc::new(e) })?;
         let file: Arc<Path> = Arc::from(config.path.as_path());
@@ -116,6 +125,7 @@ impl StoreBuilder {
                 inbox,
                 writer: WriterThread::new(thread),
                 file,
+                feed,
             }),
         })
     }

@@ -5,6 +5,7 @@ use crate::api::store::Store;
 use crate::base::codec::{Bincode, Codec};
 use crate::base::error::Error;
 use crate::base::error::Result;
+use crate::base::feed::FeedMode;
 use crate::base::version::Version;
 use crate::keys::{KeyBuf, StackKey, decode_key, encode_key_on_stack, plain_string};
 use crate::mem::index::IndexData;
@@ -50,6 +51,7 @@ pub struct ViewDef<K, V: 'static, C = Bincode> {
     codec: C,
     indexes: &'static [&'static dyn AnyIndex<V>],
     sources: &'static [&'static str],
+    feed: FeedMode,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -65,7 +67,31 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
     /// A view named `name` whose values use `codec`, schema version 1, no index, no
     /// sources.
     pub const fn with_codec(name: &'static str, codec: C) -> Self {
-        ViewDef { name, schema_version: 1, codec, indexes: &[], sources: &[], _types: PhantomData }
+        ViewDef {
+            name,
+            schema_version: 1,
+            codec,
+            indexes: &[],
+            sources: &[],
+            feed: FeedMode::Off,
+            _types: PhantomData,
+        }
+    }
+
+    /// The same definition with its changes recorded in the store's change feed:
+    /// keys and versions ([`FeedMode::Keys`]) or values too ([`FeedMode::Values`]). The
+    /// feed is written in the same transaction as the records and read with
+    /// [`Store::feed_after`] (every view) or [`View::feed_after`] (this view, typed).
+    /// Default = [`FeedMode::Off`]: the view pays nothing. May change between opens of a
+    /// file: the feed records what each view asked for when each group committed.
+    pub const fn with_feed(mut self, mode: FeedMode) -> Self {
+        self.feed = mode;
+        self
+    }
+
+    /// What the view records in the change feed.
+    pub const fn feed(&self) -> FeedMode {
+        self.feed
     }
 
     /// The same definition with these named sources: each record then keeps one

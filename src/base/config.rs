@@ -1,5 +1,6 @@
 //! Store options and durability modes.
 
+use crate::base::feed::FeedRetention;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,7 @@ pub(crate) struct Config {
     pub(crate) cache_size: usize,
     pub(crate) backend: Option<Arc<dyn redb::StorageBackend>>,
     pub(crate) index_progress: Option<ProgressFn>,
+    pub(crate) feed_retention: FeedRetention,
 }
 
 /// How far an index build has come, as reported to
@@ -100,6 +102,7 @@ impl StoreBuilder {
                 cache_size: 4 << 20,
                 backend: None,
                 index_progress: None,
+                feed_retention: FeedRetention::default(),
             },
         }
     }
@@ -178,6 +181,14 @@ impl StoreBuilder {
     /// inject I/O faults. Default = the file.
     pub fn backend(mut self, backend: Arc<dyn redb::StorageBackend>) -> Self {
         self.config.backend = Some(backend);
+        self
+    }
+
+    /// How much of the change feed to keep (see
+    /// [`ViewDef::with_feed`](crate::ViewDef::with_feed)). Default =
+    /// [`FeedRetention::default`]: 64 MiB.
+    pub fn feed_retention(mut self, retention: FeedRetention) -> Self {
+        self.config.feed_retention = retention;
         self
     }
 }

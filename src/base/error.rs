@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 
-use std::fmt;
+use crate::base::version::Lsn;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -308,6 +308,15 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// A feed reader asked for groups the change feed no longer holds (its retention
+    /// pruned them). Resync: read a [`Snapshot`](crate::Snapshot) taken at or after
+    /// `readable_after`, then follow the feed after the snapshot's LSN.
+    FeedPruned {
+        /// Where the reader stood: it asked for the groups after this LSN.
+        after: Lsn,
+        /// The feed holds every group after this LSN.
+        readable_after: Lsn,
+    },
     /// The write queue is full; returned by [`Store::try_submit`](crate::Store::try_submit).
     Full,
     /// The store was closed; nothing more can be written.
@@ -338,134 +347,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whose failure this is: the caller's input ([`ErrorKind::Input`]), one batch's
-    /// ([`ErrorKind::Batch`]) or the store's ([`ErrorKind::Store`]). A [`Ticket`]
-    /// can resolve with any of them, so match on this rather than on every variant.
-    ///
-    /// | Kind | Variants |
-    /// |---|---|
-    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `InvalidSource`, `UnknownSource`, `SourceRequired`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `WriterReentry`, `InvalidPosition`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
-    /// | `Batch` | `UniqueViolation`, `UpdatePanicked`, `IndexPanicked`, `IndexKeyTooLarge`, `Decode`, `PositionGap`, `PartialRedelivery`, `EventFailed`; `ValueTooLarge` and `Encode` of an `update` closure's result (`from_update: true`); `InvalidIndex` of one record's index key (`key: Some`) |
-    /// | `Store` | `Storage`, `Io`, `Poisoned`, `Closed`, `SourceFailed` |
-    ///
-    /// # Examples
-    ///
-    /// Retrying what may pass later, skipping a batch that failed on its own, and giving
-    /// up on the rest:
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use viewstore::{Batch, Error, ErrorKind, Receipt, Store, View, ViewDef};
-    ///
-    /// const COUNTS: ViewDef<String, u64> = ViewDef::new("counts");
-    ///
-    /// /// Counts one more `name` at `version`; `Ok(None)` when only this batch failed.
-    /// fn count(
-    ///     store: &Store,
-    ///     counts: &View<String, u64>,
-    ///     name: &str,
-    ///     version: u64,
-    /// ) -> Result<Option<Receipt>, Error> {
-    ///     let mut attempt = 0;
-    ///     loop {
-    ///         attempt += 1;
-    ///         let mut batch = Batch::new();
-    ///         batch.update(counts, &name.to_owned(), version, |n| Some(n.map_or(1, |n| n + 1)))?;
-    ///         let err = match store.try_submit(batch).and_then(|ticket| ticket.wait()) {
-    ///             Ok(receipt) => return Ok(Some(receipt)),
-    ///             Err(err) => err,
-    ///         };
-    ///         // A full queue or a failed commit: the same batch may pass later.
-    ///         if err.is_retryable() && attempt < 5 {
-    ///             std::thread::sleep(Duration::from_millis(10 * attempt));
-    ///             continue;
-    ///         }
-    ///         match err.kind() {
-    ///             // This batch failed on its own (a unique violation, a panicking
-    ///             // closure...): nothing of it was written, the store goes on.
-    ///             ErrorKind::Batch => return Ok(None),
-    ///             // A mistake in the call, or a store that cannot write.
-    ///             _ => return Err(err),
-    ///         }
-    ///     }
-    /// }
-    ///
-    /// # let dir = tempfile::tempdir()?;
-    /// let store = Store::open(dir.path().join("views.redb"))?;
-    /// let counts = store.view(&COUNTS)?;
-    /// assert!(count(&store, &counts, "visits", 1)?.is_some());
-    /// assert_eq!(counts.get(&"visits".to_owned()).as_deref(), Some(&1));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    ///
-    /// [`Ticket`]: crate::Ticket
-    pub fn kind(&self) -> ErrorKind {
-        match self {
-            Error::NotAStore { .. }
-            | Error::NewerFormat { .. }
-            | Error::SchemaMismatch { .. }
-            | Error::InvalidViewName { .. }
-            | Error::ForeignView { .. }
-            | Error::InvalidSource { .. }
-            | Error::UnknownSource { .. }
-            | Error::SourceRequired { .. }
-            | Error::KeyTooLarge { .. }
-            | Error::KeyEncoding { .. }
-            | Error::AlreadyOpen { .. }
-            | Error::WriterReentry { .. }
-            | Error::InvalidPosition { .. }
-            | Error::Full => ErrorKind::Input,
-            Error::ValueTooLarge { from_update, .. } | Error::Encode { from_update, .. } => {
-                if *from_update {
-                    ErrorKind::Batch
-                } else {
-                    ErrorKind::Input
-                }
-            }
-            Error::InvalidIndex { key, .. } => {
-                if key.is_some() {
-                    ErrorKind::Batch
-                } else {
-                    ErrorKind::Input
-                }
-            }
-            Error::Decode { .. }
-            | Error::UpdatePanicked { .. }
-            | Error::UniqueViolation { .. }
-            | Error::IndexPanicked { .. }
-            | Error::IndexKeyTooLarge { .. }
-            | Error::PositionGap { .. }
-            | Error::PartialRedelivery { .. }
-            | Error::EventFailed { .. } => ErrorKind::Batch,
-            Error::Storage { .. }
-            | Error::Io { .. }
-            | Error::Poisoned { .. }
-            | Error::Closed
-            | Error::SourceFailed { .. } => ErrorKind::Store,
-        }
-    }
-
-    /// Whether the same operation, made again unchanged after a pause, may succeed:
-    /// `true` for [`Error::Full`] (the queue drains), [`Error::SourceFailed`], and for a failure of the storage,
-    /// [`Error::Storage`] and [`Error::Io`], which may be passing (a full disk, an I/O
-    /// error): after a failed commit the writer reopens the database and takes new
-    /// batches, and if it cannot, later calls return [`Error::Poisoned`]. A storage
-    /// failure may also last (a corrupt file), so bound the retries.
-    ///
-    /// `false` for everything else: [`Error::Poisoned`] and [`Error::Closed`] (this
-    /// `Store` will not write again), every [`ErrorKind::Batch`] error (the same batch
-    /// meets the same data and code), and every other [`ErrorKind::Input`] error
-    /// (the same call is refused again; [`Error::AlreadyOpen`] only passes once the
-    /// other holder of the file closes it).
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Error::Full | Error::Storage { .. } | Error::Io { .. } | Error::SourceFailed { .. }
-        )
-    }
-}
-
-impl Error {
     pub(crate) fn storage(
         file: &std::path::Path,
         during: &'static str,
@@ -484,153 +365,6 @@ impl Error {
 
     pub(crate) fn decode(view: &str, key: String, source: impl Into<CodecError>) -> Self {
         Error::Decode { view: view.to_owned(), key, source: Arc::new(source.into()) }
-    }
-}
-
-/// A position as Display shows it: the number, or "the start".
-fn position_text(position: Option<u64>) -> String {
-    position.map_or_else(|| "the start".to_owned(), |p| format!("position {p}"))
-}
-
-/// The words Display adds for a value an `update` closure returned.
-fn by_update(from_update: bool) -> &'static str {
-    if from_update { " (returned by an update closure)" } else { "" }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::NotAStore { file, reason } => {
-                write!(f, "{} is not a viewstore database: {reason}", file.display())
-            }
-            Error::NewerFormat { file, found, supported } => write!(
-                f,
-                "{} has viewstore format version {found}; this build reads up to {supported}",
-                file.display()
-            ),
-            Error::SchemaMismatch { view, stored, requested } => {
-                write!(f, "view '{view}' is stored as {stored} but was opened as {requested}")
-            }
-            Error::InvalidViewName { view } => write!(
-                f,
-                "invalid view name {view:?}: names are 1 to 200 bytes without control characters"
-            ),
-            Error::ForeignView { view } => {
-                write!(f, "view '{view}' belongs to another store than this batch's")
-            }
-            Error::InvalidSource { view, source_name, reason } => {
-                write!(f, "invalid source {source_name:?} of view '{view}': {reason}")
-            }
-            Error::UnknownSource { view, source_name } => {
-                write!(f, "view '{view}' declares no source named {source_name:?}")
-            }
-            Error::SourceRequired { view } => write!(
-                f,
-                "view '{view}' has sources: write to it through a handle of one of them \
-                 (View::source)"
-            ),
-            Error::KeyTooLarge { view, len, max } => {
-                write!(f, "key for view '{view}' encodes to {len} bytes; the limit is {max}")
-            }
-            Error::ValueTooLarge { view, key, len, max, from_update } => write!(
-                f,
-                "value for view '{view}', key {key}{} encodes to {len} bytes; the limit is {max}",
-                by_update(*from_update)
-            ),
-            Error::KeyEncoding { view, reason } => {
-                write!(f, "key for view '{view}' cannot be encoded: {reason}")
-            }
-            Error::Encode { view, key, source, from_update } => write!(
-                f,
-                "cannot encode value for view '{view}', key {key}{}: {source}",
-                by_update(*from_update)
-            ),
-            Error::Decode { view, key, source } => {
-                write!(f, "corrupt record in view '{view}', key {key}: {source}")
-            }
-            Error::UpdatePanicked { view, key, message } => {
-                write!(f, "update closure for view '{view}', key {key} panicked: {message}")
-            }
-            Error::UniqueViolation { view, index, key, holder, refused, .. } => write!(
-                f,
-                "unique index '{index}' of view '{view}' already has a record for key {key} \
-                 (record {holder}); record {refused} cannot have it too"
-            ),
-            Error::IndexPanicked { view, index, key, message } => write!(
-                f,
-                "extractor of index '{index}' of view '{view}' panicked on key {key}: {message}"
-            ),
-            Error::IndexKeyTooLarge { view, index, key, len, max } => write!(
-                f,
-                "index '{index}' of view '{view}': a key of record {key} encodes to {len} \
-                 bytes; the limit is {max}"
-            ),
-            Error::InvalidIndex { view, index, reason, key: None } => {
-                write!(f, "invalid index '{index}' on view '{view}': {reason}")
-            }
-            Error::InvalidIndex { view, index, reason, key: Some(key) } => write!(
-                f,
-                "invalid index '{index}' on view '{view}': a key of record {key} cannot be \
-                 encoded: {reason}"
-            ),
-            Error::AlreadyOpen { file } => write!(
-                f,
-                "{} is already open, by another Store in this process or by another process",
-                file.display()
-            ),
-            Error::WriterReentry { file } => write!(
-                f,
-                "store {} was called from inside its own writer (an update closure, \
-                 extractor or codec) in a way that would wait for that writer forever",
-                file.display()
-            ),
-            Error::InvalidPosition { .. }
-            | Error::PositionGap { .. }
-            | Error::PartialRedelivery { .. }
-            | Error::EventFailed { .. }
-            | Error::SourceFailed { .. } => self.fmt_source_error(f),
-            Error::Full => f.write_str("the write queue is full"),
-            Error::Closed => f.write_str("the store is closed"),
-            Error::Poisoned { file, reason } => {
-                write!(f, "store {} is read-only after a writer failure: {reason}", file.display())
-            }
-            Error::Storage { file, during, source } => {
-                write!(f, "storage error in {} while {during}: {source}", file.display())
-            }
-            Error::Io { file, source } => write!(f, "I/O error on {}: {source}", file.display()),
-        }
-    }
-}
-
-impl Error {
-    /// Display of the errors of source positions and projectors.
-    fn fmt_source_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Error::InvalidPosition { source, reason } => {
-                write!(f, "invalid position for source '{source}': {reason}")
-            }
-            Error::PositionGap { source, partition, position, follows, stored } => write!(
-                f,
-                "source '{source}' partition {partition}: the batch at position {position} \
-                 follows {} but the store is at {}",
-                position_text(*follows),
-                position_text(*stored)
-            ),
-            Error::PartialRedelivery { source, partition, position, stored, ahead } => write!(
-                f,
-                "source '{source}' partition {partition}: the batch's position {position} was \
-                 reached already (the store is at {stored}) but not its position of {ahead}"
-            ),
-            Error::EventFailed { source, partition, position, reason } => write!(
-                f,
-                "the event of source '{source}' partition {partition} at position {position} \
-                 failed: {reason}"
-            ),
-            Error::SourceFailed { source, reason } => {
-                write!(f, "source '{source}' failed: {reason}")
-            }
-            _ => Ok(()),
-        }
     }
 }
 

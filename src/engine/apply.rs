@@ -10,10 +10,12 @@
 
 use crate::base::beside::WRITE_TABLES_BESIDE_FROM;
 use crate::base::error::{Error, Result};
+use crate::base::feed::FeedChange;
 use crate::base::index_kind::IndexKind;
 use crate::base::order::last_of_each_key;
 use crate::base::version::{Outcome, Version};
 use crate::engine::decide::{State, decide};
+use crate::engine::feed::FeedChanges;
 use crate::engine::positions::{Check, GroupPositions};
 use crate::engine::tables::{
     DeferredEntry, Fail, IndexTable, Pending, RecordTable, TableWrites, open_once, open_owned,
@@ -50,6 +52,8 @@ pub(crate) struct Committed {
 pub(crate) struct Applied {
     pub(crate) results: Vec<Result<Committed>>,
     pub(crate) delta: Delta,
+    /// The group's changes to views with a feed.
+    pub(crate) feed: Vec<FeedChange>,
 }
 
 impl Applied {
@@ -107,6 +111,8 @@ struct Group<'t, 'v> {
     /// indexes take them as they are (in key order, one per key).
     multi: HashMap<usize, Vec<(usize, MultiEntries)>>,
     positions: GroupPositions<'t>,
+    /// The changes to views with a feed.
+    feed: FeedChanges,
 }
 
 /// Applies `batches` to `txn`. `Err` only for storage failures, which fail the group.
@@ -131,6 +137,7 @@ pub(crate) fn apply_group(
         deferred: HashMap::new(),
         multi: HashMap::new(),
         positions: GroupPositions::new(),
+        feed: FeedChanges::default(),
     };
     let mut results = Vec::with_capacity(batches.len());
     for batch in batches {
@@ -161,7 +168,9 @@ pub(crate) fn apply_group(
         per_view.entry(view).or_default().multi = changes;
     }
     let positions = group.positions.into_recorded().into_iter().collect();
-    Ok(Applied { results, delta: Delta { views: per_view.into_iter().collect(), positions } })
+    let feed = group.feed.into_changes(views);
+    let delta = Delta { views: per_view.into_iter().collect(), positions };
+    Ok(Applied { results, delta, feed })
 }
 
 impl<'t> Group<'t, '_> {
@@ -369,7 +378,8 @@ impl<'t> Group<'t, '_> {
         let count = doomed.len() as u64;
         for (key, before) in doomed {
             let now = State::absent();
-            local.insert((view, key), KeyInBatch { before, now, pending: Some(Pending::Remove) });
+            let pending = Some(Pending::Remove { version: before.stored.unwrap_or_default() });
+            local.insert((view, key), KeyInBatch { before, now, pending });
         }
         Ok(Outcome::Purged { count })
     }
@@ -504,7 +514,11 @@ impl Group<'_, '_> {
     fn write_records(&mut self, view: usize) -> Result<(), Fail> {
         let Some(entries) = self.records.remove(&view) else { return Ok(()) };
         let file = self.file;
-        put_records(self.table(view)?, last_of_each_key(entries), file)
+        let entries = last_of_each_key(entries);
+        if let Some(info) = self.views.get(view) {
+            self.feed.note(info, view, &entries);
+        }
+        put_records(self.table(view)?, entries, file)
     }
 
     /// Writes the group's records and multi-index entries, each table in key order (so
@@ -518,7 +532,11 @@ impl Group<'_, '_> {
         for (view, entries) in std::mem::take(&mut self.records) {
             let name = self.views.get(view).map(|v| view_table(&v.table));
             let table = open_owned(txn, file, &mut self.tables, &view, name)?;
-            jobs.push(TableWrites::Records(table, last_of_each_key(entries)));
+            let entries = last_of_each_key(entries);
+            if let Some(info) = self.views.get(view) {
+                self.feed.note(info, view, &entries);
+            }
+            jobs.push(TableWrites::Records(table, entries));
         }
         for ((view, index), entries) in std::mem::take(&mut self.deferred) {
             let info = self.views.get(view).and_then(|v| v.indexes.get(index));

@@ -4,6 +4,7 @@
 
 pub(crate) mod apply;
 mod decide;
+mod feed;
 pub(crate) mod inbox;
 pub(crate) mod joiner;
 mod load;

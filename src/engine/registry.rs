@@ -35,6 +35,13 @@ impl Writer {
                     requested: format!("indexes {}", describe_indexes(&index_metas)),
                 });
             }
+            if known.feed != reg.feed() {
+                return Err(Error::SchemaMismatch {
+                    view: name.clone(),
+                    stored: format!("open with feed {:?}", known.feed),
+                    requested: format!("feed {:?}", reg.feed()),
+                });
+            }
             if known.sources != reg.sources() {
                 return Err(Error::SchemaMismatch {
                     view: name.clone(),
@@ -51,9 +58,10 @@ impl Writer {
             table: table_name,
             render_key: reg.render_key(),
             indexes: indexes.into_iter().map(|i| i.writer).collect(),
+            feed: reg.feed(),
         });
-        let sources = reg.sources();
-        self.by_name.insert(name, Registered { id, meta, indexes: index_metas, sources });
+        let (sources, feed) = (reg.sources(), reg.feed());
+        self.by_name.insert(name, Registered { id, meta, indexes: index_metas, sources, feed });
         self.registrations.push(reg);
         let mut root = Root {
             lsn: self.root.lsn,

@@ -26,7 +26,10 @@ pub(super) enum Pending {
         sources: Box<SourceVersions>,
         bytes: Option<Vec<u8>>,
     },
-    Remove,
+    /// Remove the key (a purged tombstone, of this version).
+    Remove {
+        version: Version,
+    },
 }
 
 /// A failure of one batch, or of the whole group (storage).
@@ -141,7 +144,7 @@ pub(super) fn put_records(
                 };
                 table.insert(key, record.as_slice()).map_err(write_error)?;
             }
-            Pending::Remove => {
+            Pending::Remove { .. } => {
                 table.remove(key).map_err(write_error)?;
             }
         }

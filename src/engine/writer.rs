@@ -10,16 +10,20 @@
 use crate::base::beside::BUILD_ROOT_BESIDE_COMMIT_FROM;
 use crate::base::config::{Config, Durability};
 use crate::base::error::{Error, Result};
+use crate::base::feed::FeedGroup;
 use crate::base::panic::panic_message;
 use crate::base::version::{Lsn, Receipt};
 use crate::engine::apply::{Committed, apply_group};
+use crate::engine::feed::{now_ms, write_group};
 use crate::engine::inbox::{Inbox, Received};
 use crate::engine::report::VerifyReport;
 use crate::engine::ticket::Completer;
+use crate::mem::feed_log::FeedLog;
 use crate::mem::{Positions, Published, Root};
 use crate::schema::op::Submission;
 use crate::schema::registration::Registration;
 use crate::schema::view_info::ViewInfo;
+use crate::storage::feed::read_feed;
 use crate::storage::format::{IndexMeta, META, META_LSN, ViewMeta};
 use crate::storage::open::open_database;
 use crate::storage::positions::read_positions;
@@ -46,6 +50,7 @@ enum Step {
 
 /// A view registered in this process: its id, meta, and the name and meta of each index.
 pub(super) struct Registered {
+    pub(super) feed: crate::base::feed::FeedMode,
     pub(super) id: usize,
     pub(super) meta: ViewMeta,
     pub(super) indexes: Vec<(String, IndexMeta)>,
@@ -58,6 +63,8 @@ pub(crate) struct Writer {
     pub(super) db: Option<Database>,
     pub(super) config: Config,
     pub(super) published: Arc<Published>,
+    /// The change feed in memory, which readers follow.
+    pub(super) feed: Arc<FeedLog>,
     pub(super) root: Arc<Root>,
     pub(super) views: Vec<ViewInfo>,
     pub(super) by_name: HashMap<String, Registered>,
@@ -109,13 +116,19 @@ impl Drop for Reclaimer {
 }
 
 impl Writer {
-    pub(crate) fn new(db: Database, config: Config, published: Arc<Published>) -> Self {
+    pub(crate) fn new(
+        db: Database,
+        config: Config,
+        published: Arc<Published>,
+        feed: Arc<FeedLog>,
+    ) -> Self {
         let root = published.load_full();
         let lsn = root.lsn;
         Writer {
             db: Some(db),
             config,
             published,
+            feed,
             root,
             views: Vec::new(),
             by_name: HashMap::new(),
@@ -267,7 +280,7 @@ impl Writer {
         });
         if synced.is_some() {
             self.unsynced_since = None;
-            self.published.set_durable(self.lsn);
+            self.mark_durable(self.lsn);
             Ok(())
         } else {
             self.reopen()
@@ -344,9 +357,14 @@ impl Writer {
             .db()
             .and_then(|db| read_positions(db, &self.config.path))
             .map_err(|e| format!("reloading the source positions failed: {e}"))?;
+        let (feed, pruned) = self
+            .db()
+            .and_then(|db| read_feed(db, &self.config.path))
+            .map_err(|e| format!("reloading the change feed failed: {e}"))?;
+        self.feed.reset(feed, pruned, disk_lsn);
         self.lsn = disk_lsn;
         self.publish(Arc::new(Root { lsn: self.lsn, views, positions: resident(positions) }));
-        self.published.set_durable(disk_lsn);
+        self.mark_durable(disk_lsn);
         Ok(())
     }
 
@@ -370,7 +388,7 @@ impl Writer {
             if immediate { redb::Durability::Immediate } else { redb::Durability::None };
         txn.set_durability(durability)
             .map_err(|e| Error::storage(&file, "setting durability", redb::Error::from(e)))?;
-        let applied = apply_group(&txn, &self.views, &self.root, &file, batches)?;
+        let mut applied = apply_group(&txn, &self.views, &self.root, &file, batches)?;
         if !applied.any_committed() {
             // Every batch failed: nothing to commit, and no LSN is spent.
             txn.abort().map_err(|e| Error::storage(&file, "aborting a write", e))?;
@@ -383,6 +401,17 @@ impl Writer {
             meta.insert(META_LSN, lsn.get().to_le_bytes().as_slice())
                 .map_err(|e| Error::storage(&file, "writing the lsn", e))?;
         }
+        let feed_group = (!applied.feed.is_empty()).then(|| FeedGroup {
+            lsn,
+            committed_at_ms: now_ms(),
+            changes: std::mem::take(&mut applied.feed),
+        });
+        let pruned = match &feed_group {
+            Some(group) => {
+                write_group(&txn, &file, &self.feed, &self.config.feed_retention, group)?
+            }
+            None => None,
+        };
         let changed = applied.delta.size();
         let root = if immediate && changed >= BUILD_ROOT_BESIDE_COMMIT_FROM {
             // The commit waits for the disk: build the next root meanwhile, on another
@@ -405,10 +434,23 @@ impl Writer {
         }
         self.lsn = lsn;
         self.publish(Arc::new(root));
+        // After the publish: the feed never shows what readers of the store cannot see.
+        if let Some(group) = feed_group {
+            self.feed.append(group);
+        }
+        if let Some(through) = pruned {
+            self.feed.prune_through(through);
+        }
         if immediate {
-            self.published.set_durable(lsn);
+            self.mark_durable(lsn);
         }
         Ok((lsn, applied.results))
+    }
+
+    /// Records that every group up to `lsn` is on disk, and shows its feed to readers.
+    fn mark_durable(&self, lsn: Lsn) {
+        self.published.set_durable(lsn);
+        self.feed.reveal(lsn);
     }
 
     pub(super) fn publish(&mut self, root: Arc<Root>) {

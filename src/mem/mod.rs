@@ -10,6 +10,7 @@
 
 mod current;
 pub(crate) mod delta;
+pub(crate) mod feed_log;
 pub(crate) mod index;
 pub(crate) mod index_read;
 pub(crate) mod load;

@@ -3,6 +3,7 @@
 
 use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
+use crate::base::feed::FeedMode;
 use crate::base::index_kind::IndexKind;
 use crate::base::panic::panic_message;
 use crate::base::version::Version;
@@ -41,6 +42,8 @@ pub(crate) trait Registration: Send {
     fn meta(&self) -> ViewMeta;
     /// The declared source names, in id order; empty for a view without sources.
     fn sources(&self) -> &'static [&'static str];
+    /// What the view records in the change feed.
+    fn feed(&self) -> FeedMode;
     fn render_key(&self) -> fn(&[u8]) -> String;
     fn indexes(&self) -> Vec<IndexRegistration>;
     fn loader(&self) -> Box<dyn Loader>;
@@ -89,6 +92,7 @@ pub(crate) struct TypedRegistration<K, V: 'static, C> {
     pub(crate) codec: C,
     pub(crate) indexes: &'static [&'static dyn AnyIndex<V>],
     pub(crate) sources: &'static [&'static str],
+    pub(crate) feed: FeedMode,
     pub(crate) _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -101,6 +105,9 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegist
     }
     fn sources(&self) -> &'static [&'static str] {
         self.sources
+    }
+    fn feed(&self) -> FeedMode {
+        self.feed
     }
     fn render_key(&self) -> fn(&[u8]) -> String {
         render_key::<K>

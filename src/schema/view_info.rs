@@ -1,6 +1,7 @@
 //! What the writer knows of each registered view and its indexes, types erased.
 
 use crate::base::error::Result;
+use crate::base::feed::FeedMode;
 use crate::base::index_kind::IndexKind;
 use crate::schema::index::ExtractError;
 use std::any::Any;
@@ -28,6 +29,8 @@ pub(crate) struct ViewInfo {
     pub(crate) table: String,
     pub(crate) render_key: fn(&[u8]) -> String,
     pub(crate) indexes: Vec<WriterIndex>,
+    /// What the view records in the change feed.
+    pub(crate) feed: FeedMode,
 }
 
 impl ViewInfo {

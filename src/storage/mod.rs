@@ -1,6 +1,7 @@
 //! The file: its format (tables, meta, record layout, per-source versions) and how it
 //! is opened.
 
+pub(crate) mod feed;
 pub(crate) mod format;
 pub(crate) mod open;
 pub(crate) mod positions;

@@ -1,0 +1,169 @@
+//! How each [`Error`] reads: what failed and where (view, key, index, file, source,
+//! partition).
+
+use crate::base::error::Error;
+use std::fmt;
+
+/// A position as Display shows it: the number, or "the start".
+fn position_text(position: Option<u64>) -> String {
+    position.map_or_else(|| "the start".to_owned(), |p| format!("position {p}"))
+}
+
+/// The words Display adds for a value an `update` closure returned.
+fn by_update(from_update: bool) -> &'static str {
+    if from_update { " (returned by an update closure)" } else { "" }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotAStore { file, reason } => {
+                write!(f, "{} is not a viewstore database: {reason}", file.display())
+            }
+            Error::NewerFormat { file, found, supported } => write!(
+                f,
+                "{} has viewstore format version {found}; this build reads up to {supported}",
+                file.display()
+            ),
+            Error::SchemaMismatch { view, stored, requested } => {
+                write!(f, "view '{view}' is stored as {stored} but was opened as {requested}")
+            }
+            Error::InvalidViewName { view } => write!(
+                f,
+                "invalid view name {view:?}: names are 1 to 200 bytes without control characters"
+            ),
+            Error::ForeignView { view } => {
+                write!(f, "view '{view}' belongs to another store than this batch's")
+            }
+            Error::InvalidSource { view, source_name, reason } => {
+                write!(f, "invalid source {source_name:?} of view '{view}': {reason}")
+            }
+            Error::UnknownSource { view, source_name } => {
+                write!(f, "view '{view}' declares no source named {source_name:?}")
+            }
+            Error::SourceRequired { view } => write!(
+                f,
+                "view '{view}' has sources: write to it through a handle of one of them \
+                 (View::source)"
+            ),
+            Error::KeyTooLarge { view, len, max } => {
+                write!(f, "key for view '{view}' encodes to {len} bytes; the limit is {max}")
+            }
+            Error::ValueTooLarge { view, key, len, max, from_update } => write!(
+                f,
+                "value for view '{view}', key {key}{} encodes to {len} bytes; the limit is {max}",
+                by_update(*from_update)
+            ),
+            Error::KeyEncoding { view, reason } => {
+                write!(f, "key for view '{view}' cannot be encoded: {reason}")
+            }
+            Error::Encode { view, key, source, from_update } => write!(
+                f,
+                "cannot encode value for view '{view}', key {key}{}: {source}",
+                by_update(*from_update)
+            ),
+            Error::Decode { view, key, source } => {
+                write!(f, "corrupt record in view '{view}', key {key}: {source}")
+            }
+            Error::UpdatePanicked { view, key, message } => {
+                write!(f, "update closure for view '{view}', key {key} panicked: {message}")
+            }
+            Error::UniqueViolation { view, index, key, holder, refused, .. } => write!(
+                f,
+                "unique index '{index}' of view '{view}' already has a record for key {key} \
+                 (record {holder}); record {refused} cannot have it too"
+            ),
+            Error::IndexPanicked { .. }
+            | Error::IndexKeyTooLarge { .. }
+            | Error::InvalidIndex { .. } => self.fmt_index_error(f),
+            Error::AlreadyOpen { file } => write!(
+                f,
+                "{} is already open, by another Store in this process or by another process",
+                file.display()
+            ),
+            Error::WriterReentry { file } => write!(
+                f,
+                "store {} was called from inside its own writer (an update closure, \
+                 extractor or codec) in a way that would wait for that writer forever",
+                file.display()
+            ),
+            Error::InvalidPosition { .. }
+            | Error::PositionGap { .. }
+            | Error::PartialRedelivery { .. }
+            | Error::EventFailed { .. }
+            | Error::SourceFailed { .. }
+            | Error::FeedPruned { .. } => self.fmt_source_error(f),
+            Error::Full => f.write_str("the write queue is full"),
+            Error::Closed => f.write_str("the store is closed"),
+            Error::Poisoned { file, reason } => {
+                write!(f, "store {} is read-only after a writer failure: {reason}", file.display())
+            }
+            Error::Storage { file, during, source } => {
+                write!(f, "storage error in {} while {during}: {source}", file.display())
+            }
+            Error::Io { file, source } => write!(f, "I/O error on {}: {source}", file.display()),
+        }
+    }
+}
+
+impl Error {
+    /// Display of the errors of an index's keys.
+    fn fmt_index_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::IndexPanicked { view, index, key, message } => write!(
+                f,
+                "extractor of index '{index}' of view '{view}' panicked on key {key}: {message}"
+            ),
+            Error::IndexKeyTooLarge { view, index, key, len, max } => write!(
+                f,
+                "index '{index}' of view '{view}': a key of record {key} encodes to {len} \
+                 bytes; the limit is {max}"
+            ),
+            Error::InvalidIndex { view, index, reason, key: None } => {
+                write!(f, "invalid index '{index}' on view '{view}': {reason}")
+            }
+            Error::InvalidIndex { view, index, reason, key: Some(key) } => write!(
+                f,
+                "invalid index '{index}' on view '{view}': a key of record {key} cannot be \
+                 encoded: {reason}"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Display of the errors of source positions, projectors and the change feed.
+    fn fmt_source_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidPosition { source, reason } => {
+                write!(f, "invalid position for source '{source}': {reason}")
+            }
+            Error::PositionGap { source, partition, position, follows, stored } => write!(
+                f,
+                "source '{source}' partition {partition}: the batch at position {position} \
+                 follows {} but the store is at {}",
+                position_text(*follows),
+                position_text(*stored)
+            ),
+            Error::PartialRedelivery { source, partition, position, stored, ahead } => write!(
+                f,
+                "source '{source}' partition {partition}: the batch's position {position} was \
+                 reached already (the store is at {stored}) but not its position of {ahead}"
+            ),
+            Error::EventFailed { source, partition, position, reason } => write!(
+                f,
+                "the event of source '{source}' partition {partition} at position {position} \
+                 failed: {reason}"
+            ),
+            Error::SourceFailed { source, reason } => {
+                write!(f, "source '{source}' failed: {reason}")
+            }
+            Error::FeedPruned { after, readable_after } => write!(
+                f,
+                "the change feed after {after} was pruned: it holds the groups after \
+                 {readable_after} only; read a snapshot taken at or after {readable_after}, \
+                 then the feed after the snapshot's lsn"
+            ),
+            _ => Ok(()),
+        }
+    }
+}
