@@ -32,6 +32,18 @@ pub struct ViewChange<K, V> {
     pub value: Option<V>,
 }
 
+impl FeedChange {
+    /// The change's key, decoded as `K` (the key type of its view).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] when the bytes are not a `K`.
+    pub fn decode_key<K: ViewKey>(&self) -> Result<K> {
+        decode_key::<K>(&self.key)
+            .map_err(|e| Error::decode(&self.view, render_key::<K>(&self.key), e.0))
+    }
+}
+
 /// Follows one view's changes in the change feed, decoded, in LSN order (within a
 /// group, in key order). Made by [`View::feed_after`]; reads like [`FeedReader`].
 ///
