@@ -2,7 +2,9 @@
 //! prints each acknowledgement; the parent kills it with SIGKILL at a random moment
 //! (sometimes while it opens the store), reopens the store and checks that every
 //! acknowledged batch is there, whole, that at most the batch in flight per thread is
-//! there beyond that, and nothing else.
+//! there beyond that, and nothing else; and that the change feed, from the oldest group
+//! it retains, holds exactly those batches, one after another, each acknowledged one in
+//! the group of its LSN.
 //!
 //! `VIEWSTORE_CRASH_CYCLES` sets the number of cycles (default 300);
 //! `VIEWSTORE_CRASH_SEED` replays the cycle plan (kill times, durability modes) of a
@@ -16,7 +18,10 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use viewstore::testing::{Rng, check_store_invariants, check_view_values, read_file};
-use viewstore::{Batch, Durability, IndexDef, Store, View, ViewDef};
+use viewstore::{
+    Batch, ChangeKind, Durability, Error, FeedMode, FeedRetention, IndexDef, Lsn, Store, View,
+    ViewDef,
+};
 
 const CHILD_ENV: &str = "VIEWSTORE_CRASH_CHILD";
 const MODE_ENV: &str = "VIEWSTORE_CRASH_MODE";
@@ -37,9 +42,13 @@ struct Item {
 
 const BY_SIZE: IndexDef<Item, u64> = IndexDef::multi("by_size", |i| i.payload.len() as u64 / 100);
 const BY_PARITY: IndexDef<u64, u64> = IndexDef::multi("by_parity", |n| n % 2);
-const ITEMS: ViewDef<(u32, u64), Item> = ViewDef::new("items").with_indexes(&[&BY_SIZE]);
-const RINGS: ViewDef<(u32, u64), u64> = ViewDef::new("ring").with_indexes(&[&BY_PARITY]);
-const HEADS: ViewDef<u32, u64> = ViewDef::new("heads");
+const ITEMS: ViewDef<(u32, u64), Item> =
+    ViewDef::new("items").with_indexes(&[&BY_SIZE]).with_feed(FeedMode::Keys);
+const RINGS: ViewDef<(u32, u64), u64> =
+    ViewDef::new("ring").with_indexes(&[&BY_PARITY]).with_feed(FeedMode::Values);
+const HEADS: ViewDef<u32, u64> = ViewDef::new("heads").with_feed(FeedMode::Values);
+/// Groups the change feed keeps: a few cycles' worth, so that pruning happens too.
+const FEED_GROUPS: u64 = 3_000;
 const PROBES: ViewDef<u32, u64> = ViewDef::new("probes");
 
 fn item(thread: u32, n: u64) -> Item {
@@ -83,10 +92,11 @@ fn main() {
     }
     println!(
         "crash_kill: {cycles} cycles ({} killed during open, {} periodic), {} acknowledged \
-         batches checked, seed {seed}, {:.1}s",
+         batches checked, {} feed groups checked, seed {seed}, {:.1}s",
         parent.killed_in_open,
         parent.periodic_cycles,
         parent.acks_checked,
+        parent.feed_groups_checked,
         started.elapsed().as_secs_f64()
     );
 }
@@ -109,7 +119,8 @@ fn child(dir: &Path) {
         let _ = out.flush();
     };
     say("opening");
-    let mut builder = Store::builder(dir.join("store.redb"));
+    let mut builder = Store::builder(dir.join("store.redb"))
+        .feed_retention(FeedRetention::unbounded().max_groups(FEED_GROUPS));
     if periodic {
         builder = builder.durability(Durability::Periodic { interval: PERIODIC_INTERVAL });
     }
@@ -204,6 +215,7 @@ struct Parent {
     killed_in_open: u32,
     periodic_cycles: u32,
     acks_checked: u64,
+    feed_groups_checked: u64,
 }
 
 /// The acknowledgements of one child, per thread.
@@ -232,6 +244,7 @@ impl Parent {
             killed_in_open: 0,
             periodic_cycles: 0,
             acks_checked: 0,
+            feed_groups_checked: 0,
         }
     }
 
@@ -373,7 +386,10 @@ impl Parent {
     ) -> Result<(), Failure> {
         let AckTally { acked, must_have, max_acked_lsn } = self.tally(periodic, acks, durable)?;
         self.acks_checked += acks.len() as u64;
-        let store = Store::open(&self.path).map_err(|e| format!("reopen: {e}"))?;
+        let store = Store::builder(&self.path)
+            .feed_retention(FeedRetention::unbounded().max_groups(FEED_GROUPS))
+            .open()
+            .map_err(|e| format!("reopen: {e}"))?;
         let views = Views::open(&store).map_err(|e| format!("reopen views: {e}"))?;
         let probes = store.view(&PROBES).map_err(|e| format!("probe view: {e}"))?;
         let lsn = store.lsn().get();
@@ -399,6 +415,7 @@ impl Parent {
             recovered[i] = head;
         }
         check_no_strangers(&views)?;
+        self.feed_groups_checked += check_feed(&store, &recovered, acks)?;
         for (c, want) in &self.probes {
             let got = probes.get(c).map(|v| *v);
             if got != Some(*want) {
@@ -508,4 +525,103 @@ fn check_no_strangers(views: &Views) -> Result<(), Failure> {
         return Err(format!("{} heads for {THREADS} threads", views.heads.len()));
     }
     Ok(())
+}
+
+/// A change as the feed check compares it: which record, version, kind, value.
+type Seen = (String, u64, ChangeKind, Option<u64>);
+
+/// The change feed after a restart: every retained group holds, per thread, exactly the
+/// changes of one batch (its new item, the item it deleted, its ring slot, its head),
+/// the batches of each thread follow one another with no gap and no repeat up to the
+/// last recovered one, and every acknowledged batch is in the group of its LSN.
+fn check_feed(store: &Store, recovered: &[u64], acks: &[Ack]) -> Result<u64, Failure> {
+    let mut reader = match store.feed_after(Lsn::new(0)) {
+        Ok(reader) => reader,
+        Err(Error::FeedPruned { readable_after, .. }) => store
+            .feed_after(readable_after)
+            .map_err(|e| format!("feed after {readable_after}: {e}"))?,
+        Err(e) => return Err(format!("feed: {e}")),
+    };
+    let start = reader.position();
+    let mut last: [Option<u64>; THREADS as usize] = [None; THREADS as usize];
+    let mut at: BTreeMap<(u32, u64), u64> = BTreeMap::new();
+    let mut groups = 0;
+    while let Some(group) = reader.next_timeout(Duration::ZERO).map_err(|e| format!("feed: {e}"))? {
+        groups += 1;
+        let mut per_thread: BTreeMap<u32, Vec<Seen>> = BTreeMap::new();
+        for c in &group.changes {
+            let decode = |e: viewstore::Error| format!("feed of {}: {e}", group.lsn);
+            let (thread, name) = match &*c.view {
+                "heads" => (c.decode_key::<u32>().map_err(decode)?, "heads".to_owned()),
+                view => {
+                    let (t, k) = c.decode_key::<(u32, u64)>().map_err(decode)?;
+                    (t, format!("{view} {k}"))
+                }
+            };
+            let value = match &c.value {
+                Some(v) => Some(
+                    bincode::serde::decode_from_slice::<u64, _>(v, bincode::config::standard())
+                        .map_err(|e| format!("feed value: {e}"))?
+                        .0,
+                ),
+                None => None,
+            };
+            per_thread.entry(thread).or_default().push((name, c.version, c.kind, value));
+        }
+        for (thread, mut changes) in per_thread {
+            let head =
+                changes.iter().find(|c| c.0 == "heads").and_then(|c| c.3).ok_or_else(|| {
+                    format!("feed of {}: thread {thread} without its head", group.lsn)
+                })?;
+            let n = head - 1;
+            let version = n + 1;
+            let mut want = vec![
+                ("heads".to_owned(), version, ChangeKind::Live, Some(head)),
+                (format!("items {n}"), version, ChangeKind::Live, None),
+                (format!("ring {}", n % RING), version, ChangeKind::Live, Some(n)),
+            ];
+            if n >= KEEP {
+                want.push((format!("items {}", n - KEEP), version, ChangeKind::Tombstone, None));
+            }
+            changes.sort_by(|a, b| a.0.cmp(&b.0));
+            want.sort_by(|a, b| a.0.cmp(&b.0));
+            if changes != want {
+                return Err(format!(
+                    "feed of {}: thread {thread} batch {n}: {changes:?}, expected {want:?}",
+                    group.lsn
+                ));
+            }
+            let i = thread as usize;
+            if last[i].is_some_and(|l| l + 1 != n) {
+                return Err(format!(
+                    "feed of {}: thread {thread} batch {n} follows batch {:?}",
+                    group.lsn, last[i]
+                ));
+            }
+            last[i] = Some(n);
+            at.insert((thread, n), group.lsn.get());
+        }
+    }
+    for (i, head) in recovered.iter().enumerate() {
+        if let Some(l) = last[i]
+            && l + 1 != *head
+        {
+            return Err(format!("the feed ends at batch {l} of thread {i}; {head} recovered"));
+        }
+    }
+    for ack in acks {
+        if ack.n < recovered[ack.thread as usize]
+            && ack.lsn > start.get()
+            && at.get(&(ack.thread, ack.n)) != Some(&ack.lsn)
+        {
+            return Err(format!(
+                "batch {} of thread {} was acknowledged at lsn {}, the feed has it at {:?}",
+                ack.n,
+                ack.thread,
+                ack.lsn,
+                at.get(&(ack.thread, ack.n))
+            ));
+        }
+    }
+    Ok(groups)
 }

@@ -47,7 +47,7 @@ fn capture(store: &Store, views: &Views) -> viewstore::Result<(Lsn, State)> {
     for (name, view, with_value) in [("values", &views.values, true), ("keys", &views.keys, false)]
     {
         let snap = snapshot.view(view)?;
-        for (key, value) in snap.iter() {
+        for (key, value) in &snap {
             let version = snap
                 .get_versioned(&key)
                 .map(|(v, _)| v)
@@ -61,7 +61,7 @@ fn capture(store: &Store, views: &Views) -> viewstore::Result<(Lsn, State)> {
 
 fn random_batch(rng: &mut Rng, views: &Views, clock: &mut u64) -> viewstore::Result<Batch> {
     let mut batch = Batch::new();
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..=rng.below(4) {
         *clock += 1;
         let key = rng.below(KEYSPACE);
         // Versions around the clock: some stale, some new.
@@ -194,7 +194,7 @@ fn run(seed: u64, steps: u64) -> TestResult {
             _ => {
                 // One to four batches submitted together: often one group.
                 let mut tickets = Vec::new();
-                for _ in 0..1 + rng.below(4) {
+                for _ in 0..=rng.below(4) {
                     tickets.push(store.submit(random_batch(&mut rng, &views, &mut clock)?)?);
                 }
                 for ticket in tickets {
