@@ -3,7 +3,10 @@
 //!
 //! Every benchmark writes random `u64` keys over a 100,000-record table, with
 //! `Durability::Immediate` (an fsync before each acknowledgement or commit returns).
-//! Throughput is counted in writes.
+//! Throughput is counted in writes. `viewstore_pipelined_feed_keys` and
+//! `viewstore_pipelined_feed_values` write to views recorded in the change feed (keys
+//! and versions, or values too), `viewstore_pipelined` to one that is not;
+//! `feed_follow_values` also has a reader take every change from the feed as it comes.
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
@@ -13,7 +16,7 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use viewstore::testing::Rng;
-use viewstore::{Batch, Durability, Store, View, ViewDef};
+use viewstore::{Batch, Durability, FeedMode, Lsn, Store, View, ViewDef};
 
 /// Records in each table before measuring.
 const RECORDS: u64 = 100_000;
@@ -53,6 +56,11 @@ impl Row {
 }
 
 const ROWS: ViewDef<u64, Row> = ViewDef::new("rows");
+/// The same rows, recorded in the change feed by key and version only.
+const ROWS_FEED_KEYS: ViewDef<u64, Row> = ViewDef::new("rows_feed_keys").with_feed(FeedMode::Keys);
+/// The same rows, recorded in the change feed with their values.
+const ROWS_FEED_VALUES: ViewDef<u64, Row> =
+    ViewDef::new("rows_feed_values").with_feed(FeedMode::Values);
 const REDB_ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 
 /// Random keys over the view.
@@ -65,20 +73,26 @@ fn encode(row: &Row) -> Vec<u8> {
 }
 
 /// A store with `RECORDS` rows at versions `1..=RECORDS`; the next version to write.
-fn populated_store(dir: &Path) -> (Store, View<u64, Row>, AtomicU64) {
+/// The store, its three views, the next version, and the LSN before the
+/// `rows_feed_values` view was filled (its 100,000 changes follow it in the feed).
+fn populated_store(dir: &Path) -> (Store, [View<u64, Row>; 3], AtomicU64, Lsn) {
     let store = Store::builder(dir.join("viewstore.redb"))
         .durability(Durability::Immediate)
         .open()
         .expect("open store");
-    let rows = store.view(&ROWS).expect("open view");
-    for chunk in 0..RECORDS / 10_000 {
-        let mut batch = Batch::new();
-        for id in chunk * 10_000..(chunk + 1) * 10_000 {
-            batch.put(&rows, &id, Row::new(id, id), id + 1).expect("valid put");
+    let views = [ROWS, ROWS_FEED_KEYS, ROWS_FEED_VALUES].map(|def| store.view(&def).expect("view"));
+    let mut values_from = store.lsn();
+    for rows in &views {
+        values_from = store.lsn();
+        for chunk in 0..RECORDS / 10_000 {
+            let mut batch = Batch::new();
+            for id in chunk * 10_000..(chunk + 1) * 10_000 {
+                batch.put(rows, &id, Row::new(id, id), id + 1).expect("valid put");
+            }
+            store.submit(batch).expect("submit").wait().expect("commit");
         }
-        store.submit(batch).expect("submit").wait().expect("commit");
     }
-    (store, rows, AtomicU64::new(RECORDS + 1))
+    (store, views, AtomicU64::new(RECORDS + 1), values_from)
 }
 
 fn populated_redb(dir: &Path) -> Database {
@@ -98,6 +112,8 @@ fn populated_redb(dir: &Path) -> Database {
 struct Fixture {
     store: Store,
     rows: View<u64, Row>,
+    rows_feed_keys: View<u64, Row>,
+    rows_feed_values: View<u64, Row>,
     next_version: AtomicU64,
     db: Database,
 }
@@ -138,10 +154,11 @@ fn viewstore_64_writers(group: &mut Group<'_>, fx: &Fixture) {
     });
 }
 
-/// One thread keeps the queue full: the writer's own ceiling.
-fn viewstore_pipelined(group: &mut Group<'_>, fx: &Fixture) {
+/// One thread keeps the queue full: the writer's own ceiling; into `rows`, whose
+/// feed mode the benchmark's name says.
+fn viewstore_pipelined(group: &mut Group<'_>, fx: &Fixture, id: &str, rows: &View<u64, Row>) {
     group.throughput(Throughput::Elements(PIPELINED));
-    group.bench_function("viewstore_pipelined", |b| {
+    group.bench_function(id, |b| {
         let mut rng = Rng::new(7);
         b.iter_custom(|iters| {
             let began = Instant::now();
@@ -151,7 +168,7 @@ fn viewstore_pipelined(group: &mut Group<'_>, fx: &Fixture) {
                     let key = random_key(&mut rng);
                     let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
                     let mut batch = Batch::new();
-                    batch.put(&fx.rows, &key, Row::new(key, version), version).expect("valid put");
+                    batch.put(rows, &key, Row::new(key, version), version).expect("valid put");
                     tickets.push(fx.store.submit(batch).expect("submit"));
                 }
                 for ticket in tickets {
@@ -159,6 +176,70 @@ fn viewstore_pipelined(group: &mut Group<'_>, fx: &Fixture) {
                 }
             }
             began.elapsed()
+        });
+    });
+}
+
+/// A reader following the feed while the writer writes: from the first submit until
+/// the reader has taken the changes of the last group. Throughput in writes (a key
+/// written twice in one group is one change, so slightly fewer changes are read).
+fn feed_follow(group: &mut Group<'_>, fx: &Fixture) {
+    group.throughput(Throughput::Elements(PIPELINED));
+    group.bench_function("feed_follow_values", |b| {
+        let mut rng = Rng::new(11);
+        b.iter_custom(|iters| {
+            let mut feed = fx.rows_feed_values.feed_after(fx.store.lsn()).expect("a reader");
+            // The LSN of the last write, once the writer knows it.
+            let last = AtomicU64::new(u64::MAX);
+            let began = Instant::now();
+            std::thread::scope(|s| {
+                let last = &last;
+                let reader = s.spawn(move || {
+                    let (mut seen, waited) = (0, Instant::now());
+                    while seen < last.load(Ordering::Acquire) {
+                        match feed.next_timeout(Duration::from_millis(1)).expect("read") {
+                            Some(change) => {
+                                assert!(change.value.is_some());
+                                seen = change.lsn.get();
+                            }
+                            None => assert!(waited.elapsed() < Duration::from_secs(300)),
+                        }
+                    }
+                });
+                let mut lsn = 0;
+                for _ in 0..iters {
+                    let mut tickets = Vec::with_capacity(PIPELINED as usize);
+                    for _ in 0..PIPELINED {
+                        let key = random_key(&mut rng);
+                        let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
+                        let mut batch = Batch::new();
+                        let row = Row::new(key, version);
+                        batch.put(&fx.rows_feed_values, &key, row, version).expect("valid put");
+                        tickets.push(fx.store.submit(batch).expect("submit"));
+                    }
+                    for ticket in tickets {
+                        lsn = lsn.max(ticket.wait().expect("commit").lsn.get());
+                    }
+                }
+                last.store(lsn, Ordering::Release);
+                reader.join().expect("the reader");
+            });
+            began.elapsed()
+        });
+    });
+}
+
+/// A reader taking committed changes from the feed, decoded: the 100,000 changes that
+/// filled `rows_feed_values`. Throughput in changes.
+fn feed_read(group: &mut Group<'_>, fx: &Fixture, from: Lsn) {
+    group.throughput(Throughput::Elements(RECORDS));
+    group.bench_function("feed_read_values", |b| {
+        b.iter(|| {
+            let mut feed = fx.rows_feed_values.feed_after(from).expect("a reader");
+            for _ in 0..RECORDS {
+                let change = feed.next_timeout(Duration::ZERO).expect("read").expect("retained");
+                std::hint::black_box(change);
+            }
         });
     });
 }
@@ -207,8 +288,10 @@ fn redb_1000_per_txn(group: &mut Group<'_>, fx: &Fixture) {
 
 fn write(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
-    let (store, rows, next_version) = populated_store(dir.path());
-    let fx = Fixture { store, rows, next_version, db: populated_redb(dir.path()) };
+    let (store, [rows, rows_feed_keys, rows_feed_values], next_version, values_from) =
+        populated_store(dir.path());
+    let db = populated_redb(dir.path());
+    let fx = Fixture { store, rows, rows_feed_keys, rows_feed_values, next_version, db };
 
     let mut group = c.benchmark_group("write");
     group
@@ -217,13 +300,18 @@ fn write(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(4));
     viewstore_64_writers(&mut group, &fx);
-    viewstore_pipelined(&mut group, &fx);
+    feed_read(&mut group, &fx, values_from);
+    viewstore_pipelined(&mut group, &fx, "viewstore_pipelined", &fx.rows);
+    viewstore_pipelined(&mut group, &fx, "viewstore_pipelined_feed_keys", &fx.rows_feed_keys);
+    viewstore_pipelined(&mut group, &fx, "viewstore_pipelined_feed_values", &fx.rows_feed_values);
+    feed_follow(&mut group, &fx);
     redb_commit_per_write(&mut group, &fx);
     redb_1000_per_txn(&mut group, &fx);
     group.finish();
 
-    // Every write above was an update: both tables still hold exactly every key.
+    // Every write above was an update: the tables still hold exactly every key.
     assert_eq!(fx.rows.len() as u64, RECORDS);
+    assert_eq!(fx.rows_feed_values.len() as u64, RECORDS);
     let read = fx.db.begin_read().expect("read");
     let table = read.open_table(REDB_ROWS).expect("table");
     assert_eq!(table.len().expect("len"), RECORDS);
