@@ -7,7 +7,8 @@
 //! touched it (none applied twice, none lost), every versioned record is what the
 //! versions say, the dead letters are exactly the poison events, and no position the
 //! child acknowledged to its source (durable) is missing. The last cycle stops the
-//! child cleanly instead.
+//! child cleanly instead (and, with immediate durability, checks that it acknowledged
+//! every stored position).
 //!
 //! `VIEWSTORE_PROJECTOR_CYCLES` sets the number of cycles (default 200);
 //! `VIEWSTORE_PROJECTOR_SEED` replays a failed run, whose seed is printed.
@@ -425,7 +426,11 @@ impl Parent {
             self.run_child(dir, periodic, in_open, delay, in_flight, stop_after)?;
         self.killed_in_open += u32::from(!opened);
         self.periodic += u32::from(periodic);
-        self.check(dir, &acks, stop_after.is_some())
+        // After a clean stop with immediate durability every applied position is durable,
+        // so the projector acknowledged all of them; with periodic durability, only those
+        // synced when it stopped (the rest come again at the next start, and are
+        // skipped).
+        self.check(dir, &acks, stop_after.is_some() && !periodic)
     }
 
     fn run_child(

@@ -13,4 +13,5 @@ pub(crate) mod index_kind;
 pub(crate) mod limits;
 pub(crate) mod order;
 pub(crate) mod panic;
+pub(crate) mod sync;
 pub(crate) mod version;

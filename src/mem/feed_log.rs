@@ -10,10 +10,10 @@
 //!    in `wakers`, and `reveal`, `reset` and `close` notify both (wakers are woken after
 //!    the lock is released).
 
+use super::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use crate::base::feed::{FeedGroup, FeedRetention};
 use crate::base::version::Lsn;
 use std::collections::VecDeque;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 

@@ -10,6 +10,8 @@
 
 mod current;
 pub(crate) mod delta;
+#[cfg(test)]
+mod feed_check;
 pub(crate) mod feed_log;
 pub(crate) mod index;
 pub(crate) mod index_read;
@@ -21,6 +23,7 @@ pub(crate) mod snapshot;
 pub use index_read::{IndexIter, IndexView};
 pub use snapshot::{Iter, Snapshot, ViewSnapshot};
 
+use crate::base::sync;
 use crate::base::version::{Lsn, Version};
 use crate::keys::{KeyBuf, KeyRef};
 use arc_swap::ArcSwap;

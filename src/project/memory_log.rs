@@ -1,8 +1,8 @@
 //! A partitioned log in memory: a [`Source`] for tests, demos and in-process pipelines.
 
+use super::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use crate::base::error::{Error, Result};
 use crate::project::source::{BoxError, Event, Source};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 /// A partitioned, append-only log held in memory, shared by its clones. Each

@@ -2,7 +2,11 @@
 //! yields positioned events; a [`Projector`] runs a handler per event and commits each
 //! event's writes with its position; a [`MemoryLog`] is a source in memory.
 
+use crate::base::sync;
+
 pub(crate) mod dead_letter;
+#[cfg(test)]
+mod log_check;
 pub(crate) mod memory_log;
 pub(crate) mod projector;
 pub(crate) mod running;
