@@ -99,6 +99,7 @@ pub use redb;
 pub use api::batch::Batch;
 pub use api::index_def::IndexDef;
 pub use api::store::Store;
+pub use api::submit::TrySubmitError;
 pub use api::view::{View, ViewDef};
 pub use base::codec::{Bincode, Codec};
 pub use base::config::{Durability, IndexProgress, StoreBuilder};

@@ -5,5 +5,6 @@ pub(crate) mod index_def;
 mod open_view;
 pub(crate) mod snapshot;
 pub(crate) mod store;
+pub(crate) mod submit;
 pub(crate) mod view;
 mod writes;
