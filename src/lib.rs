@@ -96,6 +96,7 @@ pub mod testing;
 /// match.
 pub use redb;
 
+pub use api::asynchronous::{CloseFuture, SubmitFuture, WaitForFuture};
 pub use api::batch::Batch;
 pub use api::index_def::IndexDef;
 pub use api::store::Store;

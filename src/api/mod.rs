@@ -1,5 +1,7 @@
-//! What users call: `Store`, `View`, `Batch`, `ViewDef`, `IndexDef` and snapshot reads.
+//! What users call: `Store`, `View`, `Batch`, `ViewDef`, `IndexDef`, snapshot reads, and
+//! the async forms of submitting, waiting and closing.
 
+pub(crate) mod asynchronous;
 pub(crate) mod batch;
 pub(crate) mod index_def;
 mod open_view;

@@ -1,6 +1,6 @@
 //! Handing a batch to the writer: `submit` (waiting for room while the queue is full),
 //! `try_submit` and `try_submit_or_keep` (never waiting), and the projector's
-//! `submit_many`.
+//! `submit_many`. The async form, `submit_async`, is in `asynchronous.rs`.
 
 use crate::api::batch::Batch;
 use crate::api::store::{Store, fail_request};
@@ -141,7 +141,9 @@ impl Store {
     }
 
     /// Queues `batch` for the writer and returns its [`Ticket`]. Blocks while the queue
-    /// is full (backpressure).
+    /// is full (backpressure): in async code, await
+    /// [`submit_async`](Store::submit_async) instead, which waits for room without
+    /// blocking a thread.
     ///
     /// # Errors
     ///
