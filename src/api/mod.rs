@@ -1,5 +1,5 @@
 //! What users call: `Store`, `View`, `Batch`, `ViewDef`, `IndexDef`, snapshot reads, and
-//! the async forms of submitting, waiting and closing.
+//! the async forms of submitting, writing, waiting and closing.
 
 pub(crate) mod asynchronous;
 pub(crate) mod batch;
@@ -10,3 +10,4 @@ pub(crate) mod store;
 pub(crate) mod submit;
 pub(crate) mod view;
 mod writes;
+pub(crate) mod writes_async;
