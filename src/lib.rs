@@ -65,6 +65,34 @@
 //! shareable::<viewstore::ViewSnapshot<u64, String>>();
 //! ```
 //!
+//! ## Async
+//!
+//! Every call that waits has an async form that suspends the task instead of the
+//! thread, and needs no particular runtime (tokio, another executor, or a plain
+//! `block_on`): [`Store::submit_async`], [`View::put_async`] and the other `*_async`
+//! writes, a [`Ticket`] (a `Future`), [`Store::wait_for_async`] and
+//! [`Store::close_async`]. Their futures are `Send + 'static`, so they can be spawned.
+//! The blocking calls ([`View::put`] and the other writes, [`Store::submit`] while the
+//! queue is full, [`Ticket::wait`], [`Store::wait_for`], [`Store::close`]) block their
+//! thread until done: from async code, use the async forms, or `spawn_blocking`.
+//!
+//! ```
+//! use viewstore::{Outcome, Store, ViewDef};
+//!
+//! const NAMES: ViewDef<u64, String> = ViewDef::new("names");
+//!
+//! # let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path().join("views.redb"))?;
+//! let names = store.view(&NAMES)?;
+//! let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+//! runtime.block_on(async {
+//!     // Waits for room in the queue and for the commit, without blocking the thread.
+//!     assert_eq!(names.put_async(&1, "ada".to_string(), 1).await?, Outcome::Applied);
+//!     store.close_async().await
+//! })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Trade-offs
 //!
 //! - Every live record of every open view is in memory, decoded: memory grows with the
@@ -97,10 +125,13 @@ pub mod testing;
 /// match.
 pub use redb;
 
+pub use api::asynchronous::{CloseFuture, SubmitFuture, WaitForFuture};
 pub use api::batch::Batch;
 pub use api::index_def::IndexDef;
 pub use api::store::Store;
+pub use api::submit::TrySubmitError;
 pub use api::view::{View, ViewDef};
+pub use api::writes_async::WriteFuture;
 pub use base::codec::{Bincode, Codec};
 pub use base::config::{Durability, IndexProgress, StoreBuilder};
 pub use base::error::{CodecError, Error, ErrorKind, Result};

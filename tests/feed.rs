@@ -194,3 +194,30 @@ fn the_async_stream_follows_the_writer_and_ends_at_close() -> TestResult {
     assert_eq!(groups, 100);
     Ok(())
 }
+
+#[test]
+fn the_feed_stream_runs_under_tokio_beside_async_writes() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("feed.redb"))?;
+    let names = store.view(&NAMES)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let read = runtime.block_on(async {
+        // A task follows the feed while the same single thread awaits 200 writes.
+        let mut changes = names.feed_after(Lsn::new(0))?;
+        let follower = tokio::spawn(async move {
+            let mut keys = Vec::new();
+            while keys.len() < 200 {
+                keys.push(changes.next_async().await?.key);
+            }
+            Ok::<_, Error>(keys)
+        });
+        for i in 0..200u64 {
+            names.put_async(&i, format!("n{i}"), 1).await?;
+        }
+        follower
+            .await
+            .map_err(|e| Error::SourceFailed { source: "task".into(), reason: e.to_string() })?
+    })?;
+    assert_eq!(read, (0..200).collect::<Vec<u64>>());
+    Ok(())
+}

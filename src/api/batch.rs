@@ -1,23 +1,15 @@
 //! `Batch`: operations on one or more views, committed atomically.
 
-use crate::api::store::{Store, fail_request};
 use crate::api::view::View;
 use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
 use crate::base::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::base::panic::panic_message;
-use crate::base::version::Version;
-use crate::base::version::{Change, Receipt};
-use crate::engine::inbox::Refused;
-use crate::engine::ticket::{self, Ticket};
-use crate::engine::writer::Request;
+use crate::base::version::{Change, Version};
 use crate::keys::{KeyBuf, key_bytes, render_key};
 use crate::schema::names::check_source_name;
-use crate::schema::op::{
-    Fallback, Follows, Op, OpKind, Position, Submission, UpdateFn, UpdateResult,
-};
+use crate::schema::op::{Fallback, Follows, Op, OpKind, Position, UpdateFn, UpdateResult};
 use crate::schema::registration::{ViewKey, ViewValue};
-
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -138,8 +130,8 @@ impl Batch {
     /// Records that this batch is the effect of `source`'s `partition` up to
     /// `position` (a log offset, a WAL LSN, a sequence number): the position is stored
     /// in the same transaction as the batch's writes, and read back with
-    /// [`Store::position`]. A batch whose position is not beyond the stored one is a
-    /// redelivery: it is skipped whole, each outcome is
+    /// [`Store::position`](crate::Store::position). A batch whose position is not
+    /// beyond the stored one is a redelivery: it is skipped whole, each outcome is
     /// [`Outcome::Redelivered`](crate::Outcome::Redelivered) and its receipt's
     /// [`redelivery`](crate::Receipt::redelivery) is set. So a consumer of a log that
     /// resumes from the stored positions applies each event exactly once, `update`
@@ -505,88 +497,4 @@ where
             }
         }
     })
-}
-
-impl Store {
-    fn request(&self, batch: Batch) -> Result<(Ticket, Request)> {
-        if let Some(store) = batch.store
-            && store != self.inner.id
-        {
-            return Err(Error::ForeignView { view: "(a view of another store)".into() });
-        }
-        let (ticket, done) = ticket::pair(self.inner.writer.id(), Arc::clone(&self.inner.file));
-        let bytes = batch.bytes;
-        let batch =
-            Submission { ops: batch.ops, positions: batch.positions, fallback: batch.fallback };
-        Ok((ticket, Request::Batch { batch, bytes, done }))
-    }
-
-    /// Queues `batch` for the writer and returns its [`Ticket`]. Blocks while the queue
-    /// is full (backpressure).
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Closed`] after [`close`](Store::close) (also for a submit that was
-    /// waiting for room when the store closed); [`Error::Poisoned`] after the writer
-    /// failed for good; [`Error::ForeignView`] for a batch built with views of another
-    /// store; [`Error::WriterReentry`] on the writer thread.
-    pub fn submit(&self, batch: Batch) -> Result<Ticket> {
-        if batch.is_empty() && batch.positions.is_empty() {
-            self.check_open()?;
-            return Ok(Ticket::ready(Ok(Receipt::committed(self.lsn(), Vec::new()))));
-        }
-        let (ticket, request) = self.request(batch)?;
-        self.send(request)?;
-        Ok(ticket)
-    }
-
-    /// Queues `batches` in order, many at a time (one lock and one wake-up of the
-    /// writer per round rather than per batch), blocking while the queue is full; one
-    /// result per batch. A batch refused on its own (another store's view) fails
-    /// alone; when the store closes or fails midway, the batches not yet queued
-    /// resolve with that error.
-    pub(crate) fn submit_many(&self, batches: Vec<Batch>) -> Vec<Result<Ticket>> {
-        if let Err(e) = self.check_not_writer() {
-            return batches.iter().map(|_| Err(e.clone())).collect();
-        }
-        let mut results = Vec::with_capacity(batches.len());
-        let mut requests = std::collections::VecDeque::with_capacity(batches.len());
-        for batch in batches {
-            if batch.is_empty() && batch.positions.is_empty() {
-                results.push(self.submit(batch));
-                continue;
-            }
-            match self.request(batch) {
-                Ok((ticket, request)) => {
-                    results.push(Ok(ticket));
-                    requests.push_back(request);
-                }
-                Err(e) => results.push(Err(e)),
-            }
-        }
-        if let Err(why) = self.inner.inbox.send_all(&mut requests) {
-            let error = self.refusal(why);
-            for request in requests {
-                fail_request(request, &error);
-            }
-        }
-        results
-    }
-
-    /// Like [`submit`](Store::submit), but never blocks: a full queue gives
-    /// [`Error::Full`] and the batch is dropped.
-    pub fn try_submit(&self, batch: Batch) -> Result<Ticket> {
-        if batch.is_empty() && batch.positions.is_empty() {
-            return self.submit(batch);
-        }
-        self.check_not_writer()?;
-        let (ticket, request) = self.request(batch)?;
-        match self.inner.inbox.try_send(request) {
-            Ok(()) => Ok(ticket),
-            Err(Refused { request, why }) => {
-                drop(request);
-                Err(self.refusal(why))
-            }
-        }
-    }
 }

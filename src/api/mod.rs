@@ -1,9 +1,13 @@
-//! What users call: `Store`, `View`, `Batch`, `ViewDef`, `IndexDef` and snapshot reads.
+//! What users call: `Store`, `View`, `Batch`, `ViewDef`, `IndexDef`, snapshot reads, and
+//! the async forms of submitting, writing, waiting and closing.
 
+pub(crate) mod asynchronous;
 pub(crate) mod batch;
 pub(crate) mod index_def;
 mod open_view;
 pub(crate) mod snapshot;
 pub(crate) mod store;
+pub(crate) mod submit;
 pub(crate) mod view;
 mod writes;
+pub(crate) mod writes_async;

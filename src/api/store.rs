@@ -4,11 +4,12 @@ use crate::base::config::{Config, StoreBuilder};
 use crate::base::error::{Error, Result};
 use crate::base::version::Lsn;
 use crate::engine::inbox::{Inbox, Refusal, Refused};
-use crate::engine::joiner::WriterThread;
+use crate::engine::joiner::{Finished, WriterThread};
 use crate::engine::report::VerifyReport;
 use crate::engine::ticket::writer_stopped;
 use crate::engine::writer::{Request, Writer, resident};
 use crate::mem::feed_log::FeedLog;
+use crate::mem::lsn_watch::Ended;
 use crate::mem::{Published, Root, Snapshot, Stats};
 use crate::schema::names::check_source_name;
 use crate::storage::feed::read_feed;
@@ -91,9 +92,13 @@ impl StoreBuilder {
         let thread_feed = Arc::clone(&feed);
         let thread_inbox = Arc::clone(&inbox);
         let thread_file = config.path.clone();
+        let finished = Arc::new(Finished::new());
+        let at_end = AtEnd { published: Arc::clone(&published), finished: Arc::clone(&finished) };
         let thread = std::thread::Builder::new()
             .name("viewstore-writer".into())
             .spawn(move || {
+                // Dropped last, even by a panic past the writer loop's.
+                let _at_end = at_end;
                 let outcome = catch_unwind(AssertUnwindSafe(|| writer.run(&thread_inbox)));
                 let poisoned = match outcome {
                     Ok(poisoned) => poisoned,
@@ -123,11 +128,25 @@ impl StoreBuilder {
                 config,
                 published,
                 inbox,
-                writer: WriterThread::new(thread),
+                writer: WriterThread::new(thread, finished),
                 file,
                 feed,
             }),
         })
+    }
+}
+
+/// The writer thread's last step, when it returns or unwinds: nothing is published
+/// after it, so LSN waits that were not reached end, and then async closers are woken.
+struct AtEnd {
+    published: Arc<Published>,
+    finished: Arc<Finished>,
+}
+
+impl Drop for AtEnd {
+    fn drop(&mut self) {
+        self.published.end();
+        self.finished.finish();
     }
 }
 
@@ -141,6 +160,24 @@ pub(crate) fn fail_request(request: Request, error: &Error) {
         Request::Verify { reply } => {
             let _ = reply.send(Err(error.clone()));
         }
+    }
+}
+
+/// The error a closed or poisoned inbox gives, if it is one.
+pub(crate) fn gate_error(inbox: &Inbox<Request>, file: &Path) -> Option<Error> {
+    match inbox.status() {
+        (_, Some(reason)) => Some(Error::Poisoned { file: file.to_owned(), reason }),
+        (true, None) => Some(Error::Closed),
+        (false, None) => None,
+    }
+}
+
+/// The error for a request the inbox refused.
+pub(crate) fn refusal_error(file: &Path, why: Refusal) -> Error {
+    match why {
+        Refusal::Full => Error::Full,
+        Refusal::Closed => Error::Closed,
+        Refusal::Poisoned(reason) => Error::Poisoned { file: file.to_owned(), reason },
     }
 }
 
@@ -180,11 +217,7 @@ impl Store {
 
     /// The error a closed or poisoned store gives, if it is one.
     pub(crate) fn gate_error(&self) -> Option<Error> {
-        match self.inner.inbox.status() {
-            (_, Some(reason)) => Some(self.poisoned(reason)),
-            (true, None) => Some(Error::Closed),
-            (false, None) => None,
-        }
+        gate_error(&self.inner.inbox, &self.inner.file)
     }
 
     pub(crate) fn poisoned(&self, reason: String) -> Error {
@@ -192,11 +225,7 @@ impl Store {
     }
 
     pub(crate) fn refusal(&self, why: Refusal) -> Error {
-        match why {
-            Refusal::Full => Error::Full,
-            Refusal::Closed => Error::Closed,
-            Refusal::Poisoned(reason) => self.poisoned(reason),
-        }
+        refusal_error(&self.inner.file, why)
     }
 
     /// Refuses calls made on the writer thread (from an update closure, extractor or
@@ -230,8 +259,9 @@ impl Store {
     }
 
     /// The position the store has reached in `source`'s `partition`: the position of the
-    /// last batch that carried one there (see [`Batch::set_position`]), as readers see
-    /// the store now. `None` when no batch carried one.
+    /// last batch that carried one there (see
+    /// [`Batch::set_position`](crate::Batch::set_position)), as readers see the store
+    /// now. `None` when no batch carried one.
     ///
     /// # Errors
     ///
@@ -271,16 +301,23 @@ impl Store {
     /// Blocks until the group with `lsn` (or a later one) is visible to readers: read
     /// your writes from another thread than the one that got the acknowledgement.
     ///
+    /// It blocks the calling thread: in async code, await
+    /// [`wait_for_async`](Store::wait_for_async) instead.
+    ///
     /// # Errors
     ///
     /// [`Error::WriterReentry`] on the writer thread (an update closure, an extractor or
-    /// a codec), where waiting for a later group would wait forever.
+    /// a codec), where waiting for a later group would wait forever. [`Error::Closed`]
+    /// (or [`Error::Poisoned`]) when the writer stops before `lsn` is published: no
+    /// group will be published after that.
     pub fn wait_for(&self, lsn: Lsn) -> Result<()> {
         if self.lsn() < lsn {
             self.check_not_writer()?;
         }
-        self.inner.published.wait_for(lsn, None);
-        Ok(())
+        match self.inner.published.wait_for(lsn, None) {
+            Ok(_) => Ok(()),
+            Err(Ended(_)) => Err(self.stopped_error()),
+        }
     }
 
     /// Like [`wait_for`](Store::wait_for) with a time limit; returns whether `lsn` was
@@ -288,12 +325,18 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::WriterReentry`] on the writer thread, as for `wait_for`.
+    /// As for `wait_for`.
     pub fn wait_for_timeout(&self, lsn: Lsn, timeout: Duration) -> Result<bool> {
         if self.lsn() < lsn {
             self.check_not_writer()?;
         }
-        Ok(self.inner.published.wait_for(lsn, Some(timeout)))
+        self.inner.published.wait_for(lsn, Some(timeout)).map_err(|_| self.stopped_error())
+    }
+
+    /// The error for a wait that the writer's stop ended: [`Error::Poisoned`] when it
+    /// failed, [`Error::Closed`] otherwise.
+    pub(crate) fn stopped_error(&self) -> Error {
+        self.gate_error().unwrap_or(Error::Closed)
     }
 
     /// Checks every open view and index: each index recomputed from its view's records,
@@ -349,6 +392,18 @@ impl Store {
     #[doc(hidden)]
     pub fn __blocked_submitters(&self) -> usize {
         self.inner.inbox.waiting_senders()
+    }
+
+    /// How many async submitters wait for room in a full queue.
+    #[doc(hidden)]
+    pub fn __waiting_async_submitters(&self) -> usize {
+        self.inner.inbox.waiting_async_senders()
+    }
+
+    /// How many futures wait for an LSN to be published.
+    #[doc(hidden)]
+    pub fn __lsn_waiters(&self) -> usize {
+        self.inner.published.lsn_waiters()
     }
 
     /// How many requests are queued for the writer.

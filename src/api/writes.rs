@@ -1,31 +1,53 @@
 //! A view's blocking conveniences: one operation in its own batch, waiting for the
-//! commit.
+//! commit. Their async forms are in `writes_async.rs`.
 
 use crate::api::batch::Batch;
 use crate::api::view::View;
 use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
-use crate::base::version::{Change, Outcome, Version};
+use crate::base::version::{Change, Outcome, Receipt, Version};
 use crate::schema::registration::{ViewKey, ViewValue};
+use std::path::Path;
+
+/// The outcome of a batch of one operation, from its receipt.
+pub(super) fn single_outcome(receipt: &Receipt, file: &Path) -> Result<Outcome> {
+    // A batch of one operation is answered with exactly one outcome.
+    debug_assert_eq!(receipt.outcomes.len(), 1, "a batch of one got another number of outcomes");
+    receipt.outcomes.first().copied().ok_or_else(|| Error::Poisoned {
+        file: file.to_owned(),
+        reason: "the writer answered a batch of one operation without its outcome".into(),
+    })
+}
+
+/// The count of a purge, from its outcome.
+pub(super) fn purged_count(outcome: Outcome, file: &Path) -> Result<u64> {
+    match outcome {
+        Outcome::Purged { count } => Ok(count),
+        // A purge is answered with `Purged`, even when it removes nothing.
+        other => {
+            debug_assert!(false, "a purge was answered with {other:?}");
+            Err(Error::Poisoned {
+                file: file.to_owned(),
+                reason: format!("the writer answered a purge with {other:?}"),
+            })
+        }
+    }
+}
 
 impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     fn write(&self, fill: impl FnOnce(&mut Batch) -> Result<&mut Batch>) -> Result<Outcome> {
         let mut batch = Batch::new();
         fill(&mut batch)?;
         let receipt = self.store.submit(batch)?.wait()?;
-        // A batch of one operation is answered with exactly one outcome.
-        debug_assert_eq!(
-            receipt.outcomes.len(),
-            1,
-            "a batch of one got another number of outcomes"
-        );
-        receipt.outcomes.first().copied().ok_or_else(|| Error::Poisoned {
-            file: self.store.path().to_owned(),
-            reason: "the writer answered a batch of one operation without its outcome".into(),
-        })
+        single_outcome(&receipt, self.store.path())
     }
 
     /// Writes `value` at `version` and waits for the commit. See [`Batch::put`].
+    ///
+    /// Blocks the calling thread until the write is committed (durable, with
+    /// `Durability::Immediate`) and visible, and while the queue is full: in async
+    /// code, await
+    /// [`put_async`](View::put_async), or call it inside `spawn_blocking`.
     ///
     /// # Examples
     ///
@@ -45,11 +67,21 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     }
 
     /// Deletes `key` at `version` and waits for the commit. See [`Batch::delete`].
+    ///
+    /// Blocks the calling thread until the write is committed (durable, with
+    /// `Durability::Immediate`) and visible, and while the queue is full: in async
+    /// code, await
+    /// [`delete_async`](View::delete_async), or call it inside `spawn_blocking`.
     pub fn delete(&self, key: &K, version: Version) -> Result<Outcome> {
         self.write(|b| b.delete(self, key, version))
     }
 
     /// Compare-and-set, waiting for the commit. See [`Batch::compare_and_set`].
+    ///
+    /// Blocks the calling thread until the write is committed (durable, with
+    /// `Durability::Immediate`) and visible, and while the queue is full: in async
+    /// code, await
+    /// [`compare_and_set_async`](View::compare_and_set_async), or call it inside `spawn_blocking`.
     pub fn compare_and_set(
         &self,
         key: &K,
@@ -61,6 +93,11 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     }
 
     /// Compare-and-delete, waiting for the commit. See [`Batch::compare_and_delete`].
+    ///
+    /// Blocks the calling thread until the write is committed (durable, with
+    /// `Durability::Immediate`) and visible, and while the queue is full: in async
+    /// code, await
+    /// [`compare_and_delete_async`](View::compare_and_delete_async), or call it inside `spawn_blocking`.
     ///
     /// # Examples
     ///
@@ -87,6 +124,11 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
 
     /// Read-modify-write inside the writer, waiting for the commit. See
     /// [`Batch::update`] and [`Change`](crate::Change).
+    ///
+    /// Blocks the calling thread until the write is committed (durable, with
+    /// `Durability::Immediate`) and visible, and while the queue is full: in async
+    /// code, await
+    /// [`update_async`](View::update_async), or call it inside `spawn_blocking`.
     pub fn update<F, R>(&self, key: &K, version: Version, f: F) -> Result<Outcome>
     where
         F: FnOnce(Option<&V>) -> R + Send + 'static,
@@ -97,17 +139,12 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
 
     /// Removes this view's tombstones below `below` and returns how many there were.
     /// See [`Batch::purge_tombstones`].
+    ///
+    /// Blocks the calling thread until the write is committed (durable, with
+    /// `Durability::Immediate`) and visible, and while the queue is full: in async
+    /// code, await
+    /// [`purge_tombstones_async`](View::purge_tombstones_async), or call it inside `spawn_blocking`.
     pub fn purge_tombstones(&self, below: Version) -> Result<u64> {
-        match self.write(|b| b.purge_tombstones(self, below))? {
-            Outcome::Purged { count } => Ok(count),
-            // A purge is answered with `Purged`, even when it removes nothing.
-            other => {
-                debug_assert!(false, "a purge was answered with {other:?}");
-                Err(Error::Poisoned {
-                    file: self.store.path().to_owned(),
-                    reason: format!("the writer answered a purge with {other:?}"),
-                })
-            }
-        }
+        purged_count(self.write(|b| b.purge_tombstones(self, below))?, self.store.path())
     }
 }

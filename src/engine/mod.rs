@@ -10,6 +10,8 @@ pub(crate) mod joiner;
 mod load;
 #[cfg(test)]
 mod model_check;
+#[cfg(test)]
+mod model_check_async;
 mod positions;
 mod registry;
 pub(crate) mod report;

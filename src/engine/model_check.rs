@@ -15,12 +15,18 @@
 //! `VIEWSTORE_MODEL_ITERATIONS` sets the schedules per scheduler and scenario
 //! (default 5,000).
 
-mod sync {
+pub(super) mod sync {
     pub(crate) use shuttle::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
     pub(crate) use shuttle::thread::{JoinHandle, ThreadId};
 
     pub(crate) fn current_thread() -> ThreadId {
         shuttle::thread::current().id()
+    }
+
+    /// Shuttle's handles cannot tell: the model never joins early, a later `join`
+    /// does.
+    pub(crate) fn has_finished(_: &JoinHandle<()>) -> bool {
+        false
     }
 }
 
@@ -31,7 +37,7 @@ mod sync {
     reason = "the same file, compiled again against the model's primitives; the model uses a part of it"
 )]
 #[path = "inbox.rs"]
-mod inbox;
+pub(super) mod inbox;
 #[allow(
     dead_code,
     unreachable_pub,
@@ -39,7 +45,7 @@ mod inbox;
     reason = "the same file, compiled again against the model's primitives; the model uses a part of it"
 )]
 #[path = "joiner.rs"]
-mod joiner;
+pub(super) mod joiner;
 #[allow(
     dead_code,
     unreachable_pub,
@@ -47,19 +53,19 @@ mod joiner;
     reason = "the same file, compiled again against the model's primitives; the model uses a part of it"
 )]
 #[path = "ticket.rs"]
-mod ticket;
+pub(super) mod ticket;
 
 use crate::base::error::Error;
 use crate::base::version::{Lsn, Receipt};
 use inbox::{Inbox, Received, Refusal, Refused};
-use joiner::WriterThread;
+use joiner::{Finished, WriterThread};
 use std::path::Path;
 use sync::{Arc, Mutex};
 use ticket::{Completer, Ticket};
 
 /// A batch in the model: its id and its completer.
-struct Request {
-    id: u32,
+pub(super) struct Request {
+    pub(super) id: u32,
     done: Completer,
     /// A store handle the batch owns, as a closure that captured one does: the last
     /// handle can be dropped with the batch, on the writer thread.
@@ -68,7 +74,7 @@ struct Request {
 
 /// How the model's writer ends.
 #[derive(Clone, Copy)]
-enum WriterEnd {
+pub(super) enum WriterEnd {
     /// Runs until the inbox is closed and empty.
     OnClose,
     /// Stops on a failure (a commit that cannot be retried) after this many batches.
@@ -78,25 +84,27 @@ enum WriterEnd {
 }
 
 /// The model's store: the same parts as `Store`'s `Inner`, and the same shutdown.
-struct Handle {
-    inbox: std::sync::Arc<Inbox<Request>>,
-    writer: WriterThread,
+pub(super) struct Handle {
+    pub(super) inbox: std::sync::Arc<Inbox<Request>>,
+    pub(super) writer: WriterThread,
     file: std::sync::Arc<Path>,
     /// Ids of the batches the writer committed.
-    committed: std::sync::Arc<Mutex<Vec<u32>>>,
+    pub(super) committed: std::sync::Arc<Mutex<Vec<u32>>>,
     /// Set by the writer thread as its last step.
-    finished: std::sync::Arc<Mutex<bool>>,
+    pub(super) finished: std::sync::Arc<Mutex<bool>>,
 }
 
 impl Handle {
-    fn open(capacity: usize, end: WriterEnd) -> Arc<Handle> {
+    pub(super) fn open(capacity: usize, end: WriterEnd) -> Arc<Handle> {
         let inbox = std::sync::Arc::new(Inbox::new(capacity));
         let committed = std::sync::Arc::new(Mutex::new(Vec::new()));
         let finished = std::sync::Arc::new(Mutex::new(false));
+        let done = std::sync::Arc::new(Finished::new());
         let thread = {
             let (inbox, committed) =
                 (std::sync::Arc::clone(&inbox), std::sync::Arc::clone(&committed));
             let finished = std::sync::Arc::clone(&finished);
+            let done = std::sync::Arc::clone(&done);
             shuttle::thread::spawn(move || {
                 let reason = run_writer(&inbox, &committed, end);
                 let error = match &reason {
@@ -109,23 +117,24 @@ impl Handle {
                     request.done.complete(Err(error.clone()));
                 }
                 *finished.lock().expect("finished") = true;
+                done.finish();
             })
         };
         Arc::new(Handle {
             inbox,
-            writer: WriterThread::new(thread),
+            writer: WriterThread::new(thread, done),
             file: std::sync::Arc::from(Path::new("model")),
             committed,
             finished,
         })
     }
 
-    fn request(&self, id: u32) -> (Ticket, Request) {
+    pub(super) fn request(&self, id: u32) -> (Ticket, Request) {
         let (ticket, done) = ticket::pair(self.writer.id(), std::sync::Arc::clone(&self.file));
         (ticket, Request { id, done, owner: None })
     }
 
-    fn close(&self) {
+    pub(super) fn close(&self) {
         self.inbox.close();
         self.writer.join();
     }
@@ -175,14 +184,14 @@ fn run_writer(
 
 /// What one submitter saw: refused ids, and the tickets of accepted ones.
 #[derive(Default)]
-struct Seen {
-    refused: Vec<u32>,
-    accepted: Vec<(u32, Ticket)>,
+pub(super) struct Seen {
+    pub(super) refused: Vec<u32>,
+    pub(super) accepted: Vec<(u32, Ticket)>,
     /// Accepted batches whose tickets were already waited on.
-    answered: Vec<(u32, crate::base::error::Result<Receipt>)>,
+    pub(super) answered: Vec<(u32, crate::base::error::Result<Receipt>)>,
 }
 
-fn submit(handle: &Handle, id: u32, blocking: bool, seen: &mut Seen) {
+pub(super) fn submit(handle: &Handle, id: u32, blocking: bool, seen: &mut Seen) {
     submit_owned(handle, id, blocking, seen, None);
 }
 
@@ -207,7 +216,7 @@ fn submit_owned(
 }
 
 /// Checks one schedule's end state; every handle and thread is gone by then.
-fn check(seen: Vec<Seen>, committed: &Mutex<Vec<u32>>, end: WriterEnd) {
+pub(super) fn check(seen: Vec<Seen>, committed: &Mutex<Vec<u32>>, end: WriterEnd) {
     let committed = committed.lock().expect("committed").clone();
     for s in seen {
         for id in &s.refused {
@@ -423,7 +432,7 @@ fn iterations() -> usize {
 }
 
 /// Runs a scenario under the random and the PCT scheduler, for each way the writer ends.
-fn explore(name: &str, scenario: fn(WriterEnd)) {
+pub(super) fn explore(name: &str, scenario: fn(WriterEnd)) {
     let n = iterations();
     for end in [WriterEnd::OnClose, WriterEnd::FailsAfter(1), WriterEnd::DiesAfter(2)] {
         shuttle::check_random(move || scenario(end), n);

@@ -7,3 +7,8 @@ pub(crate) use std::thread::{JoinHandle, ThreadId};
 pub(crate) fn current_thread() -> ThreadId {
     std::thread::current().id()
 }
+
+/// Whether a thread has returned, so that joining it would not block.
+pub(crate) fn has_finished(handle: &JoinHandle<()>) -> bool {
+    handle.is_finished()
+}

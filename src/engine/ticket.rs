@@ -152,15 +152,23 @@ impl Ticket {
 impl Future for Ticket {
     type Output = Result<Receipt>;
 
+    /// Keeps the waker of the last poll only: a ticket moved to another task (or
+    /// polled by a `select` in one, then awaited in another) wakes the task that polled
+    /// it last. The waker it replaces is dropped after the ticket's lock is released.
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut state = self.shared.lock();
-        match std::mem::replace(&mut *state, State::Taken) {
-            State::Done(result) => Poll::Ready(result),
-            State::Taken => Poll::Ready(Err(Error::Closed)),
-            State::Pending(_) => {
-                *state = State::Pending(Some(cx.waker().clone()));
+        match &mut *state {
+            State::Pending(Some(waker)) if waker.will_wake(cx.waker()) => Poll::Pending,
+            State::Pending(waker) => {
+                let replaced = waker.replace(cx.waker().clone());
+                drop(state);
+                drop(replaced);
                 Poll::Pending
             }
+            done => match std::mem::replace(done, State::Taken) {
+                State::Done(result) => Poll::Ready(result),
+                _ => Poll::Ready(Err(Error::Closed)),
+            },
         }
     }
 }

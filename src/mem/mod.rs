@@ -16,6 +16,10 @@ pub(crate) mod feed_log;
 pub(crate) mod index;
 pub(crate) mod index_read;
 pub(crate) mod load;
+pub(crate) mod lsn_watch;
+#[cfg(test)]
+mod model_check;
+pub(crate) mod notify;
 pub(crate) mod ordered;
 pub(crate) mod points;
 pub(crate) mod snapshot;
@@ -29,14 +33,15 @@ use crate::keys::{KeyBuf, KeyRef};
 use arc_swap::ArcSwap;
 use delta::{Delta, ViewDelta};
 use index::IndexData;
+use lsn_watch::{Ended, LsnWatch};
 use ordered::OrderedIndex;
 use points::{BuildPlan, KeyHasher, PointIndex, Slot};
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A decoded value with its type erased, as it travels from a batch to the layer.
 pub(crate) type AnyValue = Arc<dyn Any + Send + Sync>;
@@ -308,15 +313,16 @@ impl Root {
 
 static NEXT_PUBLISHED: AtomicU64 = AtomicU64::new(1);
 
-/// What readers share with the writer: the current root and a way to wait for an LSN.
+/// What readers share with the writer: the current root, the durable LSN, and ways to
+/// wait for an LSN, blocking or async.
 pub(crate) struct Published {
     /// Unique per store, for the roots that reading threads keep (see [`current`]).
     id: u64,
     /// Bumped after every publish.
     generation: AtomicU64,
     root: ArcSwap<Root>,
-    lsn: Mutex<Lsn>,
-    advanced: Condvar,
+    /// The published LSN and its waiters, blocked threads and futures.
+    watch: Arc<LsnWatch>,
     /// The last LSN known to be on disk (synced): at most the published LSN.
     durable: AtomicU64,
 }
@@ -334,8 +340,7 @@ impl Published {
             id: NEXT_PUBLISHED.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(0),
             root: ArcSwap::new(root),
-            lsn: Mutex::new(lsn),
-            advanced: Condvar::new(),
+            watch: Arc::new(LsnWatch::new(lsn)),
             durable: AtomicU64::new(lsn.get()),
         }
     }
@@ -360,40 +365,38 @@ impl Published {
         self.root.load_full()
     }
 
-    /// Makes `root` visible to every reader at once and wakes LSN waiters.
+    /// Makes `root` visible to every reader at once, then wakes the waiters (blocked
+    /// threads and futures) of every LSN up to its own: a woken waiter finds the root.
     pub(crate) fn publish(&self, root: Arc<Root>) {
         let lsn = root.lsn;
         self.root.store(root);
         // After the store: a reader that sees the new generation loads the new root.
         self.generation.fetch_add(1, Ordering::Release);
-        let mut current = self.lsn.lock().unwrap_or_else(PoisonError::into_inner);
-        *current = lsn;
-        self.advanced.notify_all();
+        self.watch.advance(lsn);
+    }
+
+    /// No group will be published again: the writer thread has stopped. Every wait for
+    /// a later LSN ends.
+    pub(crate) fn end(&self) {
+        self.watch.end();
+    }
+
+    /// The published LSN and its waiters: for a future that waits for an LSN
+    /// ([`lsn_watch::LsnReached`]) or a stream that waits for each next one
+    /// ([`LsnWatch::poll_reached`]).
+    pub(crate) fn watch(&self) -> &Arc<LsnWatch> {
+        &self.watch
+    }
+
+    /// How many futures wait for an LSN.
+    #[cfg(feature = "__testing")]
+    pub(crate) fn lsn_waiters(&self) -> usize {
+        self.watch.waiting()
     }
 
     /// Blocks until the published LSN reaches `lsn` or `timeout` passes; returns
-    /// whether it was reached.
-    pub(crate) fn wait_for(&self, lsn: Lsn, timeout: Option<Duration>) -> bool {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut current = self.lsn.lock().unwrap_or_else(PoisonError::into_inner);
-        while *current < lsn {
-            match deadline {
-                None => {
-                    current = self.advanced.wait(current).unwrap_or_else(PoisonError::into_inner);
-                }
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return false;
-                    }
-                    current = self
-                        .advanced
-                        .wait_timeout(current, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0;
-                }
-            }
-        }
-        true
+    /// whether it was reached, or [`Ended`] when the writer stopped first.
+    pub(crate) fn wait_for(&self, lsn: Lsn, timeout: Option<Duration>) -> Result<bool, Ended> {
+        self.watch.wait(lsn, timeout).map(|reached| reached.is_some())
     }
 }
