@@ -6,4 +6,5 @@ mod open_view;
 pub(crate) mod snapshot;
 pub(crate) mod store;
 pub(crate) mod view;
+mod view_reads;
 mod writes;

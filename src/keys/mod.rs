@@ -6,12 +6,14 @@ mod key;
 mod key_buf;
 mod key_de;
 mod key_probe;
+mod plain;
 
-pub(crate) use composite::{composite, prefix_successor};
-pub(crate) use key::{KeyCodecError, StackKey, encode_key, encode_key_on_stack, plain_string};
+pub(crate) use composite::{composite, prefix_bounds, prefix_successor};
+pub(crate) use key::{KeyCodecError, StackKey, encode_key, encode_key_on_stack};
 pub(crate) use key_buf::{INLINE, KeyBuf, KeyRef, SlotKey, WideKey, word_at};
 pub(crate) use key_de::decode_key;
 pub(crate) use key_probe::unencodable_part;
+pub(crate) use plain::with_plain_string;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -2,11 +2,12 @@
 
 use super::{Entry, Root, ViewData, ordered};
 use crate::base::version::{Lsn, Version};
-use crate::keys::prefix_successor;
+use crate::keys::prefix_bounds;
 use crate::keys::{KeyBuf, StackKey, decode_key, encode_key, encode_key_on_stack};
 use crate::mem::IndexView;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Borrow;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -82,7 +83,11 @@ where
     }
 
     #[inline]
-    fn entry(&self, key: &K) -> Option<&Entry<V>> {
+    fn entry<Q>(&self, key: &Q) -> Option<&Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let mut stack = StackKey::new();
         encode_key_on_stack(key, &mut stack)?;
         self.data()?.find(&stack.probe())
@@ -95,33 +100,57 @@ where
 
     /// Runs `f` on the value of `key`, borrowed from the snapshot. Like
     /// [`View::get_with`](crate::View::get_with).
-    pub fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+    pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| f(&e.value))
     }
 
     /// The value of `key`, borrowed from the snapshot: no reference count is written.
-    pub fn get_ref(&self, key: &K) -> Option<&V> {
+    pub fn get_ref<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| &*e.value)
     }
 
     /// The value of `key`, shared (one reference count increment). Like
     /// [`View::get`](crate::View::get).
-    pub fn get(&self, key: &K) -> Option<Arc<V>> {
+    pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| Arc::clone(&e.value))
     }
 
     /// The version and value of `key`, shared.
-    pub fn get_versioned(&self, key: &K) -> Option<(Version, Arc<V>)> {
+    pub fn get_versioned<Q>(&self, key: &Q) -> Option<(Version, Arc<V>)>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| (e.version, Arc::clone(&e.value)))
     }
 
     /// The version of the live record of `key`.
-    pub fn version(&self, key: &K) -> Option<Version> {
+    pub fn version<Q>(&self, key: &Q) -> Option<Version>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| e.version)
     }
 
     /// Whether `key` has a live record.
-    pub fn contains(&self, key: &K) -> bool {
+    pub fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).is_some()
     }
 
@@ -148,7 +177,7 @@ where
             (Some(start), Some(end)) => {
                 self.bytes_range(as_bytes(start.as_ref()), as_bytes(end.as_ref()))
             }
-            _ => Iter { inner: None, _types: PhantomData },
+            _ => Iter::empty(),
         }
     }
 
@@ -158,11 +187,9 @@ where
     pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Iter<'_, K, V> {
         let mut start = Vec::new();
         if encode_key(prefix, &mut start).is_err() {
-            return Iter { inner: None, _types: PhantomData };
+            return Iter::empty();
         }
-        let end = prefix_successor(&start);
-        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        self.bytes_range(Bound::Included(&start), end)
+        self.bytes_within(start)
     }
 
     /// The secondary index named `name`, read at this snapshot's LSN; empty when the
@@ -172,6 +199,12 @@ where
         I: Serialize + DeserializeOwned,
     {
         IndexView::named(self.data(), name)
+    }
+
+    /// The records whose encoded key starts with `start`.
+    fn bytes_within(&self, start: Vec<u8>) -> Iter<'_, K, V> {
+        let (start, end) = prefix_bounds(start);
+        self.bytes_range(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))
     }
 
     fn bytes_range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_, K, V> {
@@ -217,15 +250,19 @@ where
 }
 
 impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
+    fn empty() -> Self {
+        Iter { inner: None, _types: PhantomData }
+    }
+
     /// The next key with its shared value.
     pub(crate) fn next_shared(&mut self) -> Option<(K, &'a Arc<V>)> {
         let inner = self.inner.as_mut()?;
         loop {
-            let (key, entry) = inner.next()?;
+            let (key, value) = inner.next()?;
             // Every resident key was encoded from a `K` or checked to decode as one
             // when its view was loaded.
             if let Ok(k) = decode_key::<K>(key.as_bytes()) {
-                return Some((k, entry));
+                return Some((k, value));
             }
         }
     }

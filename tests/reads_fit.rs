@@ -1,0 +1,140 @@
+//! Reads shaped for services: lookups by borrowed keys (`&str` for a `String` key) on
+//! views, snapshots and indexes.
+
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use viewstore::{Batch, IndexDef, Store, ViewDef};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// A store in memory: reads are the subject here, not the disk.
+fn memory_store() -> viewstore::Result<Store> {
+    Store::builder("memory")
+        .backend(Arc::new(viewstore::redb::backends::InMemoryBackend::new()))
+        .open()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct User {
+    email: String,
+    city: String,
+}
+
+const BY_EMAIL: IndexDef<User, String> = IndexDef::unique("by_email", |u| u.email.clone());
+const BY_CITY: IndexDef<User, String> = IndexDef::multi("by_city", |u| u.city.clone());
+const USERS: ViewDef<u64, User> = ViewDef::new("users").with_indexes(&[&BY_EMAIL, &BY_CITY]);
+
+fn user(email: &str, city: &str) -> User {
+    User { email: email.into(), city: city.into() }
+}
+
+/// Strings that take each path of a string lookup: short and inline, long enough to
+/// leave the stack, with zero bytes (encoded first), and non-ASCII.
+const STRINGS: [&str; 6] = [
+    "a",
+    "",
+    "a-rather-long-string-key-that-is-longer-than-forty-eight-bytes",
+    "with\0zero",
+    "\0",
+    "naïve-ünïcödé",
+];
+
+#[test]
+fn string_keys_are_read_by_str() -> TestResult {
+    let store = memory_store()?;
+    let view = store.view(&ViewDef::<String, usize>::new("strings"))?;
+    for (i, s) in STRINGS.iter().enumerate() {
+        view.put(&(*s).to_string(), i, i as u64 + 10)?;
+    }
+    let snap = view.snapshot();
+    for (i, s) in STRINGS.iter().enumerate() {
+        let owned = (*s).to_string();
+        assert_eq!(view.get(*s).as_deref(), Some(&i), "{s:?}");
+        assert_eq!(view.get(&owned).as_deref(), Some(&i), "{s:?}");
+        assert_eq!(view.get_with(*s, |v| *v), Some(i));
+        assert_eq!(view.get_versioned(*s).map(|(v, x)| (v, *x)), Some((i as u64 + 10, i)));
+        assert_eq!(view.version(*s), Some(i as u64 + 10));
+        assert!(view.contains(*s));
+        assert_eq!(snap.get(*s).as_deref(), Some(&i));
+        assert_eq!(snap.get_ref(*s), Some(&i));
+        assert_eq!(snap.get_with(*s, |v| *v), Some(i));
+        assert_eq!(snap.get_versioned(*s).map(|(v, _)| v), Some(i as u64 + 10));
+        assert_eq!(snap.version(*s), Some(i as u64 + 10));
+        assert!(snap.contains(*s));
+        // One byte more finds nothing.
+        let longer = format!("{s}!");
+        assert!(!view.contains(longer.as_str()) && !snap.contains(longer.as_str()));
+    }
+    Ok(())
+}
+
+#[test]
+fn other_keys_are_read_by_their_borrowed_forms() -> TestResult {
+    let store = memory_store()?;
+    let boxed = store.view(&ViewDef::<Box<str>, u8>::new("boxed"))?;
+    boxed.put(&Box::from("ada"), 1, 1)?;
+    assert_eq!(boxed.get("ada").as_deref(), Some(&1));
+    assert!(!boxed.contains("ad"));
+
+    // `Vec<u8>` and `[u8]` both serialize as sequences, so they encode alike.
+    let bytes = store.view(&ViewDef::<Vec<u8>, u8>::new("bytes"))?;
+    bytes.put(&vec![0, 1, 255], 2, 1)?;
+    assert_eq!(bytes.get([0u8, 1, 255].as_slice()).as_deref(), Some(&2));
+    assert_eq!(bytes.get(&vec![0u8, 1, 255]).as_deref(), Some(&2));
+    assert_eq!(bytes.version([0u8, 1].as_slice()), None);
+
+    // Integer literals still infer the key type, owned keys still read.
+    let numbers = store.view(&ViewDef::<u64, u8>::new("numbers"))?;
+    numbers.put(&7, 3, 1)?;
+    assert_eq!(numbers.get(&7).as_deref(), Some(&3));
+    let key: u64 = 7;
+    let by_ref: &u64 = &key;
+    assert_eq!(numbers.get(by_ref).as_deref(), Some(&3));
+    Ok(())
+}
+
+#[test]
+fn index_keys_are_read_by_str() -> TestResult {
+    let store = memory_store()?;
+    let users = store.view(&USERS)?;
+    let mut batch = Batch::new();
+    for (i, s) in STRINGS.iter().enumerate() {
+        let city = if i % 2 == 0 { "paris" } else { "oslo\0" };
+        batch.put(&users, &(i as u64), user(s, city), i as u64 + 1)?;
+    }
+    store.submit(batch)?.wait()?;
+    let snap = users.snapshot();
+    let by_email = snap.index(&BY_EMAIL);
+    for (i, s) in STRINGS.iter().enumerate() {
+        let id = i as u64;
+        let owned = (*s).to_string();
+        assert_eq!(users.index_get(&BY_EMAIL, *s).map(|(k, _)| k), Some(id), "{s:?}");
+        assert_eq!(users.index_get(&BY_EMAIL, &owned).map(|(k, _)| k), Some(id));
+        assert_eq!(
+            users.index_get_with(&BY_EMAIL, *s, |k, u| (k, u.email.clone())),
+            Some((id, owned.clone()))
+        );
+        assert_eq!(users.index_get_all(&BY_EMAIL, *s).len(), 1);
+        assert_eq!(users.index_count(&BY_EMAIL, *s), 1);
+        assert_eq!(by_email.get(*s).map(|(k, _)| k), Some(id));
+        assert_eq!(by_email.get_ref(*s).map(|(k, u)| (k, u.email.as_str())), Some((id, *s)));
+        assert_eq!(by_email.get_with(*s, |k, _| k), Some(id));
+        assert_eq!(by_email.get_all(*s).count(), 1);
+        assert_eq!(by_email.count(*s), 1);
+        let longer = format!("{s}!");
+        assert!(users.index_get(&BY_EMAIL, longer.as_str()).is_none());
+        assert!(by_email.get(longer.as_str()).is_none());
+    }
+    // A multi index, with a key holding a zero byte (never looked up as it lies).
+    let paris: Vec<u64> =
+        users.index_get_all(&BY_CITY, "paris").into_iter().map(|(k, _)| k).collect();
+    assert_eq!(paris, [0, 2, 4]);
+    assert_eq!(users.index_count(&BY_CITY, "oslo\0"), 3);
+    assert_eq!(users.index_get(&BY_CITY, "oslo\0").map(|(k, _)| k), Some(1));
+    assert_eq!(
+        snap.index(&BY_CITY).get_all("oslo\0").map(|(_, k, _)| k).collect::<Vec<_>>(),
+        [1, 3, 5]
+    );
+    assert_eq!(snap.index(&BY_CITY).count("oslo"), 0);
+    Ok(())
+}
