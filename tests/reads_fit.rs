@@ -1,9 +1,10 @@
 //! Reads shaped for services: lookups by borrowed keys (`&str` for a `String` key) on
-//! views, snapshots and indexes.
+//! views, snapshots and indexes; versions beside values in scans and index queries.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use viewstore::{Batch, IndexDef, Store, ViewDef};
+use viewstore::{Batch, IndexDef, Store, View, ViewDef};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -114,11 +115,16 @@ fn index_keys_are_read_by_str() -> TestResult {
             users.index_get_with(&BY_EMAIL, *s, |k, u| (k, u.email.clone())),
             Some((id, owned.clone()))
         );
+        assert_eq!(
+            users.index_get_versioned(&BY_EMAIL, *s).map(|(k, v, _)| (k, v)),
+            Some((id, id + 1))
+        );
         assert_eq!(users.index_get_all(&BY_EMAIL, *s).len(), 1);
         assert_eq!(users.index_count(&BY_EMAIL, *s), 1);
         assert_eq!(by_email.get(*s).map(|(k, _)| k), Some(id));
         assert_eq!(by_email.get_ref(*s).map(|(k, u)| (k, u.email.as_str())), Some((id, *s)));
         assert_eq!(by_email.get_with(*s, |k, _| k), Some(id));
+        assert_eq!(by_email.get_versioned(*s).map(|(k, v, _)| (k, v)), Some((id, id + 1)));
         assert_eq!(by_email.get_all(*s).count(), 1);
         assert_eq!(by_email.count(*s), 1);
         let longer = format!("{s}!");
@@ -136,5 +142,93 @@ fn index_keys_are_read_by_str() -> TestResult {
         [1, 3, 5]
     );
     assert_eq!(snap.index(&BY_CITY).count("oslo"), 0);
+    Ok(())
+}
+
+/// What the view should hold: key to version and value.
+type Model = BTreeMap<(u64, u64), (u64, u32)>;
+
+fn check_versions(view: &View<(u64, u64), u32>, model: &Model) {
+    let expected: Vec<((u64, u64), u64, u32)> =
+        model.iter().map(|(k, (v, x))| (*k, *v, *x)).collect();
+    let flat = |rows: Vec<((u64, u64), u64, Arc<u32>)>| -> Vec<((u64, u64), u64, u32)> {
+        rows.into_iter().map(|(k, v, x)| (k, v, *x)).collect()
+    };
+    assert_eq!(flat(view.range_versioned(..)), expected);
+    let snap = view.snapshot();
+    let all: Vec<_> = snap.iter().versioned().map(|(k, v, x)| (k, v, *x)).collect();
+    assert_eq!(all, expected);
+    let mut backwards: Vec<_> = snap.iter().versioned().rev().map(|(k, v, x)| (k, v, *x)).collect();
+    backwards.reverse();
+    assert_eq!(backwards, expected);
+    for first in 0..4u64 {
+        let of_first: Vec<_> = expected.iter().filter(|(k, _, _)| k.0 == first).copied().collect();
+        assert_eq!(flat(view.prefix_versioned(&first)), of_first);
+        let scanned: Vec<_> = snap.prefix(&first).versioned().map(|(k, v, x)| (k, v, *x)).collect();
+        assert_eq!(scanned, of_first);
+        let ranged: Vec<_> =
+            expected.iter().filter(|(k, _, _)| *k >= (first, 2)).copied().collect();
+        assert_eq!(flat(view.range_versioned((first, 2)..)), ranged);
+        // Point reads agree with the scans.
+        for (k, v, _) in &of_first {
+            assert_eq!(view.version(k), Some(*v));
+        }
+    }
+}
+
+#[test]
+fn scans_carry_versions_through_updates_and_deletes() -> TestResult {
+    let store = memory_store()?;
+    let view = store.view(&ViewDef::<(u64, u64), u32>::new("pairs"))?;
+    // Every key's last version, with its value when live (`None`: a tombstone).
+    let mut written: BTreeMap<(u64, u64), (u64, Option<u32>)> = BTreeMap::new();
+    let mut rng = viewstore::testing::Rng::new(0x00DE_C0DE);
+    for round in 0..40u64 {
+        let mut batch = Batch::new();
+        for _ in 0..20 {
+            let key = (rng.below(4), rng.below(6));
+            let version = 100 * round + rng.below(150);
+            let value = (!rng.one_in(5)).then(|| rng.below(1000) as u32);
+            match value {
+                Some(value) => batch.put(&view, &key, value, version)?,
+                None => batch.delete(&view, &key, version)?,
+            };
+            if written.get(&key).is_none_or(|(current, _)| *current < version) {
+                written.insert(key, (version, value));
+            }
+        }
+        store.submit(batch)?.wait()?;
+        let model: Model =
+            written.iter().filter_map(|(k, (v, x))| x.map(|x| (*k, (*v, x)))).collect();
+        check_versions(&view, &model);
+    }
+    Ok(())
+}
+
+#[test]
+fn index_queries_carry_versions() -> TestResult {
+    let store = memory_store()?;
+    let users = store.view(&USERS)?;
+    users.put(&1, user("ada@x", "paris"), 5)?;
+    users.put(&2, user("bob@x", "paris"), 6)?;
+    users.put(&1, user("ada@y", "paris"), 9)?;
+    users.put(&3, user("cy@x", "oslo"), 7)?;
+    let snap = users.snapshot();
+    let by_city: Vec<(String, u64, u64)> =
+        snap.index(&BY_CITY).iter().versioned().map(|(c, k, v, _)| (c, k, v)).collect();
+    assert_eq!(by_city, [("oslo".into(), 3, 7), ("paris".into(), 1, 9), ("paris".into(), 2, 6)]);
+    let paris: Vec<(u64, u64)> =
+        snap.index(&BY_CITY).get_all("paris").versioned().map(|(_, k, v, _)| (k, v)).collect();
+    assert_eq!(paris, [(1, 9), (2, 6)]);
+    let emails: Vec<(String, u64)> = snap
+        .index(&BY_EMAIL)
+        .get_all("ada@y")
+        .versioned()
+        .map(|(e, _, v, u)| (format!("{e} {}", u.city), v))
+        .collect();
+    assert_eq!(emails, [("ada@y paris".to_string(), 9)]);
+    let ranged: Vec<u64> =
+        snap.index(&BY_EMAIL).range("b".to_string()..).versioned().map(|(_, _, v, _)| v).collect();
+    assert_eq!(ranged, [6, 7]);
     Ok(())
 }

@@ -6,6 +6,7 @@ use crate::base::codec::Codec;
 use crate::base::version::Version;
 use crate::keys::{KeyBuf, StackKey, decode_key, encode_key_on_stack, with_plain_string};
 use crate::mem::index::IndexData;
+use crate::mem::snapshot::VersionedIter;
 use crate::mem::{Entry, Iter, ViewData, ViewSnapshot};
 use crate::schema::registration::{ViewKey, ViewValue};
 use serde::Serialize;
@@ -133,10 +134,20 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         collect_shared(self.snapshot().range(range))
     }
 
+    /// [`range`](View::range) with each record's version.
+    pub fn range_versioned<R: RangeBounds<K>>(&self, range: R) -> Vec<(K, Version, Arc<V>)> {
+        collect_versioned(self.snapshot().range(range).versioned())
+    }
+
     /// The records whose encoded key starts with the encoding of `prefix`, in key order,
     /// collected. See [`ViewSnapshot::prefix`].
     pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Vec<(K, Arc<V>)> {
         collect_shared(self.snapshot().prefix(prefix))
+    }
+
+    /// [`prefix`](View::prefix) with each record's version.
+    pub fn prefix_versioned<P: Serialize + ?Sized>(&self, prefix: &P) -> Vec<(K, Version, Arc<V>)> {
+        collect_versioned(self.snapshot().prefix(prefix).versioned())
     }
 
     /// The record holding `ikey` in a unique index (the first one, for a multi index),
@@ -179,6 +190,20 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         Q: Serialize + ?Sized,
     {
         self.index_get_entry(index, ikey, |k, entry| f(k, &entry.value))
+    }
+
+    /// The record holding `ikey` in `index` (the first one, for a multi index) with its
+    /// version, shared.
+    pub fn index_get_versioned<I, Q>(
+        &self,
+        index: &IndexDef<V, I>,
+        ikey: &Q,
+    ) -> Option<(K, Version, Arc<V>)>
+    where
+        I: ViewKey + Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        self.index_get_entry(index, ikey, |k, e| (k, e.version, Arc::clone(&e.value)))
     }
 
     /// Runs `f` on the record holding `ikey` in `index`, as of the current root, through
@@ -262,6 +287,16 @@ fn collect_shared<K: ViewKey, V: ViewValue>(mut iter: Iter<'_, K, V>) -> Vec<(K,
     let mut out = Vec::new();
     while let Some((k, value)) = iter.next_shared() {
         out.push((k, Arc::clone(value)));
+    }
+    out
+}
+
+fn collect_versioned<K: ViewKey, V: ViewValue>(
+    mut iter: VersionedIter<'_, K, V>,
+) -> Vec<(K, Version, Arc<V>)> {
+    let mut out = Vec::new();
+    while let Some((k, version, value)) = iter.next_shared() {
+        out.push((k, version, Arc::clone(value)));
     }
     out
 }

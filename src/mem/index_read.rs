@@ -3,6 +3,7 @@
 use super::index::IndexData;
 use super::ordered::SortedRange;
 use super::{Entry, ViewData};
+use crate::base::version::Version;
 use crate::keys::{
     KeyBuf, StackKey, WideKey, decode_key, encode_key, encode_key_on_stack, with_plain_string,
 };
@@ -116,6 +117,16 @@ where
         Q: Serialize + ?Sized,
     {
         self.first(ikey).map(|(key, entry)| f(key, &entry.value))
+    }
+
+    /// The record holding index key `ikey` (the first one, for a multi index) with its
+    /// version, its value shared.
+    pub fn get_versioned<Q>(&self, ikey: &Q) -> Option<(K, Version, Arc<V>)>
+    where
+        I: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
+        self.first(ikey).map(|(key, entry)| (key, entry.version, Arc::clone(&entry.value)))
     }
 
     /// Every record holding index key `ikey`.
@@ -249,6 +260,31 @@ impl<K, V, I> IndexIter<'_, K, V, I> {
 }
 
 impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> IndexIter<'a, K, V, I> {
+    /// The same entries with their records' versions: items `(index key, key,
+    /// version, value)`, the version as [`View::get_versioned`](crate::View::get_versioned)
+    /// gives it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{IndexDef, Store, ViewDef};
+    /// const BY_LEN: IndexDef<String, usize> = IndexDef::multi("by_len", String::len);
+    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names").with_indexes(&[&BY_LEN]);
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let names = store.view(&NAMES)?;
+    /// names.put(&1, "ada".to_string(), 4)?;
+    /// names.put(&2, "grace".to_string(), 9)?;
+    /// let snap = names.snapshot();
+    /// let short: Vec<(u64, u64)> =
+    ///     snap.index(&BY_LEN).range(..5).versioned().map(|(_, id, v, _)| (id, v)).collect();
+    /// assert_eq!(short, [(1, 4)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn versioned(self) -> VersionedIndexIter<'a, K, V, I> {
+        VersionedIndexIter { iter: self }
+    }
+
     /// The next entry: its index key, the record's key and the record.
     pub(crate) fn next_entry(&mut self) -> Option<(I, K, &'a Entry<V>)> {
         let (index, view) = self.data?;
@@ -273,5 +309,20 @@ impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> Iterator for IndexIter<'a,
 
     fn next(&mut self) -> Option<Self::Item> {
         self.next_entry().map(|(ikey, key, entry)| (ikey, key, &*entry.value))
+    }
+}
+
+/// Index entries in order with their records' versions, from
+/// [`IndexIter::versioned`]: each yields the index key, the record key, the record's
+/// version and the value.
+pub struct VersionedIndexIter<'a, K, V, I> {
+    iter: IndexIter<'a, K, V, I>,
+}
+
+impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> Iterator for VersionedIndexIter<'a, K, V, I> {
+    type Item = (I, K, Version, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next_entry().map(|(ikey, key, entry)| (ikey, key, entry.version, &*entry.value))
     }
 }

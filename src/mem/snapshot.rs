@@ -208,8 +208,9 @@ where
     }
 
     fn bytes_range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_, K, V> {
-        let inner = self.data().map(|d| d.range(start, end));
-        Iter { inner, _types: PhantomData }
+        let data = self.data();
+        let inner = data.map(|d| d.range(start, end));
+        Iter { data, inner, _types: PhantomData }
     }
 }
 
@@ -230,8 +231,9 @@ fn encode_bound<K: Serialize>(bound: Bound<&K>) -> Option<Bound<KeyBuf>> {
 }
 
 /// An iterator over records in key order, yielding each key decoded and its value
-/// borrowed.
+/// borrowed. [`versioned`](Iter::versioned) adds each record's version.
 pub struct Iter<'a, K, V> {
+    data: Option<&'a ViewData<V>>,
     inner: Option<ordered::Range<'a, V>>,
     _types: PhantomData<fn() -> K>,
 }
@@ -251,7 +253,30 @@ where
 
 impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
     fn empty() -> Self {
-        Iter { inner: None, _types: PhantomData }
+        Iter { data: None, inner: None, _types: PhantomData }
+    }
+
+    /// The same records with their versions: items `(key, version, value)`, the
+    /// version of each record as [`ViewSnapshot::get_versioned`] gives it. Each record
+    /// costs one more lookup in the view's hash table, where versions are kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{Store, ViewDef};
+    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names");
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let names = store.view(&NAMES)?;
+    /// names.put(&1, "ada".to_string(), 3)?;
+    /// names.put(&2, "grace".to_string(), 5)?;
+    /// let snap = names.snapshot();
+    /// let versions: Vec<(u64, u64)> = snap.iter().versioned().map(|(k, v, _)| (k, v)).collect();
+    /// assert_eq!(versions, [(1, 3), (2, 5)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn versioned(self) -> VersionedIter<'a, K, V> {
+        VersionedIter { iter: self }
     }
 
     /// The next key with its shared value.
@@ -263,6 +288,21 @@ impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
             // when its view was loaded.
             if let Ok(k) = decode_key::<K>(key.as_bytes()) {
                 return Some((k, value));
+            }
+        }
+    }
+
+    /// The next key with its record (version and value), from the front or the back.
+    fn next_entry(&mut self, back: bool) -> Option<(K, &'a Entry<V>)> {
+        let data = self.data?;
+        let inner = self.inner.as_mut()?;
+        loop {
+            let (key, _) = if back { inner.next_back()? } else { inner.next()? };
+            // The ordered leaves and the hash table hold the same records.
+            if let (Some(entry), Ok(k)) =
+                (data.get(key.as_bytes()), decode_key::<K>(key.as_bytes()))
+            {
+                return Some((k, entry));
             }
         }
     }
@@ -285,5 +325,32 @@ impl<K: DeserializeOwned, V> DoubleEndedIterator for Iter<'_, K, V> {
                 return Some((k, &**value));
             }
         }
+    }
+}
+
+/// Records in key order with their versions, from [`Iter::versioned`]: each yields
+/// the key decoded, the record's version and its value borrowed.
+pub struct VersionedIter<'a, K, V> {
+    iter: Iter<'a, K, V>,
+}
+
+impl<'a, K: DeserializeOwned, V> VersionedIter<'a, K, V> {
+    /// The next key with its version and shared value.
+    pub(crate) fn next_shared(&mut self) -> Option<(K, Version, &'a Arc<V>)> {
+        self.iter.next_entry(false).map(|(k, e)| (k, e.version, &e.value))
+    }
+}
+
+impl<'a, K: DeserializeOwned, V> Iterator for VersionedIter<'a, K, V> {
+    type Item = (K, Version, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next_entry(false).map(|(k, e)| (k, e.version, &*e.value))
+    }
+}
+
+impl<K: DeserializeOwned, V> DoubleEndedIterator for VersionedIter<'_, K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.iter.next_entry(true).map(|(k, e)| (k, e.version, &*e.value))
     }
 }
