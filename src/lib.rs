@@ -108,6 +108,7 @@ pub use base::limits::{MAX_KEY_BYTES, MAX_SOURCES, MAX_VALUE_BYTES};
 pub use base::version::{Change, Lsn, Outcome, Receipt, Version};
 pub use engine::report::{Problem, ProblemKind, VerifyReport};
 pub use engine::ticket::Ticket;
+pub use keys::CompositeKey;
 pub use mem::index_read::VersionedIndexIter;
 pub use mem::snapshot::VersionedIter;
 pub use mem::{IndexIter, IndexView, Iter, Snapshot, Stats, ViewSnapshot, ViewStats};

@@ -1,10 +1,11 @@
 //! Reads shaped for services: lookups by borrowed keys (`&str` for a `String` key) on
-//! views, snapshots and indexes; versions beside values in scans and index queries.
+//! views, snapshots and indexes; versions beside values in scans and index queries;
+//! prefixes by the leading fields of composite keys.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use viewstore::{Batch, IndexDef, Store, View, ViewDef};
+use viewstore::{Batch, CompositeKey, IndexDef, Store, View, ViewDef};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -230,5 +231,67 @@ fn index_queries_carry_versions() -> TestResult {
     let ranged: Vec<u64> =
         snap.index(&BY_EMAIL).range("b".to_string()..).versioned().map(|(_, _, v, _)| v).collect();
     assert_eq!(ranged, [6, 7]);
+    Ok(())
+}
+
+/// The values of scanned records, in order.
+fn values<K>(rows: Vec<(K, Arc<u8>)>) -> Vec<u8> {
+    rows.into_iter().map(|(_, v)| *v).collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Follow {
+    user: u64,
+    kind: String,
+    other: u64,
+}
+
+impl CompositeKey for Follow {}
+
+#[test]
+fn prefixes_select_the_leading_fields_of_composite_keys() -> TestResult {
+    let store = memory_store()?;
+    let tuples = store.view(&ViewDef::<(u64, String, u64), u8>::new("tuples"))?;
+    let follows = store.view(&ViewDef::<Follow, u8>::new("follows"))?;
+    let rows = [(1, "a", 1), (1, "a", 2), (1, "ab", 1), (1, "b", 1), (2, "a", 1), (1, "", 9)];
+    let mut batch = Batch::new();
+    for (i, (u, k, o)) in rows.iter().enumerate() {
+        batch.put(&tuples, &(*u, (*k).to_string(), *o), i as u8, 1)?;
+        batch.put(&follows, &Follow { user: *u, kind: (*k).into(), other: *o }, i as u8, 1)?;
+    }
+    store.submit(batch)?.wait()?;
+    assert_eq!(values(tuples.prefix(&1u64)), [5, 0, 1, 2, 3]);
+    // A string field of a prefix matches whole: "a" is not "ab".
+    assert_eq!(values(tuples.prefix(&(1u64, "a"))), [0, 1]);
+    assert_eq!(values(tuples.prefix(&(1u64, "a".to_string()))), [0, 1]);
+    assert_eq!(values(tuples.prefix(&(1u64, ""))), [5]);
+    // Every field: the one record.
+    assert_eq!(values(tuples.prefix(&(1u64, "ab", 1u64))), [2]);
+    assert_eq!(values(follows.prefix(&1u64)), [5, 0, 1, 2, 3]);
+    assert_eq!(values(follows.prefix(&(1u64, "a"))), [0, 1]);
+    assert_eq!(values(follows.prefix(&2u64)), [4]);
+    assert!(follows.prefix(&3u64).is_empty());
+    Ok(())
+}
+
+const BY_PLACE: IndexDef<User, (String, String)> =
+    IndexDef::multi("by_place", |u| (u.city.clone(), u.email.clone()));
+const PLACED: ViewDef<u64, User> = ViewDef::new("placed").with_indexes(&[&BY_PLACE]);
+
+#[test]
+fn index_prefixes_select_leading_fields() -> TestResult {
+    let store = memory_store()?;
+    let users = store.view(&PLACED)?;
+    for (id, (email, city)) in
+        [("b", "paris"), ("a", "paris"), ("c", "parisian"), ("d", "oslo")].into_iter().enumerate()
+    {
+        users.put(&(id as u64), user(email, city), 1)?;
+    }
+    let snap = users.snapshot();
+    let paris: Vec<u64> = snap.index(&BY_PLACE).prefix("paris").map(|(_, k, _)| k).collect();
+    assert_eq!(paris, [1, 0]);
+    let exact: Vec<u64> =
+        snap.index(&BY_PLACE).prefix(&("paris", "b")).map(|(_, k, _)| k).collect();
+    assert_eq!(exact, [0]);
     Ok(())
 }

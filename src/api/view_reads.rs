@@ -4,10 +4,12 @@ use crate::api::index_def::IndexDef;
 use crate::api::view::View;
 use crate::base::codec::Codec;
 use crate::base::version::Version;
-use crate::keys::{KeyBuf, StackKey, decode_key, encode_key_on_stack, with_plain_string};
+use crate::keys::{
+    CompositeKey, KeyBuf, StackKey, decode_key, encode_key_on_stack, with_plain_string,
+};
 use crate::mem::index::IndexData;
 use crate::mem::snapshot::VersionedIter;
-use crate::mem::{Entry, Iter, ViewData, ViewSnapshot};
+use crate::mem::{Entry, IndexIter, Iter, ViewData, ViewSnapshot};
 use crate::schema::registration::{ViewKey, ViewValue};
 use serde::Serialize;
 use std::borrow::Borrow;
@@ -124,7 +126,7 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     }
 
     /// The view at the latest committed LSN, for many consistent reads and for ordered
-    /// scans (`iter`, `range`, `prefix`) that borrow.
+    /// scans (`iter`, `range`, `prefix`, `starts_with`) that borrow.
     pub fn snapshot(&self) -> ViewSnapshot<K, V> {
         ViewSnapshot::new(self.published.load_full(), self.id)
     }
@@ -139,15 +141,58 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         collect_versioned(self.snapshot().range(range).versioned())
     }
 
-    /// The records whose encoded key starts with the encoding of `prefix`, in key order,
-    /// collected. See [`ViewSnapshot::prefix`].
-    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Vec<(K, Arc<V>)> {
+    /// The records whose leading key fields equal `prefix`, in key order, collected:
+    /// `prefix(&7u64)` on a `(u64, u64)` view gives the keys `(7, _)`. Only keys of
+    /// several fields have a prefix ([`CompositeKey`]); for string keys, see
+    /// [`starts_with`](View::starts_with). See [`ViewSnapshot::prefix`].
+    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Vec<(K, Arc<V>)>
+    where
+        K: CompositeKey,
+    {
         collect_shared(self.snapshot().prefix(prefix))
     }
 
     /// [`prefix`](View::prefix) with each record's version.
-    pub fn prefix_versioned<P: Serialize + ?Sized>(&self, prefix: &P) -> Vec<(K, Version, Arc<V>)> {
+    pub fn prefix_versioned<P: Serialize + ?Sized>(&self, prefix: &P) -> Vec<(K, Version, Arc<V>)>
+    where
+        K: CompositeKey,
+    {
         collect_versioned(self.snapshot().prefix(prefix).versioned())
+    }
+
+    /// The records whose string key starts with `start`, in key order, collected. An
+    /// empty `start` selects every record; a whole key selects it and the longer keys
+    /// it begins.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{Store, ViewDef};
+    /// const USERS: ViewDef<String, u32> = ViewDef::new("users");
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let users = store.view(&USERS)?;
+    /// for (i, name) in ["ada", "adele", "bob"].into_iter().enumerate() {
+    ///     users.put(&name.to_string(), i as u32, 1)?;
+    /// }
+    /// let names: Vec<String> = users.starts_with("ad").into_iter().map(|(k, _)| k).collect();
+    /// assert_eq!(names, ["ada", "adele"]);
+    /// assert_eq!(users.starts_with("ada").len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn starts_with(&self, start: &str) -> Vec<(K, Arc<V>)>
+    where
+        K: Borrow<str>,
+    {
+        collect_shared(self.snapshot().starts_with(start))
+    }
+
+    /// [`starts_with`](View::starts_with) with each record's version.
+    pub fn starts_with_versioned(&self, start: &str) -> Vec<(K, Version, Arc<V>)>
+    where
+        K: Borrow<str>,
+    {
+        collect_versioned(self.snapshot().starts_with(start).versioned())
     }
 
     /// The record holding `ikey` in a unique index (the first one, for a multi index),
@@ -280,6 +325,37 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
     {
         self.snapshot().index(index).count(ikey)
     }
+
+    /// The entries of `index` whose string index key starts with `start`, in
+    /// index-key order, then primary-key order, collected: `(index key, key, value)`.
+    /// See [`IndexView::starts_with`](crate::IndexView::starts_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{IndexDef, Store, ViewDef};
+    /// const BY_HANDLE: IndexDef<(String, u32), String> =
+    ///     IndexDef::unique("by_handle", |(handle, _)| handle.clone());
+    /// const USERS: ViewDef<u64, (String, u32)> =
+    ///     ViewDef::new("users").with_indexes(&[&BY_HANDLE]);
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let users = store.view(&USERS)?;
+    /// users.put(&1, ("ada".into(), 36), 1)?;
+    /// users.put(&2, ("adele".into(), 40), 1)?;
+    /// users.put(&3, ("grace".into(), 85), 1)?;
+    /// let found: Vec<(String, u64)> =
+    ///     users.index_starts_with(&BY_HANDLE, "ad").into_iter().map(|(h, id, _)| (h, id)).collect();
+    /// assert_eq!(found, [("ada".into(), 1), ("adele".into(), 2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn index_starts_with<I>(&self, index: &IndexDef<V, I>, start: &str) -> Vec<(I, K, Arc<V>)>
+    where
+        I: ViewKey + Borrow<str>,
+    {
+        let snap = self.snapshot();
+        collect_index(snap.index(index).starts_with(start))
+    }
 }
 
 fn collect_shared<K: ViewKey, V: ViewValue>(mut iter: Iter<'_, K, V>) -> Vec<(K, Arc<V>)> {
@@ -297,6 +373,16 @@ fn collect_versioned<K: ViewKey, V: ViewValue>(
     let mut out = Vec::new();
     while let Some((k, version, value)) = iter.next_shared() {
         out.push((k, version, Arc::clone(value)));
+    }
+    out
+}
+
+fn collect_index<K: ViewKey, V: ViewValue, I: ViewKey>(
+    mut iter: IndexIter<'_, K, V, I>,
+) -> Vec<(I, K, Arc<V>)> {
+    let mut out = Vec::new();
+    while let Some((ikey, key, entry)) = iter.next_entry() {
+        out.push((ikey, key, Arc::clone(&entry.value)));
     }
     out
 }

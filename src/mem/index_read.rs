@@ -4,10 +4,10 @@ use super::index::IndexData;
 use super::ordered::SortedRange;
 use super::{Entry, ViewData};
 use crate::base::version::Version;
+use crate::keys::{CompositeKey, prefix_bounds, prefix_successor, string_start};
 use crate::keys::{
     KeyBuf, StackKey, WideKey, decode_key, encode_key, encode_key_on_stack, with_plain_string,
 };
-use crate::keys::{prefix_bounds, prefix_successor};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Borrow;
@@ -179,14 +179,51 @@ where
         self.iter_bytes(start, end)
     }
 
-    /// The entries whose encoded index key starts with the encoding of `prefix` (for
-    /// tuple index keys: by leading fields).
-    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> IndexIter<'a, K, V, I> {
+    /// The entries whose leading index-key fields equal `prefix`: on an index keyed
+    /// `(String, u32)`, `prefix("paris")` yields the entries `("paris", _)`. Only index
+    /// keys of several fields have a prefix ([`CompositeKey`]); see
+    /// [`ViewSnapshot::prefix`](crate::ViewSnapshot::prefix). A `prefix` that cannot be
+    /// encoded selects nothing.
+    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> IndexIter<'a, K, V, I>
+    where
+        I: CompositeKey,
+    {
         let mut start = Vec::new();
         if encode_key(prefix, &mut start).is_err() {
             return IndexIter::empty();
         }
         self.within(start)
+    }
+
+    /// The entries whose string index key starts with `start`, in index-key order,
+    /// then primary-key order. An empty `start` selects every entry.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{IndexDef, Store, ViewDef};
+    /// const BY_NAME: IndexDef<String, String> = IndexDef::multi("by_name", |n| n.to_lowercase());
+    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names").with_indexes(&[&BY_NAME]);
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let names = store.view(&NAMES)?;
+    /// for (id, name) in [(1, "Ada"), (2, "Adele"), (3, "Grace"), (4, "ada")] {
+    ///     names.put(&id, name.to_string(), 1)?;
+    /// }
+    /// let snap = names.snapshot();
+    /// let found: Vec<(String, u64)> =
+    ///     snap.index(&BY_NAME).starts_with("ad").map(|(name, id, _)| (name, id)).collect();
+    /// assert_eq!(found, [("ada".into(), 1), ("ada".into(), 4), ("adele".into(), 2)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn starts_with(&self, start: &str) -> IndexIter<'a, K, V, I>
+    where
+        I: Borrow<str>,
+    {
+        match string_start(start) {
+            Some(start) => self.within(start),
+            None => IndexIter::empty(),
+        }
     }
 
     /// Every entry.

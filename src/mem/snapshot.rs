@@ -2,7 +2,7 @@
 
 use super::{Entry, Root, ViewData, ordered};
 use crate::base::version::{Lsn, Version};
-use crate::keys::prefix_bounds;
+use crate::keys::{CompositeKey, prefix_bounds, string_start};
 use crate::keys::{KeyBuf, StackKey, decode_key, encode_key, encode_key_on_stack};
 use crate::mem::IndexView;
 use serde::Serialize;
@@ -181,15 +181,55 @@ where
         }
     }
 
-    /// The records whose encoded key starts with the encoding of `prefix`, in key
-    /// order. For tuple keys this selects by leading fields: on a `(u64, String)` view,
-    /// `prefix(&7u64)` yields every key `(7, _)`.
-    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Iter<'_, K, V> {
+    /// The records whose leading key fields equal `prefix`, in key order: on a
+    /// `(u64, String)` view, `prefix(&7u64)` yields every key `(7, _)`, and
+    /// `prefix(&(7u64, "ann"))` the key `(7, "ann")` alone (a string field matches
+    /// whole). `prefix` is a value of the first fields of the key, or a tuple of them;
+    /// only keys of several fields have a prefix ([`CompositeKey`]). A `prefix` that
+    /// cannot be encoded (a float) selects nothing.
+    ///
+    /// For the string keys that start with some text, see
+    /// [`starts_with`](ViewSnapshot::starts_with).
+    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Iter<'_, K, V>
+    where
+        K: CompositeKey,
+    {
         let mut start = Vec::new();
         if encode_key(prefix, &mut start).is_err() {
             return Iter::empty();
         }
         self.bytes_within(start)
+    }
+
+    /// The records whose string key starts with `start`, in key order (byte order of
+    /// the UTF-8 strings, which is `String`'s order). An empty `start` selects every
+    /// record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{Store, ViewDef};
+    /// const PATHS: ViewDef<String, u32> = ViewDef::new("paths");
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let paths = store.view(&PATHS)?;
+    /// for (i, path) in ["/a", "/a/b", "/ab", "/b"].into_iter().enumerate() {
+    ///     paths.put(&path.to_string(), i as u32, 1)?;
+    /// }
+    /// let snap = paths.snapshot();
+    /// let under_a: Vec<String> = snap.starts_with("/a/").map(|(path, _)| path).collect();
+    /// assert_eq!(under_a, ["/a/b"]);
+    /// assert_eq!(snap.starts_with("/a").count(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn starts_with(&self, start: &str) -> Iter<'_, K, V>
+    where
+        K: Borrow<str>,
+    {
+        match string_start(start) {
+            Some(start) => self.bytes_within(start),
+            None => Iter::empty(),
+        }
     }
 
     /// The secondary index named `name`, read at this snapshot's LSN; empty when the
