@@ -100,6 +100,7 @@ pub use api::batch::Batch;
 pub use api::index_def::IndexDef;
 pub use api::store::Store;
 pub use api::view::{View, ViewDef};
+pub use api::writes::Written;
 pub use base::codec::{Bincode, Codec};
 pub use base::config::{Durability, IndexProgress, StoreBuilder};
 pub use base::error::{CodecError, Error, ErrorKind, Result};

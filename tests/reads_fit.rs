@@ -1,11 +1,12 @@
 //! Reads shaped for services: lookups by borrowed keys (`&str` for a `String` key) on
 //! views, snapshots and indexes; versions beside values in scans and index queries;
-//! prefixes by the leading fields of composite keys.
+//! prefixes by the leading fields of composite keys; and the LSN a blocking write
+//! returns, for reading it from another thread.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use viewstore::{Batch, CompositeKey, IndexDef, Store, View, ViewDef};
+use viewstore::{Batch, CompositeKey, IndexDef, Lsn, Outcome, Store, View, ViewDef, Written};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -293,5 +294,68 @@ fn index_prefixes_select_leading_fields() -> TestResult {
     let exact: Vec<u64> =
         snap.index(&BY_PLACE).prefix(&("paris", "b")).map(|(_, k, _)| k).collect();
     assert_eq!(exact, [0]);
+    Ok(())
+}
+
+#[test]
+fn blocking_writes_return_the_lsn_of_their_commit() -> TestResult {
+    let store = memory_store()?;
+    let users = store.view(&USERS)?;
+    let mut batch = Batch::new();
+    batch.put(&users, &1, user("a", "x"), 1)?;
+    let receipt = store.submit(batch)?.wait()?;
+
+    let written: Written = users.put(&2, user("b", "x"), 1)?;
+    assert_eq!(written, Outcome::Applied);
+    assert_eq!(Outcome::Applied, written);
+    assert!(written.is_applied());
+    assert_eq!(written.lsn, Lsn::new(receipt.lsn.get() + 1));
+    assert_eq!(written.lsn, store.lsn());
+
+    // Each convenience reports its own commit.
+    let stale = users.put(&2, user("b", "x"), 1)?;
+    assert_eq!(stale.outcome, Outcome::Stale { current: 1 });
+    let cas = users.compare_and_set(&3, None, 1, user("c", "x"))?;
+    let updated = users.update(&3, 2, |u| u.map(|u| User { city: "y".into(), ..u.clone() }))?;
+    let next = users.update_next(&3, |u| u.map(|u| User { city: "z".into(), ..u.clone() }))?;
+    let deleted = users.compare_and_delete(&3, 3, 4)?;
+    let gone = users.delete(&2, 2)?;
+    let lsns = [stale.lsn, cas.lsn, updated.lsn, next.lsn, deleted.lsn, gone.lsn];
+    assert!(lsns.windows(2).all(|w| w[0] <= w[1]), "{lsns:?}");
+    assert!(lsns[1..].windows(2).all(|w| w[0] < w[1]), "{lsns:?}");
+    assert_eq!(gone.lsn, store.lsn());
+    assert_eq!([cas, updated, next, deleted, gone].map(|w| w.outcome), [Outcome::Applied; 5]);
+    Ok(())
+}
+
+#[test]
+fn a_reader_thread_waits_for_the_lsn_a_write_returned() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("s.redb"))?;
+    let users = store.view(&USERS)?;
+    users.put(&1, user("a", "x"), 1)?;
+    // The reader learns the LSN of the next write before it commits, and waits for it
+    // through its own handle of the store.
+    let expected = Lsn::new(store.lsn().get() + 1);
+    let (reader_store, reader_users) = (store.clone(), users.clone());
+    let reader = std::thread::spawn(move || -> viewstore::Result<Option<String>> {
+        reader_store.wait_for(expected)?;
+        Ok(reader_users.get(&2).map(|u| u.email.clone()))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let written = users.put(&2, user("b", "x"), 1)?;
+    assert_eq!(written.lsn, expected);
+    let seen = reader.join().map_err(|_| "the reader panicked")??;
+    assert_eq!(seen.as_deref(), Some("b"));
+    // And a later reader with the returned LSN never waits past it.
+    let other = store.clone();
+    let lsn = written.lsn;
+    let found = std::thread::spawn(move || -> viewstore::Result<bool> {
+        other.wait_for(lsn)?;
+        Ok(other.lsn() >= lsn)
+    })
+    .join()
+    .map_err(|_| "the reader panicked")??;
+    assert!(found);
     Ok(())
 }

@@ -7,4 +7,4 @@ pub(crate) mod snapshot;
 pub(crate) mod store;
 pub(crate) mod view;
 mod view_reads;
-mod writes;
+pub(crate) mod writes;
