@@ -302,6 +302,7 @@ fn concurrent_updates_with_racing_versions_count_exactly_the_applied_ones() -> T
                     let v = next_version.fetch_add(1, Ordering::SeqCst);
                     match counters
                         .update(&"n".to_owned(), v, |n| Some(n.copied().unwrap_or(0) + 1))?
+                        .outcome
                     {
                         Outcome::Applied => applied += 1,
                         Outcome::Stale { current } => {

@@ -9,5 +9,6 @@ pub(crate) mod snapshot;
 pub(crate) mod store;
 pub(crate) mod submit;
 pub(crate) mod view;
-mod writes;
+mod view_reads;
+pub(crate) mod writes;
 pub(crate) mod writes_async;

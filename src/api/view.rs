@@ -1,22 +1,15 @@
 //! View definitions, typed view handles (and their source handles) and their reads.
 
-use crate::api::index_def::IndexDef;
 use crate::api::store::Store;
-use crate::base::codec::{Bincode, Codec};
+use crate::base::codec::Bincode;
 use crate::base::error::Error;
 use crate::base::error::Result;
 use crate::base::feed::FeedMode;
-use crate::base::version::Version;
-use crate::keys::{KeyBuf, StackKey, decode_key, encode_key_on_stack, plain_string};
-use crate::mem::index::IndexData;
-use crate::mem::{Entry, Published, ViewData, ViewSnapshot};
+use crate::mem::Published;
 use crate::schema::index::AnyIndex;
-use crate::schema::registration::{ViewKey, ViewValue};
 use crate::storage::format::ViewMeta;
-use serde::Serialize;
 use std::fmt::Debug;
 use std::marker::PhantomData;
-use std::ops::RangeBounds;
 use std::sync::Arc;
 
 /// The definition of a view: its name, key and value types, value codec and schema
@@ -239,7 +232,7 @@ pub struct View<K, V, C = Bincode> {
     pub(crate) sources: &'static [&'static str],
     /// The source this handle writes as (an index into `sources`).
     pub(crate) source: Option<u8>,
-    published: Arc<Published>,
+    pub(crate) published: Arc<Published>,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -320,177 +313,4 @@ impl<K, V, C> View<K, V, C> {
     pub fn store(&self) -> &Store {
         &self.store
     }
-}
-
-impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
-    fn with_entry<R>(&self, key: &K, f: impl FnOnce(&Entry<V>) -> R) -> Option<R> {
-        let mut stack = StackKey::new();
-        encode_key_on_stack(key, &mut stack)?;
-        let probe = stack.probe();
-        self.published.with_root(|root| root.view::<V>(self.id)?.find(&probe).map(f))
-    }
-
-    /// Runs `f` on the value of `key`, borrowed from memory: no reference count is
-    /// written, nothing is copied. The fastest read.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use viewstore::{Store, ViewDef};
-    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names");
-    /// # let dir = tempfile::tempdir()?;
-    /// # let store = Store::open(dir.path().join("s.redb"))?;
-    /// let names = store.view(&NAMES)?;
-    /// names.put(&1, "ada".to_string(), 1)?;
-    /// assert_eq!(names.get_with(&1, |name| name.len()), Some(3));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
-        self.with_entry(key, |e| f(&e.value))
-    }
-
-    /// The value of `key`, shared (one reference count increment on the value).
-    pub fn get(&self, key: &K) -> Option<Arc<V>> {
-        self.with_entry(key, |e| Arc::clone(&e.value))
-    }
-
-    /// The version and value of `key`.
-    pub fn get_versioned(&self, key: &K) -> Option<(Version, Arc<V>)> {
-        self.with_entry(key, |e| (e.version, Arc::clone(&e.value)))
-    }
-
-    /// The version of the live record of `key`.
-    pub fn version(&self, key: &K) -> Option<Version> {
-        self.with_entry(key, |e| e.version)
-    }
-
-    /// Whether `key` has a live record.
-    pub fn contains(&self, key: &K) -> bool {
-        self.with_entry(key, |_| ()).is_some()
-    }
-
-    /// The number of live records.
-    pub fn len(&self) -> usize {
-        let root = self.published.load();
-        root.view::<V>(self.id).map_or(0, ViewData::len)
-    }
-
-    /// Whether the view has no live record.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The view at the latest committed LSN, for many consistent reads and for ordered
-    /// scans (`iter`, `range`, `prefix`) that borrow.
-    pub fn snapshot(&self) -> ViewSnapshot<K, V> {
-        ViewSnapshot::new(self.published.load_full(), self.id)
-    }
-
-    /// The records whose keys fall in `range`, in key order, collected.
-    pub fn range<R: RangeBounds<K>>(&self, range: R) -> Vec<(K, Arc<V>)> {
-        let snap = self.snapshot();
-        collect_shared(snap.range(range))
-    }
-
-    /// The records whose encoded key starts with the encoding of `prefix`, in key order,
-    /// collected. See [`ViewSnapshot::prefix`].
-    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Vec<(K, Arc<V>)> {
-        let snap = self.snapshot();
-        collect_shared(snap.prefix(prefix))
-    }
-
-    /// The record holding `ikey` in a unique index (the first one, for a multi index),
-    /// shared.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// # use viewstore::{IndexDef, Store, ViewDef};
-    /// const BY_NAME: IndexDef<String, String> =
-    ///     IndexDef::unique("by_name", |name| name.to_lowercase());
-    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names").with_indexes(&[&BY_NAME]);
-    /// # let dir = tempfile::tempdir()?;
-    /// # let store = Store::open(dir.path().join("s.redb"))?;
-    /// let names = store.view(&NAMES)?;
-    /// names.put(&1, "Ada".to_string(), 1)?;
-    /// let (id, name) = names.index_get(&BY_NAME, &"ada".to_string()).expect("indexed");
-    /// assert_eq!((id, name.as_str()), (1, "Ada"));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn index_get<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> Option<(K, Arc<V>)> {
-        self.index_get_entry(index, ikey, |k, entry| (k, Arc::clone(&entry.value)))
-    }
-
-    /// Runs `f` on the record holding `ikey` in `index` (the first one, for a multi
-    /// index), its value borrowed from memory.
-    pub fn index_get_with<I: ViewKey, T>(
-        &self,
-        index: &IndexDef<V, I>,
-        ikey: &I,
-        f: impl FnOnce(K, &V) -> T,
-    ) -> Option<T> {
-        self.index_get_entry(index, ikey, |k, entry| f(k, &entry.value))
-    }
-
-    /// Runs `f` on the record holding `ikey` in `index`, as of the current root, through
-    /// the same index lookups as `IndexView::get` (`IndexData::first_string` and
-    /// `IndexData::first`). The key is made ready (encoded and hashed) before the root is
-    /// loaded, and the whole lookup stays one function: split across calls, independent
-    /// lookups stop overlapping their cache misses (`examples/index_overlap.rs`).
-    fn index_get_entry<I: ViewKey, T>(
-        &self,
-        index: &IndexDef<V, I>,
-        ikey: &I,
-        f: impl FnOnce(K, &Entry<V>) -> T,
-    ) -> Option<T> {
-        if let Some(s) = plain_string(ikey) {
-            return self.index_first(index, |index, data| index.first_string(data, s), f);
-        }
-        let mut stack = StackKey::new();
-        encode_key_on_stack(ikey, &mut stack)?;
-        let probe = stack.probe();
-        self.index_first(index, |index, data| index.first(data, &probe, &stack), f)
-    }
-
-    #[inline]
-    fn index_first<I, T>(
-        &self,
-        index: &IndexDef<V, I>,
-        first: impl for<'a> FnOnce(
-            &'a IndexData<V>,
-            &'a ViewData<V>,
-        ) -> Option<(&'a KeyBuf, &'a Entry<V>)>,
-        f: impl FnOnce(K, &Entry<V>) -> T,
-    ) -> Option<T> {
-        self.published.with_root(|root| {
-            let data: &ViewData<V> = root.view(self.id)?;
-            let index = data.indexes.iter().find(|i| i.is(index.name()))?;
-            let (pk, entry) = first(index, data)?;
-            let key = decode_key::<K>(pk.as_bytes()).ok()?;
-            Some(f(key, entry))
-        })
-    }
-
-    /// Every record holding `ikey` in `index`, in primary-key order, shared.
-    pub fn index_get_all<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> Vec<(K, Arc<V>)> {
-        let snap = self.snapshot();
-        let found: Vec<K> = snap.index(index).get_all(ikey).map(|(_, k, _)| k).collect();
-        found.into_iter().filter_map(|k| snap.get(&k).map(|v| (k, v))).collect()
-    }
-
-    /// How many records hold `ikey` in `index`.
-    pub fn index_count<I: ViewKey>(&self, index: &IndexDef<V, I>, ikey: &I) -> usize {
-        self.snapshot().index(index).count(ikey)
-    }
-}
-
-fn collect_shared<K: ViewKey, V: ViewValue>(
-    mut iter: crate::mem::Iter<'_, K, V>,
-) -> Vec<(K, Arc<V>)> {
-    // Share the values instead of cloning `V`.
-    let mut out = Vec::new();
-    while let Some((k, value)) = iter.next_shared() {
-        out.push((k, Arc::clone(value)));
-    }
-    out
 }

@@ -18,7 +18,6 @@
 
 use super::key_buf::{INLINE, KeyRef, has_zero, word_at, zero_bytes};
 use serde::ser::{self, Serialize};
-use std::any::Any;
 use std::fmt;
 
 /// Why a key could not be encoded or decoded.
@@ -71,15 +70,6 @@ pub(crate) fn encode_key_on_stack<K: Serialize + ?Sized>(
     out: &mut StackKey,
 ) -> Option<()> {
     key.serialize(&mut KeySerializer { out }).ok()
-}
-
-/// The bytes of `key` when it is a `String` holding no zero byte. Its encoding is then
-/// those bytes followed by the terminator 0x00 0x00, so that a lookup can hash and
-/// compare the string where it lies, without encoding it first.
-#[inline]
-pub(crate) fn plain_string<K: Any>(key: &K) -> Option<&str> {
-    let s = (key as &dyn Any).downcast_ref::<String>()?;
-    (!has_zero(s.as_bytes())).then_some(s)
 }
 
 /// Where the key serializer writes.

@@ -1,4 +1,4 @@
-//! Key encoding: stack keys, word reads and plain strings.
+//! Key encoding: stack keys and word reads.
 
 use super::{StackKey, encode_key, encode_key_on_stack};
 use crate::keys::key_buf::has_zero;
@@ -50,21 +50,6 @@ fn strings_with_zero_bytes_encode_the_same_on_the_stack() {
             assert!(stack.probe().matches(&KeyBuf::from_slice(&heap)), "{n} {at}");
         }
     }
-}
-
-#[test]
-fn only_strings_without_zero_bytes_are_plain() {
-    assert_eq!(super::plain_string(&"ab".to_string()), Some("ab"));
-    assert_eq!(super::plain_string(&String::new()), Some(""));
-    for n in 1..40 {
-        for at in [0, n / 2, n - 1] {
-            let mut s = "x".repeat(n);
-            s.replace_range(at..=at, "\0");
-            assert_eq!(super::plain_string(&s), None, "{n} {at}");
-        }
-    }
-    assert_eq!(super::plain_string(&7u64), None);
-    assert_eq!(super::plain_string(&("a".to_string(), 1u8)), None);
 }
 
 #[test]

@@ -1,17 +1,23 @@
 //! The order-preserving key encoding: encoding and decoding, inline key buffers,
-//! composite index keys, the check of key types, and keys rendered for messages.
+//! composite index keys, what scans by prefix select, the check of key types, and keys
+//! rendered for messages.
 
 mod composite;
 mod key;
 mod key_buf;
 mod key_de;
 mod key_probe;
+mod plain;
+mod prefix;
 
-pub(crate) use composite::{composite, prefix_successor};
-pub(crate) use key::{KeyCodecError, StackKey, encode_key, encode_key_on_stack, plain_string};
+pub(crate) use composite::{composite, prefix_bounds, prefix_successor};
+pub(crate) use key::{KeyCodecError, StackKey, encode_key, encode_key_on_stack};
 pub(crate) use key_buf::{INLINE, KeyBuf, KeyRef, SlotKey, WideKey, word_at};
 pub(crate) use key_de::decode_key;
 pub(crate) use key_probe::unencodable_part;
+pub(crate) use plain::with_plain_string;
+pub use prefix::CompositeKey;
+pub(crate) use prefix::string_start;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -133,7 +133,7 @@ impl<V> IndexData<V> {
     }
 
     /// [`IndexData::first`] for an index key that is a string holding no zero byte, `s`
-    /// (see [`plain_string`](crate::codec::plain_string)).
+    /// (see [`with_plain_string`](crate::keys::with_plain_string)).
     #[inline]
     pub(crate) fn first_string<'a>(
         &'a self,

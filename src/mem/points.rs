@@ -308,7 +308,7 @@ impl<T: Clone, Q: SlotKey> PointIndex<T, Q> {
     }
 
     /// The entry of the key that encodes `s`, a string holding no zero byte (see
-    /// [`plain_string`](crate::codec::plain_string)), hashed and compared where `s` lies.
+    /// [`with_plain_string`](crate::keys::with_plain_string)), hashed and compared where `s` lies.
     #[inline]
     pub(crate) fn find_string(&self, s: &[u8]) -> Option<&T> {
         self.find_hashed(self.hasher.string(s), |key| key.matched_by_string(s))

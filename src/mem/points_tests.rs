@@ -152,7 +152,7 @@ fn long_keys_are_found_by_every_kind_of_probe() {
         assert!(view.get(&bytes[..bytes.len() - 1]).is_none() || bytes.len() < 2);
         // A string without zero bytes is also found from its own bytes, with the
         // same hash as its encoding.
-        if let Some(s) = crate::keys::plain_string(string) {
+        if let Some(s) = crate::keys::with_plain_string(string, str::to_owned) {
             assert_eq!(unique.hasher.string(s.as_bytes()), unique.hasher.key(&unique_key(bytes)));
             assert_eq!(unique.find_string(s.as_bytes()), Some(&bytes.len()), "{string:?}");
             assert_eq!(view.find_string(s.as_bytes()).map(|e| *e.value), Some(bytes.len() as u64));

@@ -2,11 +2,12 @@
 
 use super::{Entry, Root, ViewData, ordered};
 use crate::base::version::{Lsn, Version};
-use crate::keys::prefix_successor;
+use crate::keys::{CompositeKey, prefix_bounds, string_start};
 use crate::keys::{KeyBuf, StackKey, decode_key, encode_key, encode_key_on_stack};
 use crate::mem::IndexView;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::borrow::Borrow;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
@@ -82,7 +83,11 @@ where
     }
 
     #[inline]
-    fn entry(&self, key: &K) -> Option<&Entry<V>> {
+    fn entry<Q>(&self, key: &Q) -> Option<&Entry<V>>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         let mut stack = StackKey::new();
         encode_key_on_stack(key, &mut stack)?;
         self.data()?.find(&stack.probe())
@@ -95,33 +100,57 @@ where
 
     /// Runs `f` on the value of `key`, borrowed from the snapshot. Like
     /// [`View::get_with`](crate::View::get_with).
-    pub fn get_with<R>(&self, key: &K, f: impl FnOnce(&V) -> R) -> Option<R> {
+    pub fn get_with<Q, R>(&self, key: &Q, f: impl FnOnce(&V) -> R) -> Option<R>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| f(&e.value))
     }
 
     /// The value of `key`, borrowed from the snapshot: no reference count is written.
-    pub fn get_ref(&self, key: &K) -> Option<&V> {
+    pub fn get_ref<Q>(&self, key: &Q) -> Option<&V>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| &*e.value)
     }
 
     /// The value of `key`, shared (one reference count increment). Like
     /// [`View::get`](crate::View::get).
-    pub fn get(&self, key: &K) -> Option<Arc<V>> {
+    pub fn get<Q>(&self, key: &Q) -> Option<Arc<V>>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| Arc::clone(&e.value))
     }
 
     /// The version and value of `key`, shared.
-    pub fn get_versioned(&self, key: &K) -> Option<(Version, Arc<V>)> {
+    pub fn get_versioned<Q>(&self, key: &Q) -> Option<(Version, Arc<V>)>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| (e.version, Arc::clone(&e.value)))
     }
 
     /// The version of the live record of `key`.
-    pub fn version(&self, key: &K) -> Option<Version> {
+    pub fn version<Q>(&self, key: &Q) -> Option<Version>
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).map(|e| e.version)
     }
 
     /// Whether `key` has a live record.
-    pub fn contains(&self, key: &K) -> bool {
+    pub fn contains<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Serialize + ?Sized,
+    {
         self.entry(key).is_some()
     }
 
@@ -148,21 +177,59 @@ where
             (Some(start), Some(end)) => {
                 self.bytes_range(as_bytes(start.as_ref()), as_bytes(end.as_ref()))
             }
-            _ => Iter { inner: None, _types: PhantomData },
+            _ => Iter::empty(),
         }
     }
 
-    /// The records whose encoded key starts with the encoding of `prefix`, in key
-    /// order. For tuple keys this selects by leading fields: on a `(u64, String)` view,
-    /// `prefix(&7u64)` yields every key `(7, _)`.
-    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Iter<'_, K, V> {
+    /// The records whose leading key fields equal `prefix`, in key order: on a
+    /// `(u64, String)` view, `prefix(&7u64)` yields every key `(7, _)`, and
+    /// `prefix(&(7u64, "ann"))` the key `(7, "ann")` alone (a string field matches
+    /// whole). `prefix` is a value of the first fields of the key, or a tuple of them;
+    /// only keys of several fields have a prefix ([`CompositeKey`]). A `prefix` that
+    /// cannot be encoded (a float) selects nothing.
+    ///
+    /// For the string keys that start with some text, see
+    /// [`starts_with`](ViewSnapshot::starts_with).
+    pub fn prefix<P: Serialize + ?Sized>(&self, prefix: &P) -> Iter<'_, K, V>
+    where
+        K: CompositeKey,
+    {
         let mut start = Vec::new();
         if encode_key(prefix, &mut start).is_err() {
-            return Iter { inner: None, _types: PhantomData };
+            return Iter::empty();
         }
-        let end = prefix_successor(&start);
-        let end = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
-        self.bytes_range(Bound::Included(&start), end)
+        self.bytes_within(start)
+    }
+
+    /// The records whose string key starts with `start`, in key order (byte order of
+    /// the UTF-8 strings, which is `String`'s order). An empty `start` selects every
+    /// record.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{Store, ViewDef};
+    /// const PATHS: ViewDef<String, u32> = ViewDef::new("paths");
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let paths = store.view(&PATHS)?;
+    /// for (i, path) in ["/a", "/a/b", "/ab", "/b"].into_iter().enumerate() {
+    ///     paths.put(&path.to_string(), i as u32, 1)?;
+    /// }
+    /// let snap = paths.snapshot();
+    /// let under_a: Vec<String> = snap.starts_with("/a/").map(|(path, _)| path).collect();
+    /// assert_eq!(under_a, ["/a/b"]);
+    /// assert_eq!(snap.starts_with("/a").count(), 3);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn starts_with(&self, start: &str) -> Iter<'_, K, V>
+    where
+        K: Borrow<str>,
+    {
+        match string_start(start) {
+            Some(start) => self.bytes_within(start),
+            None => Iter::empty(),
+        }
     }
 
     /// The secondary index named `name`, read at this snapshot's LSN; empty when the
@@ -174,9 +241,16 @@ where
         IndexView::named(self.data(), name)
     }
 
+    /// The records whose encoded key starts with `start`.
+    fn bytes_within(&self, start: Vec<u8>) -> Iter<'_, K, V> {
+        let (start, end) = prefix_bounds(start);
+        self.bytes_range(start.as_ref().map(Vec::as_slice), end.as_ref().map(Vec::as_slice))
+    }
+
     fn bytes_range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_, K, V> {
-        let inner = self.data().map(|d| d.range(start, end));
-        Iter { inner, _types: PhantomData }
+        let data = self.data();
+        let inner = data.map(|d| d.range(start, end));
+        Iter { data, inner, _types: PhantomData }
     }
 }
 
@@ -197,8 +271,9 @@ fn encode_bound<K: Serialize>(bound: Bound<&K>) -> Option<Bound<KeyBuf>> {
 }
 
 /// An iterator over records in key order, yielding each key decoded and its value
-/// borrowed.
+/// borrowed. [`versioned`](Iter::versioned) adds each record's version.
 pub struct Iter<'a, K, V> {
+    data: Option<&'a ViewData<V>>,
     inner: Option<ordered::Range<'a, V>>,
     _types: PhantomData<fn() -> K>,
 }
@@ -217,14 +292,56 @@ where
 }
 
 impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
+    fn empty() -> Self {
+        Iter { data: None, inner: None, _types: PhantomData }
+    }
+
+    /// The same records with their versions: items `(key, version, value)`, the
+    /// version of each record as [`ViewSnapshot::get_versioned`] gives it. Each record
+    /// costs one more lookup in the view's hash table, where versions are kept.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use viewstore::{Store, ViewDef};
+    /// const NAMES: ViewDef<u64, String> = ViewDef::new("names");
+    /// # let dir = tempfile::tempdir()?;
+    /// # let store = Store::open(dir.path().join("s.redb"))?;
+    /// let names = store.view(&NAMES)?;
+    /// names.put(&1, "ada".to_string(), 3)?;
+    /// names.put(&2, "grace".to_string(), 5)?;
+    /// let snap = names.snapshot();
+    /// let versions: Vec<(u64, u64)> = snap.iter().versioned().map(|(k, v, _)| (k, v)).collect();
+    /// assert_eq!(versions, [(1, 3), (2, 5)]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn versioned(self) -> VersionedIter<'a, K, V> {
+        VersionedIter { iter: self }
+    }
+
     /// The next key with its shared value.
     pub(crate) fn next_shared(&mut self) -> Option<(K, &'a Arc<V>)> {
         let inner = self.inner.as_mut()?;
         loop {
-            let (key, entry) = inner.next()?;
+            let (key, value) = inner.next()?;
             // Every resident key was encoded from a `K` or checked to decode as one
             // when its view was loaded.
             if let Ok(k) = decode_key::<K>(key.as_bytes()) {
+                return Some((k, value));
+            }
+        }
+    }
+
+    /// The next key with its record (version and value), from the front or the back.
+    fn next_entry(&mut self, back: bool) -> Option<(K, &'a Entry<V>)> {
+        let data = self.data?;
+        let inner = self.inner.as_mut()?;
+        loop {
+            let (key, _) = if back { inner.next_back()? } else { inner.next()? };
+            // The ordered leaves and the hash table hold the same records.
+            if let (Some(entry), Ok(k)) =
+                (data.get(key.as_bytes()), decode_key::<K>(key.as_bytes()))
+            {
                 return Some((k, entry));
             }
         }
@@ -248,5 +365,32 @@ impl<K: DeserializeOwned, V> DoubleEndedIterator for Iter<'_, K, V> {
                 return Some((k, &**value));
             }
         }
+    }
+}
+
+/// Records in key order with their versions, from [`Iter::versioned`]: each yields
+/// the key decoded, the record's version and its value borrowed.
+pub struct VersionedIter<'a, K, V> {
+    iter: Iter<'a, K, V>,
+}
+
+impl<'a, K: DeserializeOwned, V> VersionedIter<'a, K, V> {
+    /// The next key with its version and shared value.
+    pub(crate) fn next_shared(&mut self) -> Option<(K, Version, &'a Arc<V>)> {
+        self.iter.next_entry(false).map(|(k, e)| (k, e.version, &e.value))
+    }
+}
+
+impl<'a, K: DeserializeOwned, V> Iterator for VersionedIter<'a, K, V> {
+    type Item = (K, Version, &'a V);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.iter.next_entry(false).map(|(k, e)| (k, e.version, &*e.value))
+    }
+}
+
+impl<K: DeserializeOwned, V> DoubleEndedIterator for VersionedIter<'_, K, V> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.iter.next_entry(true).map(|(k, e)| (k, e.version, &*e.value))
     }
 }
