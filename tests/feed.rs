@@ -221,3 +221,26 @@ fn the_feed_stream_runs_under_tokio_beside_async_writes() -> TestResult {
     assert_eq!(read, (0..200).collect::<Vec<u64>>());
     Ok(())
 }
+
+#[test]
+fn groups_not_yet_durable_are_neither_shown_nor_pruned() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::builder(dir.path().join("feed.redb"))
+        .durability(viewstore::Durability::Periodic { interval: Duration::from_secs(3600) })
+        .feed_retention(FeedRetention::unbounded().max_groups(2))
+        .open()?;
+    let names = store.view(&NAMES)?;
+    let mut reader = store.feed_after(Lsn::new(0))?;
+    for i in 0..10u64 {
+        names.put(&i, "x".into(), 1)?;
+    }
+    // Visible to readers of the store, not durable yet: not in the feed, and not pruned.
+    assert_eq!(names.len(), 10);
+    assert!(reader.next_timeout(Duration::from_millis(20))?.is_none());
+    // Closing syncs: every group is durable, and the reader gets all ten.
+    drop(names);
+    store.close()?;
+    let read: Vec<_> = reader.map(|g| g.map(|g| g.lsn.get())).collect::<Result<_, _>>()?;
+    assert_eq!(read.len(), 10);
+    Ok(())
+}

@@ -282,3 +282,42 @@ fn a_dead_letter_view_of_another_store_is_refused() -> TestResult {
     assert!(matches!(bad_name, Err(Error::InvalidPosition { .. })));
     Ok(())
 }
+
+/// A source that panics in `poll`.
+struct Panicking;
+
+impl Source for Panicking {
+    type Payload = Cmd;
+
+    fn name(&self) -> &'static str {
+        "cmds"
+    }
+
+    fn resume(&mut self, _positions: &[(u32, u64)]) -> Result<(), BoxError> {
+        Ok(())
+    }
+
+    fn poll(&mut self, _max: usize, _timeout: Duration) -> Result<Vec<Event<Cmd>>, BoxError> {
+        panic!("the source broke")
+    }
+
+    fn acknowledge(&mut self, _partition: u32, _position: u64) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_panicking_source_ends_the_projector_with_an_error_and_wakes_its_waiters() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (store, counts, emails) = open(&dir)?;
+    let running = Projector::new(&store, Panicking, handler(counts, emails)).spawn()?;
+    // Without a deadline: only the end of the projector can return this wait.
+    assert!(!running.wait_until(Duration::MAX, |_| false));
+    assert!(running.is_finished());
+    let err = running.stop().err().ok_or("a failure")?;
+    assert!(
+        matches!(&err, Error::SourceFailed { .. }) && err.to_string().contains("broke"),
+        "{err}"
+    );
+    Ok(())
+}

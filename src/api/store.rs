@@ -89,11 +89,14 @@ impl StoreBuilder {
         let published = Arc::new(Published::new(Arc::new(root)));
         let inbox = Arc::new(Inbox::new(config.queue_capacity));
         let writer = Writer::new(db, config.clone(), Arc::clone(&published), Arc::clone(&feed));
-        let thread_feed = Arc::clone(&feed);
         let thread_inbox = Arc::clone(&inbox);
         let thread_file = config.path.clone();
         let finished = Arc::new(Finished::new());
-        let at_end = AtEnd { published: Arc::clone(&published), finished: Arc::clone(&finished) };
+        let at_end = AtEnd {
+            published: Arc::clone(&published),
+            finished: Arc::clone(&finished),
+            feed: Arc::clone(&feed),
+        };
         let thread = std::thread::Builder::new()
             .name("viewstore-writer".into())
             .spawn(move || {
@@ -117,8 +120,6 @@ impl StoreBuilder {
                 for request in thread_inbox.stop(poisoned) {
                     fail_request(request, &error);
                 }
-                // Nothing more will be recorded: feed readers end once they have read all.
-                thread_feed.close();
             })
             .map_err(|e| Error::Io { file: config.path.clone(), source: Arc::new(e) })?;
         let file: Arc<Path> = Arc::from(config.path.as_path());
@@ -141,11 +142,14 @@ impl StoreBuilder {
 struct AtEnd {
     published: Arc<Published>,
     finished: Arc<Finished>,
+    feed: Arc<FeedLog>,
 }
 
 impl Drop for AtEnd {
     fn drop(&mut self) {
         self.published.end();
+        // Nothing more will be recorded: feed readers end once they have read all.
+        self.feed.close();
         self.finished.finish();
     }
 }

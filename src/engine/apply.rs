@@ -9,7 +9,7 @@
 //! the group without it.
 
 use crate::base::beside::WRITE_TABLES_BESIDE_FROM;
-use crate::base::error::{Error, Result};
+use crate::base::error::{Error, ErrorKind, Result};
 use crate::base::feed::FeedChange;
 use crate::base::index_kind::IndexKind;
 use crate::base::order::last_of_each_key;
@@ -186,7 +186,9 @@ impl<'t> Group<'t, '_> {
         let (outcomes, fell_back) = match self.try_ops(ops) {
             Ok(outcomes) => (outcomes, false),
             Err(Fail::Batch(e)) => {
-                let Some(fallback) = fallback else { return Err(Fail::Batch(e)) };
+                let Some(fallback) = fallback.filter(|_| e.kind() == ErrorKind::Batch) else {
+                    return Err(Fail::Batch(e));
+                };
                 // The fallback is user code: a panic fails the batch with its own error.
                 let ops = catch_unwind(AssertUnwindSafe(|| fallback(&e))).unwrap_or(Err(e))?;
                 (self.try_ops(ops)?, true)

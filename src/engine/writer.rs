@@ -361,7 +361,7 @@ impl Writer {
             .db()
             .and_then(|db| read_feed(db, &self.config.path))
             .map_err(|e| format!("reloading the change feed failed: {e}"))?;
-        self.feed.reset(feed, pruned, disk_lsn);
+        self.feed.reset(feed, pruned);
         self.lsn = disk_lsn;
         self.publish(Arc::new(Root { lsn: self.lsn, views, positions: resident(positions) }));
         self.mark_durable(disk_lsn);

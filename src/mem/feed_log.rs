@@ -112,6 +112,11 @@ impl FeedLog {
         let mut bytes = (state.bytes + incoming) as u64;
         let mut last = None;
         for group in &state.groups {
+            // Never a group readers could not see yet: its LSN may not even survive a
+            // crash (periodic durability), and a reader must get the chance to read it.
+            if group.lsn > state.revealed {
+                break;
+            }
             let too_many = retention.groups.is_some_and(|m| count > m);
             let too_big = retention.bytes.is_some_and(|m| bytes > m);
             let too_old = retention.age.is_some_and(|age| {
@@ -142,12 +147,13 @@ impl FeedLog {
     }
 
     /// Replaces the whole feed with what the file holds (after the writer reopened it).
-    pub(crate) fn reset(&self, groups: Vec<FeedGroup>, pruned_through: Lsn, revealed: Lsn) {
+    /// What is revealed does not change: the writer reveals the file's groups once it
+    /// has published them.
+    pub(crate) fn reset(&self, groups: Vec<FeedGroup>, pruned_through: Lsn) {
         let mut state = self.lock();
         state.bytes = groups.iter().map(FeedGroup::size).sum();
         state.groups = groups.into_iter().map(Arc::new).collect();
         state.pruned_through = pruned_through;
-        state.revealed = state.revealed.max(revealed);
         self.notify(state);
     }
 

@@ -95,7 +95,8 @@ impl LsnWatch {
         target: Lsn,
         timeout: Option<Duration>,
     ) -> Result<Option<Lsn>, Ended> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        // A timeout too long to add to the clock waits without a deadline.
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
         let mut state = self.lock();
         loop {
             if state.lsn >= target {

@@ -108,6 +108,8 @@ impl<T: Clone + Send + 'static> MemoryLog<T> {
         partition: u32,
         payloads: impl IntoIterator<Item = T>,
     ) -> Result<std::ops::Range<u64>> {
+        // The caller's iterator runs before the lock: it may panic or read the log.
+        let payloads: Vec<T> = payloads.into_iter().collect();
         let mut state = self.shared.lock();
         let count = state.partitions.len();
         let Some(events) = state.partitions.get_mut(partition as usize) else {
@@ -219,7 +221,7 @@ impl<T: Clone + Send + 'static> Source for MemorySource<T> {
             let Some(next) = self.next.get_mut(partition as usize) else {
                 return Err(no_partition(partition, self.next.len()).into());
             };
-            *next = position + 1;
+            *next = position.saturating_add(1);
         }
         Ok(())
     }

@@ -99,13 +99,13 @@ where
     }
 
     /// How many events may be submitted and not yet committed: the most one group
-    /// commit can take from this projector. Default = 8192.
+    /// commit can take from this projector. Default = 16,384.
     pub fn with_max_in_flight(mut self, events: usize) -> Self {
         self.max_in_flight = events.max(1);
         self
     }
 
-    /// How many events one poll of the source asks for. Default = 512.
+    /// How many events one poll of the source asks for. Default = 4096.
     pub fn with_max_poll(mut self, events: usize) -> Self {
         self.max_poll = events.max(1);
         self
@@ -296,6 +296,11 @@ where
             Some(failure) => Err(failure),
             None => Ok(self.stats()),
         }
+    }
+
+    /// The store the projection writes to.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
     }
 
     /// The projection's figures now.

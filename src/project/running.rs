@@ -1,10 +1,13 @@
 //! A projector on a thread of its own, and the figures it reports.
 
 use crate::api::batch::Batch;
+use crate::api::store::Store;
 use crate::base::error::{Error, Result};
+use crate::base::panic::panic_message;
 use crate::project::projector::{Projection, Projector};
 use crate::project::source::{BoxError, Event, Source};
 use crate::project::stats::ProjectorStats;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -36,6 +39,8 @@ impl Shared {
 pub struct RunningProjector {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+    /// The store written to: a handle dropped on its writer thread must not join.
+    store: Store,
 }
 
 impl std::fmt::Debug for RunningProjector {
@@ -60,7 +65,7 @@ where
 }
 
 impl RunningProjector {
-    fn spawn<S, H>(mut projection: Projection<S, H>) -> Result<Self>
+    fn spawn<S, H>(projection: Projection<S, H>) -> Result<Self>
     where
         S: Source,
         H: FnMut(&Event<S::Payload>, &mut Batch) -> std::result::Result<(), BoxError>
@@ -68,32 +73,32 @@ impl RunningProjector {
             + 'static,
     {
         let stats = projection.stats();
-        let name = format!("viewstore-projector-{}", stats.source);
+        let source = stats.source.clone();
+        let name = format!("viewstore-projector-{source}");
         let shared = Arc::new(Shared {
             state: Mutex::new(Progress { stats, ended: None }),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
         });
         let thread_shared = Arc::clone(&shared);
+        let store = projection.store().clone();
         let thread = std::thread::Builder::new()
             .name(name)
             .spawn(move || {
                 let shared = thread_shared;
-                let mut failed = None;
-                while !shared.stop.load(Ordering::Acquire) {
-                    let stepped = projection.step();
-                    let stats = projection.stats();
-                    shared.lock().stats = stats;
-                    shared.changed.notify_all();
-                    if let Err(e) = stepped {
-                        failed = Some(e);
-                        break;
-                    }
-                }
-                let ended = match failed {
-                    Some(e) => Err(e),
-                    None => projection.finish(),
-                };
+                // The source and the handler are user code: a panic past the handler's
+                // own guard (in `poll`, `acknowledge`, `heads`) ends the projector with
+                // an error instead of leaving its waiters hanging.
+                let ran = catch_unwind(AssertUnwindSafe(|| run(&shared, projection)));
+                let ended = ran.unwrap_or_else(|panic| {
+                    Err(Error::SourceFailed {
+                        source,
+                        reason: format!(
+                            "the projector panicked: {}",
+                            panic_message(panic.as_ref())
+                        ),
+                    })
+                });
                 let mut progress = shared.lock();
                 if let Ok(stats) = &ended {
                     progress.stats = stats.clone();
@@ -103,7 +108,7 @@ impl RunningProjector {
                 shared.changed.notify_all();
             })
             .map_err(|e| Error::Io { file: "(projector thread)".into(), source: Arc::new(e) })?;
-        Ok(RunningProjector { shared, thread: Some(thread) })
+        Ok(RunningProjector { shared, thread: Some(thread), store })
     }
 
     /// The figures after the latest step.
@@ -171,8 +176,32 @@ impl RunningProjector {
 
 impl Drop for RunningProjector {
     fn drop(&mut self) {
+        if self.store.check_not_writer().is_err() {
+            // On the writer thread (in an update closure): the projector may wait for
+            // this very writer, so ask it to stop and let it end on its own.
+            self.shared.stop.store(true, Ordering::Release);
+            drop(self.thread.take());
+            return;
+        }
         if self.thread.is_some() {
             let _ = self.stop_and_join();
         }
     }
+}
+
+/// Steps `projection` until asked to stop or until it fails, then finishes it,
+/// publishing the figures after every step.
+fn run<S, H>(shared: &Shared, mut projection: Projection<S, H>) -> Result<ProjectorStats>
+where
+    S: Source,
+    H: FnMut(&Event<S::Payload>, &mut Batch) -> std::result::Result<(), BoxError> + Send + 'static,
+{
+    while !shared.stop.load(Ordering::Acquire) {
+        let stepped = projection.step();
+        let stats = projection.stats();
+        shared.lock().stats = stats;
+        shared.changed.notify_all();
+        stepped?;
+    }
+    projection.finish()
 }

@@ -38,7 +38,7 @@ impl ProjectorStats {
 
     /// The sum of the partitions' lags (those whose head the source reports).
     pub fn lag(&self) -> u64 {
-        self.partitions.iter().filter_map(|p| p.lag).sum()
+        self.partitions.iter().filter_map(|p| p.lag).fold(0, u64::saturating_add)
     }
 }
 
