@@ -57,14 +57,15 @@ fn keys(names: &View<u64, String>) -> BTreeSet<u64> {
     names.snapshot().iter().map(|(k, _)| k).collect()
 }
 
-/// Sleeps on the runtime's timer until `reached` holds, failing after [`LIMIT`].
+/// Yields to the runtime's other tasks until `reached` holds, failing after [`LIMIT`]:
+/// no timing is guessed, the other tasks run until the state is there.
 async fn until(what: &str, reached: impl Fn() -> bool) -> Result<(), String> {
     let deadline = Instant::now() + LIMIT;
     while !reached() {
         if Instant::now() > deadline {
             return Err(format!("timed out waiting until {what}"));
         }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        tokio::task::yield_now().await;
     }
     Ok(())
 }
@@ -101,6 +102,8 @@ async fn submit_into_a_full_queue(
                 .await?;
             let mut ticks = 0;
             for _ in 0..10 {
+                // The timer is what is tested: it fires only if no submitter blocks
+                // the runtime's one thread while the others wait for room.
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 assert_eq!(store.__waiting_async_submitters(), waiting, "a waiter went away");
                 ticks += 1;
@@ -317,12 +320,10 @@ fn close_async_waits_for_the_drain_without_blocking_the_thread() -> TestResult {
             .map(|key| tokio::spawn(names.put_async(&key, format!("name {key}"), 1)))
             .collect();
         until("the queue is full", || store.__waiting_async_submitters() == 46).await?;
-        // The release comes from a task on this same thread, after `close_async`
-        // started waiting: a close that blocked the thread would never see it.
-        let releaser = tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            release.send(())
-        });
+        // The release comes from a task on this same thread, which runs only once this
+        // task yields, inside `close_async`: a close that blocked the thread would never
+        // let it run.
+        let releaser = tokio::spawn(async move { release.send(()) });
         store.close_async().await?;
         releaser.await??;
         let mut results = Vec::new();
