@@ -12,7 +12,6 @@
 //! a new version, with `Durability::Immediate`. Throughput is counted in events.
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use viewstore::testing::Rng;
@@ -26,30 +25,9 @@ const EVENTS: u64 = 10_000;
 const PER_BATCH: u64 = 1_000;
 const PARTITIONS: u32 = 4;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
-    id: u64,
-    owner: u32,
-    name: String,
-    score: i64,
-    active: bool,
-    tags: Vec<u16>,
-    updated_at: u64,
-}
-
-impl Row {
-    fn new(id: u64, seed: u64) -> Row {
-        Row {
-            id,
-            owner: (seed % 1_000) as u32,
-            name: format!("row-{id:08}-{:04}", seed % 10_000),
-            score: i64::try_from(seed % 1_000_000).unwrap_or(0) - 500_000,
-            active: seed & 1 == 0,
-            tags: vec![(seed % 7) as u16, (seed % 13) as u16, (seed % 29) as u16],
-            updated_at: 1_700_000_000 + seed % 86_400,
-        }
-    }
-}
+#[path = "support/row.rs"]
+mod row;
+use row::Row;
 
 const ROWS: ViewDef<u64, Row> = ViewDef::new("rows");
 

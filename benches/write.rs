@@ -10,7 +10,6 @@
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
-use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,31 +28,9 @@ const COMMITS: u64 = 50;
 /// Inserts per commit in `redb_1000_per_txn`.
 const PER_TXN: u64 = 1_000;
 
-/// A small row of the kind a view holds: about 40 bytes with bincode's standard config.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
-    id: u64,
-    owner: u32,
-    name: String,
-    score: i64,
-    active: bool,
-    tags: Vec<u16>,
-    updated_at: u64,
-}
-
-impl Row {
-    fn new(id: u64, seed: u64) -> Row {
-        Row {
-            id,
-            owner: (seed % 1_000) as u32,
-            name: format!("row-{id:08}-{:04}", seed % 10_000),
-            score: i64::try_from(seed % 1_000_000).unwrap_or(0) - 500_000,
-            active: seed & 1 == 0,
-            tags: vec![(seed % 7) as u16, (seed % 13) as u16, (seed % 29) as u16],
-            updated_at: 1_700_000_000 + seed % 86_400,
-        }
-    }
-}
+#[path = "support/row.rs"]
+mod row;
+use row::Row;
 
 const ROWS: ViewDef<u64, Row> = ViewDef::new("rows");
 /// The same rows, recorded in the change feed by key and version only.
