@@ -13,6 +13,8 @@ pub(crate) mod delta;
 #[cfg(test)]
 mod feed_check;
 pub(crate) mod feed_log;
+#[cfg(test)]
+mod feed_log_tests;
 pub(crate) mod index;
 pub(crate) mod index_read;
 pub(crate) mod load;
