@@ -1,9 +1,12 @@
 //! What users call: `Store`, `View`, `Batch`, `ViewDef`, `IndexDef`, snapshot reads, and
-//! the async forms of submitting, writing, waiting and closing.
+//! the async forms of submitting, writing, waiting and closing; view management and
+//! online backup.
 
 pub(crate) mod asynchronous;
+mod backup;
 pub(crate) mod batch;
 pub(crate) mod index_def;
+mod manage;
 mod open_view;
 pub(crate) mod snapshot;
 pub(crate) mod store;

@@ -164,6 +164,9 @@ pub(crate) fn fail_request(request: Request, error: &Error) {
         Request::Verify { reply } => {
             let _ = reply.send(Err(error.clone()));
         }
+        Request::Manage { reply, .. } => {
+            let _ = reply.send(Err(error.clone()));
+        }
     }
 }
 

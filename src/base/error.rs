@@ -317,6 +317,42 @@ pub enum Error {
         /// The feed holds every group after this LSN.
         readable_after: Lsn,
     },
+    /// A view management call ([`Store::drop_view`](crate::Store::drop_view),
+    /// [`clear_view`](crate::Store::clear_view), [`rename_view`](crate::Store::rename_view))
+    /// named a view the file does not hold. Nothing was changed.
+    UnknownView {
+        /// The name that was asked for.
+        view: String,
+    },
+    /// [`Store::rename_view`](crate::Store::rename_view) was asked for a new name that a
+    /// view of the file already has. Nothing was changed.
+    ViewExists {
+        /// The name that is taken.
+        view: String,
+    },
+    /// A view is open in this process (a `View` handle was made for it by this `Store`),
+    /// and the operation would leave that handle pointing at nothing: drop and rename
+    /// refuse it. Nothing was changed. Reopen the store without opening the view first.
+    ViewOpen {
+        /// The view's name.
+        view: String,
+        /// The operation that was refused: `"drop"` or `"rename"`.
+        operation: &'static str,
+    },
+    /// [`Store::backup`](crate::Store::backup) was given a path that already exists: a
+    /// backup never overwrites a file. Nothing was written there.
+    FileExists {
+        /// The path that exists.
+        file: PathBuf,
+    },
+    /// The file holds a table that this build does not know how to copy, so a backup
+    /// would be incomplete: the backup was refused, and nothing was written at its path.
+    UnknownTable {
+        /// The store's file.
+        file: PathBuf,
+        /// The table's name.
+        table: String,
+    },
     /// The write queue is full; returned by [`Store::try_submit`](crate::Store::try_submit).
     Full,
     /// The store was closed; nothing more can be written.

@@ -93,6 +93,23 @@ impl fmt::Display for Error {
             | Error::EventFailed { .. }
             | Error::SourceFailed { .. }
             | Error::FeedPruned { .. } => self.fmt_source_error(f),
+            Error::UnknownView { view } => write!(f, "the store holds no view named '{view}'"),
+            Error::ViewExists { view } => {
+                write!(f, "the store already holds a view named '{view}'")
+            }
+            Error::ViewOpen { view, operation } => write!(
+                f,
+                "view '{view}' is open in this process: {operation} refuses an open view, \
+                 whose handles would point at nothing"
+            ),
+            Error::FileExists { file } => {
+                write!(f, "{} exists: a backup never overwrites a file", file.display())
+            }
+            Error::UnknownTable { file, table } => write!(
+                f,
+                "{} holds table '{table}', which this build cannot copy: no backup was made",
+                file.display()
+            ),
             Error::Full => f.write_str("the write queue is full"),
             Error::Closed => f.write_str("the store is closed"),
             Error::Poisoned { file, reason } => {

@@ -80,6 +80,10 @@ impl Error {
             | Error::WriterReentry { .. }
             | Error::InvalidPosition { .. }
             | Error::FeedPruned { .. }
+            | Error::UnknownView { .. }
+            | Error::ViewExists { .. }
+            | Error::ViewOpen { .. }
+            | Error::FileExists { .. }
             | Error::Full => ErrorKind::Input,
             Error::ValueTooLarge { from_update, .. } | Error::Encode { from_update, .. } => {
                 if *from_update {
@@ -107,6 +111,7 @@ impl Error {
             | Error::Io { .. }
             | Error::Poisoned { .. }
             | Error::Closed
+            | Error::UnknownTable { .. }
             | Error::SourceFailed { .. } => ErrorKind::Store,
         }
     }

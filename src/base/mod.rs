@@ -11,6 +11,7 @@ mod error_kind;
 pub(crate) mod feed;
 pub(crate) mod index_kind;
 pub(crate) mod limits;
+pub(crate) mod manage;
 pub(crate) mod order;
 pub(crate) mod panic;
 pub(crate) mod sync;

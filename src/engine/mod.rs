@@ -1,6 +1,6 @@
 //! The writer: the inbox requests wait in, the tickets that answer them, the thread
 //! that commits groups (`writer`), the pure apply step and its version rules (`decide`), view registration and
-//! verification.
+//! verification, view management (`manage`).
 
 pub(crate) mod apply;
 mod decide;
@@ -8,6 +8,8 @@ mod feed;
 pub(crate) mod inbox;
 pub(crate) mod joiner;
 mod load;
+mod manage;
+pub(crate) mod manage_op;
 #[cfg(test)]
 mod model_check;
 #[cfg(test)]

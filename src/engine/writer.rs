@@ -16,6 +16,7 @@ use crate::base::version::{Lsn, Receipt};
 use crate::engine::apply::{Committed, apply_group};
 use crate::engine::feed::{now_ms, write_group};
 use crate::engine::inbox::{Inbox, Received};
+use crate::engine::manage_op::{ManageOp, Managed};
 use crate::engine::report::VerifyReport;
 use crate::engine::ticket::Completer;
 use crate::mem::feed_log::FeedLog;
@@ -39,6 +40,7 @@ pub(crate) enum Request {
     Batch { batch: Submission, bytes: usize, done: Completer },
     Register { registration: Box<dyn Registration>, reply: Sender<Result<usize>> },
     Verify { reply: Sender<Result<VerifyReport>> },
+    Manage { op: ManageOp, reply: Sender<Result<Managed>> },
 }
 
 /// What the loop does after a request.
@@ -196,6 +198,14 @@ impl Writer {
             Request::Verify { reply } => {
                 let _ = reply.send(self.verify());
                 Step::Continue
+            }
+            Request::Manage { op, reply } => {
+                let (result, reopen) = self.manage(op);
+                let _ = reply.send(result);
+                match reopen.then(|| self.reopen()) {
+                    Some(Err(reason)) => Step::Stop(Some(reason)),
+                    _ => Step::Continue,
+                }
             }
             Request::Batch { batch, bytes, done } => {
                 let mut group = vec![(batch, done)];
@@ -448,7 +458,7 @@ impl Writer {
     }
 
     /// Records that every group up to `lsn` is on disk, and shows its feed to readers.
-    fn mark_durable(&self, lsn: Lsn) {
+    pub(super) fn mark_durable(&self, lsn: Lsn) {
         self.published.set_durable(lsn);
         self.feed.reveal(lsn);
     }

@@ -1,0 +1,139 @@
+//! A view's tables and catalog rows changed as a whole, inside one write transaction:
+//! dropped, emptied or renamed. The caller commits; until then nothing is visible, and a
+//! crash leaves the file as it was.
+
+use crate::base::error::{Error, Result};
+use crate::base::version::Version;
+use crate::storage::format::{
+    INDEXES, Record, SOURCES, VIEWS, index_meta_key, index_table, index_table_name, view_table,
+    view_table_name,
+};
+use redb::{ReadableTable, TableHandle, WriteTransaction};
+use std::path::Path;
+
+/// Whether the catalog records `view`.
+pub(crate) fn view_exists(txn: &WriteTransaction, view: &str, file: &Path) -> Result<bool> {
+    let views = txn.open_table(VIEWS).map_err(Error::at(file, "opening the view list"))?;
+    let found = views.get(view).map_err(Error::at(file, "reading the view list"))?;
+    Ok(found.is_some())
+}
+
+/// The names of `view`'s indexes, as the catalog records them.
+pub(crate) fn index_names(txn: &WriteTransaction, view: &str, file: &Path) -> Result<Vec<String>> {
+    let metas = txn.open_table(INDEXES).map_err(Error::at(file, "opening the index list"))?;
+    let prefix = index_meta_key(view, "");
+    let mut names = Vec::new();
+    for item in metas.range(prefix.as_str()..).map_err(Error::at(file, "reading the index list"))? {
+        let (key, _) = item.map_err(Error::at(file, "reading the index list"))?;
+        let Some(index) = key.value().strip_prefix(prefix.as_str()) else { break };
+        // A rest with a '/' is an index of another view whose name starts with this
+        // one's ("shop/users" below "shop"): index names have no '/'.
+        if !index.contains('/') {
+            names.push(index.to_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// Whether the file has the table of view sources (only files with a view with sources
+/// do: opening it in a write transaction would create it).
+fn has_sources_table(txn: &WriteTransaction, file: &Path) -> Result<bool> {
+    Ok(txn
+        .list_tables()
+        .map_err(Error::at(file, "listing tables"))?
+        .any(|t| t.name() == SOURCES.name()))
+}
+
+/// Removes `view`'s record table, its index tables and every catalog row of it.
+pub(crate) fn drop_view_tables(txn: &WriteTransaction, view: &str, file: &Path) -> Result<()> {
+    let indexes = index_names(txn, view, file)?;
+    let table = view_table_name(view);
+    txn.delete_table(view_table(&table)).map_err(Error::at(file, "dropping a view"))?;
+    let mut metas = txn.open_table(INDEXES).map_err(Error::at(file, "opening the index list"))?;
+    for index in &indexes {
+        let table = index_table_name(view, index);
+        txn.delete_table(index_table(&table)).map_err(Error::at(file, "dropping an index"))?;
+        metas
+            .remove(index_meta_key(view, index).as_str())
+            .map_err(Error::at(file, "dropping an index"))?;
+    }
+    let mut views = txn.open_table(VIEWS).map_err(Error::at(file, "opening the view list"))?;
+    views.remove(view).map_err(Error::at(file, "dropping a view"))?;
+    if has_sources_table(txn, file)? {
+        let mut sources = txn.open_table(SOURCES).map_err(Error::at(file, "opening sources"))?;
+        sources.remove(view).map_err(Error::at(file, "dropping a view"))?;
+    }
+    Ok(())
+}
+
+/// Empties `view`'s record table and index tables; its catalog rows stay.
+pub(crate) fn clear_view_tables(txn: &WriteTransaction, view: &str, file: &Path) -> Result<()> {
+    let table = view_table_name(view);
+    txn.delete_table(view_table(&table)).map_err(Error::at(file, "clearing a view"))?;
+    txn.open_table(view_table(&table)).map_err(Error::at(file, "clearing a view"))?;
+    for index in index_names(txn, view, file)? {
+        let table = index_table_name(view, &index);
+        txn.delete_table(index_table(&table)).map_err(Error::at(file, "clearing an index"))?;
+        txn.open_table(index_table(&table)).map_err(Error::at(file, "clearing an index"))?;
+    }
+    Ok(())
+}
+
+/// Moves `old`'s record table, index tables and catalog rows to `new`, which the
+/// caller has checked is free.
+pub(crate) fn rename_view_tables(
+    txn: &WriteTransaction,
+    old: &str,
+    new: &str,
+    file: &Path,
+) -> Result<()> {
+    let indexes = index_names(txn, old, file)?;
+    let (from, to) = (view_table_name(old), view_table_name(new));
+    txn.rename_table(view_table(&from), view_table(&to))
+        .map_err(Error::at(file, "renaming a view"))?;
+    let mut metas = txn.open_table(INDEXES).map_err(Error::at(file, "opening the index list"))?;
+    for index in &indexes {
+        let (from, to) = (index_table_name(old, index), index_table_name(new, index));
+        txn.rename_table(index_table(&from), index_table(&to))
+            .map_err(Error::at(file, "renaming an index"))?;
+        move_row(&mut metas, &index_meta_key(old, index), &index_meta_key(new, index), file)?;
+    }
+    let mut views = txn.open_table(VIEWS).map_err(Error::at(file, "opening the view list"))?;
+    move_row(&mut views, old, new, file)?;
+    if has_sources_table(txn, file)? {
+        let mut sources = txn.open_table(SOURCES).map_err(Error::at(file, "opening sources"))?;
+        move_row(&mut sources, old, new, file)?;
+    }
+    Ok(())
+}
+
+/// Moves the row at `from` to `to`, if there is one.
+fn move_row(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    from: &str,
+    to: &str,
+    file: &Path,
+) -> Result<()> {
+    let bytes = table.remove(from).map_err(Error::at(file, "moving a catalog row"))?;
+    if let Some(bytes) = bytes.map(|b| b.value().to_vec()) {
+        table.insert(to, bytes.as_slice()).map_err(Error::at(file, "moving a catalog row"))?;
+    }
+    Ok(())
+}
+
+/// Every key of `view`'s table with its record's version, tombstones included.
+pub(crate) fn stored_versions(
+    txn: &WriteTransaction,
+    view: &str,
+    file: &Path,
+) -> Result<Vec<(Vec<u8>, Version)>> {
+    let name = view_table_name(view);
+    let table = txn.open_table(view_table(&name)).map_err(Error::at(file, "opening a view"))?;
+    let mut out = Vec::new();
+    for item in table.iter().map_err(Error::at(file, "reading a view"))? {
+        let (key, bytes) = item.map_err(Error::at(file, "reading a view"))?;
+        let version = Record::decode(bytes.value()).map_or(0, |r| r.version());
+        out.push((key.value().to_vec(), version));
+    }
+    Ok(out)
+}
