@@ -77,12 +77,15 @@ fn a_backup_under_writes_holds_exactly_the_writes_up_to_its_lsn() -> TestResult 
         let held: BTreeMap<u64, u64> = view.range(..).into_iter().map(|(k, v)| (k, *v)).collect();
         assert_eq!(held, expected);
         // The position, the feed and the index came along, at the same LSN.
-        let writes = log.iter().filter(|(l, _, _)| *l <= report.lsn).count() as u64;
-        assert_eq!(copy.position("log", 0)?, Some(writes - 1));
+        let applied = log.iter().filter(|(l, _, _)| *l <= report.lsn).count() as u64;
+        assert_eq!(copy.position("log", 0)?, Some(applied - 1));
         let mut feed = copy.feed_after(Lsn::new(report.lsn.get() - 1))?;
         let group = feed.next_timeout(std::time::Duration::ZERO)?.ok_or("no feed")?;
         assert_eq!(group.lsn, report.lsn);
-        assert_eq!(view.index_count(&BY_VALUE, &3), expected.values().filter(|v| *v % 10 == 3).count());
+        assert_eq!(
+            view.index_count(&BY_VALUE, &3),
+            expected.values().filter(|v| *v % 10 == 3).count()
+        );
         assert!(copy.verify()?.is_ok());
         // The copy is a store of its own: it takes writes.
         view.put(&1_000_000, 1, 1)?;
@@ -113,10 +116,13 @@ fn a_backup_never_overwrites_a_file() -> TestResult {
     Ok(())
 }
 
+/// A store's LSN and the records of its `counts` view.
+type Held = (Lsn, BTreeMap<u64, u64>);
+
 /// What a store on `image` holds: its LSN and the `counts` view, or `None` when the
 /// image holds no store yet: redb writes its magic number last when it creates a
 /// file, or no commit of the backup reached it.
-fn read_image(image: Vec<u8>) -> Result<Option<(Lsn, BTreeMap<u64, u64>)>, String> {
+fn read_image(image: Vec<u8>) -> Result<Option<Held>, String> {
     const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];
     if !image.starts_with(&REDB_MAGIC) {
         return Ok(None);
@@ -142,7 +148,7 @@ fn a_backup_failing_at_any_io_call_leaves_no_commit_or_the_whole_copy() -> TestR
     store.submit(batch)?.wait()?;
     let whole: BTreeMap<u64, u64> = (0..300).map(|k| (k, k * 7)).collect();
     let probe = Arc::new(FaultBackend::new());
-    store.__backup_to_backend(Arc::clone(&probe) as _)?;
+    store.__backup_to_backend(&(Arc::clone(&probe) as _))?;
     let calls = probe.counters().mutations();
     let (mut failed, mut whole_images) = (0, 0);
     for at in 0..=calls {
@@ -150,15 +156,16 @@ fn a_backup_failing_at_any_io_call_leaves_no_commit_or_the_whole_copy() -> TestR
             let lsn = store.lsn();
             let target = Arc::new(FaultBackend::new());
             target.set_plan(Some(FaultPlan { target: FaultTarget::Any, at, mode }));
-            let result = store.__backup_to_backend(Arc::clone(&target) as _);
+            let result = store.__backup_to_backend(&(Arc::clone(&target) as _));
             failed += u32::from(result.is_err());
             for image in [target.durable_image(), target.power_loss_image(at + 1)] {
                 match read_image(image)? {
                     None => {}
                     Some((at_lsn, held)) if at_lsn == lsn && held == whole => whole_images += 1,
                     Some(other) => {
-                        return Err(format!("fault at {at} {mode:?}: a partial copy {other:?}")
-                            .into());
+                        return Err(
+                            format!("fault at {at} {mode:?}: a partial copy {other:?}").into()
+                        );
                     }
                 }
             }

@@ -191,7 +191,7 @@ fn rename_keeps_records_and_indexes_under_the_new_name() -> TestResult {
 }
 
 /// The views and their contents, as a comparable value.
-fn state(store: &Store) -> Result<Vec<(String, u64, u64)>, Box<dyn std::error::Error>> {
+fn state(store: &Store) -> viewstore::Result<Vec<(String, u64, u64)>> {
     Ok(store.views()?.into_iter().map(|v| (v.name, v.records, v.tombstones)).collect())
 }
 

@@ -110,12 +110,12 @@ impl Store {
     #[doc(hidden)]
     pub fn __backup_to_backend(
         &self,
-        backend: Arc<dyn redb::StorageBackend>,
+        backend: &Arc<dyn redb::StorageBackend>,
     ) -> Result<BackupReport> {
         let target = Path::new("(backend)");
         let (snapshot, lsn) = self.backup_snapshot()?;
         let db = redb::Builder::new()
-            .create_with_backend(crate::base::config::SharedBackend(Arc::clone(&backend)))
+            .create_with_backend(crate::base::config::SharedBackend(Arc::clone(backend)))
             .map_err(Error::at(target, "creating the backup"))?;
         let copied = self.copy_into(&snapshot, db, target)?;
         let bytes =

@@ -93,6 +93,28 @@ impl fmt::Display for Error {
             | Error::EventFailed { .. }
             | Error::SourceFailed { .. }
             | Error::FeedPruned { .. } => self.fmt_source_error(f),
+            Error::UnknownView { .. }
+            | Error::ViewExists { .. }
+            | Error::ViewOpen { .. }
+            | Error::FileExists { .. }
+            | Error::UnknownTable { .. } => self.fmt_manage_error(f),
+            Error::Full => f.write_str("the write queue is full"),
+            Error::Closed => f.write_str("the store is closed"),
+            Error::Poisoned { file, reason } => {
+                write!(f, "store {} is read-only after a writer failure: {reason}", file.display())
+            }
+            Error::Storage { file, during, source } => {
+                write!(f, "storage error in {} while {during}: {source}", file.display())
+            }
+            Error::Io { file, source } => write!(f, "I/O error on {}: {source}", file.display()),
+        }
+    }
+}
+
+impl Error {
+    /// Display of the errors of view management and backup.
+    fn fmt_manage_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Error::UnknownView { view } => write!(f, "the store holds no view named '{view}'"),
             Error::ViewExists { view } => {
                 write!(f, "the store already holds a view named '{view}'")
@@ -110,20 +132,10 @@ impl fmt::Display for Error {
                 "{} holds table '{table}', which this build cannot copy: no backup was made",
                 file.display()
             ),
-            Error::Full => f.write_str("the write queue is full"),
-            Error::Closed => f.write_str("the store is closed"),
-            Error::Poisoned { file, reason } => {
-                write!(f, "store {} is read-only after a writer failure: {reason}", file.display())
-            }
-            Error::Storage { file, during, source } => {
-                write!(f, "storage error in {} while {during}: {source}", file.display())
-            }
-            Error::Io { file, source } => write!(f, "I/O error on {}: {source}", file.display()),
+            _ => Ok(()),
         }
     }
-}
 
-impl Error {
     /// Display of the errors of an index's keys.
     fn fmt_index_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

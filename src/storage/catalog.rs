@@ -23,9 +23,9 @@ pub(crate) struct StoredView {
 }
 
 /// Opens a catalog table for reading; `None` when the file never created it.
-fn open<'t>(
+fn open(
     txn: &ReadTransaction,
-    def: redb::TableDefinition<'t, &'static str, &'static [u8]>,
+    def: redb::TableDefinition<'_, &'static str, &'static [u8]>,
     file: &Path,
 ) -> Result<Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>> {
     match txn.open_table(def) {
