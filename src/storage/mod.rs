@@ -6,3 +6,4 @@ pub(crate) mod format;
 pub(crate) mod open;
 pub(crate) mod positions;
 pub(crate) mod sources;
+pub(crate) mod timed;
