@@ -165,6 +165,10 @@ impl Span {
 
     /// Records the group's LSN on a commit span.
     #[inline]
+    #[cfg_attr(
+        not(feature = "tracing"),
+        expect(clippy::unused_self, reason = "the span is empty without the feature")
+    )]
     pub(crate) fn record_lsn(&self, lsn: u64) {
         #[cfg(feature = "tracing")]
         self.span.record("lsn", lsn);
@@ -174,6 +178,10 @@ impl Span {
 
     /// Records the records loaded on a view load span.
     #[inline]
+    #[cfg_attr(
+        not(feature = "tracing"),
+        expect(clippy::unused_self, reason = "the span is empty without the feature")
+    )]
     pub(crate) fn record_records(&self, records: u64) {
         #[cfg(feature = "tracing")]
         self.span.record("records", records);
@@ -183,6 +191,10 @@ impl Span {
 
     /// Runs `f` inside the span.
     #[inline]
+    #[cfg_attr(
+        not(feature = "tracing"),
+        expect(clippy::unused_self, reason = "the span is empty without the feature")
+    )]
     pub(crate) fn in_scope<T>(&self, f: impl FnOnce() -> T) -> T {
         #[cfg(feature = "tracing")]
         return self.span.in_scope(f);
