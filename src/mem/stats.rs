@@ -117,7 +117,12 @@ impl Stats {
 impl fmt::Display for Stats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file = self.file_bytes.map_or_else(|| "unknown".to_owned(), |b| b.to_string());
-        writeln!(f, "lsn {}  durable {}  file {file} bytes", self.lsn, self.durable_lsn)?;
+        writeln!(
+            f,
+            "lsn {}  durable {}  file {file} bytes",
+            self.lsn.get(),
+            self.durable_lsn.get()
+        )?;
         let q = &self.queue;
         writeln!(
             f,
