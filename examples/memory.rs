@@ -6,7 +6,11 @@
 //!
 //! ```text
 //! cargo run --release --example memory [-- RECORDS [CACHE_MIB]]
+//! INDEXED=1 cargo run --release --example memory [-- RECORDS [CACHE_MIB]]
 //! ```
+//!
+//! With `INDEXED=1` the view has three secondary indexes (a unique one by e-mail, multi
+//! ones by city and by follower count), and the figures include them.
 //!
 //! `CACHE_MIB` sets redb's page cache (`StoreBuilder::cache_size`; the store's default
 //! when left out). `memory populate PATH RECORDS` and
@@ -17,11 +21,22 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use viewstore::{Batch, Durability, Store};
+use viewstore::{Batch, Durability, IndexDef, Store, ViewDef};
 
 #[path = "../benches/support/profile.rs"]
 mod profile;
 use profile::{PROFILES, Profile, profile};
+
+const BY_EMAIL: IndexDef<Profile, String> = IndexDef::unique("by_email", |p| p.email.clone());
+const BY_CITY: IndexDef<Profile, String> = IndexDef::multi("by_city", |p| p.city.clone());
+const BY_FOLLOWERS: IndexDef<Profile, u64> = IndexDef::multi("by_followers", |p| p.followers);
+const INDEXED: ViewDef<u64, Profile> =
+    ViewDef::new("profiles").with_indexes(&[&BY_EMAIL, &BY_CITY, &BY_FOLLOWERS]);
+
+/// The view measured: with three indexes when `INDEXED=1`.
+fn view_def() -> &'static ViewDef<u64, Profile> {
+    if std::env::var_os("INDEXED").is_some_and(|v| v == "1") { &INDEXED } else { &PROFILES }
+}
 
 /// Resident set size of this process, in bytes.
 fn rss() -> u64 {
@@ -36,7 +51,7 @@ fn populate(path: &Path, records: u64) -> Res<()> {
     let store = Store::builder(path)
         .durability(Durability::Periodic { interval: Duration::from_secs(1) })
         .open()?;
-    let view = store.view(&PROFILES)?;
+    let view = store.view(view_def())?;
     let mut tickets = Vec::new();
     let mut id = 0;
     while id < records {
@@ -65,7 +80,7 @@ fn measure_viewstore(path: &Path, records: u64, cache_mib: Option<usize>) -> Res
     let store = builder.open()?;
     let opened = started.elapsed();
     let after_open = rss();
-    let view = store.view(&PROFILES)?;
+    let view = store.view(view_def())?;
     let loaded = started.elapsed();
     let after = rss();
     eprintln!(
@@ -79,13 +94,15 @@ fn measure_viewstore(path: &Path, records: u64, cache_mib: Option<usize>) -> Res
     let stats = store.stats();
     let v = &stats.views[0];
     println!(
-        "viewstore {} {} {} {} {}",
+        "viewstore {} {} {} {} {} {}",
         after - before,
         v.index_bytes,
         v.value_bytes,
         loaded.as_millis(),
-        v.records
+        v.records,
+        v.secondary_index_bytes()
     );
+    eprintln!("{stats}");
     Ok(())
 }
 
@@ -154,11 +171,12 @@ fn main() -> Res<()> {
         vs[3]
     );
     println!(
-        "  layer's own accounting:        {:8.1} B/record  (indexes {:.1} + value allocations {:.1}; \
-         heap data inside values not counted)",
-        per(vs[1] + vs[2]),
+        "  layer's own accounting:        {:8.1} B/record  (records {:.1} + value allocations {:.1} \
+         + secondary indexes {:.1}; heap data inside values not counted)",
+        per(vs[1] + vs[2] + vs[5]),
         per(vs[1]),
-        per(vs[2])
+        per(vs[2]),
+        per(vs[5])
     );
     println!("HashMap<u64, Arc<V>> RSS delta:  {:8.1} B/record", per(hm[0]));
     println!("ratio viewstore / HashMap:       {:8.3}", vs[0] as f64 / hm[0] as f64);

@@ -45,6 +45,8 @@ pub(crate) struct Committed {
     pub(crate) outcomes: Vec<Outcome>,
     pub(crate) redelivery: bool,
     pub(crate) fell_back: bool,
+    /// How many of the applied outcomes deleted their record.
+    pub(crate) deleted: u64,
 }
 
 /// The result of applying a group: one result per batch, and the changes to publish to
@@ -93,7 +95,9 @@ struct Group<'t, 'v> {
     file: &'v Path,
     tables: HashMap<usize, RecordTable<'t>>,
     index_tables: HashMap<(usize, usize), IndexTable<'t>>,
-    overlay: KeyMap<State>,
+    /// Each key the group wrote: its state now, and whether it was a tombstone before
+    /// the group (so that the group's change in tombstones is exact, not scanned).
+    overlay: KeyMap<(State, bool)>,
     /// The batch being worked out, kept between batches for its allocation.
     scratch: KeyMap<KeyInBatch>,
     unique_changes: HashMap<usize, Vec<UniqueChange>>,
@@ -154,12 +158,19 @@ pub(crate) fn apply_group(
         Fail::Batch(e) | Fail::Group(e) => e,
     })?;
     let mut per_view: HashMap<usize, ViewDelta> = HashMap::new();
-    for ((view, key), state) in group.overlay {
+    for ((view, key), (state, was_tombstone)) in group.overlay {
+        let is_tombstone = state.is_tombstone();
         let new = match (state.stored, state.live) {
             (Some(version), Some(value)) => Some((version, value)),
             _ => None,
         };
-        per_view.entry(view).or_default().records.push(RecordChange { key, new });
+        let delta = per_view.entry(view).or_default();
+        delta.records.push(RecordChange { key, new });
+        match (was_tombstone, is_tombstone) {
+            (false, true) => delta.tombstones_gained += 1,
+            (true, false) => delta.tombstones_lost += 1,
+            _ => {}
+        }
     }
     for (view, changes) in group.unique_changes {
         per_view.entry(view).or_default().unique = changes;
@@ -181,10 +192,10 @@ impl<'t> Group<'t, '_> {
         let Submission { ops, positions, fallback } = batch;
         if let Check::Redelivery = self.positions.check(self.txn, self.file, &positions)? {
             let outcomes = vec![Outcome::Redelivered; ops.len()];
-            return Ok(Committed { outcomes, redelivery: true, fell_back: false });
+            return Ok(Committed { outcomes, redelivery: true, fell_back: false, deleted: 0 });
         }
-        let (outcomes, fell_back) = match self.try_ops(ops) {
-            Ok(outcomes) => (outcomes, false),
+        let ((outcomes, deleted), fell_back) = match self.try_ops(ops) {
+            Ok(worked_out) => (worked_out, false),
             Err(Fail::Batch(e)) => {
                 let Some(fallback) = fallback.filter(|_| e.kind() == ErrorKind::Batch) else {
                     return Err(Fail::Batch(e));
@@ -196,11 +207,12 @@ impl<'t> Group<'t, '_> {
             Err(group) => return Err(group),
         };
         self.positions.record(&positions);
-        Ok(Committed { outcomes, redelivery: false, fell_back })
+        Ok(Committed { outcomes, redelivery: false, fell_back, deleted })
     }
 
     /// Works out `ops` and writes them to the transaction if all of them succeed.
-    fn try_ops(&mut self, ops: Vec<Op>) -> Result<Vec<Outcome>, Fail> {
+    /// Returns their outcomes and how many of them deleted their record.
+    fn try_ops(&mut self, ops: Vec<Op>) -> Result<(Vec<Outcome>, u64), Fail> {
         let mut local = std::mem::take(&mut self.scratch);
         local.clear();
         let worked_out = self
@@ -248,7 +260,7 @@ impl<'t> Group<'t, '_> {
         if let Some(slot) = local.get(&k) {
             return Ok(slot.now.clone());
         }
-        if let Some(state) = self.overlay.get(&k) {
+        if let Some((state, _)) = self.overlay.get(&k) {
             return Ok(state.clone());
         }
         let file = self.file;
@@ -292,8 +304,9 @@ impl<'t> Group<'t, '_> {
         &mut self,
         ops: Vec<Op>,
         local: &mut KeyMap<KeyInBatch>,
-    ) -> Result<Vec<Outcome>, Fail> {
+    ) -> Result<(Vec<Outcome>, u64), Fail> {
         let mut outcomes = Vec::with_capacity(ops.len());
+        let mut deleted = 0;
         for Op { view, source, key, kind } in ops {
             let has_indexes = !self.view(view)?.indexes.is_empty();
             let outcome = match kind {
@@ -319,6 +332,9 @@ impl<'t> Group<'t, '_> {
                     };
                     let (outcome, next) = decide(&state, kind, source)?;
                     if let Some((now, pending)) = next {
+                        if outcome == Outcome::Applied && now.is_tombstone() {
+                            deleted += 1;
+                        }
                         match local.entry((view, key)) {
                             MapEntry::Occupied(mut slot) => {
                                 let slot = slot.get_mut();
@@ -339,7 +355,7 @@ impl<'t> Group<'t, '_> {
             };
             outcomes.push(outcome);
         }
-        Ok(outcomes)
+        Ok((outcomes, deleted))
     }
 
     /// Stages the removal of every tombstone of `view` below `below`, as this batch
@@ -488,7 +504,13 @@ impl<'t> Group<'t, '_> {
             if let Some(pending) = slot.pending {
                 self.records.entry(view).or_default().push((key.clone(), pending));
             }
-            self.overlay.insert((view, key), slot.now);
+            // A key the group had not written yet: `before` is its committed state.
+            match self.overlay.entry((view, key)) {
+                MapEntry::Occupied(mut entry) => entry.get_mut().0 = slot.now,
+                MapEntry::Vacant(entry) => {
+                    entry.insert((slot.now, slot.before.is_tombstone()));
+                }
+            }
         }
         for w in index_writes {
             let unique = self.view(w.view)?.indexes.get(w.index).map(|i| i.kind);

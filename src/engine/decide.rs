@@ -48,6 +48,11 @@ impl State {
         State { stored, is_live, live: None, sources }
     }
 
+    /// Whether the key holds a tombstone: a stored version and no live record.
+    pub(super) fn is_tombstone(&self) -> bool {
+        self.stored.is_some() && !self.is_live
+    }
+
     /// Whether `purge_tombstones(below)` from `source` removes this record: a tombstone
     /// below `below`; of a view with sources, one that `source` deleted last, below
     /// `below` in that source's version.

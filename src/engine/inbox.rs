@@ -35,6 +35,7 @@
 //! async, cancelled), closers and the receiver is explored.
 
 use super::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use crate::base::writer_stats::QueueStats;
 use crate::mem::notify::{Place, Removed, Waiters, Wakeups};
 use std::collections::VecDeque;
 use std::future::Future;
@@ -325,6 +326,18 @@ impl<R> Inbox<R> {
     pub(crate) fn status(&self) -> (bool, Option<String>) {
         let state = self.lock();
         (state.closed, state.poisoned.clone())
+    }
+
+    /// The queue now: requests queued, capacity, and senders waiting for room (blocked
+    /// threads, async senders). One short critical section.
+    pub(crate) fn queue_stats(&self) -> QueueStats {
+        let state = self.lock();
+        QueueStats {
+            queued: state.queue.len(),
+            capacity: state.capacity,
+            blocked_submitters: state.waiting_senders,
+            waiting_async_submitters: state.room_waiters.len(),
+        }
     }
 
     /// How many senders wait for room in a full queue.

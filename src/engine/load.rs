@@ -15,14 +15,15 @@ use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use std::ops::Bound;
 use std::path::Path;
 
-/// Pushes the stored records of the view in `table_name` into `loader`.
+/// Pushes the stored records of the view in `table_name` into `loader`; returns how
+/// many tombstones the table holds.
 pub(crate) fn read_records(
     db: &Database,
     table_name: &str,
     reg: &dyn Registration,
     file: &Path,
     loader: &mut Box<dyn Loader>,
-) -> Result<()> {
+) -> Result<u64> {
     let view = View { name: reg.name(), render_key: reg.render_key(), table: table_name, file };
     let Some((split, len)) = split_key(db, table_name, file)? else {
         return view.read(db, (Bound::Unbounded, Bound::Unbounded), loader.as_mut());
@@ -44,8 +45,9 @@ pub(crate) fn read_records(
         move || view.read(db, upper_range, upper_loader),
         || view.read(db, lower_range, loader.as_mut()),
     );
-    lower_read.and(upper_read)?;
-    loader.append(upper)
+    let tombstones = lower_read? + upper_read?;
+    loader.append(upper)?;
+    Ok(tombstones)
 }
 
 /// Where to split the table's key range, and its record count; `None` to read it on one
@@ -101,11 +103,12 @@ impl View<'_> {
         db: &Database,
         range: (Bound<&[u8]>, Bound<&[u8]>),
         loader: &mut dyn Loader,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let file = self.file;
         let read = db.begin_read().map_err(Error::at(file, "beginning a read"))?;
         let table =
             read.open_table(view_table(self.table)).map_err(Error::at(file, "opening a view"))?;
+        let mut tombstones = 0;
         for item in table.range::<&[u8]>(range).map_err(Error::at(file, "loading a view"))? {
             let (k, v) = item.map_err(Error::at(file, "loading a view"))?;
             match Record::decode(v.value()) {
@@ -113,6 +116,8 @@ impl View<'_> {
                 Ok(record) => {
                     if let Some((version, value)) = record.live() {
                         loader.push(k.value(), version, value)?;
+                    } else {
+                        tombstones += 1;
                     }
                 }
                 Err(reason) => {
@@ -120,7 +125,7 @@ impl View<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(tombstones)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::base::config::IndexProgress;
 use crate::base::error::{Error, Result};
+use crate::base::instrument::Span;
 use crate::engine::writer::{Registered, Writer};
 use crate::mem::ResidentView;
 use crate::mem::Root;
@@ -51,7 +52,9 @@ impl Writer {
             }
             return Ok(known.id);
         }
-        let (view, table_name, indexes) = self.load_view(reg.as_ref())?;
+        let span = Span::view_load(&name);
+        let (view, table_name, indexes) = span.in_scope(|| self.load_view(reg.as_ref()))?;
+        span.record_records(view.len() as u64);
         let id = self.views.len();
         self.views.push(ViewInfo {
             name: Arc::from(name.as_str()),
@@ -111,13 +114,20 @@ impl Writer {
         }
         let sources_written = self.check_sources(&txn, name, reg.sources(), created)?;
         let mut loader = reg.loader();
+        let mut tombstones = 0;
         if created {
             // A new view's table is created empty, in the transaction that records it.
             txn.open_table(view_table(&table_name)).map_err(Error::at(&file, "creating a view"))?;
         } else {
             // Records are read through read transactions, on two threads for a large
             // view. Only this thread writes, so they see what this transaction sees.
-            crate::engine::load::read_records(self.db()?, &table_name, reg, &file, &mut loader)?;
+            tombstones = crate::engine::load::read_records(
+                self.db()?,
+                &table_name,
+                reg,
+                &file,
+                &mut loader,
+            )?;
         }
         loader.decoded()?;
         let indexes = reg.indexes();
@@ -127,7 +137,7 @@ impl Writer {
         } else {
             txn.abort().map_err(Error::at(&file, "aborting a read"))?;
         }
-        Ok((loader.finish()?, table_name, indexes))
+        Ok((loader.finish(tombstones)?, table_name, indexes))
     }
 
     /// Checks a view's declared sources against the ones the file records for it: the
@@ -274,7 +284,8 @@ impl Writer {
                     let _ = catch_unwind(AssertUnwindSafe(|| (report.0)(&progress)));
                 }
             };
-            loader.build_index(ix, &mut sink, &mut progress)?;
+            let span = Span::index_build(view, &decl.writer.name);
+            span.in_scope(|| loader.build_index(ix, &mut sink, &mut progress))?;
             metas
                 .insert(key.as_str(), decl.meta.to_bytes().as_slice())
                 .map_err(Error::at(file, "recording an index"))?;

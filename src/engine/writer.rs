@@ -11,8 +11,10 @@ use crate::base::beside::BUILD_ROOT_BESIDE_COMMIT_FROM;
 use crate::base::config::{Config, Durability};
 use crate::base::error::{Error, Result};
 use crate::base::feed::FeedGroup;
+use crate::base::instrument::{self, Span};
 use crate::base::panic::panic_message;
 use crate::base::version::{Lsn, Receipt};
+use crate::base::writer_stats::{BatchTally, WriterFigures};
 use crate::engine::apply::{Committed, apply_group};
 use crate::engine::feed::{now_ms, write_group};
 use crate::engine::inbox::{Inbox, Received};
@@ -77,6 +79,8 @@ pub(crate) struct Writer {
     pub(super) lsn: Lsn,
     /// When the oldest commit not yet synced to disk was made (periodic durability).
     pub(super) unsynced_since: Option<Instant>,
+    /// What the writer counts, shared with the store's `stats`.
+    pub(super) figures: Arc<WriterFigures>,
     reclaimer: Reclaimer,
 }
 
@@ -123,6 +127,7 @@ impl Writer {
         config: Config,
         published: Arc<Published>,
         feed: Arc<FeedLog>,
+        figures: Arc<WriterFigures>,
     ) -> Self {
         let root = published.load_full();
         let lsn = root.lsn;
@@ -138,6 +143,7 @@ impl Writer {
             fatal: None,
             lsn,
             unsynced_since: None,
+            figures,
             reclaimer: Reclaimer::new(),
         }
     }
@@ -210,6 +216,14 @@ impl Writer {
             Request::Batch { batch, bytes, done } => {
                 let mut group = vec![(batch, done)];
                 *carried = self.fill_group(rx, &mut group, bytes);
+                if instrument::METRICS {
+                    let queue = rx.queue_stats();
+                    instrument::gauge(instrument::QUEUE_DEPTH, queue.queued as u64);
+                    instrument::gauge(
+                        instrument::BLOCKED_SUBMITTERS,
+                        queue.blocked_submitters as u64,
+                    );
+                }
                 match self.commit_group(group) {
                     Ok(()) => Step::Continue,
                     Err(reason) => Step::Stop(Some(reason)),
@@ -304,8 +318,25 @@ impl Writer {
         group: Vec<(Submission, Completer)>,
     ) -> std::result::Result<(), String> {
         let (batches, completers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-        match self.apply_and_commit(batches) {
+        let (count, writes) = (batches.len(), batches.iter().map(|b| b.ops.len()).sum::<usize>());
+        let span = Span::commit(count, writes);
+        let (before, started) = (self.lsn, Instant::now());
+        let applied = span.in_scope(|| self.apply_and_commit(batches));
+        match applied {
             Ok((lsn, results)) => {
+                if lsn > before {
+                    span.record_lsn(lsn.get());
+                    self.figures.record_commit(started.elapsed());
+                    self.figures.count_group(count as u64, writes as u64);
+                }
+                for result in &results {
+                    match result {
+                        Ok(c) => self
+                            .figures
+                            .count_batch(&BatchTally { outcomes: &c.outcomes, deleted: c.deleted }),
+                        Err(_) => self.figures.count_failed_batch(),
+                    }
+                }
                 for (done, result) in completers.into_iter().zip(results) {
                     done.complete(result.map(|c| Receipt {
                         lsn,
@@ -317,6 +348,7 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
+                self.figures.count_failed_group(completers.len() as u64);
                 for done in completers {
                     done.complete(Err(e.clone()));
                 }
@@ -343,8 +375,8 @@ impl Writer {
         // The old database holds the file lock: it must be gone before opening again.
         drop(self.db.take());
         self.unsynced_since = None;
-        let (db, disk_lsn) =
-            open_database(&self.config).map_err(|e| format!("reopening failed: {e}"))?;
+        let (db, disk_lsn) = open_database(&self.config, &self.figures.sync_latency)
+            .map_err(|e| format!("reopening failed: {e}"))?;
         self.db = Some(db);
         if disk_lsn < self.lsn {
             // Acknowledged groups that were not yet durable (periodic durability) went
@@ -466,7 +498,7 @@ impl Writer {
     pub(super) fn publish(&mut self, root: Arc<Root>) {
         debug_assert!(root.lsn >= self.root.lsn, "roots are published in LSN order");
         let old = std::mem::replace(&mut self.root, Arc::clone(&root));
-        self.published.publish(root);
+        Span::publish(root.lsn.get()).in_scope(|| self.published.publish(root));
         self.reclaimer.retire(old);
     }
 }

@@ -39,6 +39,11 @@ pub(crate) struct ViewDelta {
     pub(crate) unique: Vec<UniqueChange>,
     /// Changes to multi indexes: per index, its entries in key order, one per key.
     pub(crate) multi: Vec<(usize, MultiEntries)>,
+    /// Keys that were not tombstones before the group and are after it.
+    pub(crate) tombstones_gained: u64,
+    /// Keys that were tombstones before the group and are not after it (purged, or
+    /// written again).
+    pub(crate) tombstones_lost: u64,
 }
 
 /// A multi index's changed entries (index key then primary key, mapped to the primary

@@ -15,6 +15,7 @@
 use super::delta::{Effect, MultiEntries, UniqueChange};
 use super::ordered::{OrderedIndex, Sorted, SortedChange};
 use super::points::{PointChange, PointIndex, PointSlot};
+use super::stats::IndexStats;
 use super::{Entry, ViewData};
 use crate::base::beside::MULTI_INDEXES_BESIDE_FROM;
 use crate::base::index_kind::IndexKind;
@@ -77,6 +78,17 @@ impl<V> IndexData<V> {
             map: Sorted::from_sorted(Vec::new()),
             points: None,
             loaded: Vec::new(),
+        }
+    }
+
+    /// The index's name, kind, entries and resident bytes.
+    pub(crate) fn stats(&self) -> IndexStats {
+        IndexStats {
+            name: self.name.to_owned(),
+            kind: self.kind,
+            entries: self.map.len(),
+            bytes: self.map.structural_bytes()
+                + self.points.as_ref().map_or(0, PointIndex::structural_bytes),
         }
     }
 
@@ -311,7 +323,13 @@ impl<V: Send + Sync> ViewData<V> {
             apply_unique(unique, &points);
             (order, points)
         };
-        ViewData { name: Arc::clone(&self.name), order, points, indexes }
+        ViewData {
+            name: Arc::clone(&self.name),
+            order,
+            points,
+            indexes,
+            tombstones: self.tombstones,
+        }
     }
 }
 

@@ -25,9 +25,11 @@ pub(crate) mod notify;
 pub(crate) mod ordered;
 pub(crate) mod points;
 pub(crate) mod snapshot;
+pub(crate) mod stats;
 
 pub use index_read::{IndexIter, IndexView};
 pub use snapshot::{Iter, Snapshot, ViewSnapshot};
+pub use stats::{IndexStats, Stats, ViewStats};
 
 use crate::base::sync;
 use crate::base::version::{Lsn, Version};
@@ -66,6 +68,9 @@ pub(crate) struct ViewData<V> {
     points: PointIndex<Entry<V>>,
     order: OrderedIndex<V>,
     pub(crate) indexes: Vec<IndexData<V>>,
+    /// The view's tombstones in the file: counted at open, then moved by each group's
+    /// [`ViewDelta`] (tombstones themselves are not resident).
+    pub(crate) tombstones: u64,
 }
 
 impl<V> Clone for ViewData<V> {
@@ -75,6 +80,7 @@ impl<V> Clone for ViewData<V> {
             points: self.points.clone(),
             order: self.order.clone(),
             indexes: self.indexes.clone(),
+            tombstones: self.tombstones,
         }
     }
 }
@@ -102,6 +108,10 @@ pub(crate) trait ResidentView: Send + Sync + 'static {
     fn index_bytes(&self) -> usize;
     /// Bytes of the view's value allocations, see [`ViewStats::value_bytes`].
     fn value_bytes(&self) -> usize;
+    /// The view's tombstones in the file, see [`ViewStats::tombstones`].
+    fn tombstones(&self) -> u64;
+    /// Entries and bytes of each secondary index, see [`IndexStats`].
+    fn index_stats(&self) -> Vec<IndexStats>;
 }
 
 impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
@@ -127,6 +137,12 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
     }
 
     fn with_delta(&self, changes: ViewDelta) -> Arc<dyn ResidentView> {
+        let tombstones = (self.tombstones + changes.tombstones_gained)
+            .checked_sub(changes.tombstones_lost)
+            .unwrap_or_else(|| {
+                debug_assert!(false, "view '{}' lost more tombstones than it had", self.name);
+                0
+            });
         let mut typed: Vec<(KeyBuf, Option<Entry<V>>)> = changes
             .records
             .into_iter()
@@ -145,9 +161,10 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
             .iter()
             .map(|(k, e)| (k.clone(), e.as_ref().map(|e| Arc::clone(&e.value))))
             .collect();
-        let next = self.with_group(changes.unique, changes.multi, || {
+        let mut next = self.with_group(changes.unique, changes.multi, || {
             (self.order.with_changes(ordered), self.points.with_changes(typed))
         });
+        next.tombstones = tombstones;
         debug_assert_eq!(next.order.len(), next.points.len());
         Arc::new(next)
     }
@@ -173,6 +190,14 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
         // Each value is one `Arc` allocation: two counters and the value itself.
         self.len() * (2 * size_of::<usize>() + size_of::<V>())
     }
+
+    fn tombstones(&self) -> u64 {
+        self.tombstones
+    }
+
+    fn index_stats(&self) -> Vec<IndexStats> {
+        self.indexes.iter().map(IndexData::stats).collect()
+    }
 }
 
 impl<V: Send + Sync + 'static> ViewData<V> {
@@ -197,6 +222,7 @@ impl<V: Send + Sync + 'static> ViewData<V> {
             points: PointIndex::assemble(plan, records),
             order,
             indexes: Vec::new(),
+            tombstones: 0,
         }
     }
 }
@@ -225,44 +251,6 @@ impl<V> ViewData<V> {
     }
 }
 
-/// Figures about one open view, from [`Store::stats`](crate::Store::stats).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ViewStats {
-    /// The view's name.
-    pub name: String,
-    /// Live records held in memory.
-    pub records: usize,
-    /// Bytes of the view's two indexes: the point index's bucket directory, bucket
-    /// headers and 32-byte slots (key, version, value pointer), and the ordered index's
-    /// leaf array and 24-byte items (key, value pointer). Computed from the structures'
-    /// sizes, without the allocator's rounding and per-allocation headers.
-    pub index_bytes: usize,
-    /// Bytes of the values' own allocations: records × (`size_of::<V>()` + the two
-    /// reference counts of an `Arc`). Heap data that a value owns (the bytes of a
-    /// `String` field, the elements of a `Vec`) is not seen by the layer and not
-    /// counted: measure the process to see it (`examples/memory.rs`).
-    pub value_bytes: usize,
-}
-
-impl ViewStats {
-    /// `index_bytes + value_bytes`: the layer's estimate of the view's resident memory,
-    /// a lower bound (see the two fields).
-    pub fn resident_bytes(&self) -> usize {
-        self.index_bytes + self.value_bytes
-    }
-}
-
-/// Figures about an open store, from [`Store::stats`](crate::Store::stats).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// The LSN of the latest visible group.
-    pub lsn: Lsn,
-    /// One entry per open view.
-    pub views: Vec<ViewStats>,
-}
-
 /// The source positions a store has reached: `(source, partition)` to position.
 pub(crate) type Positions = BTreeMap<(Arc<str>, u32), u64>;
 
@@ -281,15 +269,18 @@ impl Root {
         self.views.get(id)?.as_any().downcast_ref()
     }
 
-    /// Record counts and memory estimates per view, in registration order.
+    /// Record and tombstone counts and memory estimates per view, in registration
+    /// order.
     pub(crate) fn view_stats(&self) -> Vec<ViewStats> {
         self.views
             .iter()
             .map(|v| ViewStats {
                 name: v.name().to_owned(),
                 records: v.len(),
+                tombstones: v.tombstones(),
                 index_bytes: v.index_bytes(),
                 value_bytes: v.value_bytes(),
+                indexes: v.index_stats(),
             })
             .collect()
     }

@@ -156,7 +156,6 @@ impl Waiters {
     }
 
     /// How many wakers are registered.
-    #[cfg(any(test, feature = "__testing"))]
     pub(crate) fn len(&self) -> usize {
         self.waiting.len()
     }

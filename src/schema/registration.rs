@@ -83,7 +83,7 @@ pub(crate) trait Loader: Send {
         sink: &mut dyn FnMut(&[u8], u32) -> Result<()>,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<()>;
-    fn finish(self: Box<Self>) -> Result<Arc<dyn ResidentView>>;
+    fn finish(self: Box<Self>, tombstones: u64) -> Result<Arc<dyn ResidentView>>;
 }
 
 pub(crate) struct TypedRegistration<K, V: 'static, C> {
@@ -297,10 +297,11 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         Ok(())
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Arc<dyn ResidentView>> {
+    fn finish(mut self: Box<Self>, tombstones: u64) -> Result<Arc<dyn ResidentView>> {
         self.decoded()?;
         let records = self.records.take().unwrap_or_default();
         let mut data = ViewData::from_sorted(self.name, records);
+        data.tombstones = tombstones;
         data.seal_indexes(std::mem::take(&mut self.indexes));
         Ok(Arc::new(data))
     }

@@ -9,4 +9,5 @@ pub(crate) mod format;
 pub(crate) mod open;
 pub(crate) mod positions;
 pub(crate) mod sources;
+pub(crate) mod timed;
 pub(crate) mod view_tables;

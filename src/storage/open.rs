@@ -3,24 +3,28 @@
 
 use crate::base::config::{Config, SharedBackend};
 use crate::base::error::{Error, Result};
+use crate::base::histogram::Recorder;
 use crate::base::version::Lsn;
 use crate::storage::format::{
     FORMAT_PLAIN, FORMAT_VERSION, META, META_FORMAT, META_LSN, REDB_MAGIC,
 };
+use crate::storage::timed::Timed;
 use redb::{Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableHandle};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 /// Opens (or creates) the redb database of a store and returns it with its last LSN.
-pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
+/// Every sync of the file is timed into `syncs`.
+pub(crate) fn open_database(config: &Config, syncs: &Arc<Recorder>) -> Result<(Database, Lsn)> {
     let path = config.path.as_path();
     if let Some(backend) = &config.backend {
         reset_interrupted_creation_in(backend.as_ref(), path)?;
+        let backend = Timed { inner: SharedBackend(Arc::clone(backend)), syncs: Arc::clone(syncs) };
         let db = redb::Builder::new()
             .set_check_integrity_on_open(config.check_integrity)
             .set_cache_size(config.cache_size)
-            .create_with_backend(SharedBackend(Arc::clone(backend)))
+            .create_with_backend(backend)
             .map_err(|e| open_error(path, e))?;
         let lsn = init_or_check(&db, path)?;
         return Ok((db, lsn));
@@ -41,10 +45,19 @@ pub(crate) fn open_database(config: &Config) -> Result<(Database, Lsn)> {
     if existing && inspect_locked(path)? == Inspected::Store {
         precheck_read_only(path)?;
     }
+    // What `redb::Builder::create` does, with the file backend wrapped to time its syncs.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| open_error(path, e.into()))?;
+    let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(path, e))?;
     let db = redb::Builder::new()
         .set_check_integrity_on_open(config.check_integrity)
         .set_cache_size(config.cache_size)
-        .create(path)
+        .create_with_backend(Timed { inner: backend, syncs: Arc::clone(syncs) })
         .map_err(|e| open_error(path, e))?;
     let lsn = init_or_check(&db, path)?;
     Ok((db, lsn))
