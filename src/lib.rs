@@ -139,6 +139,7 @@ pub use base::error::{CodecError, Error, ErrorKind, Result};
 pub use base::feed::{ChangeKind, FeedChange, FeedGroup, FeedMode, FeedRetention};
 pub use base::index_kind::IndexKind;
 pub use base::limits::{MAX_KEY_BYTES, MAX_SOURCES, MAX_VALUE_BYTES};
+pub use base::shape::Shape;
 pub use base::version::{Change, Lsn, Outcome, Receipt, Version};
 pub use engine::report::{Problem, ProblemKind, VerifyReport};
 pub use engine::ticket::Ticket;

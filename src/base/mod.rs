@@ -13,5 +13,7 @@ pub(crate) mod index_kind;
 pub(crate) mod limits;
 pub(crate) mod order;
 pub(crate) mod panic;
+pub(crate) mod shape;
 pub(crate) mod sync;
+pub(crate) mod type_names;
 pub(crate) mod version;

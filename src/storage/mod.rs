@@ -5,4 +5,5 @@ pub(crate) mod feed;
 pub(crate) mod format;
 pub(crate) mod open;
 pub(crate) mod positions;
+pub(crate) mod shapes;
 pub(crate) mod sources;
