@@ -141,6 +141,7 @@ pub use base::histogram::Histogram;
 pub use base::index_kind::IndexKind;
 pub use base::limits::{MAX_KEY_BYTES, MAX_SOURCES, MAX_VALUE_BYTES};
 pub use base::manage::{BackupReport, CompactReport, IndexInfo, ViewInfo};
+pub use base::shape::Shape;
 pub use base::version::{Change, Lsn, Outcome, Receipt, Version};
 pub use base::writer_stats::{Outcomes, QueueStats, WriterStats};
 pub use engine::report::{Problem, ProblemKind, VerifyReport};

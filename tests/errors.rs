@@ -159,10 +159,12 @@ fn a_view_opened_with_other_types_or_schema_is_a_mismatch() -> TestResult {
             store.view(&USERS_V2).map(drop).expect_err("other schema version"),
         ] {
             match &err {
-                Error::SchemaMismatch { view, stored, requested } => {
+                Error::SchemaMismatch { view, stored, requested, .. } => {
                     assert_eq!(view, "users");
                     assert_ne!(stored, requested);
-                    assert!(stored.contains("alloc::string::String"), "{stored}");
+                    // Type names are recorded without module paths.
+                    assert!(stored.contains("value String"), "{stored}");
+                    assert!(!stored.contains("alloc::"), "{stored}");
                 }
                 other => panic!("expected SchemaMismatch, got {other:?}"),
             }
@@ -372,6 +374,14 @@ fn corrupt_value_bytes_are_a_decode_error_naming_view_and_key() -> TestResult {
     }
     let text = err.to_string();
     assert!(text.contains("'users'") && text.contains("4242"), "{text}");
+    // The bytes do not decode as the view's value type: the message says which, and
+    // that raising the schema version is the usual fix.
+    assert!(text.contains("current type String at schema version 1"), "{text}");
+    assert!(text.contains("usually a schema change") && text.contains("schema_version"), "{text}");
+    assert!(
+        matches!(&err, Error::Decode { type_name: Some(t), schema_version: Some(1), .. } if t == "String"),
+        "{err:?}"
+    );
     assert!(err.source().is_some());
     // The rest of the store still works.
     let other = store.view(&OTHER)?;

@@ -267,7 +267,7 @@ fn a_panicking_codec_fails_only_its_batch_or_its_open() -> TestResult {
 
     let store = Store::open(&path)?;
     match store.view(&TRAPPED) {
-        Err(Error::Decode { view, key, source }) => {
+        Err(Error::Decode { view, key, source, .. }) => {
             assert_eq!((view.as_str(), key.as_str()), ("trapped", "5"));
             assert!(source.to_string().contains("panicked"), "{source}");
         }

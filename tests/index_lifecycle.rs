@@ -205,7 +205,7 @@ fn one_view_cannot_be_open_with_two_index_lists_at_once() -> TestResult {
     let posts = store.view(&WITH_AUTHOR)?;
     posts.put(&1, post(1, &["a"]), 1)?;
     match store.view(&WITH_BOTH) {
-        Err(viewstore::Error::SchemaMismatch { view, stored, requested }) => {
+        Err(viewstore::Error::SchemaMismatch { view, stored, requested, .. }) => {
             assert_eq!(view, "posts");
             assert!(stored.contains("by_author") && !stored.contains("by_tag"), "{stored}");
             assert!(requested.contains("by_tag"), "{requested}");

@@ -407,7 +407,7 @@ fn a_view_stored_without_sources_cannot_gain_them() -> TestResult {
     let store = Store::open(&path)?;
     let err = store.view(&NAMES_SOURCED).expect_err("sources added to a stored view");
     assert!(
-        matches!(&err, Error::SchemaMismatch { view, stored, requested }
+        matches!(&err, Error::SchemaMismatch { view, stored, requested, .. }
             if view == "names" && stored == "without sources" && requested.contains("[users]")),
         "{err:?}"
     );

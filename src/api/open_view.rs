@@ -5,12 +5,24 @@ use crate::api::store::Store;
 use crate::api::view::{View, ViewDef};
 use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
+use crate::base::panic::panic_message;
+use crate::base::shape::Shape;
 use crate::engine::writer::Request;
 use crate::keys::unencodable_part;
 use crate::schema::names::{check_index_names, check_source_names, check_view_name};
 use crate::schema::registration::TypedRegistration;
 use crate::schema::registration::{ViewKey, ViewValue};
+use crate::storage::shapes::{TypeShape, ViewShapes};
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// A shape traced by user code (a type's `Deserialize`, a codec): a panic in it makes
+/// the shape unknown, with the panic's message as the reason.
+fn traced(trace: impl FnOnce() -> Result<Shape, String>) -> Result<Shape, String> {
+    catch_unwind(AssertUnwindSafe(trace)).unwrap_or_else(|payload| {
+        Err(format!("tracing panicked: {}", panic_message(payload.as_ref())))
+    })
+}
 
 impl Store {
     /// Opens a view: registers it on first use (recording its types and schema version)
@@ -20,7 +32,8 @@ impl Store {
     /// # Errors
     ///
     /// [`Error::SchemaMismatch`] when the view is stored with other key or value types,
-    /// codec or schema version, or sources that the declared ones do not extend
+    /// codec or schema version, with a key or value shape that changed under the same
+    /// schema version (the error lists the changes), or sources that the declared ones do not extend
     /// (nothing is written); [`Error::InvalidViewName`]; [`Error::InvalidSource`];
     /// [`Error::KeyEncoding`] when the key type holds a part the key encoding cannot
     /// encode (a float, a map, an untagged enum), in any variant;
@@ -59,9 +72,17 @@ impl Store {
                 });
             }
         }
+        let meta = def.meta();
+        let shapes = ViewShapes {
+            key_type: meta.key_type.clone(),
+            value_type: meta.value_type.clone(),
+            key: TypeShape::from_trace(traced(|| Shape::of::<K>())),
+            value: TypeShape::from_trace(traced(|| def.codec().value_shape())),
+        };
         let registration = TypedRegistration::<K, V, C> {
             name: def.name(),
-            meta: def.meta(),
+            meta,
+            shapes,
             codec: def.codec().clone(),
             indexes: def.indexes(),
             sources: def.sources(),

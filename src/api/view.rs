@@ -5,6 +5,7 @@ use crate::base::codec::Bincode;
 use crate::base::error::Error;
 use crate::base::error::Result;
 use crate::base::feed::FeedMode;
+use crate::base::type_names::strip_paths;
 use crate::mem::Published;
 use crate::schema::index::AnyIndex;
 use crate::storage::format::ViewMeta;
@@ -16,9 +17,12 @@ use std::sync::Arc;
 /// version. Usable as a `const`.
 ///
 /// The store records the key and value type names, the codec and the schema version
-/// of every view; opening a view with other ones fails with
-/// [`Error::SchemaMismatch`]. Type names are those of [`std::any::type_name`], so
-/// moving or renaming a type counts as a change.
+/// of every view, and the serde shapes of its key and value ([`Shape`](crate::Shape));
+/// opening a view with other names or version, or with a shape that changed under the
+/// same schema version, fails with [`Error::SchemaMismatch`] naming what changed. Type
+/// names are those of [`std::any::type_name`] without module paths (`Profile`,
+/// `Vec<Item>`), so moving a type to another module changes nothing; renaming it does,
+/// unless the names are fixed with [`ViewDef::with_type_names`].
 ///
 /// Options are set with `with_*` methods, whose documentation gives the default and
 /// whose result must be used (the type is `#[must_use]`), and read back by their bare
@@ -41,6 +45,8 @@ use std::sync::Arc;
 pub struct ViewDef<K, V: 'static, C = Bincode> {
     name: &'static str,
     schema_version: u32,
+    /// The key and value type names the user fixed, if any.
+    type_names: Option<(&'static str, &'static str)>,
     codec: C,
     indexes: &'static [&'static dyn AnyIndex<V>],
     sources: &'static [&'static str],
@@ -63,6 +69,7 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
         ViewDef {
             name,
             schema_version: 1,
+            type_names: None,
             codec,
             indexes: &[],
             sources: &[],
@@ -191,6 +198,39 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
         self
     }
 
+    /// The same definition with the key and value type names the store records fixed to
+    /// `key` and `value`, so that renaming the Rust types keeps the view (their serde
+    /// shapes are still compared). Default = the types' names without module paths, as
+    /// [`std::any::type_name`] gives them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use serde::{Deserialize, Serialize};
+    /// use viewstore::ViewDef;
+    ///
+    /// #[derive(Serialize, Deserialize)]
+    /// struct ProfileV2 { name: String }
+    ///
+    /// const PROFILES: ViewDef<u64, ProfileV2> =
+    ///     ViewDef::new("profiles").with_type_names("UserId", "Profile");
+    /// assert_eq!(PROFILES.type_names(), ("UserId".to_string(), "Profile".to_string()));
+    /// ```
+    pub const fn with_type_names(mut self, key: &'static str, value: &'static str) -> Self {
+        self.type_names = Some((key, value));
+        self
+    }
+
+    /// The key and value type names the store records for the view.
+    pub fn type_names(&self) -> (String, String) {
+        match self.type_names {
+            Some((key, value)) => (key.to_owned(), value.to_owned()),
+            None => {
+                (strip_paths(std::any::type_name::<K>()), strip_paths(std::any::type_name::<V>()))
+            }
+        }
+    }
+
     /// The view's name.
     pub const fn name(&self) -> &'static str {
         self.name
@@ -208,10 +248,11 @@ impl<K, V: 'static, C> ViewDef<K, V, C> {
 
 impl<K, V: 'static, C: Clone> ViewDef<K, V, C> {
     pub(crate) fn meta(&self) -> ViewMeta {
+        let (key_type, value_type) = self.type_names();
         ViewMeta {
-            key_type: std::any::type_name::<K>().to_owned(),
-            value_type: std::any::type_name::<V>().to_owned(),
-            codec: std::any::type_name::<C>().to_owned(),
+            key_type,
+            value_type,
+            codec: strip_paths(std::any::type_name::<C>()),
             schema_version: self.schema_version,
         }
     }

@@ -1,6 +1,7 @@
 //! Value codecs: the [`Codec`] trait and the default, [`Bincode`].
 
 use crate::base::error::CodecError;
+use crate::base::shape::Shape;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -28,6 +29,18 @@ pub trait Codec<V>: Send + Sync + 'static {
     fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), CodecError>;
     /// Decodes a value from exactly `bytes`.
     fn decode(&self, bytes: &[u8]) -> Result<V, CodecError>;
+
+    /// The shape of the values this codec writes, recorded in the file so that a value
+    /// type that changes shape without a new schema version is refused at open
+    /// ([`Error::SchemaMismatch`](crate::Error::SchemaMismatch) naming what changed).
+    /// `Err` says why there is none: the view then opens on its type names and schema
+    /// version alone, and the file records "shape unknown" with that reason.
+    ///
+    /// Default = no shape. [`Bincode`] traces `V` with [`Shape::of`]; a codec whose bytes
+    /// follow `V`'s serde shape can do the same.
+    fn value_shape(&self) -> Result<Shape, String> {
+        Err("the codec reports no shape".to_owned())
+    }
 }
 
 /// The most memory, in bytes, that [`Bincode`] lets a value's containers claim while it
@@ -59,5 +72,9 @@ impl<V: Serialize + DeserializeOwned> Codec<V> for Bincode {
             return Err(format!("{} trailing bytes after the value", bytes.len() - read).into());
         }
         Ok(value)
+    }
+
+    fn value_shape(&self) -> Result<Shape, String> {
+        Shape::of::<V>()
     }
 }

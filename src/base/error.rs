@@ -64,7 +64,8 @@ pub enum Error {
         supported: u32,
     },
     /// A view was opened with key or value types, or a schema version, other than the
-    /// ones the store recorded for it. Nothing was written.
+    /// ones the store recorded for it, or with a key or value type whose serde shape
+    /// changed without a new schema version. Nothing was written.
     SchemaMismatch {
         /// The view's name.
         view: String,
@@ -72,6 +73,10 @@ pub enum Error {
         stored: String,
         /// What the caller asked for.
         requested: String,
+        /// How the key and value shapes changed, one line each
+        /// (`value Profile.address.city: u32 → String`); empty when the shapes are the
+        /// same or one of them is unknown.
+        changes: Vec<String>,
     },
     /// A view name that cannot be used (empty, too long, or with control characters).
     InvalidViewName {
@@ -158,10 +163,11 @@ pub enum Error {
         /// ([`ErrorKind::Input`]).
         from_update: bool,
     },
-    /// Stored bytes could not be decoded: the record of this key is corrupt, or was
-    /// written with another value type. Found by a batch that reads the record, it fails
-    /// that batch; found when a view is opened, it fails that open. Either way the rest
-    /// of the store goes on ([`ErrorKind::Batch`]).
+    /// Stored bytes could not be decoded: the record of this key was written with
+    /// another key or value type (usually a schema change), or is corrupt. Found by a
+    /// batch that reads the record, it fails that batch; found when a view is opened,
+    /// it fails that open. Either way the rest of the store goes on
+    /// ([`ErrorKind::Batch`]).
     Decode {
         /// The view's name.
         view: String,
@@ -169,6 +175,11 @@ pub enum Error {
         key: String,
         /// The codec's error or what was wrong with the record.
         source: Arc<CodecError>,
+        /// The name of the type the bytes were decoded as (the view's key or value type,
+        /// as the store records it); `None` when the record's own layout was wrong.
+        type_name: Option<String>,
+        /// The view's schema version when `type_name` is given.
+        schema_version: Option<u32>,
     },
     /// An `update` closure panicked. Its batch failed; the writer keeps running.
     UpdatePanicked {
@@ -400,7 +411,31 @@ impl Error {
     }
 
     pub(crate) fn decode(view: &str, key: String, source: impl Into<CodecError>) -> Self {
-        Error::Decode { view: view.to_owned(), key, source: Arc::new(source.into()) }
+        Error::Decode {
+            view: view.to_owned(),
+            key,
+            source: Arc::new(source.into()),
+            type_name: None,
+            schema_version: None,
+        }
+    }
+
+    /// A [`Error::Decode`] of bytes that do not decode as `type_name`, the view's key or
+    /// value type at `schema_version`.
+    pub(crate) fn decode_as(
+        view: &str,
+        key: String,
+        source: impl Into<CodecError>,
+        type_name: &str,
+        schema_version: u32,
+    ) -> Self {
+        Error::Decode {
+            view: view.to_owned(),
+            key,
+            source: Arc::new(source.into()),
+            type_name: Some(type_name.to_owned()),
+            schema_version: Some(schema_version),
+        }
     }
 }
 

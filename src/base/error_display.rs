@@ -25,8 +25,12 @@ impl fmt::Display for Error {
                 "{} has viewstore format version {found}; this build reads up to {supported}",
                 file.display()
             ),
-            Error::SchemaMismatch { view, stored, requested } => {
-                write!(f, "view '{view}' is stored as {stored} but was opened as {requested}")
+            Error::SchemaMismatch { view, stored, requested, changes } => {
+                write!(f, "view '{view}' is stored as {stored} but was opened as {requested}")?;
+                if !changes.is_empty() {
+                    write!(f, "; the shape changed: {}", changes.join("; "))?;
+                }
+                Ok(())
             }
             Error::InvalidViewName { view } => write!(
                 f,
@@ -62,9 +66,7 @@ impl fmt::Display for Error {
                 "cannot encode value for view '{view}', key {key}{}: {source}",
                 by_update(*from_update)
             ),
-            Error::Decode { view, key, source } => {
-                write!(f, "corrupt record in view '{view}', key {key}: {source}")
-            }
+            Error::Decode { .. } => self.fmt_decode(f),
             Error::UpdatePanicked { view, key, message } => {
                 write!(f, "update closure for view '{view}', key {key} panicked: {message}")
             }
@@ -132,6 +134,26 @@ impl Error {
                 "{} holds table '{table}', which this build cannot copy: no backup was made",
                 file.display()
             ),
+            _ => Ok(()),
+        }
+    }
+
+    /// Display of a value or key that does not decode.
+    fn fmt_decode(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Decode { view, key, source, type_name: Some(type_name), schema_version } => {
+                let version = schema_version.map_or_else(String::new, |v| format!(" {v}"));
+                write!(
+                    f,
+                    "the stored bytes of view '{view}', key {key} do not match the current \
+                     type {type_name} at schema version{version} ({source}): this is usually \
+                     a schema change rather than corruption; raise the view's schema_version \
+                     (and migrate or rebuild the view)"
+                )
+            }
+            Error::Decode { view, key, source, type_name: None, .. } => {
+                write!(f, "corrupt record in view '{view}', key {key}: {source}")
+            }
             _ => Ok(()),
         }
     }

@@ -16,6 +16,8 @@ pub(crate) mod limits;
 pub(crate) mod manage;
 pub(crate) mod order;
 pub(crate) mod panic;
+pub(crate) mod shape;
 pub(crate) mod sync;
+pub(crate) mod type_names;
 pub(crate) mod version;
 pub(crate) mod writer_stats;

@@ -134,7 +134,7 @@ impl Writer {
             Some((id, registration)) => {
                 let mut loader = registration.loader();
                 loader.decoded()?;
-                Some((id, loader.finish()?))
+                Some((id, loader.finish(0)?))
             }
             None => None,
         };

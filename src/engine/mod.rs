@@ -17,6 +17,7 @@ mod model_check_async;
 mod positions;
 mod registry;
 pub(crate) mod report;
+mod shape_check;
 mod sync;
 mod tables;
 pub(crate) mod ticket;

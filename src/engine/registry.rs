@@ -4,15 +4,15 @@
 use crate::base::config::IndexProgress;
 use crate::base::error::{Error, Result};
 use crate::base::instrument::Span;
+use crate::engine::shape_check::{check_identity, mismatch};
 use crate::engine::writer::{Registered, Writer};
 use crate::mem::ResidentView;
 use crate::mem::Root;
 use crate::schema::registration::{IndexRegistration, Loader, Registration};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{
-    FORMAT_SOURCES, INDEXES, IndexMeta, META, META_FORMAT, SOURCES, VIEWS, ViewMeta,
-    decode_sources, encode_sources, index_meta_key, index_table, index_table_name, view_table,
-    view_table_name,
+    FORMAT_SOURCES, INDEXES, IndexMeta, META, META_FORMAT, SOURCES, decode_sources, encode_sources,
+    index_meta_key, index_table, index_table_name, view_table, view_table_name,
 };
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -23,17 +23,21 @@ impl Writer {
     pub(super) fn register(&mut self, reg: Box<dyn Registration>) -> Result<usize> {
         let name = reg.name().to_owned();
         let meta = reg.meta();
+        let shapes = reg.shapes();
         let index_metas: Vec<(String, IndexMeta)> =
             reg.indexes().into_iter().map(|i| (i.writer.name.to_string(), i.meta)).collect();
         if let Some(known) = self.by_name.get(&name) {
-            if known.meta != meta {
-                return Err(mismatch(&name, &known.meta, &meta));
+            let changes: Vec<String> =
+                known.shapes.changes(&shapes).iter().map(ToString::to_string).collect();
+            if known.meta != meta || !changes.is_empty() {
+                return Err(mismatch(&name, &known.meta, &meta, changes));
             }
             if known.indexes != index_metas {
                 return Err(Error::SchemaMismatch {
                     view: name.clone(),
                     stored: format!("open with indexes {}", describe_indexes(&known.indexes)),
                     requested: format!("indexes {}", describe_indexes(&index_metas)),
+                    changes: Vec::new(),
                 });
             }
             if known.feed != reg.feed() {
@@ -41,6 +45,7 @@ impl Writer {
                     view: name.clone(),
                     stored: format!("open with feed {:?}", known.feed),
                     requested: format!("feed {:?}", reg.feed()),
+                    changes: Vec::new(),
                 });
             }
             if known.sources != reg.sources() {
@@ -48,6 +53,7 @@ impl Writer {
                     view: name.clone(),
                     stored: format!("open {}", describe_sources(known.sources)),
                     requested: describe_sources(reg.sources()),
+                    changes: Vec::new(),
                 });
             }
             return Ok(known.id);
@@ -64,7 +70,8 @@ impl Writer {
             feed: reg.feed(),
         });
         let (sources, feed) = (reg.sources(), reg.feed());
-        self.by_name.insert(name, Registered { id, meta, indexes: index_metas, sources, feed });
+        self.by_name
+            .insert(name, Registered { id, meta, shapes, indexes: index_metas, sources, feed });
         self.registrations.push(reg);
         let mut root = Root {
             lsn: self.root.lsn,
@@ -88,30 +95,8 @@ impl Writer {
         let file = self.config.path.clone();
         let table_name = view_table_name(name);
         let txn = self.db()?.begin_write().map_err(Error::at(&file, "beginning a write"))?;
-        let mut created = false;
-        {
-            let mut views =
-                txn.open_table(VIEWS).map_err(Error::at(&file, "opening the view list"))?;
-            let stored = views
-                .get(name)
-                .map_err(Error::at(&file, "reading the view list"))?
-                .map(|m| ViewMeta::from_bytes(m.value()));
-            match stored {
-                Some(Some(stored)) if stored != meta => {
-                    return Err(mismatch(name, &stored, &meta));
-                }
-                Some(None) => {
-                    return Err(Error::decode(name, "(view meta)".into(), "unreadable view meta"));
-                }
-                Some(Some(_)) => {}
-                None => {
-                    views
-                        .insert(name, meta.to_bytes().as_slice())
-                        .map_err(Error::at(&file, "recording the view"))?;
-                    created = true;
-                }
-            }
-        }
+        let checked = check_identity(&txn, &file, name, &meta, &reg.shapes())?;
+        let mut created = checked.created;
         let sources_written = self.check_sources(&txn, name, reg.sources(), created)?;
         let mut loader = reg.loader();
         let mut tombstones = 0;
@@ -132,7 +117,7 @@ impl Writer {
         loader.decoded()?;
         let indexes = reg.indexes();
         created |= self.open_indexes(&txn, name, &indexes, loader.as_mut())?;
-        if created || sources_written {
+        if created || checked.wrote || sources_written {
             txn.commit().map_err(Error::at(&file, "recording the view"))?;
         } else {
             txn.abort().map_err(Error::at(&file, "aborting a read"))?;
@@ -180,6 +165,7 @@ impl Writer {
                 view: view.to_owned(),
                 stored: describe_sources(&stored),
                 requested: describe_sources(declared),
+                changes: Vec::new(),
             });
         }
         if stored.len() == declared.len() {
@@ -311,13 +297,5 @@ fn describe_sources(sources: &[&str]) -> String {
         "without sources".to_owned()
     } else {
         format!("with sources [{}]", sources.join(", "))
-    }
-}
-
-fn mismatch(view: &str, stored: &ViewMeta, requested: &ViewMeta) -> Error {
-    Error::SchemaMismatch {
-        view: view.to_owned(),
-        stored: stored.describe(),
-        requested: requested.describe(),
     }
 }

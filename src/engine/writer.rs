@@ -57,6 +57,8 @@ pub(super) struct Registered {
     pub(super) feed: crate::base::feed::FeedMode,
     pub(super) id: usize,
     pub(super) meta: ViewMeta,
+    /// The names and shapes of the view's key and value.
+    pub(super) shapes: crate::storage::shapes::ViewShapes,
     pub(super) indexes: Vec<(String, IndexMeta)>,
     /// The declared source names, in id order.
     pub(super) sources: &'static [&'static str],

@@ -15,6 +15,7 @@ use crate::mem::{ResidentView, ViewData};
 use crate::schema::index::{AnyIndex, extract};
 use crate::schema::view_info::WriterIndex;
 use crate::storage::format::{IndexMeta, ViewMeta, index_table_name};
+use crate::storage::shapes::ViewShapes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Debug;
@@ -40,6 +41,8 @@ impl<T: Send + Sync + 'static> ViewValue for T {}
 pub(crate) trait Registration: Send {
     fn name(&self) -> &str;
     fn meta(&self) -> ViewMeta;
+    /// The names and traced shapes of the view's key and value.
+    fn shapes(&self) -> ViewShapes;
     /// The declared source names, in id order; empty for a view without sources.
     fn sources(&self) -> &'static [&'static str];
     /// What the view records in the change feed.
@@ -89,6 +92,7 @@ pub(crate) trait Loader: Send {
 pub(crate) struct TypedRegistration<K, V: 'static, C> {
     pub(crate) name: &'static str,
     pub(crate) meta: ViewMeta,
+    pub(crate) shapes: ViewShapes,
     pub(crate) codec: C,
     pub(crate) indexes: &'static [&'static dyn AnyIndex<V>],
     pub(crate) sources: &'static [&'static str],
@@ -102,6 +106,9 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegist
     }
     fn meta(&self) -> ViewMeta {
         self.meta.clone()
+    }
+    fn shapes(&self) -> ViewShapes {
+        self.shapes.clone()
     }
     fn sources(&self) -> &'static [&'static str] {
         self.sources
@@ -135,14 +142,19 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegist
     fn loader(&self) -> Box<dyn Loader> {
         let name = self.name;
         let codec = self.codec.clone();
+        let (key_type, value_type) = (self.meta.key_type.clone(), self.meta.value_type.clone());
+        let version = self.meta.schema_version;
         let decode: DecodeFn<V> = Arc::new(move |key: &[u8], value: &[u8]| {
             // The key's `Deserialize` and the codec are user code: a panic in either
             // fails the view's open with a decode error naming the record.
             let decoded = catch_unwind(AssertUnwindSafe(|| {
                 if let Err(e) = decode_key::<K>(key) {
-                    return Err(Error::decode(name, crate::keys::render_bytes(key), e));
+                    let key = crate::keys::render_bytes(key);
+                    return Err(Error::decode_as(name, key, e, &key_type, version));
                 }
-                codec.decode(value).map_err(|e| Error::decode(name, render_key::<K>(key), e))
+                codec.decode(value).map_err(|e| {
+                    Error::decode_as(name, render_key::<K>(key), e, &value_type, version)
+                })
             }));
             decoded.unwrap_or_else(|payload| {
                 let message = format!("the codec panicked: {}", panic_message(payload.as_ref()));

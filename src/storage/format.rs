@@ -1,5 +1,6 @@
 //! The on-disk format: table definitions, the meta table and the record layout.
 
+use crate::base::type_names::strip_paths;
 use crate::base::version::Version;
 use crate::storage::sources::SourceVersions;
 use redb::TableDefinition;
@@ -80,7 +81,9 @@ impl IndexMeta {
     }
 }
 
-/// What the store records about a view, compared at every open of the view.
+/// What the store records about a view, compared at every open of the view. Type names
+/// are recorded without module paths (`Profile`, `Vec<Item>`); files written before
+/// that hold full `std::any::type_name`s, which [`ViewMeta::normalized`] strips.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ViewMeta {
     pub(crate) key_type: String,
@@ -90,6 +93,17 @@ pub(crate) struct ViewMeta {
 }
 
 impl ViewMeta {
+    /// The same meta with module paths stripped from its type and codec names: what a
+    /// stored meta of an older file is compared as.
+    pub(crate) fn normalized(&self) -> ViewMeta {
+        ViewMeta {
+            key_type: strip_paths(&self.key_type),
+            value_type: strip_paths(&self.value_type),
+            codec: strip_paths(&self.codec),
+            schema_version: self.schema_version,
+        }
+    }
+
     pub(crate) fn describe(&self) -> String {
         format!(
             "key {}, value {} ({}), schema version {}",

@@ -8,6 +8,7 @@ pub(crate) mod feed;
 pub(crate) mod format;
 pub(crate) mod open;
 pub(crate) mod positions;
+pub(crate) mod shapes;
 pub(crate) mod sources;
 pub(crate) mod timed;
 pub(crate) mod view_tables;

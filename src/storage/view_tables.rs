@@ -8,6 +8,7 @@ use crate::storage::format::{
     INDEXES, Record, SOURCES, VIEWS, index_meta_key, index_table, index_table_name, view_table,
     view_table_name,
 };
+use crate::storage::shapes::SHAPES;
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 use std::path::Path;
 
@@ -35,13 +36,25 @@ pub(crate) fn index_names(txn: &WriteTransaction, view: &str, file: &Path) -> Re
     Ok(names)
 }
 
-/// Whether the file has the table of view sources (only files with a view with sources
-/// do: opening it in a write transaction would create it).
-fn has_sources_table(txn: &WriteTransaction, file: &Path) -> Result<bool> {
-    Ok(txn
-        .list_tables()
-        .map_err(Error::at(file, "listing tables"))?
-        .any(|t| t.name() == SOURCES.name()))
+/// Whether the file has the catalog table `name` (the table of view sources exists only
+/// in files with a view with sources, the shapes table only in files written since
+/// shapes were recorded): opening it in a write transaction would create it.
+fn has_table(txn: &WriteTransaction, name: &str, file: &Path) -> Result<bool> {
+    Ok(txn.list_tables().map_err(Error::at(file, "listing tables"))?.any(|t| t.name() == name))
+}
+
+/// The catalog tables with one row per view besides [`VIEWS`], those the file has.
+fn per_view_tables(
+    txn: &WriteTransaction,
+    file: &Path,
+) -> Result<Vec<redb::TableDefinition<'static, &'static str, &'static [u8]>>> {
+    let mut out = Vec::new();
+    for def in [SOURCES, SHAPES] {
+        if has_table(txn, def.name(), file)? {
+            out.push(def);
+        }
+    }
+    Ok(out)
 }
 
 /// Removes `view`'s record table, its index tables and every catalog row of it.
@@ -59,9 +72,9 @@ pub(crate) fn drop_view_tables(txn: &WriteTransaction, view: &str, file: &Path) 
     }
     let mut views = txn.open_table(VIEWS).map_err(Error::at(file, "opening the view list"))?;
     views.remove(view).map_err(Error::at(file, "dropping a view"))?;
-    if has_sources_table(txn, file)? {
-        let mut sources = txn.open_table(SOURCES).map_err(Error::at(file, "opening sources"))?;
-        sources.remove(view).map_err(Error::at(file, "dropping a view"))?;
+    for def in per_view_tables(txn, file)? {
+        let mut rows = txn.open_table(def).map_err(Error::at(file, "opening the catalog"))?;
+        rows.remove(view).map_err(Error::at(file, "dropping a view"))?;
     }
     Ok(())
 }
@@ -100,9 +113,9 @@ pub(crate) fn rename_view_tables(
     }
     let mut views = txn.open_table(VIEWS).map_err(Error::at(file, "opening the view list"))?;
     move_row(&mut views, old, new, file)?;
-    if has_sources_table(txn, file)? {
-        let mut sources = txn.open_table(SOURCES).map_err(Error::at(file, "opening sources"))?;
-        move_row(&mut sources, old, new, file)?;
+    for def in per_view_tables(txn, file)? {
+        let mut rows = txn.open_table(def).map_err(Error::at(file, "opening the catalog"))?;
+        move_row(&mut rows, old, new, file)?;
     }
     Ok(())
 }
