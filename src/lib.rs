@@ -128,6 +128,7 @@ pub use redb;
 pub use api::asynchronous::{CloseFuture, SubmitFuture, WaitForFuture};
 pub use api::batch::Batch;
 pub use api::index_def::IndexDef;
+pub use api::migration::Migration;
 pub use api::store::Store;
 pub use api::submit::TrySubmitError;
 pub use api::view::{View, ViewDef};
@@ -140,7 +141,7 @@ pub use base::feed::{ChangeKind, FeedChange, FeedGroup, FeedMode, FeedRetention}
 pub use base::histogram::Histogram;
 pub use base::index_kind::IndexKind;
 pub use base::limits::{MAX_KEY_BYTES, MAX_SOURCES, MAX_VALUE_BYTES};
-pub use base::manage::{BackupReport, CompactReport, IndexInfo, ViewInfo};
+pub use base::manage::{BackupReport, CompactReport, IndexInfo, MigrationProgress, ViewInfo};
 pub use base::shape::Shape;
 pub use base::version::{Change, Lsn, Outcome, Receipt, Version};
 pub use base::writer_stats::{Outcomes, QueueStats, WriterStats};

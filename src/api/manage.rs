@@ -17,7 +17,7 @@ impl Store {
     }
 
     /// The error for an answer of the wrong kind, which the writer never gives.
-    fn mismatched_answer(&self) -> Error {
+    pub(super) fn mismatched_answer(&self) -> Error {
         debug_assert!(false, "the writer answered a management request with another's answer");
         self.poisoned("the writer answered a management request with another's answer".into())
     }
@@ -123,6 +123,53 @@ impl Store {
     /// [`Error::Storage`]; [`Error::Closed`]. On any error nothing changed.
     pub fn rename_view(&self, old: &str, new: &str) -> Result<Lsn> {
         match self.manage(ManageOp::Rename(old.to_owned(), new.to_owned()))? {
+            Managed::Committed(lsn) => Ok(lsn),
+            _ => Err(self.mismatched_answer()),
+        }
+    }
+
+    /// Exchanges two views that are not open in this process: their record tables,
+    /// index tables and catalog rows (types, schema versions, shapes, sources), in one
+    /// transaction that takes the next LSN, through a temporary name. The blue/green
+    /// rebuild: a second projector fills `profiles_next` from the source while
+    /// `profiles` serves, then the service swaps them and opens `profiles` again. A
+    /// crash leaves the two exchanged or not at all.
+    ///
+    /// Only views not open here can be swapped, as with [`rename_view`](Store::rename_view):
+    /// a `View` handle holds its view's place in memory, which a swap would leave
+    /// pointing at the other's data. Changes already in the change feed keep their
+    /// view's name; stored source positions are store-wide and stay.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use viewstore::{Store, ViewDef};
+    ///
+    /// const LIVE: ViewDef<u64, String> = ViewDef::new("profiles");
+    /// const NEXT: ViewDef<u64, String> = ViewDef::new("profiles_next");
+    ///
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("views.redb");
+    /// # {
+    /// #     let store = Store::open(&path)?;
+    /// #     store.view(&LIVE)?.put(&1, "old".to_string(), 1)?;
+    /// #     store.view(&NEXT)?.put(&1, "rebuilt".to_string(), 1)?;
+    /// # }
+    /// // In a process that has not opened either view:
+    /// let store = Store::open(&path)?;
+    /// store.swap_views("profiles", "profiles_next")?;
+    /// assert_eq!(store.view(&LIVE)?.get(&1).as_deref().map(String::as_str), Some("rebuilt"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ViewOpen`] when a `View` handle was made for either by this `Store`;
+    /// [`Error::UnknownView`] for either; [`Error::ViewExists`] when `a` is `b`;
+    /// [`Error::InvalidViewName`]; [`Error::Storage`]; [`Error::Closed`]. On any error
+    /// nothing changed.
+    pub fn swap_views(&self, a: &str, b: &str) -> Result<Lsn> {
+        match self.manage(ManageOp::Swap(a.to_owned(), b.to_owned()))? {
             Managed::Committed(lsn) => Ok(lsn),
             _ => Err(self.mismatched_answer()),
         }

@@ -7,6 +7,8 @@ mod backup;
 pub(crate) mod batch;
 pub(crate) mod index_def;
 mod manage;
+mod migrate;
+pub(crate) mod migration;
 mod open_view;
 pub(crate) mod snapshot;
 pub(crate) mod store;

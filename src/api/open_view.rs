@@ -18,7 +18,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// A shape traced by user code (a type's `Deserialize`, a codec): a panic in it makes
 /// the shape unknown, with the panic's message as the reason.
-fn traced(trace: impl FnOnce() -> Result<Shape, String>) -> Result<Shape, String> {
+pub(super) fn traced(trace: impl FnOnce() -> Result<Shape, String>) -> Result<Shape, String> {
     catch_unwind(AssertUnwindSafe(trace)).unwrap_or_else(|payload| {
         Err(format!("tracing panicked: {}", panic_message(payload.as_ref())))
     })
@@ -73,12 +73,7 @@ impl Store {
             }
         }
         let meta = def.meta();
-        let shapes = ViewShapes {
-            key_type: meta.key_type.clone(),
-            value_type: meta.value_type.clone(),
-            key: TypeShape::from_trace(traced(|| Shape::of::<K>())),
-            value: TypeShape::from_trace(traced(|| def.codec().value_shape())),
-        };
+        let shapes = shapes_of(def);
         let registration = TypedRegistration::<K, V, C> {
             name: def.name(),
             meta,
@@ -93,5 +88,21 @@ impl Store {
         self.send(Request::Register { registration: Box::new(registration), reply })?;
         let id = answer.recv().map_err(|_| self.gone_error())??;
         Ok(View::new(self.clone(), id, def.name(), def.codec().clone(), def.sources()))
+    }
+}
+
+/// The names and traced shapes of a definition's key and value.
+pub(super) fn shapes_of<K, V, C>(def: &ViewDef<K, V, C>) -> ViewShapes
+where
+    K: ViewKey,
+    V: ViewValue,
+    C: Codec<V> + Clone,
+{
+    let meta = def.meta();
+    ViewShapes {
+        key_type: meta.key_type,
+        value_type: meta.value_type,
+        key: TypeShape::from_trace(traced(|| Shape::of::<K>())),
+        value: TypeShape::from_trace(traced(|| def.codec().value_shape())),
     }
 }

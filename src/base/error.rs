@@ -347,8 +347,24 @@ pub enum Error {
     ViewOpen {
         /// The view's name.
         view: String,
-        /// The operation that was refused: `"drop"` or `"rename"`.
+        /// The operation that was refused: `"drop"`, `"rename"`, `"swap"` or `"migrate"`.
         operation: &'static str,
+    },
+    /// A migration of a view's stored values ([`Store::view_migrated`](crate::Store::view_migrated))
+    /// could not run or could not finish: the chain does not fit the definition or the
+    /// stored version, a step failed or panicked on a record, or a view left half
+    /// migrated was opened without a migration. A migration that fails before its first
+    /// commit changed nothing; one that fails later leaves the view marked as migrating,
+    /// and opening it again with a migration resumes where it stopped.
+    Migration {
+        /// The view's name.
+        view: String,
+        /// The schema version step that failed, `(from, to)`, when one did.
+        step: Option<(u32, u32)>,
+        /// The record it failed on, rendered, when there is one.
+        key: Option<String>,
+        /// What went wrong.
+        reason: String,
     },
     /// [`Store::backup`](crate::Store::backup) was given a path that already exists: a
     /// backup never overwrites a file. Nothing was written there.

@@ -98,6 +98,7 @@ impl fmt::Display for Error {
             Error::UnknownView { .. }
             | Error::ViewExists { .. }
             | Error::ViewOpen { .. }
+            | Error::Migration { .. }
             | Error::FileExists { .. }
             | Error::UnknownTable { .. } => self.fmt_manage_error(f),
             Error::Full => f.write_str("the write queue is full"),
@@ -126,6 +127,16 @@ impl Error {
                 "view '{view}' is open in this process: {operation} refuses an open view, \
                  whose handles would point at nothing"
             ),
+            Error::Migration { view, step, key, reason } => {
+                write!(f, "migrating view '{view}'")?;
+                if let Some((from, to)) = step {
+                    write!(f, ", step {from} → {to}")?;
+                }
+                if let Some(key) = key {
+                    write!(f, ", key {key}")?;
+                }
+                write!(f, ": {reason}")
+            }
             Error::FileExists { file } => {
                 write!(f, "{} exists: a backup never overwrites a file", file.display())
             }

@@ -83,6 +83,7 @@ impl Error {
             | Error::UnknownView { .. }
             | Error::ViewExists { .. }
             | Error::ViewOpen { .. }
+            | Error::Migration { .. }
             | Error::FileExists { .. }
             | Error::Full => ErrorKind::Input,
             Error::ValueTooLarge { from_update, .. } | Error::Encode { from_update, .. } => {

@@ -139,3 +139,34 @@ impl fmt::Display for CompactReport {
         write!(f, "compacted from {} to {} bytes", self.before, self.after)
     }
 }
+
+/// How far a migration has come, reported after each of its transactions to the
+/// callback of [`Migration::on_progress`](crate::Migration::on_progress).
+///
+/// `done` and `total` count rows of the view's table, tombstones included (a tombstone
+/// has no value to convert and is passed over); `done == total` in the last report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MigrationProgress {
+    /// The view's name.
+    pub view: String,
+    /// The schema version its records were stored at.
+    pub from: u32,
+    /// The schema version they are converted to.
+    pub to: u32,
+    /// Rows converted or passed so far, over every run of the migration (a resumed one
+    /// starts from where the last stopped).
+    pub done: u64,
+    /// Rows of the view's table.
+    pub total: u64,
+}
+
+impl fmt::Display for MigrationProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "migrating '{}' from schema version {} to {}: {} of {} records",
+            self.view, self.from, self.to, self.done, self.total
+        )
+    }
+}

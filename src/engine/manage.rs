@@ -15,7 +15,8 @@ use crate::schema::names::check_view_name;
 use crate::storage::catalog::{count_records, read_catalog, stored_rows};
 use crate::storage::format::{META, META_LSN};
 use crate::storage::view_tables::{
-    clear_view_tables, drop_view_tables, rename_view_tables, stored_versions, view_exists,
+    clear_view_tables, drop_view_tables, rename_view_tables, stored_versions, swap_view_tables,
+    view_exists,
 };
 use redb::{ReadableDatabase, WriteTransaction};
 use std::sync::Arc;
@@ -29,6 +30,8 @@ impl Writer {
             ManageOp::Drop(view) => self.drop_view(&view).map(Managed::Committed),
             ManageOp::Clear(view) => self.clear_view(&view).map(Managed::Committed),
             ManageOp::Rename(old, new) => self.rename_view(&old, &new).map(Managed::Committed),
+            ManageOp::Swap(a, b) => self.swap_views(&a, &b).map(Managed::Committed),
+            ManageOp::Migrate(plan) => self.migrate_step(&plan),
             ManageOp::Snapshot => self.snapshot(),
             ManageOp::Compact => return self.compact(),
         };
@@ -80,7 +83,7 @@ impl Writer {
 
     /// A write transaction that syncs on commit: management is rare, and its commit
     /// also makes every earlier group durable.
-    fn begin_managed(&self) -> Result<WriteTransaction> {
+    pub(super) fn begin_managed(&self) -> Result<WriteTransaction> {
         let file = self.config.path.as_path();
         let mut txn = self.db()?.begin_write().map_err(Error::at(file, "beginning a write"))?;
         txn.set_durability(redb::Durability::Immediate)
@@ -156,10 +159,28 @@ impl Writer {
         self.commit_managed(txn, None, Vec::new())
     }
 
+    fn swap_views(&mut self, a: &str, b: &str) -> Result<Lsn> {
+        check_view_name(a)?;
+        check_view_name(b)?;
+        for view in [a, b] {
+            if self.by_name.contains_key(view) {
+                return Err(Error::ViewOpen { view: view.to_owned(), operation: "swap" });
+            }
+        }
+        if a == b {
+            return Err(Error::ViewExists { view: b.to_owned() });
+        }
+        let txn = self.begin_managed()?;
+        self.known(&txn, a)?;
+        self.known(&txn, b)?;
+        swap_view_tables(&txn, a, b, &self.config.path)?;
+        self.commit_managed(txn, None, Vec::new())
+    }
+
     /// Records the next LSN in `txn`, with the feed's row for `changes` if any, commits,
     /// then publishes a root at that LSN (with view `emptied.0` replaced, if given) and
     /// the feed group, as a group commit does.
-    fn commit_managed(
+    pub(super) fn commit_managed(
         &mut self,
         txn: WriteTransaction,
         emptied: Option<(usize, Arc<dyn ResidentView>)>,

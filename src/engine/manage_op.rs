@@ -1,8 +1,11 @@
-//! The view management requests the writer takes (list, drop, clear, rename, the
-//! snapshot a backup copies, compaction) and what it answers.
+//! The view management requests the writer takes (list, drop, clear, rename, swap, one
+//! transaction of a migration, the snapshot a backup copies, compaction) and what it
+//! answers.
 
 use crate::base::manage::{CompactReport, ViewInfo};
 use crate::base::version::Lsn;
+use crate::schema::migration::MigrationPlan;
+use std::sync::Arc;
 
 /// A view management request.
 pub(crate) enum ManageOp {
@@ -14,6 +17,11 @@ pub(crate) enum ManageOp {
     Clear(String),
     /// Rename a view: old name, new name.
     Rename(String, String),
+    /// Exchange two views: their tables and catalog rows.
+    Swap(String, String),
+    /// Convert the next bounded part of a view's records (the first part marks the
+    /// view as migrating, the last ends the migration).
+    Migrate(Arc<MigrationPlan>),
     /// A read transaction of the latest commit, for a backup to copy.
     Snapshot,
     /// Compact the file.
@@ -28,4 +36,18 @@ pub(crate) enum Managed {
     /// A consistent snapshot of the file, and its LSN.
     Snapshot(redb::ReadTransaction, Lsn),
     Compacted(CompactReport),
+    Migrated(MigrationStep),
+}
+
+/// What one transaction of a migration did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MigrationStep {
+    /// The schema version the view's unconverted records are stored at.
+    pub(crate) from: u32,
+    /// Rows of the view's table converted (or passed: tombstones) so far.
+    pub(crate) done: u64,
+    /// Rows of the view's table in all.
+    pub(crate) total: u64,
+    /// Whether the migration is over (or there was nothing to migrate).
+    pub(crate) finished: bool,
 }

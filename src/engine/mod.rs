@@ -10,6 +10,7 @@ pub(crate) mod joiner;
 mod load;
 mod manage;
 pub(crate) mod manage_op;
+mod migrate;
 #[cfg(test)]
 mod model_check;
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use crate::base::error::{Error, Result};
 use crate::storage::format::{VIEWS, ViewMeta};
+use crate::storage::migrations::read_row;
 use crate::storage::shapes::{SHAPES, ViewShapes};
 use redb::{ReadableTable, WriteTransaction};
 use std::path::Path;
@@ -35,6 +36,18 @@ pub(super) fn check_identity(
     meta: &ViewMeta,
     shapes: &ViewShapes,
 ) -> Result<Checked> {
+    if let Some(row) = read_row(txn, name, file)? {
+        return Err(Error::Migration {
+            view: name.to_owned(),
+            step: None,
+            key: None,
+            reason: format!(
+                "it is half migrated from schema version {} to {} ({} records done): open it \
+                 with Store::view_migrated and a migration from version {} to finish",
+                row.from, row.to, row.done, row.from
+            ),
+        });
+    }
     let mut views = txn.open_table(VIEWS).map_err(Error::at(file, "opening the view list"))?;
     let stored = views
         .get(name)
@@ -95,10 +108,24 @@ pub(super) fn mismatch(
     requested: &ViewMeta,
     changes: Vec<String>,
 ) -> Error {
+    let (from, to) = (stored.schema_version, requested.schema_version);
+    let hint = match from.cmp(&to) {
+        std::cmp::Ordering::Less => format!(
+            " without a migration: to convert its values, open it with Store::view_migrated \
+             and a Migration from version {from} to {to}"
+        ),
+        std::cmp::Ordering::Greater => {
+            format!(
+                ", older than the stored schema version {from}, which this definition cannot read"
+            )
+        }
+        std::cmp::Ordering::Equal => String::new(),
+    };
+    let requested_text = requested.describe() + &hint;
     Error::SchemaMismatch {
         view: view.to_owned(),
         stored: stored.describe(),
-        requested: requested.describe(),
+        requested: requested_text,
         changes,
     }
 }

@@ -2,6 +2,7 @@
 //! extraction and the operations the writer applies. The one place of `dyn Any`.
 
 pub(crate) mod index;
+pub(crate) mod migration;
 pub(crate) mod names;
 pub(crate) mod op;
 pub(crate) mod registration;

@@ -8,6 +8,7 @@
 use crate::base::error::{Error, Result};
 use crate::storage::feed::FEED;
 use crate::storage::format::{INDEXES, META, POSITIONS, SOURCES, VIEWS, index_table, view_table};
+use crate::storage::migrations::MIGRATIONS;
 use crate::storage::shapes::SHAPES;
 use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, TableHandle, Value};
 use redb::{MultimapTableHandle, ReadableTableMetadata, WriteTransaction};
@@ -34,7 +35,7 @@ enum Kind {
 }
 
 fn kind_of(name: &str) -> Option<Kind> {
-    let named = [META, VIEWS, INDEXES, SOURCES, SHAPES];
+    let named = [META, VIEWS, INDEXES, SOURCES, SHAPES, MIGRATIONS];
     if let Some(def) = named.into_iter().find(|d| d.name() == name) {
         return Some(Kind::Named(def));
     }

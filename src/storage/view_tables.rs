@@ -8,6 +8,7 @@ use crate::storage::format::{
     INDEXES, Record, SOURCES, VIEWS, index_meta_key, index_table, index_table_name, view_table,
     view_table_name,
 };
+use crate::storage::migrations::MIGRATIONS;
 use crate::storage::shapes::SHAPES;
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 use std::path::Path;
@@ -49,7 +50,7 @@ fn per_view_tables(
     file: &Path,
 ) -> Result<Vec<redb::TableDefinition<'static, &'static str, &'static [u8]>>> {
     let mut out = Vec::new();
-    for def in [SOURCES, SHAPES] {
+    for def in [SOURCES, SHAPES, MIGRATIONS] {
         if has_table(txn, def.name(), file)? {
             out.push(def);
         }
@@ -116,6 +117,35 @@ pub(crate) fn rename_view_tables(
     for def in per_view_tables(txn, file)? {
         let mut rows = txn.open_table(def).map_err(Error::at(file, "opening the catalog"))?;
         move_row(&mut rows, old, new, file)?;
+    }
+    Ok(())
+}
+
+/// Exchanges `a`'s and `b`'s record tables, index tables and catalog rows, through a
+/// temporary name no view can have (it holds a control character). Both must exist.
+pub(crate) fn swap_view_tables(
+    txn: &WriteTransaction,
+    a: &str,
+    b: &str,
+    file: &Path,
+) -> Result<()> {
+    const PARKED: &str = "\u{1}swap";
+    rename_view_tables(txn, a, PARKED, file)?;
+    rename_view_tables(txn, b, a, file)?;
+    rename_view_tables(txn, PARKED, b, file)
+}
+
+/// Removes `view`'s index tables and index rows (a migration's last step: the indexes
+/// are rebuilt from the converted records when the view is next opened).
+pub(crate) fn drop_index_tables(txn: &WriteTransaction, view: &str, file: &Path) -> Result<()> {
+    let indexes = index_names(txn, view, file)?;
+    let mut metas = txn.open_table(INDEXES).map_err(Error::at(file, "opening the index list"))?;
+    for index in &indexes {
+        let table = index_table_name(view, index);
+        txn.delete_table(index_table(&table)).map_err(Error::at(file, "dropping an index"))?;
+        metas
+            .remove(index_meta_key(view, index).as_str())
+            .map_err(Error::at(file, "dropping an index"))?;
     }
     Ok(())
 }
