@@ -109,6 +109,8 @@ mod api;
 mod base;
 mod engine;
 mod feed;
+#[cfg(feature = "inspect")]
+pub mod inspect;
 mod keys;
 mod mem;
 mod project;

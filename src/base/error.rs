@@ -255,6 +255,18 @@ pub enum Error {
         /// The file that was refused.
         file: PathBuf,
     },
+    /// A line of a JSON-lines import is malformed or does not fit the view's stored
+    /// shape (`line` 0: the view itself cannot be imported into). Nothing was imported.
+    Import {
+        /// The store file.
+        file: PathBuf,
+        /// The view imported into.
+        view: String,
+        /// The line, counted from 1.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A blocking call (a write, a view open, `verify`, `wait_for` of a later LSN, a wait
     /// on a pending ticket) was made on the writer thread, from an update closure, an
     /// index extractor or a codec: it would wait for the writer running it.

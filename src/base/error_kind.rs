@@ -9,7 +9,7 @@ impl Error {
     ///
     /// | Kind | Variants |
     /// |---|---|
-    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `InvalidSource`, `UnknownSource`, `SourceRequired`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `WriterReentry`, `InvalidPosition`, `FeedPruned`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
+    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `InvalidSource`, `UnknownSource`, `SourceRequired`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `Import`, `WriterReentry`, `InvalidPosition`, `FeedPruned`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
     /// | `Batch` | `UniqueViolation`, `UpdatePanicked`, `IndexPanicked`, `IndexKeyTooLarge`, `Decode`, `PositionGap`, `PartialRedelivery`, `EventFailed`; `ValueTooLarge` and `Encode` of an `update` closure's result (`from_update: true`); `InvalidIndex` of one record's index key (`key: Some`) |
     /// | `Store` | `Storage`, `Io`, `Poisoned`, `Closed`, `SourceFailed` |
     ///
@@ -77,6 +77,7 @@ impl Error {
             | Error::KeyTooLarge { .. }
             | Error::KeyEncoding { .. }
             | Error::AlreadyOpen { .. }
+            | Error::Import { .. }
             | Error::WriterReentry { .. }
             | Error::InvalidPosition { .. }
             | Error::FeedPruned { .. }
