@@ -13,6 +13,7 @@ use crate::mem::lsn_watch::Ended;
 use crate::mem::{Published, Root, Snapshot, Stats};
 use crate::schema::names::check_source_name;
 use crate::storage::feed::read_feed;
+use crate::storage::journal::replay::open_journal;
 use crate::storage::open::open_database;
 use crate::storage::positions::read_positions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -82,13 +83,15 @@ impl StoreBuilder {
     pub fn open(self) -> Result<Store> {
         let config = self.config;
         let (db, lsn) = open_database(&config)?;
+        let (lsn, journal) = open_journal(&db, &config, lsn)?;
         let positions = resident(read_positions(&db, &config.path)?);
         let (groups, pruned) = read_feed(&db, &config.path)?;
         let feed = Arc::new(FeedLog::new(groups, pruned, lsn));
         let root = Root { lsn, views: Vec::new(), positions };
         let published = Arc::new(Published::new(Arc::new(root)));
         let inbox = Arc::new(Inbox::new(config.queue_capacity));
-        let writer = Writer::new(db, config.clone(), Arc::clone(&published), Arc::clone(&feed));
+        let writer =
+            Writer::new(db, journal, config.clone(), Arc::clone(&published), Arc::clone(&feed));
         let thread_inbox = Arc::clone(&inbox);
         let thread_file = config.path.clone();
         let finished = Arc::new(Finished::new());

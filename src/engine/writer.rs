@@ -25,6 +25,8 @@ use crate::schema::registration::Registration;
 use crate::schema::view_info::ViewInfo;
 use crate::storage::feed::read_feed;
 use crate::storage::format::{IndexMeta, META, META_LSN, ViewMeta};
+use crate::storage::journal::log::Journal;
+use crate::storage::journal::replay::recover;
 use crate::storage::open::open_database;
 use crate::storage::positions::read_positions;
 use crossbeam_channel::Sender;
@@ -73,8 +75,11 @@ pub(crate) struct Writer {
     /// Why the writer must stop, found where it cannot return it at once.
     pub(super) fatal: Option<String>,
     pub(super) lsn: Lsn,
-    /// When the oldest commit not yet synced to disk was made (periodic durability).
+    /// When the oldest commit not yet synced to disk was made (periodic durability), or
+    /// not yet checkpointed (journal durability).
     pub(super) unsynced_since: Option<Instant>,
+    /// The journal, in journal mode.
+    pub(super) journal: Option<Journal>,
     reclaimer: Reclaimer,
 }
 
@@ -118,6 +123,7 @@ impl Drop for Reclaimer {
 impl Writer {
     pub(crate) fn new(
         db: Database,
+        journal: Option<Journal>,
         config: Config,
         published: Arc<Published>,
         feed: Arc<FeedLog>,
@@ -136,6 +142,7 @@ impl Writer {
             fatal: None,
             lsn,
             unsynced_since: None,
+            journal,
             reclaimer: Reclaimer::new(),
         }
     }
@@ -259,6 +266,7 @@ impl Writer {
     fn sync_deadline(&self) -> Option<Instant> {
         match (self.config.durability, self.unsynced_since) {
             (Durability::Periodic { interval }, Some(since)) => Some(since + interval),
+            (Durability::Journal, Some(since)) => Some(since + self.config.checkpoint_interval),
             _ => None,
         }
     }
@@ -272,6 +280,9 @@ impl Writer {
         };
         if !force && Instant::now() < deadline {
             return Ok(());
+        }
+        if self.journal.is_some() {
+            return self.checkpoint();
         }
         let synced = self.db.as_ref().and_then(|db| {
             let mut txn = db.begin_write().ok()?;
@@ -304,11 +315,15 @@ impl Writer {
                         fell_back: c.fell_back,
                     }));
                 }
-                Ok(())
+                self.checkpoint_if_due()
             }
             Err(e) => {
                 for done in completers {
                     done.complete(Err(e.clone()));
+                }
+                if let Some(reason) = self.journal.as_ref().and_then(Journal::broken) {
+                    // After a failed sync nothing says what the log holds: stop writing.
+                    return Err(format!("the journal failed: {reason}"));
                 }
                 self.reopen().map_err(|reason| format!("after a failed commit ({e}): {reason}"))
             }
@@ -335,6 +350,11 @@ impl Writer {
         self.unsynced_since = None;
         let (db, disk_lsn) =
             open_database(&self.config).map_err(|e| format!("reopening failed: {e}"))?;
+        let disk_lsn = match &mut self.journal {
+            Some(journal) => recover(&db, journal, disk_lsn, &self.config.path)
+                .map_err(|e| format!("replaying the journal failed: {e}"))?,
+            None => disk_lsn,
+        };
         self.db = Some(db);
         if disk_lsn < self.lsn {
             // Acknowledged groups that were not yet durable (periodic durability) went
@@ -383,12 +403,14 @@ impl Writer {
             Durability::Periodic { interval } => {
                 self.unsynced_since.is_some_and(|since| since.elapsed() >= interval)
             }
+            Durability::Journal => false,
         };
+        let journal = self.journal.is_some();
         let durability =
             if immediate { redb::Durability::Immediate } else { redb::Durability::None };
         txn.set_durability(durability)
             .map_err(|e| Error::storage(&file, "setting durability", redb::Error::from(e)))?;
-        let mut applied = apply_group(&txn, &self.views, &self.root, &file, batches)?;
+        let mut applied = apply_group(&txn, &self.views, &self.root, &file, batches, journal)?;
         if !applied.any_committed() {
             // Every batch failed: nothing to commit, and no LSN is spent.
             txn.abort().map_err(|e| Error::storage(&file, "aborting a write", e))?;
@@ -412,6 +434,11 @@ impl Writer {
             }
             None => None,
         };
+        if let Some(effects) = applied.effects.take() {
+            // Durable once this returns: the redb commit below need not sync. On `Err`
+            // the transaction is dropped, which aborts it.
+            self.journal_group(effects, lsn, feed_group.as_ref(), pruned)?;
+        }
         let changed = applied.delta.size();
         let root = if immediate && changed >= BUILD_ROOT_BESIDE_COMMIT_FROM {
             // The commit waits for the disk: build the next root meanwhile, on another
@@ -441,7 +468,7 @@ impl Writer {
         if let Some(through) = pruned {
             self.feed.prune_through(through);
         }
-        if immediate {
+        if immediate || journal {
             self.mark_durable(lsn);
         }
         Ok((lsn, applied.results))

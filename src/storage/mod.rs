@@ -3,6 +3,7 @@
 
 pub(crate) mod feed;
 pub(crate) mod format;
+pub(crate) mod journal;
 pub(crate) mod open;
 pub(crate) mod positions;
 pub(crate) mod sources;
