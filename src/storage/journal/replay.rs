@@ -7,7 +7,7 @@
 
 use super::effects::GroupEffects;
 use super::frame::{Invalid, scan};
-use super::log::Journal;
+use super::log::{Journal, journal_path};
 use crate::base::config::{Config, Durability};
 use crate::base::error::{Error, Result};
 use crate::base::version::Lsn;
@@ -83,15 +83,29 @@ pub(crate) fn recover(
 }
 
 /// Opens the journal of a store in journal mode and replays it into `db`, whose meta
-/// table says `stored`; `(stored, None)` in the other modes. Returns the LSN the file is
-/// at and the journal.
+/// table says `stored`. Returns the LSN the file is at and the journal.
+///
+/// In the other modes there is no journal, unless the store was last used in journal
+/// mode and not closed: its journal file is then replayed (acknowledged groups may be in
+/// it only) and removed, and `None` is returned.
 pub(crate) fn open_journal(
     db: &Database,
     config: &Config,
     stored: Lsn,
 ) -> Result<(Lsn, Option<Journal>)> {
     if config.durability != Durability::Journal {
-        return Ok((stored, None));
+        let path = journal_path(&config.path);
+        if config.journal_backend.is_none() && !path.exists() {
+            return Ok((stored, None));
+        }
+        let mut journal = Journal::open(config)?;
+        let lsn = recover(db, &mut journal, stored, &config.path)?;
+        drop(journal);
+        if config.journal_backend.is_none() {
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::Io { file: path.clone(), source: std::sync::Arc::new(e) })?;
+        }
+        return Ok((lsn, None));
     }
     let mut journal = Journal::open(config)?;
     let lsn = recover(db, &mut journal, stored, &config.path)?;
