@@ -10,6 +10,8 @@ use viewstore::testing::FaultBackend;
 use viewstore::{Durability, Error, Store, ViewDef};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
+/// Key, version and value of each live item.
+type Items = Vec<(u64, u64, String)>;
 
 const ITEMS: ViewDef<u64, String> = ViewDef::new("items");
 const WRITES: u64 = 50;
@@ -43,7 +45,7 @@ impl Files {
 }
 
 /// Every item of the store, in key order.
-fn contents(files: &Files) -> Result<Vec<(u64, u64, String)>, Box<dyn std::error::Error>> {
+fn contents(files: &Files) -> Result<Items, Box<dyn std::error::Error>> {
     let store = files.open()?;
     let items = store.view(&ITEMS)?;
     let mut out = Vec::new();
@@ -72,7 +74,7 @@ fn power_loss_after_writes() -> Result<(Vec<u8>, Vec<u8>), Box<dyn std::error::E
     Ok(images)
 }
 
-fn expected() -> Vec<(u64, u64, String)> {
+fn expected() -> Items {
     (1..WRITES).map(|k| (k, k + 1, format!("value {k}"))).collect()
 }
 
