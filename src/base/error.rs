@@ -396,6 +396,19 @@ pub enum Error {
         /// redb's error.
         source: Arc<redb::Error>,
     },
+    /// The journal of a store in [`Durability::Journal`](crate::Durability::Journal)
+    /// mode is damaged before its end: a frame that fails its checksum (or is cut short,
+    /// or a group missing) followed by a frame of a later group. A damaged *last* frame
+    /// is a crash during an append, which was never acknowledged, and is not an error.
+    /// Nothing was changed; the store does not open.
+    JournalCorrupt {
+        /// The journal file.
+        file: PathBuf,
+        /// The offset in it of the damaged frame.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
+    },
     /// A file system operation outside redb failed.
     Io {
         /// The file concerned.

@@ -109,6 +109,9 @@ impl fmt::Display for Error {
             Error::Storage { file, during, source } => {
                 write!(f, "storage error in {} while {during}: {source}", file.display())
             }
+            Error::JournalCorrupt { file, offset, reason } => {
+                write!(f, "journal {} is damaged at offset {offset}: {reason}", file.display())
+            }
             Error::Io { file, source } => write!(f, "I/O error on {}: {source}", file.display()),
         }
     }

@@ -11,7 +11,7 @@ impl Error {
     /// |---|---|
     /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `InvalidSource`, `UnknownSource`, `SourceRequired`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `Import`, `WriterReentry`, `InvalidPosition`, `FeedPruned`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
     /// | `Batch` | `UniqueViolation`, `UpdatePanicked`, `IndexPanicked`, `IndexKeyTooLarge`, `Decode`, `PositionGap`, `PartialRedelivery`, `EventFailed`; `ValueTooLarge` and `Encode` of an `update` closure's result (`from_update: true`); `InvalidIndex` of one record's index key (`key: Some`) |
-    /// | `Store` | `Storage`, `Io`, `Poisoned`, `Closed`, `SourceFailed` |
+    /// | `Store` | `Storage`, `Io`, `JournalCorrupt`, `Poisoned`, `Closed`, `SourceFailed` |
     ///
     /// # Examples
     ///
@@ -110,6 +110,7 @@ impl Error {
             | Error::EventFailed { .. } => ErrorKind::Batch,
             Error::Storage { .. }
             | Error::Io { .. }
+            | Error::JournalCorrupt { .. }
             | Error::Poisoned { .. }
             | Error::Closed
             | Error::UnknownTable { .. }
