@@ -141,10 +141,7 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
             .collect();
         typed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         typed.dedup_by(|later, earlier| later.0 == earlier.0);
-        let ordered = typed
-            .iter()
-            .map(|(k, e)| (k.clone(), e.as_ref().map(|e| Arc::clone(&e.value))))
-            .collect();
+        let ordered = typed.iter().map(|(k, e)| (k.clone(), e.clone())).collect();
         let next = self.with_group(changes.unique, changes.multi, || {
             (self.order.with_changes(ordered), self.points.with_changes(typed))
         });
@@ -153,11 +150,8 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
     }
 
     fn for_each_record(&self, f: &mut RecordVisitor<'_>) {
-        for (key, value) in self.order.range(Bound::Unbounded, Bound::Unbounded) {
-            // The ordered index holds no versions: the point index has them.
-            if let Some(entry) = self.points.get(key.as_bytes()) {
-                f(key.as_bytes(), entry.version, &**value);
-            }
+        for (key, entry) in self.order.range(Bound::Unbounded, Bound::Unbounded) {
+            f(key.as_bytes(), entry.version, &*entry.value);
         }
     }
 
@@ -235,7 +229,7 @@ pub struct ViewStats {
     pub records: usize,
     /// Bytes of the view's two indexes: the point index's bucket directory, bucket
     /// headers and 32-byte slots (key, version, value pointer), and the ordered index's
-    /// leaf array and 24-byte items (key, value pointer). Computed from the structures'
+    /// leaf array and 32-byte items (key, version, value pointer). Computed from the structures'
     /// sizes, without the allocator's rounding and per-allocation headers.
     pub index_bytes: usize,
     /// Bytes of the values' own allocations: records × (`size_of::<V>()` + the two

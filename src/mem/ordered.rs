@@ -1,5 +1,6 @@
-//! Persistent sorted maps from encoded keys: the ordered index of a view's records,
-//! and the ordered entries of its secondary indexes.
+//! Persistent sorted maps from encoded keys: the ordered index of a view's records
+//! (each with its version and value, so that a scan never looks elsewhere), and the
+//! ordered entries of its secondary indexes.
 //!
 //! Items sit in leaves of up to `LEAF_MAX` entries, each leaf one shared allocation,
 //! and the leaves in key order in one array next to each leaf's first key (the fences).
@@ -9,9 +10,11 @@
 //! a snapshot keeps the old array. Loading builds full leaves straight from sorted
 //! input.
 
+use super::Entry;
 use super::points::Slot;
-use crate::keys::KeyBuf;
+use crate::keys::{KeyBuf, SlotKey};
 use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -44,11 +47,12 @@ impl<K, T> Clone for Sorted<K, T> {
     }
 }
 
-/// The ordered index of a view's records: encoded primary key to value.
-pub(crate) type OrderedIndex<V> = Sorted<KeyBuf, Arc<V>>;
+/// The ordered index of a view's records: encoded primary key to record (version and
+/// value, the same `Arc` as the point index holds).
+pub(crate) type OrderedIndex<V> = Sorted<KeyBuf, Entry<V>>;
 
 /// A range of an [`OrderedIndex`].
-pub(crate) type Range<'a, V> = SortedRange<'a, KeyBuf, Arc<V>>;
+pub(crate) type Range<'a, V> = SortedRange<'a, KeyBuf, Entry<V>>;
 
 /// One change to a sorted map: a new value for a key, or its removal.
 pub(crate) type SortedChange<K, T> = (K, Option<T>);
@@ -57,11 +61,11 @@ impl<V> OrderedIndex<V> {
     /// An index of the records in `slots`, which must be sorted by key with no key
     /// twice. Leaves are allocated once, full, at their exact size.
     pub(crate) fn from_slots(slots: &[Slot<V>]) -> Self {
-        let leaves: Arc<[Leaf<KeyBuf, Arc<V>>]> = slots
+        let leaves: Arc<[Leaf<KeyBuf, Entry<V>>]> = slots
             .chunks(LEAF_TARGET)
             .map(|chunk| Leaf {
                 first: chunk[0].key.clone(),
-                items: chunk.iter().map(|s| (s.key.clone(), Arc::clone(&s.entry.value))).collect(),
+                items: chunk.iter().map(|s| (s.key.clone(), s.entry.clone())).collect(),
             })
             .collect();
         Sorted { leaves, len: slots.len() }
@@ -74,7 +78,7 @@ impl<K, T> Sorted<K, T> {
     }
 }
 
-impl<K: Clone + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
+impl<K: SlotKey + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
     /// A map of `items`, which must be sorted by key with no key twice.
     pub(crate) fn from_sorted(items: Vec<(K, T)>) -> Self {
         let len = items.len();
@@ -145,13 +149,16 @@ impl<K: Clone + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
     /// The position of the first item whose key is `>= key` (or `> key` when
     /// `after`), as (leaf, index) with index inside the leaf, or (leaves, 0) at the end.
     fn position(&self, key: &[u8], after: bool) -> (usize, usize) {
-        let li = self.leaves.partition_point(|l| l.first.borrow() <= key).saturating_sub(1);
+        let seek = Seek::new(key);
+        let li = self.leaves.partition_point(|l| seek.cmp_stored(&l.first).is_le());
+        let li = li.saturating_sub(1);
         let Some(leaf) = self.leaves.get(li) else {
             return (self.leaves.len(), 0);
         };
-        let ii = leaf
-            .items
-            .partition_point(|(k, _)| if after { k.borrow() <= key } else { k.borrow() < key });
+        let ii = leaf.items.partition_point(|(k, _)| {
+            let order = seek.cmp_stored(k);
+            if after { order.is_le() } else { order.is_lt() }
+        });
         if ii == leaf.items.len() { (li + 1, 0) } else { (li, ii) }
     }
 
@@ -161,6 +168,42 @@ impl<K: Clone + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
         self.leaves.len() * (size_of::<Leaf<K, T>>() + 2 * size_of::<usize>())
             + self.len * size_of::<(K, T)>()
     }
+}
+
+/// A key a scan starts or ends at, ready to be compared with stored keys: a key of up
+/// to 14 bytes (every integer key, short strings) compares as two words and a length,
+/// in registers, instead of through a byte-by-byte comparison of two slices.
+struct Seek<'a> {
+    bytes: &'a [u8],
+    /// The key's [`order_words`], when it is short enough to have them.
+    words: Option<(u64, u64, u8)>,
+}
+
+impl<'a> Seek<'a> {
+    #[inline]
+    fn new(bytes: &'a [u8]) -> Self {
+        let words = KeyBuf::inline(bytes).and_then(|k| k.words()).map(order_words);
+        Seek { bytes, words }
+    }
+
+    /// How `stored` orders against this key: as their bytes do.
+    #[inline]
+    fn cmp_stored<K: SlotKey>(&self, stored: &K) -> Ordering {
+        match (stored.words(), self.words) {
+            (Some(words), Some(seek)) => order_words(words).cmp(&seek),
+            _ => stored.as_bytes().cmp(self.bytes),
+        }
+    }
+}
+
+/// A short key's words ([`KeyBuf::words`]: its length and its zero-padded bytes 0 to 7
+/// and 6 to 13, little-endian) as (bytes 0 to 7, bytes 8 to 13 then two zeros, both
+/// big-endian, length). These triples order as the keys' bytes do: the two words
+/// compare the zero-padded bytes, and where those are equal, the shorter key is a prefix
+/// of the longer one, which makes it the smaller.
+#[inline]
+fn order_words((len, head, tail): (u8, u64, u64)) -> (u64, u64, u8) {
+    (head.swap_bytes(), (tail >> 16).swap_bytes(), len)
 }
 
 /// The items of `old` with `changes` (sorted, distinct keys) applied; keeps `len` up to
@@ -269,6 +312,10 @@ mod tests {
         KeyBuf::from_slice(&i.to_be_bytes())
     }
 
+    fn entry(value: u64) -> Entry<u64> {
+        Entry { version: value + 1, value: Arc::new(value) }
+    }
+
     fn collect(index: &OrderedIndex<u64>, lo: Bound<u64>, hi: Bound<u64>) -> Vec<(u64, u64)> {
         let lo = lo.map(u64::to_be_bytes);
         let hi = hi.map(u64::to_be_bytes);
@@ -277,7 +324,7 @@ mod tests {
             .map(|(k, v)| {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(k.as_bytes());
-                (u64::from_be_bytes(b), **v)
+                (u64::from_be_bytes(b), *v.value)
             })
             .collect()
     }
@@ -304,9 +351,8 @@ mod tests {
                 };
             }
             let before = collect(&index, Bound::Unbounded, Bound::Unbounded);
-            let next = index.with_changes(
-                changes.into_iter().map(|(k, v)| (key(k), v.map(Arc::new))).collect(),
-            );
+            let next = index
+                .with_changes(changes.into_iter().map(|(k, v)| (key(k), v.map(entry))).collect());
             assert_eq!(collect(&index, Bound::Unbounded, Bound::Unbounded), before);
             index = next;
             assert_eq!(index.len(), model.len());
@@ -332,7 +378,7 @@ mod tests {
                         .map(|(k, v)| {
                             let mut b = [0u8; 8];
                             b.copy_from_slice(k.as_bytes());
-                            (u64::from_be_bytes(b), **v)
+                            (u64::from_be_bytes(b), *v.value)
                         })
                         .collect()
                 };
@@ -371,9 +417,35 @@ mod tests {
     }
 
     #[test]
+    fn seeks_order_as_bytes_do() {
+        // Short keys with zeros and 0xFF in every place, of every length up to past
+        // the inline limit, each against all the others.
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut x = 3u64;
+        for len in 1..=17usize {
+            for _ in 0..24 {
+                let key = (0..len)
+                    .map(|_| {
+                        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        [0u8, 1, 0x7F, 0x80, 0xFF][(x >> 40) as usize % 5]
+                    })
+                    .collect();
+                keys.push(key);
+            }
+        }
+        for a in &keys {
+            let seek = super::Seek::new(a);
+            for b in &keys {
+                let stored = KeyBuf::from_slice(b);
+                assert_eq!(seek.cmp_stored(&stored), b.as_slice().cmp(a), "{b:?} against {a:?}");
+            }
+        }
+    }
+
+    #[test]
     fn an_empty_index_takes_inserts() {
         let index: OrderedIndex<u64> = OrderedIndex::from_slots(&[]);
-        let next = index.with_changes(vec![(key(3), Some(Arc::new(3))), (key(5), None)]);
+        let next = index.with_changes(vec![(key(3), Some(entry(3))), (key(5), None)]);
         assert_eq!(next.len(), 1);
         assert_eq!(collect(&next, Bound::Unbounded, Bound::Unbounded), vec![(3, 3)]);
         assert!(collect(&index, Bound::Unbounded, Bound::Unbounded).is_empty());
