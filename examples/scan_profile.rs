@@ -6,6 +6,8 @@
 //! - `scan10` / `scan1000`: a scan of 10 / 1,000 consecutive records from a random
 //!   start, with keys, versions and values (`ViewSnapshot::range(..).versioned()`);
 //! - `view_scan10`: the same through `View::range_versioned`, collected;
+//! - `btree10` / `btree1000`: the same scans of a `BTreeMap<u64, (u64, Arc<V>)>` of the
+//!   same records, the baseline;
 //! - `len`: `View::len`;
 //! - `put` / `delete`: one batch of 50,000 puts (or deletes) of existing records,
 //!   from `submit` to the acknowledgement.
@@ -74,6 +76,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let s = start_of(i);
                 let snap = rows.snapshot();
                 snap.range(s..s + n).versioned().map(|(k, v, r)| k ^ v ^ r.0).sum()
+            })
+        }
+        "btree10" | "btree1000" => {
+            let n = if what == "btree10" { 10 } else { 1_000 };
+            let tree: std::collections::BTreeMap<u64, (u64, std::sync::Arc<(u64, String)>)> = rows
+                .snapshot()
+                .iter()
+                .versioned()
+                .map(|(k, v, r)| (k, (v, r.clone().into())))
+                .collect();
+            time(|i| {
+                let s = start_of(i);
+                tree.range(s..s + n).map(|(k, (v, r))| k ^ v ^ r.0).sum()
             })
         }
         "view_scan10" => time(|i| {

@@ -138,12 +138,15 @@ impl<K: SlotKey + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
             Bound::Included(k) => self.position(k, false),
             Bound::Excluded(k) => self.position(k, true),
         };
+        // The end is searched for from the front's leaf on: a short scan ends in that
+        // leaf or one of the next few. An end before the start gives a position at or
+        // before the front, an empty range, as a search from the first leaf would.
         let back = match end {
             Bound::Unbounded => (self.leaves.len(), 0),
-            Bound::Included(k) => self.position(k, true),
-            Bound::Excluded(k) => self.position(k, false),
+            Bound::Included(k) => self.position_from(k, true, front.0),
+            Bound::Excluded(k) => self.position_from(k, false, front.0),
         };
-        SortedRange { leaves: &self.leaves, front, back }
+        SortedRange::between(&self.leaves, front, back)
     }
 
     /// The position of the first item whose key is `>= key` (or `> key` when
@@ -151,7 +154,32 @@ impl<K: SlotKey + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
     fn position(&self, key: &[u8], after: bool) -> (usize, usize) {
         let seek = Seek::new(key);
         let li = self.leaves.partition_point(|l| seek.cmp_stored(&l.first).is_le());
-        let li = li.saturating_sub(1);
+        self.position_in(&seek, after, li.saturating_sub(1))
+    }
+
+    /// [`position`](Sorted::position), looking at leaves from `from` on only, in steps
+    /// that double (1, 2, 4... leaves ahead), then by binary search between the last
+    /// two steps.
+    fn position_from(&self, key: &[u8], after: bool, from: usize) -> (usize, usize) {
+        let seek = Seek::new(key);
+        let ahead = self.leaves.get(from..).unwrap_or_default();
+        let at_or_before = |l: &Leaf<K, T>| seek.cmp_stored(&l.first).is_le();
+        let mut step = 1;
+        while ahead.get(step).is_some_and(at_or_before) {
+            step *= 2;
+        }
+        // Leaf `step / 2` starts at or before the key (when `step` > 1); leaf `step` does
+        // not, or does not exist.
+        let low = step / 2;
+        let high = step.min(ahead.len());
+        let within = ahead.get(low..high).unwrap_or_default();
+        let li = (from + low + within.partition_point(at_or_before)).saturating_sub(1);
+        self.position_in(&seek, after, li)
+    }
+
+    /// The position of the first item `>= seek` (`> seek` when `after`) in leaf `li`,
+    /// the last leaf whose first key is at or before it, or past that leaf's end.
+    fn position_in(&self, seek: &Seek<'_>, after: bool, li: usize) -> (usize, usize) {
         let Some(leaf) = self.leaves.get(li) else {
             return (self.leaves.len(), 0);
         };
@@ -256,45 +284,71 @@ fn leaf<K: Clone, T>(items: Vec<(K, T)>) -> Leaf<K, T> {
     Leaf { first, items: items.into() }
 }
 
-/// An iterator over a range of a [`Sorted`] map, from both ends.
+/// An iterator over a range of a [`Sorted`] map, from both ends: the rest of the first
+/// leaf, the whole leaves between, and the start of the last leaf, each walked as a
+/// slice (one pointer comparison per item, no bounds checks).
 pub(crate) struct SortedRange<'a, K, T> {
-    leaves: &'a [Leaf<K, T>],
-    /// The next position from the front, as (leaf, index).
-    front: (usize, usize),
-    /// The position after the last one left from the back.
-    back: (usize, usize),
+    /// What is left of the front leaf.
+    front: std::slice::Iter<'a, (K, T)>,
+    /// The leaves between the front one and the back one, untouched so far.
+    middle: &'a [Leaf<K, T>],
+    /// What is left of the back leaf (empty when the range ends at a leaf's end).
+    back: std::slice::Iter<'a, (K, T)>,
+}
+
+impl<'a, K, T> SortedRange<'a, K, T> {
+    /// The items from position `front` up to, not including, position `back`, each a
+    /// (leaf, index) pair as [`Sorted::position`] gives it.
+    fn between(leaves: &'a [Leaf<K, T>], front: (usize, usize), back: (usize, usize)) -> Self {
+        let empty = SortedRange { front: [].iter(), middle: &[], back: [].iter() };
+        if front >= back {
+            return empty;
+        }
+        let ((lf, fi), (lb, bi)) = (front, back);
+        let items = |li: usize| leaves.get(li).map_or(&[][..], |l| &l.items[..]);
+        if lf == lb {
+            let within = items(lf).get(fi..bi).unwrap_or_default();
+            return SortedRange { front: within.iter(), ..empty };
+        }
+        SortedRange {
+            front: items(lf).get(fi..).unwrap_or_default().iter(),
+            middle: leaves.get(lf + 1..lb).unwrap_or_default(),
+            back: items(lb).get(..bi).unwrap_or_default().iter(),
+        }
+    }
 }
 
 impl<'a, K, T> Iterator for SortedRange<'a, K, T> {
     type Item = (&'a K, &'a T);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.front >= self.back {
-            return None;
+        loop {
+            if let Some((k, v)) = self.front.next() {
+                return Some((k, v));
+            }
+            let Some((leaf, rest)) = self.middle.split_first() else {
+                return self.back.next().map(|(k, v)| (k, v));
+            };
+            self.front = leaf.items.iter();
+            self.middle = rest;
         }
-        let (li, ii) = self.front;
-        let items = &self.leaves.get(li)?.items;
-        let (k, v) = items.get(ii)?;
-        self.front = if ii + 1 == items.len() { (li + 1, 0) } else { (li, ii + 1) };
-        Some((k, v))
     }
 }
 
 impl<K, T> DoubleEndedIterator for SortedRange<'_, K, T> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.front >= self.back {
-            return None;
+        loop {
+            if let Some((k, v)) = self.back.next_back() {
+                return Some((k, v));
+            }
+            let Some((leaf, rest)) = self.middle.split_last() else {
+                return self.front.next_back().map(|(k, v)| (k, v));
+            };
+            self.back = leaf.items.iter();
+            self.middle = rest;
         }
-        let (li, ii) = self.back;
-        let (li, ii) = if ii == 0 {
-            let prev = li.checked_sub(1)?;
-            (prev, self.leaves.get(prev)?.items.len() - 1)
-        } else {
-            (li, ii - 1)
-        };
-        self.back = (li, ii);
-        let (k, v) = self.leaves.get(li)?.items.get(ii)?;
-        Some((k, v))
     }
 }
 

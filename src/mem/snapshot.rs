@@ -321,6 +321,7 @@ impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
     }
 
     /// The next key with its shared value.
+    #[inline]
     pub(crate) fn next_shared(&mut self) -> Option<(K, &'a Arc<V>)> {
         self.next_entry(false).map(|(k, e)| (k, &e.value))
     }
@@ -343,12 +344,14 @@ impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
 impl<'a, K: DeserializeOwned, V> Iterator for Iter<'a, K, V> {
     type Item = (K, &'a V);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.next_shared().map(|(k, v)| (k, &**v))
     }
 }
 
 impl<K: DeserializeOwned, V> DoubleEndedIterator for Iter<'_, K, V> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
         self.next_entry(true).map(|(k, e)| (k, &*e.value))
     }
@@ -362,6 +365,7 @@ pub struct VersionedIter<'a, K, V> {
 
 impl<'a, K: DeserializeOwned, V> VersionedIter<'a, K, V> {
     /// The next key with its version and shared value.
+    #[inline]
     pub(crate) fn next_shared(&mut self) -> Option<(K, Version, &'a Arc<V>)> {
         self.iter.next_entry(false).map(|(k, e)| (k, e.version, &e.value))
     }
@@ -370,12 +374,14 @@ impl<'a, K: DeserializeOwned, V> VersionedIter<'a, K, V> {
 impl<'a, K: DeserializeOwned, V> Iterator for VersionedIter<'a, K, V> {
     type Item = (K, Version, &'a V);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.iter.next_entry(false).map(|(k, e)| (k, e.version, &*e.value))
     }
 }
 
 impl<K: DeserializeOwned, V> DoubleEndedIterator for VersionedIter<'_, K, V> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
         self.iter.next_entry(true).map(|(k, e)| (k, e.version, &*e.value))
     }
