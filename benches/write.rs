@@ -10,6 +10,8 @@
 //! `viewstore_journal_pipelined` and `viewstore_journal_64_writers` run the workloads of
 //! `viewstore_pipelined` and `viewstore_64_writers` on a store in `Durability::Journal`
 //! (an append and an fdatasync of the journal before each acknowledgement).
+//! `put_batch_50000` and `delete_batch_50000` put, or delete, 50,000 existing records
+//! in one batch, over their own view.
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
@@ -30,6 +32,8 @@ const PIPELINED: u64 = 10_000;
 const COMMITS: u64 = 50;
 /// Inserts per commit in `redb_1000_per_txn`.
 const PER_TXN: u64 = 1_000;
+/// Operations of the one batch of `put_batch_50000` and `delete_batch_50000`.
+const LARGE_BATCH: u64 = 50_000;
 
 #[path = "support/row.rs"]
 mod row;
@@ -41,6 +45,8 @@ const ROWS_FEED_KEYS: ViewDef<u64, Row> = ViewDef::new("rows_feed_keys").with_fe
 /// The same rows, recorded in the change feed with their values.
 const ROWS_FEED_VALUES: ViewDef<u64, Row> =
     ViewDef::new("rows_feed_values").with_feed(FeedMode::Values);
+/// The rows that the large batches overwrite and delete.
+const ROWS_LARGE: ViewDef<u64, Row> = ViewDef::new("rows_large");
 const REDB_ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 
 /// Random keys over the view.
@@ -297,6 +303,57 @@ fn redb_1000_per_txn(group: &mut Group<'_>, fx: &Fixture) {
     });
 }
 
+/// One batch of `LARGE_BATCH` puts, or deletes, of existing records (the same keys, a
+/// random half of the view), from `submit` to the acknowledgement. Before each delete
+/// batch, untimed, a put batch brings the records back. Throughput in operations.
+fn large_batches(group: &mut Group<'_>, fx: &Fixture) {
+    let rows = fx.store.view(&ROWS_LARGE).expect("view");
+    let mut rng = Rng::new(17);
+    let mut keys: Vec<u64> = (0..RECORDS).collect();
+    for i in (1..keys.len()).rev() {
+        keys.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    keys.truncate(LARGE_BATCH as usize);
+    let put_all = |version: u64| {
+        let mut batch = Batch::new();
+        for &key in &keys {
+            batch.put(&rows, &key, Row::new(key, version), version).expect("valid put");
+        }
+        let started = Instant::now();
+        fx.store.submit(batch).expect("submit").wait().expect("commit");
+        started.elapsed()
+    };
+    let mut batch = Batch::new();
+    for key in 0..RECORDS {
+        batch.put(&rows, &key, Row::new(key, 1), 1).expect("valid put");
+    }
+    fx.store.submit(batch).expect("submit").wait().expect("commit");
+    group.throughput(Throughput::Elements(LARGE_BATCH));
+    group.bench_function("put_batch_50000", |b| {
+        b.iter_custom(|iters| {
+            (0..iters).map(|_| put_all(fx.next_version.fetch_add(1, Ordering::Relaxed))).sum()
+        });
+    });
+    group.bench_function("delete_batch_50000", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                put_all(fx.next_version.fetch_add(1, Ordering::Relaxed));
+                let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
+                let mut batch = Batch::new();
+                for &key in &keys {
+                    batch.delete(&rows, &key, version).expect("valid delete");
+                }
+                let started = Instant::now();
+                fx.store.submit(batch).expect("submit").wait().expect("commit");
+                spent += started.elapsed();
+                assert_eq!(rows.len() as u64, RECORDS - LARGE_BATCH);
+            }
+            spent
+        });
+    });
+}
+
 fn write(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let (store, [rows, rows_feed_keys, rows_feed_values], next_version, values_from) =
@@ -331,6 +388,7 @@ fn write(c: &mut Criterion) {
     writers_into(&mut group, &fx, "viewstore_journal_64_writers", &fx.journal, &fx.journal_rows);
     redb_commit_per_write(&mut group, &fx);
     redb_1000_per_txn(&mut group, &fx);
+    large_batches(&mut group, &fx);
     group.finish();
 
     // Every write above was an update: the tables still hold exactly every key.

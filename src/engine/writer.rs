@@ -94,17 +94,34 @@ pub(crate) struct Writer {
 /// Drops replaced roots on a thread of its own, so that freeing the parts a group
 /// replaced does not hold up the next group. At most two roots wait; past that the
 /// writer waits for the thread (or drops the root itself if the thread is gone).
+///
+/// The thread keeps the last `HELD` roots it was given before dropping them: a reading
+/// thread keeps the root it read last (`mem/current.rs`) and lets it go at its first
+/// read after the next publish; were it then the last holder, that read would pay for
+/// freeing everything the group replaced (a reference count decrement per shared part).
+/// Held a little longer here, the old root's last reference stays on this thread.
 struct Reclaimer {
     tx: Option<crossbeam_channel::Sender<Arc<Root>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// Replaced roots the reclaim thread keeps alive before dropping them (see [`Reclaimer`]).
+const HELD: usize = 2;
 
 impl Reclaimer {
     fn new() -> Self {
         let (tx, rx) = crossbeam_channel::bounded::<Arc<Root>>(2);
         let thread = std::thread::Builder::new()
             .name("viewstore-reclaim".into())
-            .spawn(move || rx.iter().for_each(drop))
+            .spawn(move || {
+                let mut held = std::collections::VecDeque::with_capacity(HELD + 1);
+                for root in rx {
+                    held.push_back(root);
+                    if held.len() > HELD {
+                        drop(held.pop_front());
+                    }
+                }
+            })
             .ok();
         Reclaimer { tx: Some(tx), thread }
     }
