@@ -1,6 +1,6 @@
 //! Read benchmarks: the resident layer against what users would pick instead (plain
-//! maps, a concurrent cache, raw redb), thread scaling, range scans, and opening a
-//! large store.
+//! maps, a concurrent cache, raw redb), reads while a paced writer writes, thread
+//! scaling, range scans with and without versions, `len`, and opening a large store.
 //!
 //! One fixture of 1,000,000 records (`u64` keys, a 7-field struct of about 100 bytes
 //! encoded) is built once per run in a temporary directory; the baselines hold the
@@ -11,6 +11,7 @@ use redb::{Database, ReadableDatabase, TableDefinition};
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, RwLock};
 use std::time::{Duration, Instant};
 use viewstore::{Batch, Durability, Store, View};
@@ -22,10 +23,19 @@ const LOOKUPS: usize = 1 << 20;
 const READS_PER_ITER: u64 = 1_000;
 const HOT_KEYS: usize = 16;
 const SCAN_LEN: u64 = 1_000;
+/// Writes per second of the paced background writer in `read_get`'s `*_under_writes`.
+const BACKGROUND_WRITES: u64 = 20_000;
+/// Writes per batch of the background writer (one batch every 5 ms).
+const BACKGROUND_BATCH: u64 = 100;
+/// Records of the small view that `len` compares with the fixture's view.
+const SMALL: u64 = 1_000;
 
 #[path = "support/profile.rs"]
 mod profile;
 use profile::{PROFILES, Profile, profile};
+
+/// A view of `SMALL` profiles beside the fixture's, for `len`.
+const SMALL_PROFILES: viewstore::ViewDef<u64, Profile> = viewstore::ViewDef::new("small_profiles");
 
 const RAW: TableDefinition<u64, &[u8]> = TableDefinition::new("profiles");
 
@@ -90,6 +100,7 @@ struct Fixture {
     store_path: PathBuf,
     store: Store,
     view: View<u64, Profile>,
+    small: View<u64, Profile>,
     raw: Database,
     values: Vec<Arc<Profile>>,
     keys: Vec<u64>,
@@ -104,6 +115,12 @@ impl Fixture {
         let raw = populate_raw(&dir.path().join("raw.redb"));
         let store = Store::open(&store_path).expect("reopen");
         let view = store.view(&PROFILES).expect("view");
+        let small = store.view(&SMALL_PROFILES).expect("view");
+        let mut batch = Batch::new();
+        for id in 0..SMALL {
+            batch.put(&small, &id, profile(id), 1).expect("put");
+        }
+        store.submit(batch).expect("submit").wait().expect("commit");
         let values: Vec<Arc<Profile>> = (0..RECORDS).filter_map(|id| view.get(&id)).collect();
         assert_eq!(values.len() as u64, RECORDS);
         eprintln!("fixture: {RECORDS} records in {:?}", started.elapsed());
@@ -112,6 +129,7 @@ impl Fixture {
             store_path,
             store,
             view,
+            small,
             raw,
             values,
             keys: random_keys(LOOKUPS, 0x5EED),
@@ -156,6 +174,24 @@ fn read_get(c: &mut Criterion, f: &Fixture) {
         snap.get_ref(&k).map(|p| p.followers)
     });
     drop(snap);
+    let version = AtomicU64::new(2);
+    let writes = paced_writes(
+        || {
+            let mut batch = Batch::new();
+            let v = version.fetch_add(1, Ordering::Relaxed);
+            for i in 0..BACKGROUND_BATCH {
+                let id = keys[((v * BACKGROUND_BATCH + i) as usize) & (keys.len() - 1)];
+                batch.put(view, &id, profile(id), v).expect("put");
+            }
+            f.store.submit(batch).expect("submit").wait().expect("commit");
+        },
+        || {
+            bench_reads(&mut group, "viewstore_get_under_writes", keys, |k| {
+                view.get_with(&k, |p| p.followers)
+            });
+        },
+    );
+    eprintln!("viewstore_get_under_writes: the background writer made {writes:.0} writes/s");
     let map = f.hashmap();
     bench_reads(&mut group, "hashmap_get", keys, |k| map.get(&k).map(|p| p.followers));
     let locked = RwLock::new(map);
@@ -163,6 +199,24 @@ fn read_get(c: &mut Criterion, f: &Fixture) {
         let map = locked.read().expect("lock");
         map.get(&k).map(|p| p.followers)
     });
+    let round = AtomicU64::new(0);
+    let writes = paced_writes(
+        || {
+            let r = round.fetch_add(1, Ordering::Relaxed);
+            let mut map = locked.write().expect("lock");
+            for i in 0..BACKGROUND_BATCH {
+                let id = keys[((r * BACKGROUND_BATCH + i) as usize) & (keys.len() - 1)];
+                map.insert(id, Arc::new(profile(id)));
+            }
+        },
+        || {
+            bench_reads(&mut group, "rwlock_hashmap_get_under_writes", keys, |k| {
+                let map = locked.read().expect("lock");
+                map.get(&k).map(|p| p.followers)
+            });
+        },
+    );
+    eprintln!("rwlock_hashmap_get_under_writes: the background writer made {writes:.0} writes/s");
     drop(locked);
     let cache: moka::sync::Cache<u64, Arc<Profile>> = moka::sync::Cache::new(2 * RECORDS);
     for v in &f.values {
@@ -186,6 +240,39 @@ fn read_get(c: &mut Criterion, f: &Fixture) {
         Some(decode(bytes.value()).followers)
     });
     group.finish();
+}
+
+/// Runs `measure` while another thread calls `write_batch` (which writes
+/// `BACKGROUND_BATCH` records) at `BACKGROUND_WRITES` writes per second, a batch every
+/// few milliseconds on a fixed schedule (a late batch is not made up for). Returns the
+/// write rate reached.
+#[expect(clippy::cast_precision_loss, reason = "a rate for a message")]
+fn paced_writes(write_batch: impl Fn() + Sync, measure: impl FnOnce()) -> f64 {
+    let every = Duration::from_secs(1) * BACKGROUND_BATCH as u32 / BACKGROUND_WRITES as u32;
+    let stop = AtomicBool::new(false);
+    let began = Instant::now();
+    let batches = std::thread::scope(|s| {
+        let writer = s.spawn(|| {
+            let mut next = Instant::now();
+            let mut batches = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                write_batch();
+                batches += 1;
+                next += every;
+                let now = Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                } else {
+                    next = now;
+                }
+            }
+            batches
+        });
+        measure();
+        stop.store(true, Ordering::Relaxed);
+        writer.join().expect("the background writer")
+    });
+    (batches * BACKGROUND_BATCH) as f64 / began.elapsed().as_secs_f64()
 }
 
 /// Runs `iters * READS_PER_ITER` reads on each of `threads` threads at once and returns
@@ -278,6 +365,59 @@ fn scan(c: &mut Criterion, f: &Fixture) {
             black_box(sum)
         });
     });
+    drop(tree);
+    // Scans that take each record's key, version and value, against a `BTreeMap` of
+    // (version, value) over the same records.
+    let versioned: BTreeMap<u64, (u64, Arc<Profile>)> = f
+        .values
+        .iter()
+        .map(|v| (v.id, (view.version(&v.id).unwrap_or(0), Arc::clone(v))))
+        .collect();
+    for len in [10u64, 1_000] {
+        group.throughput(Throughput::Elements(len));
+        group.bench_function(format!("viewstore_scan_{len}"), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let start = starts[i & mask];
+                i += 1;
+                let snap = view.snapshot();
+                let sum: u64 = snap
+                    .range(start..start + len)
+                    .versioned()
+                    .map(|(k, version, p)| k ^ version ^ p.followers)
+                    .sum();
+                black_box(sum)
+            });
+        });
+        group.bench_function(format!("btreemap_range_{len}"), |b| {
+            let mut i = 0usize;
+            b.iter(|| {
+                let start = starts[i & mask];
+                i += 1;
+                let sum: u64 = versioned
+                    .range(start..start + len)
+                    .map(|(k, (version, p))| k ^ version ^ p.followers)
+                    .sum();
+                black_box(sum)
+            });
+        });
+    }
+    group.finish();
+}
+
+/// `View::len` on a view of 1,000 records and on the fixture's 1,000,000.
+fn len(c: &mut Criterion, f: &Fixture) {
+    let mut group = c.benchmark_group("len");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1));
+    for (records, view) in [(SMALL, &f.small), (RECORDS, &f.view)] {
+        assert_eq!(view.len() as u64, records);
+        group.bench_function(format!("viewstore_len/{records}"), |b| {
+            b.iter(|| black_box(black_box(view).len()));
+        });
+    }
     group.finish();
 }
 
@@ -335,8 +475,9 @@ fn main() {
     read_get(&mut c, &fixture);
     read_scaling(&mut c, &fixture);
     scan(&mut c, &fixture);
-    let Fixture { _dir: dir, store_path, store, view, .. } = fixture;
-    drop(view);
+    len(&mut c, &fixture);
+    let Fixture { _dir: dir, store_path, store, view, small, .. } = fixture;
+    drop((view, small));
     store.close().expect("close");
     drop(store);
     open(&mut c, &store_path);

@@ -7,6 +7,11 @@
 //! `viewstore_pipelined_feed_values` write to views recorded in the change feed (keys
 //! and versions, or values too), `viewstore_pipelined` to one that is not;
 //! `feed_follow_values` also has a reader take every change from the feed as it comes.
+//! `viewstore_journal_pipelined` and `viewstore_journal_64_writers` run the workloads of
+//! `viewstore_pipelined` and `viewstore_64_writers` on a store in `Durability::Journal`
+//! (an append and an fdatasync of the journal before each acknowledgement).
+//! `put_batch_50000` and `delete_batch_50000` put, or delete, 50,000 existing records
+//! in one batch, over their own view.
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
@@ -27,6 +32,8 @@ const PIPELINED: u64 = 10_000;
 const COMMITS: u64 = 50;
 /// Inserts per commit in `redb_1000_per_txn`.
 const PER_TXN: u64 = 1_000;
+/// Operations of the one batch of `put_batch_50000` and `delete_batch_50000`.
+const LARGE_BATCH: u64 = 50_000;
 
 #[path = "support/row.rs"]
 mod row;
@@ -38,6 +45,8 @@ const ROWS_FEED_KEYS: ViewDef<u64, Row> = ViewDef::new("rows_feed_keys").with_fe
 /// The same rows, recorded in the change feed with their values.
 const ROWS_FEED_VALUES: ViewDef<u64, Row> =
     ViewDef::new("rows_feed_values").with_feed(FeedMode::Values);
+/// The rows that the large batches overwrite and delete.
+const ROWS_LARGE: ViewDef<u64, Row> = ViewDef::new("rows_large");
 const REDB_ROWS: TableDefinition<u64, &[u8]> = TableDefinition::new("rows");
 
 /// Random keys over the view.
@@ -53,10 +62,16 @@ fn encode(row: &Row) -> Vec<u8> {
 /// The store, its three views, the next version, and the LSN before the
 /// `rows_feed_values` view was filled (its 100,000 changes follow it in the feed).
 fn populated_store(dir: &Path) -> (Store, [View<u64, Row>; 3], AtomicU64, Lsn) {
-    let store = Store::builder(dir.join("viewstore.redb"))
-        .durability(Durability::Immediate)
-        .open()
-        .expect("open store");
+    populated_in(dir, "viewstore.redb", Durability::Immediate)
+}
+
+/// `populated_store` in the file `name`, with `durability`.
+fn populated_in(
+    dir: &Path,
+    name: &str,
+    durability: Durability,
+) -> (Store, [View<u64, Row>; 3], AtomicU64, Lsn) {
+    let store = Store::builder(dir.join(name)).durability(durability).open().expect("open store");
     let views = [ROWS, ROWS_FEED_KEYS, ROWS_FEED_VALUES].map(|def| store.view(&def).expect("view"));
     let mut values_from = store.lsn();
     for rows in &views {
@@ -93,6 +108,9 @@ struct Fixture {
     rows_feed_values: View<u64, Row>,
     next_version: AtomicU64,
     db: Database,
+    /// A store like `store`, in journal durability, and its `rows`.
+    journal: Store,
+    journal_rows: View<u64, Row>,
 }
 
 type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
@@ -100,8 +118,19 @@ type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>
 /// 64 threads, each with one write in flight: what group commit does for many
 /// independent request handlers. One iteration = one write per thread.
 fn viewstore_64_writers(group: &mut Group<'_>, fx: &Fixture) {
+    writers_into(group, fx, "viewstore_64_writers", &fx.store, &fx.rows);
+}
+
+/// `viewstore_64_writers` into `store`.
+fn writers_into(
+    group: &mut Group<'_>,
+    fx: &Fixture,
+    id: &str,
+    store: &Store,
+    rows: &View<u64, Row>,
+) {
     group.throughput(Throughput::Elements(WRITERS));
-    group.bench_function("viewstore_64_writers", |b| {
+    group.bench_function(id, |b| {
         b.iter_custom(|iters| {
             let start = Barrier::new(WRITERS as usize + 1);
             std::thread::scope(|s| {
@@ -115,9 +144,9 @@ fn viewstore_64_writers(group: &mut Group<'_>, fx: &Fixture) {
                             let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
                             let mut batch = Batch::new();
                             batch
-                                .put(&fx.rows, &key, Row::new(key, version), version)
+                                .put(rows, &key, Row::new(key, version), version)
                                 .expect("valid put");
-                            let ticket = fx.store.submit(batch).expect("submit");
+                            let ticket = store.submit(batch).expect("submit");
                             ticket.wait().expect("commit");
                         }
                     });
@@ -134,6 +163,17 @@ fn viewstore_64_writers(group: &mut Group<'_>, fx: &Fixture) {
 /// One thread keeps the queue full: the writer's own ceiling; into `rows`, whose
 /// feed mode the benchmark's name says.
 fn viewstore_pipelined(group: &mut Group<'_>, fx: &Fixture, id: &str, rows: &View<u64, Row>) {
+    pipelined_into(group, fx, id, &fx.store, rows);
+}
+
+/// `viewstore_pipelined` into `store`.
+fn pipelined_into(
+    group: &mut Group<'_>,
+    fx: &Fixture,
+    id: &str,
+    store: &Store,
+    rows: &View<u64, Row>,
+) {
     group.throughput(Throughput::Elements(PIPELINED));
     group.bench_function(id, |b| {
         let mut rng = Rng::new(7);
@@ -146,7 +186,7 @@ fn viewstore_pipelined(group: &mut Group<'_>, fx: &Fixture, id: &str, rows: &Vie
                     let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
                     let mut batch = Batch::new();
                     batch.put(rows, &key, Row::new(key, version), version).expect("valid put");
-                    tickets.push(fx.store.submit(batch).expect("submit"));
+                    tickets.push(store.submit(batch).expect("submit"));
                 }
                 for ticket in tickets {
                     ticket.wait().expect("commit");
@@ -263,12 +303,74 @@ fn redb_1000_per_txn(group: &mut Group<'_>, fx: &Fixture) {
     });
 }
 
+/// One batch of `LARGE_BATCH` puts, or deletes, of existing records (the same keys, a
+/// random half of the view), from `submit` to the acknowledgement. Before each delete
+/// batch, untimed, a put batch brings the records back. Throughput in operations.
+fn large_batches(group: &mut Group<'_>, fx: &Fixture) {
+    let rows = fx.store.view(&ROWS_LARGE).expect("view");
+    let mut rng = Rng::new(17);
+    let mut keys: Vec<u64> = (0..RECORDS).collect();
+    for i in (1..keys.len()).rev() {
+        keys.swap(i, rng.below(i as u64 + 1) as usize);
+    }
+    keys.truncate(LARGE_BATCH as usize);
+    let put_all = |version: u64| {
+        let mut batch = Batch::new();
+        for &key in &keys {
+            batch.put(&rows, &key, Row::new(key, version), version).expect("valid put");
+        }
+        let started = Instant::now();
+        fx.store.submit(batch).expect("submit").wait().expect("commit");
+        started.elapsed()
+    };
+    let mut batch = Batch::new();
+    for key in 0..RECORDS {
+        batch.put(&rows, &key, Row::new(key, 1), 1).expect("valid put");
+    }
+    fx.store.submit(batch).expect("submit").wait().expect("commit");
+    group.throughput(Throughput::Elements(LARGE_BATCH));
+    group.bench_function("put_batch_50000", |b| {
+        b.iter_custom(|iters| {
+            (0..iters).map(|_| put_all(fx.next_version.fetch_add(1, Ordering::Relaxed))).sum()
+        });
+    });
+    group.bench_function("delete_batch_50000", |b| {
+        b.iter_custom(|iters| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iters {
+                put_all(fx.next_version.fetch_add(1, Ordering::Relaxed));
+                let version = fx.next_version.fetch_add(1, Ordering::Relaxed);
+                let mut batch = Batch::new();
+                for &key in &keys {
+                    batch.delete(&rows, &key, version).expect("valid delete");
+                }
+                let started = Instant::now();
+                fx.store.submit(batch).expect("submit").wait().expect("commit");
+                spent += started.elapsed();
+                assert_eq!(rows.len() as u64, RECORDS - LARGE_BATCH);
+            }
+            spent
+        });
+    });
+}
+
 fn write(c: &mut Criterion) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temp dir");
     let (store, [rows, rows_feed_keys, rows_feed_values], next_version, values_from) =
         populated_store(dir.path());
     let db = populated_redb(dir.path());
-    let fx = Fixture { store, rows, rows_feed_keys, rows_feed_values, next_version, db };
+    let (journal, [journal_rows, _, _], _, _) =
+        populated_in(dir.path(), "journal.redb", Durability::Journal);
+    let fx = Fixture {
+        store,
+        rows,
+        rows_feed_keys,
+        rows_feed_values,
+        next_version,
+        db,
+        journal,
+        journal_rows,
+    };
 
     let mut group = c.benchmark_group("write");
     group
@@ -282,8 +384,11 @@ fn write(c: &mut Criterion) {
     viewstore_pipelined(&mut group, &fx, "viewstore_pipelined_feed_keys", &fx.rows_feed_keys);
     viewstore_pipelined(&mut group, &fx, "viewstore_pipelined_feed_values", &fx.rows_feed_values);
     feed_follow(&mut group, &fx);
+    pipelined_into(&mut group, &fx, "viewstore_journal_pipelined", &fx.journal, &fx.journal_rows);
+    writers_into(&mut group, &fx, "viewstore_journal_64_writers", &fx.journal, &fx.journal_rows);
     redb_commit_per_write(&mut group, &fx);
     redb_1000_per_txn(&mut group, &fx);
+    large_batches(&mut group, &fx);
     group.finish();
 
     // Every write above was an update: the tables still hold exactly every key.
@@ -292,7 +397,9 @@ fn write(c: &mut Criterion) {
     let read = fx.db.begin_read().expect("read");
     let table = read.open_table(REDB_ROWS).expect("table");
     assert_eq!(table.len().expect("len"), RECORDS);
+    assert_eq!(fx.journal_rows.len() as u64, RECORDS);
     fx.store.close().expect("close");
+    fx.journal.close().expect("close");
 }
 
 criterion_group!(benches, write);

@@ -109,6 +109,8 @@ mod api;
 mod base;
 mod engine;
 mod feed;
+#[cfg(feature = "inspect")]
+pub mod inspect;
 mod keys;
 mod mem;
 mod project;
@@ -135,7 +137,9 @@ pub use api::view::{View, ViewDef};
 pub use api::writes::Written;
 pub use api::writes_async::WriteFuture;
 pub use base::codec::{Bincode, Codec};
-pub use base::config::{Durability, IndexProgress, StoreBuilder};
+pub use base::config::{
+    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_JOURNAL_LIMIT, Durability, IndexProgress, StoreBuilder,
+};
 pub use base::error::{CodecError, Error, ErrorKind, Result};
 pub use base::feed::{ChangeKind, FeedChange, FeedGroup, FeedMode, FeedRetention};
 pub use base::histogram::Histogram;

@@ -6,7 +6,10 @@
 //! it retains, holds exactly those batches, one after another, each acknowledged one in
 //! the group of its LSN.
 //!
-//! `VIEWSTORE_CRASH_CYCLES` sets the number of cycles (default 300);
+//! Cycles run in immediate, periodic or journal durability, picked at random; a
+//! journal cycle reopens from the store file and its journal.
+//!
+//! `VIEWSTORE_CRASH_CYCLES` sets the number of cycles (default 380);
 //! `VIEWSTORE_CRASH_SEED` replays the cycle plan (kill times, durability modes) of a
 //! failed run, whose seed is printed.
 
@@ -26,6 +29,8 @@ use viewstore::{
 const CHILD_ENV: &str = "VIEWSTORE_CRASH_CHILD";
 const MODE_ENV: &str = "VIEWSTORE_CRASH_MODE";
 const THREADS: u32 = 3;
+/// The journal limit of journal cycles: a checkpoint every few dozen groups.
+const JOURNAL_LIMIT: u64 = 64 << 10;
 /// Items older than this many batches of their thread are deleted.
 const KEEP: u64 = 16;
 const RING: u64 = 8;
@@ -77,7 +82,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(viewstore::testing::seed_from_time);
     let cycles: u32 =
-        std::env::var("VIEWSTORE_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+        std::env::var("VIEWSTORE_CRASH_CYCLES").ok().and_then(|s| s.parse().ok()).unwrap_or(380);
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
         Err(e) => fail(seed, 0, &format!("cannot make a temporary directory: {e}")),
@@ -91,10 +96,11 @@ fn main() {
         }
     }
     println!(
-        "crash_kill: {cycles} cycles ({} killed during open, {} periodic), {} acknowledged \
-         batches checked, {} feed groups checked, seed {seed}, {:.1}s",
+        "crash_kill: {cycles} cycles ({} killed during open, {} periodic, {} journal), {} \
+         acknowledged batches checked, {} feed groups checked, seed {seed}, {:.1}s",
         parent.killed_in_open,
         parent.periodic_cycles,
+        parent.journal_cycles,
         parent.acks_checked,
         parent.feed_groups_checked,
         started.elapsed().as_secs_f64()
@@ -113,6 +119,7 @@ fn fail(seed: u64, cycle: u32, message: &str) -> ! {
 
 fn child(dir: &Path) {
     let periodic = std::env::var(MODE_ENV).is_ok_and(|m| m == "periodic");
+    let journal = std::env::var(MODE_ENV).is_ok_and(|m| m == "journal");
     let say = |line: &str| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
@@ -123,6 +130,10 @@ fn child(dir: &Path) {
         .feed_retention(FeedRetention::unbounded().max_groups(FEED_GROUPS));
     if periodic {
         builder = builder.durability(Durability::Periodic { interval: PERIODIC_INTERVAL });
+    }
+    if journal {
+        // A small limit, so that kills land before, during and after checkpoints.
+        builder = builder.durability(Durability::Journal).journal_limit(JOURNAL_LIMIT);
     }
     let store = builder.open().unwrap_or_else(|e| child_fail(&format!("open: {e}")));
     let views = Views::open(&store).unwrap_or_else(|e| child_fail(&format!("views: {e}")));
@@ -214,6 +225,7 @@ struct Parent {
     last_lsn: u64,
     killed_in_open: u32,
     periodic_cycles: u32,
+    journal_cycles: u32,
     acks_checked: u64,
     feed_groups_checked: u64,
 }
@@ -243,6 +255,7 @@ impl Parent {
             last_lsn: 0,
             killed_in_open: 0,
             periodic_cycles: 0,
+            journal_cycles: 0,
             acks_checked: 0,
             feed_groups_checked: 0,
         }
@@ -252,6 +265,7 @@ impl Parent {
         // Periodic cycles live longer, so that some acknowledgements are old enough to
         // have to be durable.
         let periodic = self.rng.one_in(12);
+        let journal = !periodic && self.rng.one_in(4);
         let in_open = self.rng.one_in(6);
         let delay = if in_open {
             Duration::from_micros(self.rng.below(3000))
@@ -260,14 +274,24 @@ impl Parent {
         } else {
             Duration::from_millis(1 + self.rng.below(50))
         };
-        let (acks, durable, opened) = self.run_child(periodic, in_open, delay)?;
+        let mode = if periodic {
+            "periodic"
+        } else if journal {
+            "journal"
+        } else {
+            "immediate"
+        };
+        let (acks, durable, opened) = self.run_child(mode, in_open, delay)?;
         if !opened {
             self.killed_in_open += 1;
         }
         if periodic {
             self.periodic_cycles += 1;
         }
-        self.check(cycle, periodic, &acks, durable)
+        if journal {
+            self.journal_cycles += 1;
+        }
+        self.check(cycle, (periodic, journal), &acks, durable)
     }
 
     /// Runs a child and kills it `delay` after it starts opening (`in_open`) or after it
@@ -275,7 +299,7 @@ impl Parent {
     /// whether it had finished opening.
     fn run_child(
         &self,
-        periodic: bool,
+        mode: &str,
         in_open: bool,
         delay: Duration,
     ) -> Result<(Vec<Ack>, u64, bool), Failure> {
@@ -283,7 +307,7 @@ impl Parent {
         let dir = self.path.parent().ok_or("store path has no parent")?;
         let mut child = Command::new(exe)
             .env(CHILD_ENV, dir)
-            .env(MODE_ENV, if periodic { "periodic" } else { "immediate" })
+            .env(MODE_ENV, mode)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -380,16 +404,18 @@ impl Parent {
     fn check(
         &mut self,
         cycle: u32,
-        periodic: bool,
+        (periodic, journal): (bool, bool),
         acks: &[Ack],
         durable: u64,
     ) -> Result<(), Failure> {
         let AckTally { acked, must_have, max_acked_lsn } = self.tally(periodic, acks, durable)?;
         self.acks_checked += acks.len() as u64;
-        let store = Store::builder(&self.path)
-            .feed_retention(FeedRetention::unbounded().max_groups(FEED_GROUPS))
-            .open()
-            .map_err(|e| format!("reopen: {e}"))?;
+        let mut builder = Store::builder(&self.path)
+            .feed_retention(FeedRetention::unbounded().max_groups(FEED_GROUPS));
+        if journal {
+            builder = builder.durability(Durability::Journal);
+        }
+        let store = builder.open().map_err(|e| format!("reopen: {e}"))?;
         let views = Views::open(&store).map_err(|e| format!("reopen views: {e}"))?;
         let probes = store.view(&PROBES).map_err(|e| format!("probe view: {e}"))?;
         let lsn = store.lsn().get();

@@ -9,7 +9,15 @@ use viewstore::testing::{
 const BATCHES: u64 = 40;
 
 fn case(plan: Option<FaultPlan>, periodic: bool, tear_seeds: Vec<u64>) -> CrashCase {
-    CrashCase { batches: BATCHES, trio_every: 5, plan, periodic, tear_seeds }
+    CrashCase {
+        batches: BATCHES,
+        trio_every: 5,
+        plan,
+        periodic,
+        journal: false,
+        log_faults: false,
+        tear_seeds,
+    }
 }
 
 /// The number of storage-changing calls of the whole workload without faults.

@@ -15,6 +15,7 @@ use crate::mem::lsn_watch::Ended;
 use crate::mem::{Published, Root, Snapshot, Stats};
 use crate::schema::names::check_source_name;
 use crate::storage::feed::read_feed;
+use crate::storage::journal::replay::open_journal;
 use crate::storage::open::open_database;
 use crate::storage::positions::read_positions;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -87,6 +88,7 @@ impl StoreBuilder {
         let config = self.config;
         let figures = Arc::new(WriterFigures::default());
         let (db, lsn) = open_database(&config, &figures.sync_latency)?;
+        let (lsn, journal) = open_journal(&db, &config, lsn)?;
         let positions = resident(read_positions(&db, &config.path)?);
         let (groups, pruned) = read_feed(&db, &config.path)?;
         let feed = Arc::new(FeedLog::new(groups, pruned, lsn));
@@ -95,6 +97,7 @@ impl StoreBuilder {
         let inbox = Arc::new(Inbox::new(config.queue_capacity));
         let writer = Writer::new(
             db,
+            journal,
             config.clone(),
             Arc::clone(&published),
             Arc::clone(&feed),

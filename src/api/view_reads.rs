@@ -114,10 +114,10 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         self.with_entry(key, |_| ()).is_some()
     }
 
-    /// The number of live records.
+    /// The number of live records: a counter the resident layer keeps, read in
+    /// constant time whatever the view's size.
     pub fn len(&self) -> usize {
-        let root = self.published.load();
-        root.view::<V>(self.id).map_or(0, ViewData::len)
+        self.published.with_root(|root| root.view::<V>(self.id).map_or(0, ViewData::len))
     }
 
     /// Whether the view has no live record.

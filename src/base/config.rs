@@ -20,6 +20,38 @@ pub enum Durability {
         /// The longest time an acknowledged group may stay unsynced.
         interval: Duration,
     },
+    /// Every group is appended to a checksummed write-ahead log and synced
+    /// (`fdatasync`) before any of its batches is acknowledged: an acknowledged write
+    /// survives a crash or power loss, as with `Immediate`, at the cost of one
+    /// sequential append and one sync per group instead of a redb commit with its
+    /// random page writes.
+    ///
+    /// The log is the file `<store file>.journal` beside the store file (or the backend
+    /// given to [`StoreBuilder::journal_backend`]): in this mode a store is two files,
+    /// and both must be kept together. Each log record holds what its group wrote (the
+    /// bytes of each record and index entry, source positions, the change-feed row,
+    /// the LSN), never closures, with a CRC-32C checksum. The store file takes each
+    /// group in a redb transaction without a sync; a **checkpoint** (a synced redb
+    /// commit) makes them durable there and empties the log, once it holds
+    /// [`StoreBuilder::journal_limit`] bytes, once the oldest group not yet
+    /// checkpointed is [`StoreBuilder::checkpoint_interval`] old, and at `close`. A
+    /// group that would take the log past its limit waits for that checkpoint
+    /// (backpressure), so the log stays bounded.
+    ///
+    /// Opening the store replays the log's groups above the LSN the store file holds,
+    /// in one synced transaction, then empties the log. A torn or damaged *last* record
+    /// (a crash or power loss during its append) ends the replay: it was never
+    /// acknowledged. A damaged record followed by a valid, later one is
+    /// [`Error::JournalCorrupt`](crate::Error::JournalCorrupt), naming the log file and
+    /// the offset, and nothing is changed. Replays are idempotent: a crash during one
+    /// is repaired by the next open.
+    ///
+    /// A failed append or sync of the log turns the store read-only
+    /// ([`Error::Poisoned`](crate::Error::Poisoned) for later writes): after a failed
+    /// sync nothing can say what the disk holds. The group it was for gets the error
+    /// and is not acknowledged; it may or may not be present after a reopen, whole or
+    /// not at all.
+    Journal,
 }
 
 #[derive(Debug, Clone)]
@@ -35,7 +67,16 @@ pub(crate) struct Config {
     pub(crate) backend: Option<Arc<dyn redb::StorageBackend>>,
     pub(crate) index_progress: Option<ProgressFn>,
     pub(crate) feed_retention: FeedRetention,
+    pub(crate) journal_limit: u64,
+    pub(crate) checkpoint_interval: Duration,
+    pub(crate) journal_backend: Option<Arc<dyn redb::StorageBackend>>,
 }
+
+/// The default [`StoreBuilder::journal_limit`]: 64 MiB.
+pub const DEFAULT_JOURNAL_LIMIT: u64 = 64 << 20;
+
+/// The default [`StoreBuilder::checkpoint_interval`]: one second.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How far an index build has come, as reported to
 /// [`StoreBuilder::on_index_build`].
@@ -103,6 +144,9 @@ impl StoreBuilder {
                 backend: None,
                 index_progress: None,
                 feed_retention: FeedRetention::default(),
+                journal_limit: DEFAULT_JOURNAL_LIMIT,
+                checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+                journal_backend: None,
             },
         }
     }
@@ -189,6 +233,52 @@ impl StoreBuilder {
     /// [`FeedRetention::default`]: 64 MiB.
     pub fn feed_retention(mut self, retention: FeedRetention) -> Self {
         self.config.feed_retention = retention;
+        self
+    }
+}
+
+impl StoreBuilder {
+    /// With [`Durability::Journal`], the size the log may reach before the writer
+    /// checkpoints (a synced redb commit) and empties it; a group waits for that
+    /// checkpoint. It bounds the log file, the replay at open, and the memory redb holds
+    /// for groups not yet checkpointed. Default = [`DEFAULT_JOURNAL_LIMIT`] (64 MiB), at
+    /// least 1 byte. Ignored in the other modes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use viewstore::{Durability, Store};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let store = Store::builder(dir.path().join("views.redb"))
+    ///     .durability(Durability::Journal)
+    ///     .journal_limit(16 << 20)
+    ///     .checkpoint_interval(Duration::from_millis(500))
+    ///     .open()?;
+    /// assert!(dir.path().join("views.redb.journal").exists());
+    /// store.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn journal_limit(mut self, bytes: u64) -> Self {
+        self.config.journal_limit = bytes.max(1);
+        self
+    }
+
+    /// With [`Durability::Journal`], how long a group may stay in the log only before
+    /// a checkpoint writes it durably to the store file (an idle writer checkpoints at
+    /// that deadline too). Default = [`DEFAULT_CHECKPOINT_INTERVAL`] (1 s). Ignored in
+    /// the other modes.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.config.checkpoint_interval = interval;
+        self
+    }
+
+    /// With [`Durability::Journal`], keeps the log in `backend` instead of the file
+    /// `<path>.journal`; for in-memory stores and for tests that inject I/O faults into
+    /// the log. Default = the file.
+    pub fn journal_backend(mut self, backend: Arc<dyn redb::StorageBackend>) -> Self {
+        self.config.journal_backend = Some(backend);
         self
     }
 }

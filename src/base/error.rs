@@ -255,6 +255,18 @@ pub enum Error {
         /// The file that was refused.
         file: PathBuf,
     },
+    /// A line of a JSON-lines import is malformed or does not fit the view's stored
+    /// shape (`line` 0: the view itself cannot be imported into). Nothing was imported.
+    Import {
+        /// The store file.
+        file: PathBuf,
+        /// The view imported into.
+        view: String,
+        /// The line, counted from 1.
+        line: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A blocking call (a write, a view open, `verify`, `wait_for` of a later LSN, a wait
     /// on a pending ticket) was made on the writer thread, from an update closure, an
     /// index extractor or a codec: it would wait for the writer running it.
@@ -399,6 +411,19 @@ pub enum Error {
         during: &'static str,
         /// redb's error.
         source: Arc<redb::Error>,
+    },
+    /// The journal of a store in [`Durability::Journal`](crate::Durability::Journal)
+    /// mode is damaged before its end: a frame that fails its checksum (or is cut short,
+    /// or a group missing) followed by a frame of a later group. A damaged *last* frame
+    /// is a crash during an append, which was never acknowledged, and is not an error.
+    /// Nothing was changed; the store does not open.
+    JournalCorrupt {
+        /// The journal file.
+        file: PathBuf,
+        /// The offset in it of the damaged frame.
+        offset: u64,
+        /// What is wrong there.
+        reason: String,
     },
     /// A file system operation outside redb failed.
     Io {

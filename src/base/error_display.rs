@@ -100,7 +100,8 @@ impl fmt::Display for Error {
             | Error::ViewOpen { .. }
             | Error::Migration { .. }
             | Error::FileExists { .. }
-            | Error::UnknownTable { .. } => self.fmt_manage_error(f),
+            | Error::UnknownTable { .. }
+            | Error::Import { .. } => self.fmt_manage_error(f),
             Error::Full => f.write_str("the write queue is full"),
             Error::Closed => f.write_str("the store is closed"),
             Error::Poisoned { file, reason } => {
@@ -108,6 +109,9 @@ impl fmt::Display for Error {
             }
             Error::Storage { file, during, source } => {
                 write!(f, "storage error in {} while {during}: {source}", file.display())
+            }
+            Error::JournalCorrupt { file, offset, reason } => {
+                write!(f, "journal {} is damaged at offset {offset}: {reason}", file.display())
             }
             Error::Io { file, source } => write!(f, "I/O error on {}: {source}", file.display()),
         }
@@ -118,6 +122,14 @@ impl Error {
     /// Display of the errors of view management and backup.
     fn fmt_manage_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::Import { file, view, line: 0, reason } => {
+                write!(f, "cannot import into view '{view}' of {}: {reason}", file.display())
+            }
+            Error::Import { file, view, line, reason } => write!(
+                f,
+                "import into view '{view}' of {}, line {line}: {reason}; nothing was imported",
+                file.display()
+            ),
             Error::UnknownView { view } => write!(f, "the store holds no view named '{view}'"),
             Error::ViewExists { view } => {
                 write!(f, "the store already holds a view named '{view}'")

@@ -9,9 +9,9 @@ impl Error {
     ///
     /// | Kind | Variants |
     /// |---|---|
-    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `InvalidSource`, `UnknownSource`, `SourceRequired`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `Migration`, `WriterReentry`, `InvalidPosition`, `FeedPruned`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
+    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `InvalidSource`, `UnknownSource`, `SourceRequired`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `Import`, `Migration`, `WriterReentry`, `InvalidPosition`, `FeedPruned`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
     /// | `Batch` | `UniqueViolation`, `UpdatePanicked`, `IndexPanicked`, `IndexKeyTooLarge`, `Decode`, `PositionGap`, `PartialRedelivery`, `EventFailed`; `ValueTooLarge` and `Encode` of an `update` closure's result (`from_update: true`); `InvalidIndex` of one record's index key (`key: Some`) |
-    /// | `Store` | `Storage`, `Io`, `Poisoned`, `Closed`, `SourceFailed` |
+    /// | `Store` | `Storage`, `Io`, `JournalCorrupt`, `Poisoned`, `Closed`, `SourceFailed` |
     ///
     /// # Examples
     ///
@@ -77,6 +77,7 @@ impl Error {
             | Error::KeyTooLarge { .. }
             | Error::KeyEncoding { .. }
             | Error::AlreadyOpen { .. }
+            | Error::Import { .. }
             | Error::WriterReentry { .. }
             | Error::InvalidPosition { .. }
             | Error::FeedPruned { .. }
@@ -110,6 +111,7 @@ impl Error {
             | Error::EventFailed { .. } => ErrorKind::Batch,
             Error::Storage { .. }
             | Error::Io { .. }
+            | Error::JournalCorrupt { .. }
             | Error::Poisoned { .. }
             | Error::Closed
             | Error::UnknownTable { .. }

@@ -15,6 +15,7 @@ use crate::base::index_kind::IndexKind;
 use crate::base::order::last_of_each_key;
 use crate::base::version::{Outcome, Version};
 use crate::engine::decide::{State, decide};
+use crate::engine::effects::Recorder;
 use crate::engine::feed::FeedChanges;
 use crate::engine::positions::{Check, GroupPositions};
 use crate::engine::tables::{
@@ -29,6 +30,7 @@ use crate::mem::delta::{Delta, Effect, MultiEntries, RecordChange, UniqueChange,
 use crate::schema::op::{Op, OpKind, Submission};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{Record, index_table, view_table};
+use crate::storage::journal::effects::GroupEffects;
 use redb::{ReadableTable, WriteTransaction};
 use std::collections::hash_map::Entry as MapEntry;
 use std::collections::{BTreeSet, HashMap};
@@ -56,6 +58,9 @@ pub(crate) struct Applied {
     pub(crate) delta: Delta,
     /// The group's changes to views with a feed.
     pub(crate) feed: Vec<FeedChange>,
+    /// What the group wrote, when asked for (journal mode); the writer adds the LSN and
+    /// the feed row.
+    pub(crate) effects: Option<GroupEffects>,
 }
 
 impl Applied {
@@ -117,15 +122,19 @@ struct Group<'t, 'v> {
     positions: GroupPositions<'t>,
     /// The changes to views with a feed.
     feed: FeedChanges,
+    /// What the group writes, for the journal.
+    recorder: Recorder,
 }
 
-/// Applies `batches` to `txn`. `Err` only for storage failures, which fail the group.
+/// Applies `batches` to `txn`; with `record`, also notes what they write
+/// ([`Applied::effects`]). `Err` only for storage failures, which fail the group.
 pub(crate) fn apply_group(
     txn: &WriteTransaction,
     views: &[ViewInfo],
     root: &Root,
     file: &Path,
     batches: Vec<Submission>,
+    record: bool,
 ) -> Result<Applied> {
     let mut group = Group {
         txn,
@@ -142,6 +151,7 @@ pub(crate) fn apply_group(
         multi: HashMap::new(),
         positions: GroupPositions::new(),
         feed: FeedChanges::default(),
+        recorder: Recorder::new(record),
     };
     let mut results = Vec::with_capacity(batches.len());
     for batch in batches {
@@ -178,10 +188,12 @@ pub(crate) fn apply_group(
     for (view, changes) in group.multi {
         per_view.entry(view).or_default().multi = changes;
     }
-    let positions = group.positions.into_recorded().into_iter().collect();
+    let recorded = group.positions.into_recorded();
+    let effects = group.recorder.finish(views, &recorded);
+    let positions = recorded.into_iter().collect();
     let feed = group.feed.into_changes(views);
     let delta = Delta { views: per_view.into_iter().collect(), positions };
-    Ok(Applied { results, delta, feed })
+    Ok(Applied { results, delta, feed, effects })
 }
 
 impl<'t> Group<'t, '_> {
@@ -519,6 +531,7 @@ impl<'t> Group<'t, '_> {
                 entries.push((w.key, w.insert.then_some(w.ikey_len)));
                 continue;
             }
+            self.recorder.unique(w.view, w.index, &w.key, w.insert.then_some(w.ikey_len));
             let table = self.index_table(w.view, w.index)?;
             if w.insert {
                 table.insert(w.key.as_bytes(), w.ikey_len).map_err(write_error)?;
@@ -542,6 +555,7 @@ impl Group<'_, '_> {
         if let Some(info) = self.views.get(view) {
             self.feed.note(info, view, &entries);
         }
+        self.recorder.records(self.views, view, &entries);
         put_records(self.table(view)?, entries, file)
     }
 
@@ -560,13 +574,16 @@ impl Group<'_, '_> {
             if let Some(info) = self.views.get(view) {
                 self.feed.note(info, view, &entries);
             }
+            self.recorder.records(self.views, view, &entries);
             jobs.push(TableWrites::Records(table, entries));
         }
         for ((view, index), entries) in std::mem::take(&mut self.deferred) {
             let info = self.views.get(view).and_then(|v| v.indexes.get(index));
             let name = info.map(|i| index_table(&i.table));
             let table = open_owned(txn, file, &mut self.index_tables, &(view, index), name)?;
-            jobs.push(TableWrites::Index((view, index), table, last_of_each_key(entries)));
+            let entries = last_of_each_key(entries);
+            self.recorder.index(self.views, (view, index), &entries);
+            jobs.push(TableWrites::Index((view, index), table, entries));
         }
         let total: usize = jobs.iter().map(TableWrites::len).sum();
         let written = if jobs.len() < 2 || total < WRITE_TABLES_BESIDE_FROM {

@@ -3,7 +3,9 @@
 //! verification, view management (`manage`).
 
 pub(crate) mod apply;
+mod checkpoint;
 mod decide;
+mod effects;
 mod feed;
 pub(crate) mod inbox;
 pub(crate) mod joiner;

@@ -118,6 +118,25 @@ impl TableWrites<'_> {
     }
 }
 
+/// The bytes a pending write leaves in its table: the encoded record, or `None` when it
+/// removes the key.
+pub(super) fn record_bytes(pending: &Pending) -> Option<Vec<u8>> {
+    match pending {
+        Pending::Live { version, bytes } => {
+            Some(Record::Live { version: *version, value: bytes }.encode())
+        }
+        Pending::Tombstone { version } => Some(Record::Tombstone { version: *version }.encode()),
+        Pending::Sourced { sources, bytes } => {
+            let sources = (**sources).clone();
+            Some(match bytes {
+                Some(value) => Record::SourcedLive { sources, value }.encode(),
+                None => Record::SourcedTombstone { sources }.encode(),
+            })
+        }
+        Pending::Remove { .. } => None,
+    }
+}
+
 /// Writes records (`Pending::Remove` removes the key).
 pub(super) fn put_records(
     table: &mut RecordTable<'_>,
@@ -127,27 +146,11 @@ pub(super) fn put_records(
     let write_error = |e| Fail::Group(Error::storage(file, "writing a record", e));
     for (key, pending) in entries {
         let key = key.as_bytes();
-        match pending {
-            Pending::Live { version, bytes } => {
-                let record = Record::Live { version, value: &bytes }.encode();
-                table.insert(key, record.as_slice()).map_err(write_error)?;
-            }
-            Pending::Tombstone { version } => {
-                let record = Record::Tombstone { version }.encode();
-                table.insert(key, record.as_slice()).map_err(write_error)?;
-            }
-            Pending::Sourced { sources, bytes } => {
-                let sources = *sources;
-                let record = match &bytes {
-                    Some(value) => Record::SourcedLive { sources, value }.encode(),
-                    None => Record::SourcedTombstone { sources }.encode(),
-                };
-                table.insert(key, record.as_slice()).map_err(write_error)?;
-            }
-            Pending::Remove { .. } => {
-                table.remove(key).map_err(write_error)?;
-            }
+        match record_bytes(&pending) {
+            Some(record) => table.insert(key, record.as_slice()).map(drop),
+            None => table.remove(key).map(drop),
         }
+        .map_err(write_error)?;
     }
     Ok(())
 }

@@ -28,6 +28,8 @@ use crate::schema::registration::Registration;
 use crate::schema::view_info::ViewInfo;
 use crate::storage::feed::read_feed;
 use crate::storage::format::{IndexMeta, META, META_LSN, ViewMeta};
+use crate::storage::journal::log::Journal;
+use crate::storage::journal::replay::recover;
 use crate::storage::open::open_database;
 use crate::storage::positions::read_positions;
 use crossbeam_channel::Sender;
@@ -79,27 +81,47 @@ pub(crate) struct Writer {
     /// Why the writer must stop, found where it cannot return it at once.
     pub(super) fatal: Option<String>,
     pub(super) lsn: Lsn,
-    /// When the oldest commit not yet synced to disk was made (periodic durability).
+    /// When the oldest commit not yet synced to disk was made (periodic durability), or
+    /// not yet checkpointed (journal durability).
     pub(super) unsynced_since: Option<Instant>,
     /// What the writer counts, shared with the store's `stats`.
     pub(super) figures: Arc<WriterFigures>,
+    /// The journal, in journal mode.
+    pub(super) journal: Option<Journal>,
     reclaimer: Reclaimer,
 }
 
 /// Drops replaced roots on a thread of its own, so that freeing the parts a group
 /// replaced does not hold up the next group. At most two roots wait; past that the
 /// writer waits for the thread (or drops the root itself if the thread is gone).
+///
+/// The thread keeps the last `HELD` roots it was given before dropping them: a reading
+/// thread keeps the root it read last (`mem/current.rs`) and lets it go at its first
+/// read after the next publish; were it then the last holder, that read would pay for
+/// freeing everything the group replaced (a reference count decrement per shared part).
+/// Held a little longer here, the old root's last reference stays on this thread.
 struct Reclaimer {
     tx: Option<crossbeam_channel::Sender<Arc<Root>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
+
+/// Replaced roots the reclaim thread keeps alive before dropping them (see [`Reclaimer`]).
+const HELD: usize = 2;
 
 impl Reclaimer {
     fn new() -> Self {
         let (tx, rx) = crossbeam_channel::bounded::<Arc<Root>>(2);
         let thread = std::thread::Builder::new()
             .name("viewstore-reclaim".into())
-            .spawn(move || rx.iter().for_each(drop))
+            .spawn(move || {
+                let mut held = std::collections::VecDeque::with_capacity(HELD + 1);
+                for root in rx {
+                    held.push_back(root);
+                    if held.len() > HELD {
+                        drop(held.pop_front());
+                    }
+                }
+            })
             .ok();
         Reclaimer { tx: Some(tx), thread }
     }
@@ -126,6 +148,7 @@ impl Drop for Reclaimer {
 impl Writer {
     pub(crate) fn new(
         db: Database,
+        journal: Option<Journal>,
         config: Config,
         published: Arc<Published>,
         feed: Arc<FeedLog>,
@@ -146,6 +169,7 @@ impl Writer {
             lsn,
             unsynced_since: None,
             figures,
+            journal,
             reclaimer: Reclaimer::new(),
         }
     }
@@ -285,6 +309,7 @@ impl Writer {
     fn sync_deadline(&self) -> Option<Instant> {
         match (self.config.durability, self.unsynced_since) {
             (Durability::Periodic { interval }, Some(since)) => Some(since + interval),
+            (Durability::Journal, Some(since)) => Some(since + self.config.checkpoint_interval),
             _ => None,
         }
     }
@@ -298,6 +323,9 @@ impl Writer {
         };
         if !force && Instant::now() < deadline {
             return Ok(());
+        }
+        if self.journal.is_some() {
+            return self.checkpoint();
         }
         let synced = self.db.as_ref().and_then(|db| {
             let mut txn = db.begin_write().ok()?;
@@ -347,12 +375,16 @@ impl Writer {
                         fell_back: c.fell_back,
                     }));
                 }
-                Ok(())
+                self.checkpoint_if_due()
             }
             Err(e) => {
                 self.figures.count_failed_group(completers.len() as u64);
                 for done in completers {
                     done.complete(Err(e.clone()));
+                }
+                if let Some(reason) = self.journal.as_ref().and_then(Journal::broken) {
+                    // After a failed sync nothing says what the log holds: stop writing.
+                    return Err(format!("the journal failed: {reason}"));
                 }
                 self.reopen().map_err(|reason| format!("after a failed commit ({e}): {reason}"))
             }
@@ -379,6 +411,11 @@ impl Writer {
         self.unsynced_since = None;
         let (db, disk_lsn) = open_database(&self.config, &self.figures.sync_latency)
             .map_err(|e| format!("reopening failed: {e}"))?;
+        let disk_lsn = match &mut self.journal {
+            Some(journal) => recover(&db, journal, disk_lsn, &self.config.path)
+                .map_err(|e| format!("replaying the journal failed: {e}"))?,
+            None => disk_lsn,
+        };
         self.db = Some(db);
         if disk_lsn < self.lsn {
             // Acknowledged groups that were not yet durable (periodic durability) went
@@ -427,12 +464,14 @@ impl Writer {
             Durability::Periodic { interval } => {
                 self.unsynced_since.is_some_and(|since| since.elapsed() >= interval)
             }
+            Durability::Journal => false,
         };
+        let journal = self.journal.is_some();
         let durability =
             if immediate { redb::Durability::Immediate } else { redb::Durability::None };
         txn.set_durability(durability)
             .map_err(|e| Error::storage(&file, "setting durability", redb::Error::from(e)))?;
-        let mut applied = apply_group(&txn, &self.views, &self.root, &file, batches)?;
+        let mut applied = apply_group(&txn, &self.views, &self.root, &file, batches, journal)?;
         if !applied.any_committed() {
             // Every batch failed: nothing to commit, and no LSN is spent.
             txn.abort().map_err(|e| Error::storage(&file, "aborting a write", e))?;
@@ -456,6 +495,11 @@ impl Writer {
             }
             None => None,
         };
+        if let Some(effects) = applied.effects.take() {
+            // Durable once this returns: the redb commit below need not sync. On `Err`
+            // the transaction is dropped, which aborts it.
+            self.journal_group(effects, lsn, feed_group.as_ref(), pruned)?;
+        }
         let changed = applied.delta.size();
         let root = if immediate && changed >= BUILD_ROOT_BESIDE_COMMIT_FROM {
             // The commit waits for the disk: build the next root meanwhile, on another
@@ -485,7 +529,7 @@ impl Writer {
         if let Some(through) = pruned {
             self.feed.prune_through(through);
         }
-        if immediate {
+        if immediate || journal {
             self.mark_durable(lsn);
         }
         Ok((lsn, applied.results))

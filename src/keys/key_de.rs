@@ -14,6 +14,22 @@ pub(crate) fn decode_key<K: DeserializeOwned>(bytes: &[u8]) -> Result<K, KeyCode
     }
 }
 
+/// Decodes a whole encoded key with `seed`, for reading keys without their Rust type;
+/// trailing bytes are an error.
+#[cfg(feature = "inspect")]
+pub(crate) fn decode_key_seed<'de, S: DeserializeSeed<'de>>(
+    bytes: &'de [u8],
+    seed: S,
+) -> Result<S::Value, KeyCodecError> {
+    let mut de = KeyDeserializer { input: bytes };
+    let key = seed.deserialize(&mut de)?;
+    if de.input.is_empty() {
+        Ok(key)
+    } else {
+        Err(KeyCodecError(format!("{} trailing bytes after the key", de.input.len())))
+    }
+}
+
 struct KeyDeserializer<'de> {
     input: &'de [u8],
 }

@@ -14,6 +14,8 @@ pub(crate) use composite::{composite, prefix_bounds, prefix_successor};
 pub(crate) use key::{KeyCodecError, StackKey, encode_key, encode_key_on_stack};
 pub(crate) use key_buf::{INLINE, KeyBuf, KeyRef, SlotKey, WideKey, word_at};
 pub(crate) use key_de::decode_key;
+#[cfg(feature = "inspect")]
+pub(crate) use key_de::decode_key_seed;
 pub(crate) use key_probe::unencodable_part;
 pub(crate) use plain::with_plain_string;
 pub use prefix::CompositeKey;

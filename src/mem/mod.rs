@@ -157,10 +157,7 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
             .collect();
         typed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         typed.dedup_by(|later, earlier| later.0 == earlier.0);
-        let ordered = typed
-            .iter()
-            .map(|(k, e)| (k.clone(), e.as_ref().map(|e| Arc::clone(&e.value))))
-            .collect();
+        let ordered = typed.iter().map(|(k, e)| (k.clone(), e.clone())).collect();
         let mut next = self.with_group(changes.unique, changes.multi, || {
             (self.order.with_changes(ordered), self.points.with_changes(typed))
         });
@@ -170,11 +167,8 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
     }
 
     fn for_each_record(&self, f: &mut RecordVisitor<'_>) {
-        for (key, value) in self.order.range(Bound::Unbounded, Bound::Unbounded) {
-            // The ordered index holds no versions: the point index has them.
-            if let Some(entry) = self.points.get(key.as_bytes()) {
-                f(key.as_bytes(), entry.version, &**value);
-            }
+        for (key, entry) in self.order.range(Bound::Unbounded, Bound::Unbounded) {
+            f(key.as_bytes(), entry.version, &*entry.value);
         }
     }
 

@@ -1,5 +1,6 @@
-//! Persistent sorted maps from encoded keys: the ordered index of a view's records,
-//! and the ordered entries of its secondary indexes.
+//! Persistent sorted maps from encoded keys: the ordered index of a view's records
+//! (each with its version and value, so that a scan never looks elsewhere), and the
+//! ordered entries of its secondary indexes.
 //!
 //! Items sit in leaves of up to `LEAF_MAX` entries, each leaf one shared allocation,
 //! and the leaves in key order in one array next to each leaf's first key (the fences).
@@ -9,9 +10,11 @@
 //! a snapshot keeps the old array. Loading builds full leaves straight from sorted
 //! input.
 
+use super::Entry;
 use super::points::Slot;
-use crate::keys::KeyBuf;
+use crate::keys::{KeyBuf, SlotKey};
 use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -44,11 +47,12 @@ impl<K, T> Clone for Sorted<K, T> {
     }
 }
 
-/// The ordered index of a view's records: encoded primary key to value.
-pub(crate) type OrderedIndex<V> = Sorted<KeyBuf, Arc<V>>;
+/// The ordered index of a view's records: encoded primary key to record (version and
+/// value, the same `Arc` as the point index holds).
+pub(crate) type OrderedIndex<V> = Sorted<KeyBuf, Entry<V>>;
 
 /// A range of an [`OrderedIndex`].
-pub(crate) type Range<'a, V> = SortedRange<'a, KeyBuf, Arc<V>>;
+pub(crate) type Range<'a, V> = SortedRange<'a, KeyBuf, Entry<V>>;
 
 /// One change to a sorted map: a new value for a key, or its removal.
 pub(crate) type SortedChange<K, T> = (K, Option<T>);
@@ -57,11 +61,11 @@ impl<V> OrderedIndex<V> {
     /// An index of the records in `slots`, which must be sorted by key with no key
     /// twice. Leaves are allocated once, full, at their exact size.
     pub(crate) fn from_slots(slots: &[Slot<V>]) -> Self {
-        let leaves: Arc<[Leaf<KeyBuf, Arc<V>>]> = slots
+        let leaves: Arc<[Leaf<KeyBuf, Entry<V>>]> = slots
             .chunks(LEAF_TARGET)
             .map(|chunk| Leaf {
                 first: chunk[0].key.clone(),
-                items: chunk.iter().map(|s| (s.key.clone(), Arc::clone(&s.entry.value))).collect(),
+                items: chunk.iter().map(|s| (s.key.clone(), s.entry.clone())).collect(),
             })
             .collect();
         Sorted { leaves, len: slots.len() }
@@ -74,7 +78,7 @@ impl<K, T> Sorted<K, T> {
     }
 }
 
-impl<K: Clone + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
+impl<K: SlotKey + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
     /// A map of `items`, which must be sorted by key with no key twice.
     pub(crate) fn from_sorted(items: Vec<(K, T)>) -> Self {
         let len = items.len();
@@ -134,24 +138,55 @@ impl<K: Clone + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
             Bound::Included(k) => self.position(k, false),
             Bound::Excluded(k) => self.position(k, true),
         };
+        // The end is searched for from the front's leaf on: a short scan ends in that
+        // leaf or one of the next few. An end before the start gives a position at or
+        // before the front, an empty range, as a search from the first leaf would.
         let back = match end {
             Bound::Unbounded => (self.leaves.len(), 0),
-            Bound::Included(k) => self.position(k, true),
-            Bound::Excluded(k) => self.position(k, false),
+            Bound::Included(k) => self.position_from(k, true, front.0),
+            Bound::Excluded(k) => self.position_from(k, false, front.0),
         };
-        SortedRange { leaves: &self.leaves, front, back }
+        SortedRange::between(&self.leaves, front, back)
     }
 
     /// The position of the first item whose key is `>= key` (or `> key` when
     /// `after`), as (leaf, index) with index inside the leaf, or (leaves, 0) at the end.
     fn position(&self, key: &[u8], after: bool) -> (usize, usize) {
-        let li = self.leaves.partition_point(|l| l.first.borrow() <= key).saturating_sub(1);
+        let seek = Seek::new(key);
+        let li = self.leaves.partition_point(|l| seek.cmp_stored(&l.first).is_le());
+        self.position_in(&seek, after, li.saturating_sub(1))
+    }
+
+    /// [`position`](Sorted::position), looking at leaves from `from` on only, in steps
+    /// that double (1, 2, 4... leaves ahead), then by binary search between the last
+    /// two steps.
+    fn position_from(&self, key: &[u8], after: bool, from: usize) -> (usize, usize) {
+        let seek = Seek::new(key);
+        let ahead = self.leaves.get(from..).unwrap_or_default();
+        let at_or_before = |l: &Leaf<K, T>| seek.cmp_stored(&l.first).is_le();
+        let mut step = 1;
+        while ahead.get(step).is_some_and(at_or_before) {
+            step *= 2;
+        }
+        // Leaf `step / 2` starts at or before the key (when `step` > 1); leaf `step` does
+        // not, or does not exist.
+        let low = step / 2;
+        let high = step.min(ahead.len());
+        let within = ahead.get(low..high).unwrap_or_default();
+        let li = (from + low + within.partition_point(at_or_before)).saturating_sub(1);
+        self.position_in(&seek, after, li)
+    }
+
+    /// The position of the first item `>= seek` (`> seek` when `after`) in leaf `li`,
+    /// the last leaf whose first key is at or before it, or past that leaf's end.
+    fn position_in(&self, seek: &Seek<'_>, after: bool, li: usize) -> (usize, usize) {
         let Some(leaf) = self.leaves.get(li) else {
             return (self.leaves.len(), 0);
         };
-        let ii = leaf
-            .items
-            .partition_point(|(k, _)| if after { k.borrow() <= key } else { k.borrow() < key });
+        let ii = leaf.items.partition_point(|(k, _)| {
+            let order = seek.cmp_stored(k);
+            if after { order.is_le() } else { order.is_lt() }
+        });
         if ii == leaf.items.len() { (li + 1, 0) } else { (li, ii) }
     }
 
@@ -161,6 +196,42 @@ impl<K: Clone + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
         self.leaves.len() * (size_of::<Leaf<K, T>>() + 2 * size_of::<usize>())
             + self.len * size_of::<(K, T)>()
     }
+}
+
+/// A key a scan starts or ends at, ready to be compared with stored keys: a key of up
+/// to 14 bytes (every integer key, short strings) compares as two words and a length,
+/// in registers, instead of through a byte-by-byte comparison of two slices.
+struct Seek<'a> {
+    bytes: &'a [u8],
+    /// The key's [`order_words`], when it is short enough to have them.
+    words: Option<(u64, u64, u8)>,
+}
+
+impl<'a> Seek<'a> {
+    #[inline]
+    fn new(bytes: &'a [u8]) -> Self {
+        let words = KeyBuf::inline(bytes).and_then(|k| k.words()).map(order_words);
+        Seek { bytes, words }
+    }
+
+    /// How `stored` orders against this key: as their bytes do.
+    #[inline]
+    fn cmp_stored<K: SlotKey>(&self, stored: &K) -> Ordering {
+        match (stored.words(), self.words) {
+            (Some(words), Some(seek)) => order_words(words).cmp(&seek),
+            _ => stored.as_bytes().cmp(self.bytes),
+        }
+    }
+}
+
+/// A short key's words ([`KeyBuf::words`]: its length and its zero-padded bytes 0 to 7
+/// and 6 to 13, little-endian) as (bytes 0 to 7, bytes 8 to 13 then two zeros, both
+/// big-endian, length). These triples order as the keys' bytes do: the two words
+/// compare the zero-padded bytes, and where those are equal, the shorter key is a prefix
+/// of the longer one, which makes it the smaller.
+#[inline]
+fn order_words((len, head, tail): (u8, u64, u64)) -> (u64, u64, u8) {
+    (head.swap_bytes(), (tail >> 16).swap_bytes(), len)
 }
 
 /// The items of `old` with `changes` (sorted, distinct keys) applied; keeps `len` up to
@@ -213,45 +284,71 @@ fn leaf<K: Clone, T>(items: Vec<(K, T)>) -> Leaf<K, T> {
     Leaf { first, items: items.into() }
 }
 
-/// An iterator over a range of a [`Sorted`] map, from both ends.
+/// An iterator over a range of a [`Sorted`] map, from both ends: the rest of the first
+/// leaf, the whole leaves between, and the start of the last leaf, each walked as a
+/// slice (one pointer comparison per item, no bounds checks).
 pub(crate) struct SortedRange<'a, K, T> {
-    leaves: &'a [Leaf<K, T>],
-    /// The next position from the front, as (leaf, index).
-    front: (usize, usize),
-    /// The position after the last one left from the back.
-    back: (usize, usize),
+    /// What is left of the front leaf.
+    front: std::slice::Iter<'a, (K, T)>,
+    /// The leaves between the front one and the back one, untouched so far.
+    middle: &'a [Leaf<K, T>],
+    /// What is left of the back leaf (empty when the range ends at a leaf's end).
+    back: std::slice::Iter<'a, (K, T)>,
+}
+
+impl<'a, K, T> SortedRange<'a, K, T> {
+    /// The items from position `front` up to, not including, position `back`, each a
+    /// (leaf, index) pair as [`Sorted::position`] gives it.
+    fn between(leaves: &'a [Leaf<K, T>], front: (usize, usize), back: (usize, usize)) -> Self {
+        let empty = SortedRange { front: [].iter(), middle: &[], back: [].iter() };
+        if front >= back {
+            return empty;
+        }
+        let ((lf, fi), (lb, bi)) = (front, back);
+        let items = |li: usize| leaves.get(li).map_or(&[][..], |l| &l.items[..]);
+        if lf == lb {
+            let within = items(lf).get(fi..bi).unwrap_or_default();
+            return SortedRange { front: within.iter(), ..empty };
+        }
+        SortedRange {
+            front: items(lf).get(fi..).unwrap_or_default().iter(),
+            middle: leaves.get(lf + 1..lb).unwrap_or_default(),
+            back: items(lb).get(..bi).unwrap_or_default().iter(),
+        }
+    }
 }
 
 impl<'a, K, T> Iterator for SortedRange<'a, K, T> {
     type Item = (&'a K, &'a T);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.front >= self.back {
-            return None;
+        loop {
+            if let Some((k, v)) = self.front.next() {
+                return Some((k, v));
+            }
+            let Some((leaf, rest)) = self.middle.split_first() else {
+                return self.back.next().map(|(k, v)| (k, v));
+            };
+            self.front = leaf.items.iter();
+            self.middle = rest;
         }
-        let (li, ii) = self.front;
-        let items = &self.leaves.get(li)?.items;
-        let (k, v) = items.get(ii)?;
-        self.front = if ii + 1 == items.len() { (li + 1, 0) } else { (li, ii + 1) };
-        Some((k, v))
     }
 }
 
 impl<K, T> DoubleEndedIterator for SortedRange<'_, K, T> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
-        if self.front >= self.back {
-            return None;
+        loop {
+            if let Some((k, v)) = self.back.next_back() {
+                return Some((k, v));
+            }
+            let Some((leaf, rest)) = self.middle.split_last() else {
+                return self.front.next_back().map(|(k, v)| (k, v));
+            };
+            self.back = leaf.items.iter();
+            self.middle = rest;
         }
-        let (li, ii) = self.back;
-        let (li, ii) = if ii == 0 {
-            let prev = li.checked_sub(1)?;
-            (prev, self.leaves.get(prev)?.items.len() - 1)
-        } else {
-            (li, ii - 1)
-        };
-        self.back = (li, ii);
-        let (k, v) = self.leaves.get(li)?.items.get(ii)?;
-        Some((k, v))
     }
 }
 
@@ -269,6 +366,10 @@ mod tests {
         KeyBuf::from_slice(&i.to_be_bytes())
     }
 
+    fn entry(value: u64) -> Entry<u64> {
+        Entry { version: value + 1, value: Arc::new(value) }
+    }
+
     fn collect(index: &OrderedIndex<u64>, lo: Bound<u64>, hi: Bound<u64>) -> Vec<(u64, u64)> {
         let lo = lo.map(u64::to_be_bytes);
         let hi = hi.map(u64::to_be_bytes);
@@ -277,7 +378,7 @@ mod tests {
             .map(|(k, v)| {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(k.as_bytes());
-                (u64::from_be_bytes(b), **v)
+                (u64::from_be_bytes(b), *v.value)
             })
             .collect()
     }
@@ -304,9 +405,8 @@ mod tests {
                 };
             }
             let before = collect(&index, Bound::Unbounded, Bound::Unbounded);
-            let next = index.with_changes(
-                changes.into_iter().map(|(k, v)| (key(k), v.map(Arc::new))).collect(),
-            );
+            let next = index
+                .with_changes(changes.into_iter().map(|(k, v)| (key(k), v.map(entry))).collect());
             assert_eq!(collect(&index, Bound::Unbounded, Bound::Unbounded), before);
             index = next;
             assert_eq!(index.len(), model.len());
@@ -332,7 +432,7 @@ mod tests {
                         .map(|(k, v)| {
                             let mut b = [0u8; 8];
                             b.copy_from_slice(k.as_bytes());
-                            (u64::from_be_bytes(b), **v)
+                            (u64::from_be_bytes(b), *v.value)
                         })
                         .collect()
                 };
@@ -371,9 +471,35 @@ mod tests {
     }
 
     #[test]
+    fn seeks_order_as_bytes_do() {
+        // Short keys with zeros and 0xFF in every place, of every length up to past
+        // the inline limit, each against all the others.
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut x = 3u64;
+        for len in 1..=17usize {
+            for _ in 0..24 {
+                let key = (0..len)
+                    .map(|_| {
+                        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                        [0u8, 1, 0x7F, 0x80, 0xFF][(x >> 40) as usize % 5]
+                    })
+                    .collect();
+                keys.push(key);
+            }
+        }
+        for a in &keys {
+            let seek = super::Seek::new(a);
+            for b in &keys {
+                let stored = KeyBuf::from_slice(b);
+                assert_eq!(seek.cmp_stored(&stored), b.as_slice().cmp(a), "{b:?} against {a:?}");
+            }
+        }
+    }
+
+    #[test]
     fn an_empty_index_takes_inserts() {
         let index: OrderedIndex<u64> = OrderedIndex::from_slots(&[]);
-        let next = index.with_changes(vec![(key(3), Some(Arc::new(3))), (key(5), None)]);
+        let next = index.with_changes(vec![(key(3), Some(entry(3))), (key(5), None)]);
         assert_eq!(next.len(), 1);
         assert_eq!(collect(&next, Bound::Unbounded, Bound::Unbounded), vec![(3, 3)]);
         assert!(collect(&index, Bound::Unbounded, Bound::Unbounded).is_empty());

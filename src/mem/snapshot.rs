@@ -248,9 +248,8 @@ where
     }
 
     fn bytes_range(&self, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Iter<'_, K, V> {
-        let data = self.data();
-        let inner = data.map(|d| d.range(start, end));
-        Iter { data, inner, _types: PhantomData }
+        let inner = self.data().map(|d| d.range(start, end));
+        Iter { inner, _types: PhantomData }
     }
 }
 
@@ -259,9 +258,11 @@ fn as_bytes(bound: Bound<&KeyBuf>) -> Bound<&[u8]> {
 }
 
 fn encode_bound<K: Serialize>(bound: Bound<&K>) -> Option<Bound<KeyBuf>> {
+    // On the stack: a short key (every integer key) is encoded without an allocation.
     let encode = |k: &K| {
-        let mut out = Vec::new();
-        encode_key(k, &mut out).ok().map(|()| KeyBuf::from_slice(&out))
+        let mut stack = StackKey::new();
+        encode_key_on_stack(k, &mut stack)?;
+        Some(stack.with_bytes(KeyBuf::from_slice))
     };
     Some(match bound {
         Bound::Included(k) => Bound::Included(encode(k)?),
@@ -273,7 +274,6 @@ fn encode_bound<K: Serialize>(bound: Bound<&K>) -> Option<Bound<KeyBuf>> {
 /// An iterator over records in key order, yielding each key decoded and its value
 /// borrowed. [`versioned`](Iter::versioned) adds each record's version.
 pub struct Iter<'a, K, V> {
-    data: Option<&'a ViewData<V>>,
     inner: Option<ordered::Range<'a, V>>,
     _types: PhantomData<fn() -> K>,
 }
@@ -293,12 +293,13 @@ where
 
 impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
     fn empty() -> Self {
-        Iter { data: None, inner: None, _types: PhantomData }
+        Iter { inner: None, _types: PhantomData }
     }
 
     /// The same records with their versions: items `(key, version, value)`, the
-    /// version of each record as [`ViewSnapshot::get_versioned`] gives it. Each record
-    /// costs one more lookup in the view's hash table, where versions are kept.
+    /// version of each record as [`ViewSnapshot::get_versioned`] gives it. Costs what
+    /// the scan without versions costs: the ordered index keeps each record's version
+    /// beside its value.
     ///
     /// # Examples
     ///
@@ -320,28 +321,20 @@ impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
     }
 
     /// The next key with its shared value.
+    #[inline]
     pub(crate) fn next_shared(&mut self) -> Option<(K, &'a Arc<V>)> {
-        let inner = self.inner.as_mut()?;
-        loop {
-            let (key, value) = inner.next()?;
-            // Every resident key was encoded from a `K` or checked to decode as one
-            // when its view was loaded.
-            if let Ok(k) = decode_key::<K>(key.as_bytes()) {
-                return Some((k, value));
-            }
-        }
+        self.next_entry(false).map(|(k, e)| (k, &e.value))
     }
 
     /// The next key with its record (version and value), from the front or the back.
+    #[inline]
     fn next_entry(&mut self, back: bool) -> Option<(K, &'a Entry<V>)> {
-        let data = self.data?;
         let inner = self.inner.as_mut()?;
         loop {
-            let (key, _) = if back { inner.next_back()? } else { inner.next()? };
-            // The ordered leaves and the hash table hold the same records.
-            if let (Some(entry), Ok(k)) =
-                (data.get(key.as_bytes()), decode_key::<K>(key.as_bytes()))
-            {
+            let (key, entry) = if back { inner.next_back()? } else { inner.next()? };
+            // Every resident key was encoded from a `K` or checked to decode as one
+            // when its view was loaded.
+            if let Ok(k) = decode_key::<K>(key.as_bytes()) {
                 return Some((k, entry));
             }
         }
@@ -351,20 +344,16 @@ impl<'a, K: DeserializeOwned, V> Iter<'a, K, V> {
 impl<'a, K: DeserializeOwned, V> Iterator for Iter<'a, K, V> {
     type Item = (K, &'a V);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.next_shared().map(|(k, v)| (k, &**v))
     }
 }
 
 impl<K: DeserializeOwned, V> DoubleEndedIterator for Iter<'_, K, V> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
-        let inner = self.inner.as_mut()?;
-        loop {
-            let (key, value) = inner.next_back()?;
-            if let Ok(k) = decode_key::<K>(key.as_bytes()) {
-                return Some((k, &**value));
-            }
-        }
+        self.next_entry(true).map(|(k, e)| (k, &*e.value))
     }
 }
 
@@ -376,6 +365,7 @@ pub struct VersionedIter<'a, K, V> {
 
 impl<'a, K: DeserializeOwned, V> VersionedIter<'a, K, V> {
     /// The next key with its version and shared value.
+    #[inline]
     pub(crate) fn next_shared(&mut self) -> Option<(K, Version, &'a Arc<V>)> {
         self.iter.next_entry(false).map(|(k, e)| (k, e.version, &e.value))
     }
@@ -384,12 +374,14 @@ impl<'a, K: DeserializeOwned, V> VersionedIter<'a, K, V> {
 impl<'a, K: DeserializeOwned, V> Iterator for VersionedIter<'a, K, V> {
     type Item = (K, Version, &'a V);
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         self.iter.next_entry(false).map(|(k, e)| (k, e.version, &*e.value))
     }
 }
 
 impl<K: DeserializeOwned, V> DoubleEndedIterator for VersionedIter<'_, K, V> {
+    #[inline]
     fn next_back(&mut self) -> Option<Self::Item> {
         self.iter.next_entry(true).map(|(k, e)| (k, e.version, &*e.value))
     }

@@ -42,7 +42,7 @@ pub struct ViewStats {
     /// Bytes of the view's two record structures (not its secondary indexes, see
     /// [`indexes`](ViewStats::indexes)): the point index's bucket directory, bucket
     /// headers and 32-byte slots (key, version, value pointer), and the ordered index's
-    /// leaf array and 24-byte items (key, value pointer). Computed from the structures'
+    /// leaf array and 32-byte items (key, version, value pointer). Computed from the structures'
     /// sizes, without the allocator's rounding and per-allocation headers.
     pub index_bytes: usize,
     /// Bytes of the values' own allocations: records × (`size_of::<V>()` + the two

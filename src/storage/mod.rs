@@ -6,6 +6,7 @@ pub(crate) mod catalog;
 pub(crate) mod copy;
 pub(crate) mod feed;
 pub(crate) mod format;
+pub(crate) mod journal;
 pub(crate) mod migrations;
 pub(crate) mod open;
 pub(crate) mod positions;

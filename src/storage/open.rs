@@ -243,7 +243,9 @@ fn reset_interrupted_creation_in(backend: &dyn redb::StorageBackend, path: &Path
     Ok(())
 }
 
-fn check_magic(path: &Path) -> Result<()> {
+/// Refuses, without opening it with redb, a file that does not start with redb's magic
+/// number.
+pub(crate) fn check_magic(path: &Path) -> Result<()> {
     let mut head = [0u8; REDB_MAGIC.len()];
     let read = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head));
     match read {

@@ -24,6 +24,11 @@ pub struct CrashCase {
     pub plan: Option<FaultPlan>,
     /// Periodic durability instead of immediate.
     pub periodic: bool,
+    /// Journal durability instead of immediate (or periodic): the log lives in a second
+    /// fault backend.
+    pub journal: bool,
+    /// With `journal`, the plan fails calls to the log instead of the store file.
+    pub log_faults: bool,
     /// The seeds of the power-loss images to check (0 drops every unsynced write).
     pub tear_seeds: Vec<u64>,
 }
@@ -51,17 +56,60 @@ pub struct CrashReport {
 
 const NAME: &str = "fault-backend";
 
-fn open(backend: &Arc<FaultBackend>, periodic: bool) -> crate::Result<Store> {
-    let mut builder = Store::builder(NAME).backend(Arc::clone(backend) as _);
-    if periodic {
-        builder = builder.durability(Durability::Periodic { interval: Duration::from_secs(3600) });
+/// The durability a case runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Immediate,
+    Periodic,
+    /// Journal durability; checkpoints only at the journal's limit (a few groups), so
+    /// that both power-loss windows, log-only groups and checkpoints, are crossed.
+    Journal,
+}
+
+impl Mode {
+    fn of(case: &CrashCase) -> Mode {
+        if case.journal {
+            Mode::Journal
+        } else if case.periodic {
+            Mode::Periodic
+        } else {
+            Mode::Immediate
+        }
+    }
+}
+
+/// The store file and the journal, each in its own backend.
+struct Files {
+    store: Arc<FaultBackend>,
+    log: Arc<FaultBackend>,
+}
+
+fn open(files: &Files, mode: Mode) -> crate::Result<Store> {
+    let mut builder = Store::builder(NAME).backend(Arc::clone(&files.store) as _);
+    match mode {
+        Mode::Immediate => {}
+        Mode::Periodic => {
+            builder =
+                builder.durability(Durability::Periodic { interval: Duration::from_secs(3600) });
+        }
+        Mode::Journal => {
+            builder = builder
+                .durability(Durability::Journal)
+                .journal_backend(Arc::clone(&files.log) as _)
+                .journal_limit(JOURNAL_LIMIT)
+                .checkpoint_interval(Duration::from_secs(3600));
+        }
     }
     builder.open()
 }
 
+/// The journal limit of the journal cases: a checkpoint every few groups.
+const JOURNAL_LIMIT: u64 = 2048;
+
 fn expected_error(e: &Error, context: &str) -> Result<(), String> {
     match e {
-        Error::Storage { .. } | Error::Poisoned { .. } => Ok(()),
+        // `Io` names the journal, in journal mode.
+        Error::Storage { .. } | Error::Io { .. } | Error::Poisoned { .. } => Ok(()),
         other => Err(format!("{context}: unexpected error kind: {other}")),
     }
 }
@@ -80,18 +128,22 @@ pub fn run_crash_case(case: &CrashCase) -> Result<CrashReport, String> {
 }
 
 fn run(case: &CrashCase) -> Result<CrashReport, String> {
-    let backend = Arc::new(FaultBackend::new());
+    let mode = Mode::of(case);
+    let files = Files { store: Arc::new(FaultBackend::new()), log: Arc::new(FaultBackend::new()) };
+    let backend = if mode == Mode::Journal && case.log_faults { &files.log } else { &files.store };
     backend.set_plan(case.plan);
     let once = case.plan.is_none_or(|p| p.mode != FaultMode::FromThenOn);
+    // A failed append or sync of the journal stops the store for good, by design.
+    let fatal_once = case.periodic || (mode == Mode::Journal && case.log_faults);
     let mut tally = Tally::default();
 
-    let store = match open(&backend, case.periodic) {
+    let store = match open(&files, mode) {
         Ok(s) => Some(s),
         Err(e) => {
             expected_error_or_open(&e)?;
             if once {
                 // The fault is spent: opening again must work.
-                Some(open(&backend, case.periodic).map_err(|e| format!("second open: {e}"))?)
+                Some(open(&files, mode).map_err(|e| format!("second open: {e}"))?)
             } else {
                 None
             }
@@ -117,12 +169,12 @@ fn run(case: &CrashCase) -> Result<CrashReport, String> {
                 Ok(report) if report.is_ok() => {}
                 Ok(report) => return Err(format!("verify found {:?}", report.problems)),
                 // The fault may have stopped the writer after the last answer.
-                Err(Error::Poisoned { .. }) if !once || case.periodic => tally.poisoned = true,
+                Err(Error::Poisoned { .. }) if !once || fatal_once => tally.poisoned = true,
                 Err(e) => return Err(format!("verify after the workload: {e}")),
             }
             // In periodic mode a one-off fault that loses acknowledged groups stops the
             // store: writing on would leave a hole.
-            if once && tally.poisoned && !case.periodic {
+            if once && tally.poisoned && !fatal_once {
                 return Err("a one-off fault poisoned the store".into());
             }
             if once && !tally.poisoned && tally.failed.len() > 3 {
@@ -135,7 +187,7 @@ fn run(case: &CrashCase) -> Result<CrashReport, String> {
         }
         match store.close() {
             Ok(()) => {}
-            Err(Error::Poisoned { .. }) if case.periodic || !once => tally.poisoned = true,
+            Err(Error::Poisoned { .. }) if fatal_once || !once => tally.poisoned = true,
             Err(e) if !once => expected_error(&e, "close")?,
             Err(e) => return Err(format!("close after a one-off fault: {e}")),
         }
@@ -155,12 +207,18 @@ fn run(case: &CrashCase) -> Result<CrashReport, String> {
 
     // What a restart would find (the process died, the machine did not), then what
     // each simulated power loss would leave.
-    let mut images = vec![("restart", backend.written_image())];
+    let mut images = vec![("restart", files.store.written_image(), files.log.written_image())];
     for &seed in &case.tear_seeds {
-        images.push(("power loss", backend.power_loss_image(seed)));
+        // The two files lose their unsynced writes independently.
+        let log_seed = if seed == 0 { 0 } else { seed.wrapping_mul(31) | 1 };
+        images.push((
+            "power loss",
+            files.store.power_loss_image(seed),
+            files.log.power_loss_image(log_seed),
+        ));
     }
-    for (what, image) in images {
-        match check_image(image, case.periodic, &acked, &failed) {
+    for (what, image, log) in images {
+        match check_image((image, log), mode, &acked, &failed) {
             Ok(()) => report.images += 1,
             Err(Unopenable(e)) if !created => {
                 // Nothing was acknowledged before the store existed; the file that a
@@ -252,15 +310,21 @@ enum ImageFailure {
 use ImageFailure::{Inconsistent, Unopenable};
 
 fn check_image(
-    image: Vec<u8>,
-    lossy: bool,
+    (image, log): (Vec<u8>, Vec<u8>),
+    mode: Mode,
     acked: &BTreeSet<u64>,
     failed: &BTreeSet<u64>,
 ) -> Result<(), ImageFailure> {
-    let backend = Arc::new(FaultBackend::from_image(image));
-    let store = open(&backend, false).map_err(Unopenable)?;
+    let files = Files {
+        store: Arc::new(FaultBackend::from_image(image)),
+        log: Arc::new(FaultBackend::from_image(log)),
+    };
+    // A periodic image opens as immediate; a journal image must replay its log.
+    let reopen = if mode == Mode::Journal { Mode::Journal } else { Mode::Immediate };
+    let store = open(&files, reopen).map_err(Unopenable)?;
     let workload = Workload::open(&store).map_err(Unopenable)?;
-    check_opened(&store, &workload, backend, lossy, acked, failed).map_err(Inconsistent)
+    let lossy = mode == Mode::Periodic;
+    check_opened(&store, &workload, files.store, lossy, acked, failed).map_err(Inconsistent)
 }
 
 fn check_opened(

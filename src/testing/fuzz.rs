@@ -410,7 +410,8 @@ fn run_group(
 // crash_point
 
 /// A workload run on the fault-injecting backend with a fault chosen by the input (what
-/// fails, when, once or for good), immediate or periodic durability, and power-loss
+/// fails, when, once or for good), immediate, periodic or journal durability (faults in the store file or in the
+/// journal), and power-loss
 /// images torn by seeds from the input; see
 /// [`run_crash_case`](super::run_crash_case).
 ///
@@ -428,13 +429,17 @@ pub fn crash_point(data: &[u8]) -> Result<(), String> {
     };
     let at = u64::from(input.u16() % 400);
     let mode = if input.byte().is_multiple_of(2) { FaultMode::Once } else { FaultMode::FromThenOn };
-    let periodic = input.byte().is_multiple_of(4);
+    let durability = input.byte() % 4;
     let tear_seeds = vec![0, input.u64() | 1, input.u64() | 1];
+    // Read last, so that inputs written before journal mode keep their meaning.
+    let log_faults = input.byte().is_multiple_of(2);
     run_crash_case(&CrashCase {
         batches,
         trio_every,
         plan: Some(FaultPlan { target, at, mode }),
-        periodic,
+        periodic: durability == 0,
+        journal: durability == 1,
+        log_faults,
         tear_seeds,
     })
     .map(drop)

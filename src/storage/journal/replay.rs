@@ -1,0 +1,162 @@
+//! Opening a store in journal mode: the groups the journal holds above the LSN the store
+//! file has durably taken are written to the file in one durable transaction, then the
+//! journal is emptied.
+//!
+//! Each frame sets keys to their final bytes or removes them, so a replay interrupted by
+//! a crash is simply made again at the next open: replays are idempotent.
+
+use super::effects::GroupEffects;
+use super::frame::{Invalid, scan};
+use super::log::{Journal, journal_path};
+use crate::base::config::{Config, Durability};
+use crate::base::error::{Error, Result};
+use crate::base::version::Lsn;
+use crate::storage::feed::{FEED, META_FEED_PRUNED};
+use crate::storage::format::{META, META_LSN, POSITIONS, index_table, view_table};
+use redb::{Database, WriteTransaction};
+use std::path::Path;
+
+/// The groups of `journal` above `stored`, in LSN order, checked to follow each other.
+///
+/// # Errors
+///
+/// [`Error::JournalCorrupt`] naming the journal and the offset of the damage: a damaged
+/// frame followed by a later group's, a group that does not follow the one before it,
+/// a payload that passes its checksum and still does not decode.
+pub(crate) fn pending_groups(journal: &Journal, stored: Lsn) -> Result<Vec<GroupEffects>> {
+    let bytes = journal.read_all()?;
+    let corrupt = |Invalid { offset, reason }| Error::JournalCorrupt {
+        file: journal.path().to_owned(),
+        offset,
+        reason,
+    };
+    let (frames, _torn_tail) = scan(&bytes, stored.get()).map_err(corrupt)?;
+    let mut groups = Vec::new();
+    let mut expected = stored.get() + 1;
+    for frame in frames {
+        if frame.lsn < expected && groups.is_empty() {
+            // Left from before the last checkpoint: the file has it.
+            continue;
+        }
+        if frame.lsn != expected {
+            return Err(corrupt(Invalid {
+                offset: frame.offset,
+                reason: format!("group {} where group {expected} was expected", frame.lsn),
+            }));
+        }
+        let mut effects = GroupEffects::decode(frame.payload).map_err(|reason| {
+            corrupt(Invalid {
+                offset: frame.offset,
+                reason: format!("group {} does not decode: {reason}", frame.lsn),
+            })
+        })?;
+        effects.lsn = frame.lsn;
+        groups.push(effects);
+        expected += 1;
+    }
+    Ok(groups)
+}
+
+/// Replays the journal into `db`, whose meta table says `stored`, and empties the
+/// journal. Returns the LSN the file is at afterwards.
+pub(crate) fn recover(
+    db: &Database,
+    journal: &mut Journal,
+    stored: Lsn,
+    file: &Path,
+) -> Result<Lsn> {
+    let groups = pending_groups(journal, stored)?;
+    let mut lsn = stored;
+    if !groups.is_empty() {
+        let txn = db.begin_write().map_err(Error::at(file, "beginning the journal replay"))?;
+        for group in &groups {
+            apply(&txn, group, file)?;
+            lsn = Lsn::new(group.lsn);
+        }
+        // A default (immediate) commit: the file now holds every group durably.
+        txn.commit().map_err(Error::at(file, "committing the journal replay"))?;
+    }
+    if journal.len() > 0 {
+        journal.truncate()?;
+    }
+    Ok(lsn)
+}
+
+/// Opens the journal of a store in journal mode and replays it into `db`, whose meta
+/// table says `stored`. Returns the LSN the file is at and the journal.
+///
+/// In the other modes there is no journal, unless the store was last used in journal
+/// mode and not closed: its journal file is then replayed (acknowledged groups may be in
+/// it only) and removed, and `None` is returned.
+pub(crate) fn open_journal(
+    db: &Database,
+    config: &Config,
+    stored: Lsn,
+) -> Result<(Lsn, Option<Journal>)> {
+    if config.durability != Durability::Journal {
+        let path = journal_path(&config.path);
+        if config.journal_backend.is_none() && !path.exists() {
+            return Ok((stored, None));
+        }
+        let mut journal = Journal::open(config)?;
+        let lsn = recover(db, &mut journal, stored, &config.path)?;
+        drop(journal);
+        if config.journal_backend.is_none() {
+            std::fs::remove_file(&path)
+                .map_err(|e| Error::Io { file: path.clone(), source: std::sync::Arc::new(e) })?;
+        }
+        return Ok((lsn, None));
+    }
+    let mut journal = Journal::open(config)?;
+    let lsn = recover(db, &mut journal, stored, &config.path)?;
+    Ok((lsn, Some(journal)))
+}
+
+/// Writes one group's effects into `txn`, and its LSN into the meta table.
+pub(crate) fn apply(txn: &WriteTransaction, group: &GroupEffects, file: &Path) -> Result<()> {
+    for effects in &group.records {
+        let mut table = txn.open_table(view_table(&effects.table)).map_err(failed(file))?;
+        for (key, value) in &effects.entries {
+            match value {
+                Some(bytes) => table.insert(key.as_slice(), bytes.as_slice()).map(drop),
+                None => table.remove(key.as_slice()).map(drop),
+            }
+            .map_err(failed(file))?;
+        }
+    }
+    for effects in &group.indexes {
+        let mut table = txn.open_table(index_table(&effects.table)).map_err(failed(file))?;
+        for (key, value) in &effects.entries {
+            match value {
+                Some(len) => table.insert(key.as_slice(), *len).map(drop),
+                None => table.remove(key.as_slice()).map(drop),
+            }
+            .map_err(failed(file))?;
+        }
+    }
+    if !group.positions.is_empty() {
+        let mut table = txn.open_table(POSITIONS).map_err(failed(file))?;
+        for (source, partition, at) in &group.positions {
+            table.insert((source.as_str(), *partition), *at).map_err(failed(file))?;
+        }
+    }
+    let mut meta = txn.open_table(META).map_err(failed(file))?;
+    if group.feed_row.is_some() || group.feed_pruned.is_some() {
+        let mut table = txn.open_table(FEED).map_err(failed(file))?;
+        if let Some(row) = &group.feed_row {
+            table.insert(group.lsn, row.as_slice()).map_err(failed(file))?;
+        }
+        if let Some(through) = group.feed_pruned {
+            table.retain_in(..=through, |_, _| false).map_err(failed(file))?;
+            meta.insert(META_FEED_PRUNED, through.to_le_bytes().as_slice())
+                .map_err(failed(file))?;
+        }
+    }
+    meta.insert(META_LSN, group.lsn.to_le_bytes().as_slice()).map_err(failed(file))?;
+    Ok(())
+}
+
+/// A `map_err` adapter for the replay's redb errors.
+fn failed<E: Into<redb::Error>>(file: &Path) -> impl FnOnce(E) -> Error + '_ {
+    Error::at(file, "replaying the journal")
+}
