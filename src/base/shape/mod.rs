@@ -1,13 +1,16 @@
 //! The serde shape of a type: what its bincode bytes are made of, traced without a value
 //! (`trace`), compared field by field (`diff`), and fingerprinted.
 //!
-//! The structure mirrors serde's data model, as `serde-reflection` traces it, in types
-//! of this crate so that what the store records does not follow that crate's versions.
+//! The structure mirrors serde's data model, in the form `serde-reflection` records it
+//! (which earlier builds traced with, so stored fingerprints stay valid), in types of
+//! this crate so that what the store records does not follow another crate's versions.
 //! It is stored (bincode, standard configuration) in the `viewstore.shapes` table:
 //! variants of the enums below are only ever appended, never reordered or removed.
 
+mod deserializer;
 mod diff;
 mod trace;
+mod tracer;
 
 pub(crate) use diff::{Part, ShapeChange, shape_changes};
 
