@@ -111,7 +111,10 @@ impl Shape {
     /// The reason the shape cannot be traced: `T` validates what it deserializes
     /// (`NonZeroU32`, a custom `Deserialize` that checks), asks for a self-describing
     /// format (`#[serde(flatten)]`, untagged or internally tagged enums,
-    /// `deserialize_any`), or holds two different containers with the same name.
+    /// `deserialize_any`), holds two different containers with the same name, has no
+    /// finite value (every variant contains the type itself with no `Option`, sequence
+    /// or map in between), or nests containers more than 64 deep. Enums anywhere (inside
+    /// an `Option`, a sequence or a map too) and recursive types are traced whole.
     pub fn of<T: serde::de::DeserializeOwned>() -> Result<Shape, String> {
         trace::trace::<T>()
     }
