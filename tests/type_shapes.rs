@@ -4,8 +4,9 @@
 
 use redb::{ReadableDatabase, TableDefinition, TableHandle};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::Path;
-use viewstore::{Codec, CodecError, Error, Store, ViewDef};
+use viewstore::{Codec, CodecError, Error, Shape, Store, ViewDef};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -51,6 +52,10 @@ mod v1 {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub(crate) struct Address {
         pub(crate) city: u32,
+    }
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    pub(crate) struct Order {
+        pub(crate) kinds: Vec<Kind>,
     }
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     pub(crate) struct Profile {
@@ -118,6 +123,18 @@ mod changed {
             Small,
             Large(u32),
             Huge { size: u64 },
+        }
+    }
+    pub(crate) mod in_a_vec {
+        use super::{Deserialize, Serialize};
+        #[derive(Serialize, Deserialize)]
+        pub(crate) enum Kind {
+            Small,
+            Large(u64),
+        }
+        #[derive(Serialize, Deserialize)]
+        pub(crate) struct Order {
+            pub(crate) kinds: Vec<Kind>,
         }
     }
     pub(crate) mod variants_reordered {
@@ -442,5 +459,98 @@ fn a_value_that_no_longer_decodes_says_the_schema_changed() -> TestResult {
     );
     assert!(text.contains("usually a schema change rather than corruption"), "{text}");
     assert!(text.contains("raise the view's schema_version"), "{text}");
+    Ok(())
+}
+
+/// The variants of `v1::Kind`, as a shape's text lists them.
+const KIND: &str = "Kind = enum { Small, Large(u32) }";
+
+#[test]
+fn enums_inside_options_sequences_and_maps_trace_every_variant() -> TestResult {
+    assert_eq!(Shape::of::<Vec<v1::Kind>>()?.to_string(), format!("Vec<Kind>; {KIND}"));
+    assert_eq!(Shape::of::<Option<v1::Kind>>()?.to_string(), format!("Option<Kind>; {KIND}"));
+    assert_eq!(
+        Shape::of::<BTreeMap<String, v1::Kind>>()?.to_string(),
+        format!("Map<String, Kind>; {KIND}")
+    );
+    assert_eq!(
+        Shape::of::<Vec<Option<v1::Kind>>>()?.to_string(),
+        format!("Vec<Option<Kind>>; {KIND}")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_changed_variant_of_an_enum_inside_a_vec_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let order = v1::Order { kinds: vec![v1::Kind::Small, v1::Kind::Large(2)] };
+    let path = dir.path().join("s.redb");
+    let err = reopen_as::<v1::Order, changed::in_a_vec::Order>(&path, order, 1, 1)?;
+    let listed = changes(err)?;
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].contains("Large") && listed[0].contains("u32 → u64"), "{listed:?}");
+    Ok(())
+}
+
+/// A tree whose first variant contains itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Tree {
+    Node(Vec<Tree>),
+    Leaf(u32),
+}
+
+/// A list whose first variant contains itself, with nothing in between.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum List {
+    Cons(u32, Box<List>),
+    Nil,
+}
+
+/// A type with no finite value: every variant contains itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Endless {
+    Left(Box<Endless>),
+    Right(Box<Endless>),
+}
+
+#[test]
+fn recursive_enums_trace_and_their_views_open() -> TestResult {
+    assert_eq!(
+        Shape::of::<Tree>()?.to_string(),
+        "Tree; Tree = enum { Node(Vec<Tree>), Leaf(u32) }"
+    );
+    assert_eq!(Shape::of::<List>()?.to_string(), "List; List = enum { Cons(u32, List), Nil }");
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.redb");
+    let tree = Tree::Node(vec![Tree::Leaf(1), Tree::Node(vec![])]);
+    let list = List::Cons(1, Box::new(List::Nil));
+    let store = Store::open(&path)?;
+    store.view(&ViewDef::<u64, Tree>::new("trees"))?.put(&1, tree.clone(), 1)?;
+    store.view(&ViewDef::<u64, List>::new("lists"))?.put(&1, list.clone(), 1)?;
+    store.close()?;
+    let store = Store::open(&path)?;
+    assert_eq!(store.view(&ViewDef::<u64, Tree>::new("trees"))?.get(&1).as_deref(), Some(&tree));
+    assert_eq!(store.view(&ViewDef::<u64, List>::new("lists"))?.get(&1).as_deref(), Some(&list));
+    store.close()?;
+    let row = shape_row(&path, "trees")?;
+    assert!(row.contains("Node") && row.contains("Leaf"), "{row}");
+    // The shape is checked: another tree type under the same name is refused.
+    let err = reopen_as::<Tree, v1::Kind>(&dir.path().join("b.redb"), tree, 1, 1)?;
+    assert!(!changes(err)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn a_type_without_a_finite_value_opens_with_shape_unknown() -> TestResult {
+    let reason = Shape::of::<Endless>().err().ok_or("traced a type without a finite value")?;
+    assert!(reason.contains("Endless has no finite value"), "{reason}");
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.redb");
+    let store = Store::open(&path)?;
+    let view = store.view(&ViewDef::<u64, Endless>::new("endless"))?;
+    assert_eq!(view.get(&1), None);
+    store.close()?;
+    let row = shape_row(&path, "endless")?;
+    assert!(row.contains("Endless has no finite value"), "{row}");
     Ok(())
 }

@@ -1,13 +1,16 @@
 //! The serde shape of a type: what its bincode bytes are made of, traced without a value
 //! (`trace`), compared field by field (`diff`), and fingerprinted.
 //!
-//! The structure mirrors serde's data model, as `serde-reflection` traces it, in types
-//! of this crate so that what the store records does not follow that crate's versions.
+//! The structure mirrors serde's data model, in the form `serde-reflection` records it
+//! (which earlier builds traced with, so stored fingerprints stay valid), in types of
+//! this crate so that what the store records does not follow another crate's versions.
 //! It is stored (bincode, standard configuration) in the `viewstore.shapes` table:
 //! variants of the enums below are only ever appended, never reordered or removed.
 
+mod deserializer;
 mod diff;
 mod trace;
+mod tracer;
 
 pub(crate) use diff::{Part, ShapeChange, shape_changes};
 
@@ -108,7 +111,10 @@ impl Shape {
     /// The reason the shape cannot be traced: `T` validates what it deserializes
     /// (`NonZeroU32`, a custom `Deserialize` that checks), asks for a self-describing
     /// format (`#[serde(flatten)]`, untagged or internally tagged enums,
-    /// `deserialize_any`), or holds two different containers with the same name.
+    /// `deserialize_any`), holds two different containers with the same name, has no
+    /// finite value (every variant contains the type itself with no `Option`, sequence
+    /// or map in between), or nests containers more than 64 deep. Enums anywhere (inside
+    /// an `Option`, a sequence or a map too) and recursive types are traced whole.
     pub fn of<T: serde::de::DeserializeOwned>() -> Result<Shape, String> {
         trace::trace::<T>()
     }

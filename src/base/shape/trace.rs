@@ -1,69 +1,53 @@
-//! Tracing a type's shape with `serde-reflection`, and converting what it finds into
-//! this crate's [`Shape`].
+//! Tracing a type's shape: passes of the tracing `Deserializer` (`deserializer.rs`,
+//! steered by `tracer.rs`) until every part of the type is known, then the result
+//! converted into this crate's [`Shape`].
 
+use super::deserializer::Tracing;
+use super::tracer::{Entry, Fmt, Slots, TraceError, Tracer};
 use super::{Container, Field, Fields, Format, Shape, Variant};
 use serde::de::DeserializeOwned;
-use serde_reflection::{
-    ContainerFormat, Error as TraceError, Format as RFormat, Named, Registry, Samples, Tracer,
-    TracerConfig, VariantFormat,
-};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-/// How many times the same tracer deserializes the type: each pass reaches at least one
-/// more variant of some enum, so this bounds the variants of all its enums together.
-const MAX_PASSES: usize = 512;
-/// How many times tracing starts over after finding enums nested in the type: one more
-/// per level of nesting at which new enums appear.
-const MAX_ROUNDS: usize = 64;
+/// How many times the type is deserialized at most: each pass reaches at least one more
+/// variant or part, so this bounds the variants and parts of all its types together.
+const MAX_PASSES: usize = 1024;
 
 /// The shape of `T`, or why it cannot be traced.
 pub(super) fn trace<T: DeserializeOwned>() -> Result<Shape, String> {
-    let samples = Samples::new();
-    // Enums found so far. A tracer visits one new variant of an enum per pass, and only
-    // if the enum's "incomplete" mark was cleared before the pass, which takes its name:
-    // a round that ends with enums it did not know starts over knowing them.
-    let mut enums: BTreeSet<String> = BTreeSet::new();
-    for _ in 0..MAX_ROUNDS {
-        let mut tracer = Tracer::new(TracerConfig::default());
-        let mut root = None;
-        let mut incomplete = Vec::new();
-        for _ in 0..MAX_PASSES {
-            let (format, _value) = tracer.trace_type_once::<T>(&samples).map_err(reason)?;
-            root = Some(format);
-            incomplete.clear();
-            for name in &enums {
-                if tracer.check_incomplete_enum(name).is_some() {
-                    incomplete.push(name.as_str());
-                }
-            }
-            if incomplete.is_empty() {
-                break;
-            }
+    let mut tracer = Tracer::default();
+    let mut root = Fmt::Unknown;
+    for _ in 0..MAX_PASSES {
+        let before = (tracer.entries.clone(), root.clone());
+        tracer.start_pass();
+        T::deserialize(Tracing::new(&mut tracer, &mut root)).map_err(reason)?;
+        if !tracer.incomplete(&root) {
+            return convert(&root, &tracer.entries);
         }
-        if !incomplete.is_empty() {
-            // The tracer explores an `Option`, a sequence or a map once: an enum reached
-            // only inside one never gets its other variants visited.
-            return Err(incomplete_enum(&incomplete.join(", ")));
+        if before.0 == tracer.entries && before.1 == root {
+            // A pass that learns nothing: the rest is reachable only where recursion is
+            // cut, so no later pass would learn more.
+            return Err(missing(&tracer.entries));
         }
-        let registry = match tracer.registry() {
-            Ok(registry) => registry,
-            Err(TraceError::MissingVariants(names)) if names.iter().any(|n| !enums.contains(n)) => {
-                enums.extend(names);
-                continue;
-            }
-            Err(e) => return Err(reason(e)),
-        };
-        let root = root.ok_or_else(|| "nothing was traced".to_owned())?;
-        return convert(&root, &registry);
     }
-    Err(format!("enums nested more than {MAX_ROUNDS} levels deep"))
+    Err(missing(&tracer.entries))
 }
 
-fn incomplete_enum(names: &str) -> String {
-    format!(
-        "the variants of enum {names} could not all be traced (an enum reached only inside \
-         an Option, a sequence or a map, or more than {MAX_PASSES} variants in all)"
-    )
+/// Why tracing stopped with parts unknown.
+fn missing(entries: &BTreeMap<&'static str, Entry>) -> String {
+    let enums: Vec<&str> = entries
+        .iter()
+        .filter(|(_, e)| matches!(e, Entry::Enum(_, vs) if vs.iter().any(Option::is_none)))
+        .map(|(&name, _)| name)
+        .collect();
+    if enums.is_empty() {
+        format!("a part of the type could not be traced in {MAX_PASSES} passes")
+    } else {
+        format!(
+            "the variants of enum {} could not all be traced (reached only where recursion \
+             is cut, or more than {MAX_PASSES} variants in all)",
+            enums.join(", ")
+        )
+    }
 }
 
 fn reason(e: TraceError) -> String {
@@ -79,92 +63,80 @@ fn reason(e: TraceError) -> String {
             "two different types have the same name, or a type's serialization disagrees \
              with its deserialization ({a} / {b})"
         ),
-        other => other.to_string(),
+        TraceError::NoFiniteValue(name) => format!(
+            "{name} has no finite value: it contains itself with no Option, sequence, map or \
+             other enum variant that ends the recursion"
+        ),
+        TraceError::TooDeep(name) => format!(
+            "the type nests containers more than {} deep (at {name})",
+            super::tracer::MAX_DEPTH
+        ),
     }
 }
 
-fn convert(root: &RFormat, registry: &Registry) -> Result<Shape, String> {
+/// Converts what was traced. Container formats get serde-reflection's normalization
+/// (a tuple of two or more equal formats is an array); the root does not. Shapes
+/// recorded by earlier builds were traced that way, and their fingerprints are stored.
+fn convert(root: &Fmt, entries: &BTreeMap<&'static str, Entry>) -> Result<Shape, String> {
     let mut containers = BTreeMap::new();
-    for (name, container) in registry {
-        containers.insert(name.clone(), container_of(name, container)?);
-    }
-    Ok(Shape { root: format_of(root)?, containers })
-}
-
-fn container_of(name: &str, container: &ContainerFormat) -> Result<Container, String> {
-    Ok(match container {
-        ContainerFormat::UnitStruct => Container::Struct(Fields::Unit),
-        ContainerFormat::NewTypeStruct(f) => Container::Struct(Fields::Newtype(format_of(f)?)),
-        ContainerFormat::TupleStruct(fs) => Container::Struct(Fields::Tuple(formats_of(fs)?)),
-        ContainerFormat::Struct(fs) => Container::Struct(Fields::Named(named_of(fs)?)),
-        ContainerFormat::Enum(variants) => {
-            let mut list = Vec::with_capacity(variants.len());
-            for (expected, (&index, variant)) in variants.iter().enumerate() {
-                if u32::try_from(expected).ok() != Some(index) {
-                    return Err(incomplete_enum(name));
+    for (&name, entry) in entries {
+        let part = |fmt: &Fmt| format_of(fmt, true, name);
+        let container = match entry {
+            Entry::Struct(slots) => Container::Struct(fields_of(slots, &part)?),
+            Entry::Enum(names, variants) => {
+                let mut list = Vec::with_capacity(variants.len());
+                for (&variant, slots) in names.iter().zip(variants) {
+                    let slots = slots.as_ref().ok_or_else(|| missing(entries))?;
+                    list.push(Variant {
+                        name: variant.to_owned(),
+                        fields: fields_of(slots, &part)?,
+                    });
                 }
-                list.push(Variant { name: variant.name.clone(), fields: variant_of(variant)? });
+                Container::Enum(list)
             }
-            Container::Enum(list)
-        }
+        };
+        containers.insert(name.to_owned(), container);
+    }
+    Ok(Shape { root: format_of(root, false, "the root")?, containers })
+}
+
+fn fields_of(
+    slots: &Slots,
+    part: &dyn Fn(&Fmt) -> Result<Format, String>,
+) -> Result<Fields, String> {
+    Ok(match slots {
+        Slots::Unit => Fields::Unit,
+        Slots::Newtype(f) => Fields::Newtype(part(f)?),
+        Slots::Tuple(fs) => Fields::Tuple(fs.iter().map(part).collect::<Result<_, _>>()?),
+        Slots::Named(fs) => Fields::Named(
+            fs.iter()
+                .map(|(name, f)| Ok(Field { name: (*name).to_owned(), format: part(f)? }))
+                .collect::<Result<_, String>>()?,
+        ),
     })
 }
 
-fn variant_of(variant: &Named<VariantFormat>) -> Result<Fields, String> {
-    Ok(match &variant.value {
-        VariantFormat::Unit => Fields::Unit,
-        VariantFormat::NewType(f) => Fields::Newtype(format_of(f)?),
-        VariantFormat::Tuple(fs) => Fields::Tuple(formats_of(fs)?),
-        VariantFormat::Struct(fs) => Fields::Named(named_of(fs)?),
-        VariantFormat::Variable(_) => {
-            return Err(format!("variant {} was not traced", variant.name));
-        }
-    })
-}
-
-fn named_of(fields: &[Named<RFormat>]) -> Result<Vec<Field>, String> {
-    fields
-        .iter()
-        .map(|f| Ok(Field { name: f.name.clone(), format: format_of(&f.value)? }))
-        .collect()
-}
-
-fn formats_of(formats: &[RFormat]) -> Result<Vec<Format>, String> {
-    formats.iter().map(format_of).collect()
-}
-
-fn format_of(format: &RFormat) -> Result<Format, String> {
-    Ok(match format {
-        RFormat::Variable(v) => match v.borrow().as_ref() {
-            Some(inner) => format_of(inner)?,
-            None => return Err("a part of the type was not traced".to_owned()),
-        },
-        RFormat::TypeName(name) => Format::Named(name.clone()),
-        RFormat::Unit => Format::Unit,
-        RFormat::Bool => Format::Bool,
-        RFormat::I8 => Format::I8,
-        RFormat::I16 => Format::I16,
-        RFormat::I32 => Format::I32,
-        RFormat::I64 => Format::I64,
-        RFormat::I128 => Format::I128,
-        RFormat::U8 => Format::U8,
-        RFormat::U16 => Format::U16,
-        RFormat::U32 => Format::U32,
-        RFormat::U64 => Format::U64,
-        RFormat::U128 => Format::U128,
-        RFormat::F32 => Format::F32,
-        RFormat::F64 => Format::F64,
-        RFormat::Char => Format::Char,
-        RFormat::Str => Format::Str,
-        RFormat::Bytes => Format::Bytes,
-        RFormat::Option(f) => Format::Option(Box::new(format_of(f)?)),
-        RFormat::Seq(f) => Format::Seq(Box::new(format_of(f)?)),
-        RFormat::Map { key, value } => {
-            Format::Map(Box::new(format_of(key)?), Box::new(format_of(value)?))
-        }
-        RFormat::Tuple(fs) => Format::Tuple(formats_of(fs)?),
-        RFormat::TupleArray { content, size } => {
-            Format::Array(Box::new(format_of(content)?), *size as u64)
+fn format_of(fmt: &Fmt, normalize: bool, within: &str) -> Result<Format, String> {
+    let inner = |f: &Fmt| format_of(f, normalize, within).map(Box::new);
+    Ok(match fmt {
+        Fmt::Unknown => return Err(format!("a part of {within} was not traced")),
+        Fmt::Leaf(format) => format.clone(),
+        Fmt::Option(f) => Format::Option(inner(f)?),
+        Fmt::Seq(f) => Format::Seq(inner(f)?),
+        Fmt::Map(k, v) => Format::Map(inner(k)?, inner(v)?),
+        Fmt::Tuple(fs) => {
+            let fs = fs
+                .iter()
+                .map(|f| format_of(f, normalize, within))
+                .collect::<Result<Vec<_>, _>>()?;
+            match fs.split_first() {
+                Some((first, rest))
+                    if normalize && !rest.is_empty() && rest.iter().all(|f| f == first) =>
+                {
+                    Format::Array(Box::new(first.clone()), fs.len() as u64)
+                }
+                _ => Format::Tuple(fs),
+            }
         }
     })
 }
@@ -191,6 +163,7 @@ mod tests {
     #[derive(Serialize, Deserialize)]
     struct OnlyInside {
         first: Option<Inner>,
+        many: std::collections::BTreeMap<String, Vec<Inner>>,
     }
 
     #[test]
@@ -201,8 +174,12 @@ mod tests {
             "Outer; Outer = struct { first: Option<Inner>, many: Vec<Inner>, direct: Inner }; \
              Inner = enum { A, B(u8), C { x: String } }"
         );
-        let reason = Shape::of::<OnlyInside>().expect_err("not every variant reached");
-        assert!(reason.contains("variants of enum Inner could not all be traced"), "{reason}");
+        let shape = Shape::of::<OnlyInside>().expect("enums inside containers trace whole");
+        assert_eq!(
+            shape.to_string(),
+            "OnlyInside; OnlyInside = struct { first: Option<Inner>, many: Map<String, \
+             Vec<Inner>> }; Inner = enum { A, B(u8), C { x: String } }"
+        );
     }
 
     #[derive(Serialize, Deserialize)]
