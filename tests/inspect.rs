@@ -298,3 +298,84 @@ fn wide_integers_and_floats_that_are_not_finite_round_trip_as_strings() -> TestR
     }
     Ok(())
 }
+
+/// A codec of its own: values are UTF-8 bytes, so their shape is unknown to the store.
+#[derive(Clone)]
+struct Utf8;
+
+impl viewstore::Codec<String> for Utf8 {
+    fn encode(&self, value: &String, out: &mut Vec<u8>) -> Result<(), viewstore::CodecError> {
+        out.extend_from_slice(value.as_bytes());
+        Ok(())
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<String, viewstore::CodecError> {
+        String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string().into())
+    }
+}
+
+static OWN_CODEC: ViewDef<u32, String, Utf8> = ViewDef::with_codec("own", Utf8);
+
+#[test]
+fn a_known_key_and_a_raw_value_dump_and_import_each_in_its_own_form() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (from, to) = (dir.path().join("from.redb"), dir.path().join("to.redb"));
+    for path in [&from, &to] {
+        let store = Store::open(path)?;
+        let view = store.view(&OWN_CODEC)?;
+        if path == &from {
+            view.put(&7, "héllo".to_owned(), 3)?;
+        }
+        store.close()?;
+    }
+    let mut lines = String::new();
+    StoreFile::open(&from)?.dump("own", &mut |record| {
+        lines.push_str(&record.to_json().to_string());
+        Ok(())
+    })?;
+    let bytes: Vec<u8> = "héllo".bytes().collect();
+    let expected = serde_json::json!({"key": 7, "version": 3, "value": bytes, "raw": true});
+    assert_eq!(lines, expected.to_string());
+    import(&to, "own", Cursor::new(lines), ImportMode::Merge)?;
+    let store = Store::open(&to)?;
+    assert_eq!(store.view(&OWN_CODEC)?.get(&7).as_deref().map(String::as_str), Some("héllo"));
+    Ok(())
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Tree(Option<Box<Tree>>);
+
+static TREES: ViewDef<u32, Tree> = ViewDef::new("trees");
+
+#[test]
+fn json_that_a_recursive_shape_would_take_without_end_is_an_error() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.redb");
+    {
+        let store = Store::open(&path)?;
+        store.view(&TREES)?.put(&1, Tree(Some(Box::new(Tree(None)))), 1)?;
+        store.close()?;
+    }
+    let line = r#"{"key":2,"version":1,"value":1}"#;
+    let err = import(&path, "trees", Cursor::new(line), ImportMode::Merge).expect_err("endless");
+    assert!(err.to_string().contains("nests deeper than"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn a_file_whose_journal_holds_groups_is_refused_until_opened() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.redb");
+    fill(&path, 2)?;
+    let journal = dir.path().join("store.redb.journal");
+    std::fs::write(&journal, b"pending groups")?;
+    for err in [
+        StoreFile::open(&path).err(),
+        import(&path, "everything", Cursor::new(""), ImportMode::Merge).err(),
+    ] {
+        let err = err.ok_or("read a file with a pending journal")?;
+        assert!(err.to_string().contains("Store::open, which replays them"), "{err}");
+    }
+    std::fs::remove_file(&journal)?;
+    assert_eq!(StoreFile::open(&path)?.info()?.views.len(), 1);
+    Ok(())
+}

@@ -194,6 +194,17 @@ fn a_half_migrated_view_is_refused_without_a_migration_and_resumed_with_one() ->
         assert!(matches!(e, Some(Error::Migration { .. })), "{e:?}");
         store.close()?;
     }
+    // An import would add lines encoded by one shape to a mix of two: refused.
+    #[cfg(feature = "inspect")]
+    {
+        let line = r#"{"key":1,"version":9,"deleted":true}"#;
+        let input = std::io::Cursor::new(line);
+        let mode = viewstore::inspect::ImportMode::Merge;
+        let e = viewstore::inspect::import(&path, PROFILES_V3.name(), input, mode).err();
+        let e = e.ok_or("imported into a half-migrated view")?;
+        assert!(matches!(e, Error::Import { line: 0, .. }), "{e:?}");
+        assert!(e.to_string().contains("being migrated from schema version 2 to 3"), "{e}");
+    }
     let store = Store::open(&path)?;
     let resumed: Arc<Mutex<Vec<u64>>> = Arc::default();
     let seen = Arc::clone(&resumed);

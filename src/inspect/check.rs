@@ -64,6 +64,13 @@ impl StoreFile {
             let mut check = FileCheck::default();
             for (view, _) in self.view_metas(&txn)? {
                 check.views += 1;
+                if self.is_migrating(&txn, &view)? {
+                    check.problems.push(format!(
+                        "view '{view}' is being migrated: its values were not decoded (open it \
+                         with Store::view_migrated to finish the migration)"
+                    ));
+                    continue;
+                }
                 let shapes = read_shapes(self.path(), &txn, &view)?;
                 let mut live = std::collections::HashSet::new();
                 let table_name = view_table_name(&view);

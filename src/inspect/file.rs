@@ -158,6 +158,23 @@ pub(crate) fn guarded<T>(path: &Path, during: &str, f: impl FnOnce() -> Result<T
     })
 }
 
+/// Refuses a store file whose journal still holds groups the file does not: reading or
+/// importing without replaying them would show stale records, or lose them.
+pub(crate) fn refuse_pending_journal(path: &Path) -> Result<()> {
+    let journal = crate::storage::journal::log::journal_path(path);
+    match std::fs::metadata(&journal) {
+        Ok(m) if m.len() > 0 => Err(Error::NotAStore {
+            file: path.to_owned(),
+            reason: format!(
+                "its journal {} holds groups not yet in the file: open the store once with \
+                 Store::open, which replays them",
+                journal.display()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Bytes as a JSON array of numbers.
 pub(crate) fn bytes_json(bytes: &[u8]) -> Value {
     Value::Array(bytes.iter().map(|&b| Value::from(b)).collect())
@@ -174,6 +191,7 @@ impl StoreFile {
     pub fn open(path: impl AsRef<Path>) -> Result<StoreFile> {
         let path = path.as_ref().to_owned();
         crate::storage::open::check_magic(&path)?;
+        refuse_pending_journal(&path)?;
         let db = guarded(&path, "opening it", || {
             ReadOnlyDatabase::open(&path).map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => {
@@ -366,6 +384,31 @@ impl StoreFile {
         Ok(())
     }
 
+    /// Whether `view` is being migrated (a progress row in `viewstore.migrations`):
+    /// its records are then of two shapes, and decoding them by one would mislead.
+    pub(crate) fn is_migrating(&self, txn: &ReadTransaction, view: &str) -> Result<bool> {
+        match txn.open_table(crate::storage::migrations::MIGRATIONS) {
+            Ok(table) => Ok(table
+                .get(view)
+                .map_err(Error::at(&self.path, "reading the migrations"))?
+                .is_some()),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn refuse_migrating(&self, txn: &ReadTransaction, view: &str) -> Result<()> {
+        if self.is_migrating(txn, view)? {
+            return Err(Error::NotAStore {
+                file: self.path.clone(),
+                reason: format!(
+                    "view '{view}' is being migrated, its records of two shapes: open it \
+                     once with Store::view_migrated to finish the migration"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Calls `f` with every record of `view`, tombstones included, in key order,
     /// decoded by the view's stored shapes.
     ///
@@ -379,6 +422,7 @@ impl StoreFile {
             if !self.view_metas(&txn)?.iter().any(|(name, _)| name == view) {
                 return Err(Error::UnknownView { view: view.to_owned() });
             }
+            self.refuse_migrating(&txn, view)?;
             let shapes = read_shapes(&self.path, &txn, view)?;
             self.for_each_stored(&txn, view, &mut |key, record| {
                 f(decode_record(view, &shapes, key, &record)?)

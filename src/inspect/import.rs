@@ -48,7 +48,11 @@ pub enum ImportMode {
 /// Each line is an object as [`StoreFile::dump`](super::StoreFile::dump) and `export`
 /// write them: `key`, `version` (at least 1), and `value`, or `"deleted": true` for a
 /// tombstone. Keys and values are encoded by the view's stored shapes; a view whose
-/// shape is unknown takes `"raw": true` lines of bytes, as it dumps them.
+/// shape is unknown takes that part as an array of bytes, as it dumps it. `null` reads
+/// as `None` for an `Option`, so `Some(None)` and `Some(())` do not round-trip.
+///
+/// A file whose journal (`<file>.journal`, `Durability::Journal`) still holds groups is
+/// refused: open it once with [`Store::open`](crate::Store::open), which replays them.
 ///
 /// The view's stored indexes are dropped, so that the next open of the view by the
 /// service rebuilds them from the records. The change feed does not record imported
@@ -67,6 +71,7 @@ pub fn import(
 ) -> Result<ImportReport> {
     let path = path.as_ref();
     crate::storage::open::check_magic(path)?;
+    super::file::refuse_pending_journal(path)?;
     guarded(path, "importing into it", || {
         let db = redb::Database::open(path).map_err(|e| match e {
             redb::DatabaseError::DatabaseAlreadyOpen => {
@@ -103,6 +108,18 @@ fn import_in(
         && sources.get(view).map_err(Error::at(path, "reading the source list"))?.is_some()
     {
         return Err(bad(0, "the view has sources, whose versions JSON lines do not carry".into()));
+    }
+    // A view being migrated holds old and new values behind its progress row: lines
+    // encoded by either shape would add to the mix. Finish the migration first.
+    if let Some(row) = crate::storage::migrations::read_row(txn, view, path)? {
+        return Err(bad(
+            0,
+            format!(
+                "the view is being migrated from schema version {} to {}: open it once with \
+                 Store::view_migrated to finish the migration, then import",
+                row.from, row.to
+            ),
+        ));
     }
     let shapes = read_shapes_writable(path, txn, view)?;
     let table_name = view_table_name(view);
@@ -168,24 +185,22 @@ fn parse_line(
     {
         return Err(format!("unknown member '{extra}'"));
     }
-    let raw = object.get("raw").and_then(Value::as_bool).unwrap_or(false);
+    // Each part is raw bytes exactly when its shape is unknown, as `dump` writes it;
+    // the line's `raw` member only says that one of them is.
     let version = object
         .get("version")
         .and_then(Value::as_u64)
         .filter(|&v| v > 0)
         .ok_or("'version' must be a whole number of at least 1")?;
     let key_json = object.get("key").ok_or("no 'key'")?;
-    let key = match (&shapes.key, raw) {
-        (Ok(shape), false) => {
+    let key = match &shapes.key {
+        Ok(shape) => {
             let mut out = Vec::new();
             crate::keys::encode_key(&Shaped::root(shape, key_json), &mut out)
                 .map_err(|e| format!("key: {e}"))?;
             out
         }
-        (Err(why), false) => {
-            return Err(format!("the key shape is unknown ({why}): use raw lines"));
-        }
-        (_, true) => raw_bytes(key_json).map_err(|e| format!("key: {e}"))?,
+        Err(_) => raw_bytes(key_json).map_err(|e| format!("key (raw bytes): {e}"))?,
     };
     if key.len() > MAX_KEY_BYTES {
         return Err(format!("the key is {} bytes, over the {MAX_KEY_BYTES}-byte limit", key.len()));
@@ -196,16 +211,13 @@ fn parse_line(
         (Some(_), true) => Err("a line has either 'value' or \"deleted\": true, not both".into()),
         (None, false) => Err("no 'value' (and not \"deleted\": true)".into()),
         (Some(value_json), false) => {
-            let value = match (&shapes.value, raw) {
-                (Ok(shape), false) => bincode::serde::encode_to_vec(
+            let value = match &shapes.value {
+                Ok(shape) => bincode::serde::encode_to_vec(
                     Shaped::root(shape, value_json),
                     bincode::config::standard(),
                 )
                 .map_err(|e| format!("value: {e}"))?,
-                (Err(why), false) => {
-                    return Err(format!("the value shape is unknown ({why}): use raw lines"));
-                }
-                (_, true) => raw_bytes(value_json).map_err(|e| format!("value: {e}"))?,
+                Err(_) => raw_bytes(value_json).map_err(|e| format!("value (raw bytes): {e}"))?,
             };
             if value.len() > MAX_VALUE_BYTES {
                 return Err(format!(

@@ -31,16 +31,25 @@ use std::fmt;
 pub(crate) struct ShapedSeed<'a> {
     pub(crate) format: &'a Format,
     pub(crate) shape: &'a Shape,
+    /// How deep in the value this seed is: bounded by [`MAX_DEPTH`], so that a value
+    /// of a recursive shape nested without end fails instead of overflowing the stack.
+    depth: u32,
 }
+
+/// The deepest nesting decoded or encoded; deeper values are an error.
+pub(crate) const MAX_DEPTH: u32 = 128;
+/// The most elements of a fixed-size array decoded: an array of a zero-sized type
+/// reads no bytes, so a hostile shape could otherwise ask for any number.
+const MAX_ARRAY: u64 = 1 << 20;
 
 impl<'a> ShapedSeed<'a> {
     /// The seed of a whole value of `shape`.
     pub(crate) fn root(shape: &'a Shape) -> Self {
-        ShapedSeed { format: &shape.root, shape }
+        ShapedSeed { format: &shape.root, shape, depth: 0 }
     }
 
     fn with(self, format: &'a Format) -> Self {
-        ShapedSeed { format, shape: self.shape }
+        ShapedSeed { format, shape: self.shape, depth: self.depth + 1 }
     }
 }
 
@@ -49,6 +58,9 @@ impl<'de> DeserializeSeed<'de> for ShapedSeed<'_> {
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
         let v = Scalar;
+        if self.depth > MAX_DEPTH {
+            return Err(de::Error::custom(format!("the value nests deeper than {MAX_DEPTH}")));
+        }
         match self.format {
             Format::Named(name) => self.container(name, d),
             Format::Unit => d.deserialize_unit(v),
@@ -76,7 +88,9 @@ impl<'de> DeserializeSeed<'de> for ShapedSeed<'_> {
             Format::Tuple(items) => d.deserialize_tuple(items.len(), TupleOf(self, items)),
             Format::Array(content, size) => {
                 let size = usize::try_from(*size)
-                    .map_err(|_| de::Error::custom(format!("an array of {size} is too long")))?;
+                    .ok()
+                    .filter(|_| *size <= MAX_ARRAY)
+                    .ok_or_else(|| de::Error::custom(format!("an array of {size} is too long")))?;
                 d.deserialize_tuple(size, SeqOf(self.with(content)))
             }
         }

@@ -14,16 +14,20 @@ pub(crate) struct Shaped<'a> {
     pub(crate) format: &'a Format,
     pub(crate) shape: &'a Shape,
     pub(crate) value: &'a Value,
+    /// How deep in the value this is, bounded as decoding is: an `Option` or a newtype
+    /// passes its JSON down unchanged, so a recursive shape could otherwise recurse
+    /// without end on one JSON value.
+    depth: u32,
 }
 
 impl<'a> Shaped<'a> {
     /// `value` as a whole value of `shape`.
     pub(crate) fn root(shape: &'a Shape, value: &'a Value) -> Self {
-        Shaped { format: &shape.root, shape, value }
+        Shaped { format: &shape.root, shape, value, depth: 0 }
     }
 
     fn at(&self, format: &'a Format, value: &'a Value) -> Shaped<'a> {
-        Shaped { format, shape: self.shape, value }
+        Shaped { format, shape: self.shape, value, depth: self.depth + 1 }
     }
 }
 
@@ -72,6 +76,10 @@ fn array<'v, E: ser::Error>(value: &'v Value, what: &str) -> Result<&'v Vec<Valu
 impl Serialize for Shaped<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let v = self.value;
+        if self.depth > super::shaped::MAX_DEPTH {
+            let max = super::shaped::MAX_DEPTH;
+            return Err(S::Error::custom(format!("the value nests deeper than {max}")));
+        }
         match self.format {
             Format::Named(name) => self.container(name, s),
             Format::Unit if v.is_null() => s.serialize_unit(),
