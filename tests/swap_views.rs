@@ -128,3 +128,69 @@ fn refusals_change_nothing() -> TestResult {
     assert!(store.verify()?.is_ok());
     Ok(())
 }
+
+/// A second definition of `profiles_next` with other types, for the refusal below.
+const OTHER: ViewDef<u64, String> = ViewDef::new("other");
+
+#[test]
+fn open_views_of_one_definition_swap_under_their_handles() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.redb");
+    fill(&path)?;
+    {
+        let store = Store::open(&path)?;
+        let (live, next) = (store.view(&LIVE)?, store.view(&NEXT)?);
+        let before = live.snapshot();
+        // A reader sees the old view whole or the new one whole, never a mix.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let reader = {
+            let (live, stop) = (live.clone(), std::sync::Arc::clone(&stop));
+            std::thread::spawn(move || -> Result<u64, String> {
+                let mut reads = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let snap = live.snapshot();
+                    let name = snap.get(&1).map(|p| p.name.clone()).unwrap_or_default();
+                    match (snap.len(), name.as_str()) {
+                        (10, "old 1") | (12, "new 1") => reads += 1,
+                        other => return Err(format!("a mixed view: {other:?}")),
+                    }
+                }
+                Ok(reads)
+            })
+        };
+        store.swap_views("profiles", "profiles_next")?;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().map_err(|_| "the reader panicked")??;
+        assert_eq!((live.len(), next.len()), (12, 10));
+        assert_eq!(live.get(&11).map(|p| p.name.clone()), Some("new 11".into()));
+        assert_eq!(live.index_get(&BY_NAME, "new 3").map(|(k, _)| k), Some(3));
+        assert!(live.index_get(&BY_NAME, "old 3").is_none());
+        assert_eq!(next.index_get(&BY_NAME, "old 3").map(|(k, _)| k), Some(3));
+        assert_eq!(live.index_count(&BY_TEAM, &0), 4);
+        // A snapshot taken before keeps the old records.
+        assert_eq!(
+            (before.len(), before.get(&1).map(|p| p.name.clone())),
+            (10, Some("old 1".into()))
+        );
+        // Writes after the swap land in the tables under each handle's name.
+        live.put(&100, profile(100, "new"), 5)?;
+        next.delete(&0, 5)?;
+        assert!(store.verify()?.is_ok());
+        let names: Vec<String> = store.stats().views.iter().map(|v| v.name.clone()).collect();
+        assert!(
+            names.contains(&"profiles".to_owned()) && names.contains(&"profiles_next".to_owned())
+        );
+        // Open views of other definitions, or one open view, are refused.
+        store.view(&OTHER)?;
+        let e = store.swap_views("profiles", "other").err().ok_or("swapped other types")?;
+        assert!(matches!(e, Error::ViewOpen { operation: "swap", .. }), "{e:?}");
+        store.close()?;
+    }
+    let store = Store::open(&path)?;
+    let (live, next) = (store.view(&LIVE)?, store.view(&NEXT)?);
+    assert_eq!((live.len(), next.len()), (13, 9));
+    assert_eq!(live.get(&100).map(|p| p.name.clone()), Some("new 100".into()));
+    assert_eq!(next.get(&1).map(|p| p.name.clone()), Some("old 1".into()));
+    assert!(store.verify()?.is_ok());
+    Ok(())
+}

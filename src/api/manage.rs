@@ -128,17 +128,22 @@ impl Store {
         }
     }
 
-    /// Exchanges two views that are not open in this process: their record tables,
-    /// index tables and catalog rows (types, schema versions, shapes, sources), in one
-    /// transaction that takes the next LSN, through a temporary name. The blue/green
-    /// rebuild: a second projector fills `profiles_next` from the source while
-    /// `profiles` serves, then the service swaps them and opens `profiles` again. A
-    /// crash leaves the two exchanged or not at all.
+    /// Exchanges two views: their record tables, index tables and catalog rows (types,
+    /// schema versions, shapes, sources), in one transaction that takes the next LSN,
+    /// through a temporary name. The blue/green rebuild: a second projector fills
+    /// `profiles_next` from the source while `profiles` serves, then the service swaps
+    /// them. A crash leaves the two exchanged or not at all.
     ///
-    /// Only views not open here can be swapped, as with [`rename_view`](Store::rename_view):
-    /// a `View` handle holds its view's place in memory, which a swap would leave
-    /// pointing at the other's data. Changes already in the change feed keep their
-    /// view's name; stored source positions are store-wide and stay.
+    /// Two views open in this process swap in memory too, in the same published root:
+    /// each `View` handle keeps its name and now reads the other's records and indexes,
+    /// and readers see the old view or the new one whole. That takes one definition for
+    /// both (types, codec, schema version, shapes, indexes, sources, feed mode); open
+    /// views of different definitions, or a view open on one side only, are refused, as
+    /// their handles would read data of another type. Views not open here swap
+    /// whatever their definitions. Changes already in the change feed keep their view's
+    /// name; stored source positions are store-wide and stay: swap once the rebuilding
+    /// projector has passed the serving one's positions, so that the events it then
+    /// sees again are stale by their versions.
     ///
     /// # Examples
     ///
@@ -164,8 +169,9 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::ViewOpen`] when a `View` handle was made for either by this `Store`;
-    /// [`Error::UnknownView`] for either; [`Error::ViewExists`] when `a` is `b`;
+    /// [`Error::ViewOpen`] when a `View` handle was made by this `Store` for one of
+    /// them only, or for both with different definitions; [`Error::UnknownView`] for
+    /// either; [`Error::ViewExists`] when `a` is `b`;
     /// [`Error::InvalidViewName`]; [`Error::Storage`]; [`Error::Closed`]. On any error
     /// nothing changed.
     pub fn swap_views(&self, a: &str, b: &str) -> Result<Lsn> {

@@ -109,7 +109,7 @@ impl Writer {
         let txn = self.begin_managed()?;
         self.known(&txn, view)?;
         drop_view_tables(&txn, view, &self.config.path)?;
-        self.commit_managed(txn, None, Vec::new())
+        self.commit_managed(txn, Vec::new(), Vec::new())
     }
 
     fn clear_view(&mut self, view: &str) -> Result<Lsn> {
@@ -141,7 +141,7 @@ impl Writer {
             }
             None => None,
         };
-        self.commit_managed(txn, emptied, changes)
+        self.commit_managed(txn, emptied.into_iter().collect(), changes)
     }
 
     fn rename_view(&mut self, old: &str, new: &str) -> Result<Lsn> {
@@ -156,34 +156,48 @@ impl Writer {
             return Err(Error::ViewExists { view: new.to_owned() });
         }
         rename_view_tables(&txn, old, new, &self.config.path)?;
-        self.commit_managed(txn, None, Vec::new())
+        self.commit_managed(txn, Vec::new(), Vec::new())
     }
 
     fn swap_views(&mut self, a: &str, b: &str) -> Result<Lsn> {
         check_view_name(a)?;
         check_view_name(b)?;
-        for view in [a, b] {
-            if self.by_name.contains_key(view) {
-                return Err(Error::ViewOpen { view: view.to_owned(), operation: "swap" });
-            }
-        }
         if a == b {
             return Err(Error::ViewExists { view: b.to_owned() });
         }
+        // Two open views of one definition swap their records in memory too, each
+        // handle keeping its name and place; a view open on one side only, or two of
+        // different definitions, would leave a handle of one type over the other's data.
+        let replaced = match (self.by_name.get(a), self.by_name.get(b)) {
+            (None, None) => Vec::new(),
+            (Some(ra), Some(rb)) if same_definition(ra, rb) => {
+                let (Some(va), Some(vb)) = (self.root.views.get(ra.id), self.root.views.get(rb.id))
+                else {
+                    return Err(Error::ViewOpen { view: a.to_owned(), operation: "swap" });
+                };
+                vec![(ra.id, vb.renamed(a)), (rb.id, va.renamed(b))]
+            }
+            (Some(_), _) => {
+                return Err(Error::ViewOpen { view: a.to_owned(), operation: "swap" });
+            }
+            (None, Some(_)) => {
+                return Err(Error::ViewOpen { view: b.to_owned(), operation: "swap" });
+            }
+        };
         let txn = self.begin_managed()?;
         self.known(&txn, a)?;
         self.known(&txn, b)?;
         swap_view_tables(&txn, a, b, &self.config.path)?;
-        self.commit_managed(txn, None, Vec::new())
+        self.commit_managed(txn, replaced, Vec::new())
     }
 
     /// Records the next LSN in `txn`, with the feed's row for `changes` if any, commits,
-    /// then publishes a root at that LSN (with view `emptied.0` replaced, if given) and
+    /// then publishes a root at that LSN (with the views of `replaced` put in place) and
     /// the feed group, as a group commit does.
     pub(super) fn commit_managed(
         &mut self,
         txn: WriteTransaction,
-        emptied: Option<(usize, Arc<dyn ResidentView>)>,
+        replaced: Vec<(usize, Arc<dyn ResidentView>)>,
         changes: Vec<FeedChange>,
     ) -> Result<Lsn> {
         let file = self.config.path.clone();
@@ -206,10 +220,10 @@ impl Writer {
         self.unsynced_since = None;
         self.lsn = lsn;
         let mut views = self.root.views.clone();
-        if let Some((id, view)) = emptied
-            && let Some(slot) = views.get_mut(id)
-        {
-            *slot = view;
+        for (id, view) in replaced {
+            if let Some(slot) = views.get_mut(id) {
+                *slot = view;
+            }
         }
         self.publish(Arc::new(Root { lsn, views, positions: Arc::clone(&self.root.positions) }));
         if let Some(group) = group {
@@ -274,4 +288,14 @@ impl Writer {
             None => std::fs::metadata(file).map(|m| m.len()).map_err(io),
         }
     }
+}
+
+/// Whether two open views have one definition: types, codec, schema version, shapes,
+/// indexes, sources and feed mode, so that each one's handles can read the other's data.
+fn same_definition(a: &super::writer::Registered, b: &super::writer::Registered) -> bool {
+    a.meta == b.meta
+        && a.shapes == b.shapes
+        && a.indexes == b.indexes
+        && a.sources == b.sources
+        && a.feed == b.feed
 }

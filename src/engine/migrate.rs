@@ -76,7 +76,7 @@ impl Writer {
             },
         };
         let step = convert_chunk(&txn, plan, row, &file)?;
-        self.commit_managed(txn, None, Vec::new())?;
+        self.commit_managed(txn, Vec::new(), Vec::new())?;
         Ok(Managed::Migrated(step))
     }
 

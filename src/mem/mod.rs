@@ -112,6 +112,9 @@ pub(crate) trait ResidentView: Send + Sync + 'static {
     fn tombstones(&self) -> u64;
     /// Entries and bytes of each secondary index, see [`IndexStats`].
     fn index_stats(&self) -> Vec<IndexStats>;
+    /// The same records under another name (structures shared): a swap of two open
+    /// views moves each one's data into the other's place.
+    fn renamed(&self, name: &str) -> Arc<dyn ResidentView>;
 }
 
 impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
@@ -187,6 +190,12 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
 
     fn tombstones(&self) -> u64 {
         self.tombstones
+    }
+
+    fn renamed(&self, name: &str) -> Arc<dyn ResidentView> {
+        let mut data = self.clone();
+        data.name = Arc::from(name);
+        Arc::new(data)
     }
 
     fn index_stats(&self) -> Vec<IndexStats> {
