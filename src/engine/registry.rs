@@ -139,10 +139,7 @@ impl Writer {
         let file = self.config.path.as_path();
         // Only a file with a view with sources has the table: opening it in this
         // transaction would create it.
-        let exists = txn
-            .list_tables()
-            .map_err(Error::at(file, "listing tables"))?
-            .any(|t| t.name() == SOURCES.name());
+        let exists = crate::storage::format::has_table(txn, SOURCES.name(), file)?;
         let stored = if exists && !new_view {
             let table = txn.open_table(SOURCES).map_err(Error::at(file, "opening sources"))?;
             let bytes = table.get(view).map_err(Error::at(file, "reading sources"))?;

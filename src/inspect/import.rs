@@ -7,10 +7,7 @@ use super::stored::read_shapes_writable;
 use crate::base::error::{Error, Result};
 use crate::base::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::base::version::Lsn;
-use crate::storage::format::{
-    INDEXES, META, META_LSN, Record, SOURCES, VIEWS, index_meta_key, index_table, index_table_name,
-    view_table, view_table_name,
-};
+use crate::storage::format::{META, META_LSN, Record, SOURCES, VIEWS, view_table, view_table_name};
 use redb::{ReadableTable, WriteTransaction};
 use serde_json::Value;
 use std::io::BufRead;
@@ -156,7 +153,8 @@ fn import_in(
         report.written += 1;
     }
     drop(records);
-    drop_indexes(path, txn, view)?;
+    // The view's stored indexes go, so that its next open rebuilds them.
+    crate::storage::view_tables::drop_index_tables(txn, view, path)?;
     let mut meta = txn.open_table(META).map_err(Error::at(path, "opening the meta table"))?;
     let lsn = meta
         .get(META_LSN)
@@ -240,26 +238,4 @@ fn raw_bytes(json: &Value) -> std::result::Result<Vec<u8>, String> {
                 .ok_or_else(|| format!("{b} is not a byte"))
         })
         .collect()
-}
-
-/// Drops the view's stored indexes, so that its next open rebuilds them.
-fn drop_indexes(path: &Path, txn: &WriteTransaction, view: &str) -> Result<()> {
-    let mut metas = txn.open_table(INDEXES).map_err(Error::at(path, "opening the index list"))?;
-    let prefix = index_meta_key(view, "");
-    let mut names = Vec::new();
-    for item in metas.range(prefix.as_str()..).map_err(Error::at(path, "reading the index list"))? {
-        let (k, _) = item.map_err(Error::at(path, "reading the index list"))?;
-        let Some(index) = k.value().strip_prefix(prefix.as_str()) else { break };
-        if !index.contains('/') {
-            names.push(index.to_owned());
-        }
-    }
-    for index in names {
-        metas
-            .remove(index_meta_key(view, &index).as_str())
-            .map_err(Error::at(path, "dropping an index"))?;
-        txn.delete_table(index_table(&index_table_name(view, &index)))
-            .map_err(Error::at(path, "dropping an index"))?;
-    }
-    Ok(())
 }

@@ -89,11 +89,7 @@ pub(crate) fn read_shapes_writable(
     txn: &redb::WriteTransaction,
     view: &str,
 ) -> Result<ViewShapes> {
-    let has_shapes = txn
-        .list_tables()
-        .map_err(Error::at(path, "listing tables"))?
-        .any(|t| t.name() == SHAPES.name());
-    if !has_shapes {
+    if !crate::storage::format::has_table(txn, SHAPES.name(), path)? {
         return Ok(ViewShapes::from_rows(None, None));
     }
     read_rows!(path, txn, view)

@@ -38,6 +38,44 @@ pub(crate) const SOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("v
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_LSN: &str = "lsn";
 
+/// Whether the file has table `name`: a catalog table that not every file has (view
+/// sources, shapes, migrations) is looked up this way, since opening it in a write
+/// transaction would create it.
+pub(crate) fn has_table(
+    txn: &redb::WriteTransaction,
+    name: &str,
+    file: &std::path::Path,
+) -> crate::base::error::Result<bool> {
+    use redb::TableHandle;
+    let tables =
+        txn.list_tables().map_err(crate::base::error::Error::at(file, "listing tables"))?;
+    Ok(tables.into_iter().any(|t| t.name() == name))
+}
+
+/// A catalog row with a leading layout byte: `[layout][bincode (standard) of value]`.
+pub(crate) fn encode_row<T: Serialize>(layout: u8, value: &T) -> Vec<u8> {
+    let mut out = vec![layout];
+    // Encoding plain data into a Vec cannot fail.
+    let _ = bincode::serde::encode_into_std_write(value, &mut out, bincode::config::standard());
+    out
+}
+
+/// The value of a row written by [`encode_row`] with `layout`, decoding at most
+/// `LIMIT` bytes of containers; `None` for another layout (a newer build's), trailing
+/// bytes, or bytes that do not decode.
+pub(crate) fn decode_row<T: serde::de::DeserializeOwned, const LIMIT: usize>(
+    layout: u8,
+    bytes: &[u8],
+) -> Option<T> {
+    let (&found, rest) = bytes.split_first()?;
+    if found != layout {
+        return None;
+    }
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    let (value, read) = bincode::serde::decode_from_slice(rest, config).ok()?;
+    (read == rest.len()).then_some(value)
+}
+
 /// The name of the redb table that holds a view's records.
 pub(crate) fn view_table_name(view: &str) -> String {
     format!("view.{view}")

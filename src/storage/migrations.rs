@@ -9,6 +9,7 @@
 //! migration: readers check for it before opening it.
 
 use crate::base::error::{Error, Result};
+use crate::storage::format::{decode_row, encode_row, has_table};
 use redb::{ReadableTable, TableDefinition, TableHandle, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -35,28 +36,13 @@ pub(crate) struct MigrationRow {
 
 impl MigrationRow {
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![LAYOUT];
-        // Encoding plain data into a Vec cannot fail.
-        let _ = bincode::serde::encode_into_std_write(self, &mut out, bincode::config::standard());
-        out
+        encode_row(LAYOUT, self)
     }
 
     /// The row's contents; `None` for bytes this build cannot read.
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let (&LAYOUT, rest) = bytes.split_first()? else { return None };
-        let config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
-        let (row, read) = bincode::serde::decode_from_slice(rest, config).ok()?;
-        (read == rest.len()).then_some(row)
+        decode_row::<Self, { 1 << 20 }>(LAYOUT, bytes)
     }
-}
-
-/// Whether the file has the migrations table (opening it in a write transaction would
-/// create it).
-fn has_table(txn: &WriteTransaction, file: &Path) -> Result<bool> {
-    Ok(txn
-        .list_tables()
-        .map_err(Error::at(file, "listing tables"))?
-        .any(|t| t.name() == MIGRATIONS.name()))
 }
 
 /// `view`'s migration row, if it is being migrated.
@@ -65,7 +51,7 @@ pub(crate) fn read_row(
     view: &str,
     file: &Path,
 ) -> Result<Option<MigrationRow>> {
-    if !has_table(txn, file)? {
+    if !has_table(txn, MIGRATIONS.name(), file)? {
         return Ok(None);
     }
     let table = txn.open_table(MIGRATIONS).map_err(Error::at(file, "opening the migrations"))?;
@@ -96,7 +82,7 @@ pub(crate) fn write_row(
 
 /// Removes `view`'s migration row, if the file has one.
 pub(crate) fn remove_row(txn: &WriteTransaction, view: &str, file: &Path) -> Result<()> {
-    if has_table(txn, file)? {
+    if has_table(txn, MIGRATIONS.name(), file)? {
         let mut table =
             txn.open_table(MIGRATIONS).map_err(Error::at(file, "opening the migrations"))?;
         table.remove(view).map_err(Error::at(file, "ending the migration"))?;

@@ -8,6 +8,7 @@
 //! the Rust types: the value's shape says what each byte is.
 
 use crate::base::shape::{Part, Shape, ShapeChange, shape_changes};
+use crate::storage::format::{decode_row, encode_row};
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
@@ -44,17 +45,12 @@ impl TypeShape {
 
 impl ViewShapes {
     pub(crate) fn to_bytes(&self) -> Vec<u8> {
-        let mut out = vec![LAYOUT];
-        // Encoding plain data into a Vec cannot fail.
-        let _ = bincode::serde::encode_into_std_write(self, &mut out, bincode::config::standard());
-        out
+        encode_row(LAYOUT, self)
     }
 
     /// The shapes of a row; `None` for a row this build cannot read (a newer layout).
     pub(crate) fn from_bytes(bytes: &[u8]) -> Option<Self> {
-        let (&LAYOUT, rest) = bytes.split_first()? else { return None };
-        let config = bincode::config::standard().with_limit::<{ 1 << 24 }>();
-        bincode::serde::decode_from_slice(rest, config).ok().map(|(s, _)| s)
+        decode_row::<Self, { 1 << 24 }>(LAYOUT, bytes)
     }
 
     /// The changes from `self` (stored) to `current`, for the key then the value; none

@@ -5,8 +5,8 @@
 use crate::base::error::{Error, Result};
 use crate::base::version::Version;
 use crate::storage::format::{
-    INDEXES, Record, SOURCES, VIEWS, index_meta_key, index_table, index_table_name, view_table,
-    view_table_name,
+    INDEXES, Record, SOURCES, VIEWS, has_table, index_meta_key, index_table, index_table_name,
+    view_table, view_table_name,
 };
 use crate::storage::migrations::MIGRATIONS;
 use crate::storage::shapes::SHAPES;
@@ -37,13 +37,6 @@ pub(crate) fn index_names(txn: &WriteTransaction, view: &str, file: &Path) -> Re
     Ok(names)
 }
 
-/// Whether the file has the catalog table `name` (the table of view sources exists only
-/// in files with a view with sources, the shapes table only in files written since
-/// shapes were recorded): opening it in a write transaction would create it.
-fn has_table(txn: &WriteTransaction, name: &str, file: &Path) -> Result<bool> {
-    Ok(txn.list_tables().map_err(Error::at(file, "listing tables"))?.any(|t| t.name() == name))
-}
-
 /// The catalog tables with one row per view besides [`VIEWS`], those the file has.
 fn per_view_tables(
     txn: &WriteTransaction,
@@ -60,17 +53,9 @@ fn per_view_tables(
 
 /// Removes `view`'s record table, its index tables and every catalog row of it.
 pub(crate) fn drop_view_tables(txn: &WriteTransaction, view: &str, file: &Path) -> Result<()> {
-    let indexes = index_names(txn, view, file)?;
     let table = view_table_name(view);
     txn.delete_table(view_table(&table)).map_err(Error::at(file, "dropping a view"))?;
-    let mut metas = txn.open_table(INDEXES).map_err(Error::at(file, "opening the index list"))?;
-    for index in &indexes {
-        let table = index_table_name(view, index);
-        txn.delete_table(index_table(&table)).map_err(Error::at(file, "dropping an index"))?;
-        metas
-            .remove(index_meta_key(view, index).as_str())
-            .map_err(Error::at(file, "dropping an index"))?;
-    }
+    drop_index_tables(txn, view, file)?;
     let mut views = txn.open_table(VIEWS).map_err(Error::at(file, "opening the view list"))?;
     views.remove(view).map_err(Error::at(file, "dropping a view"))?;
     for def in per_view_tables(txn, file)? {
