@@ -113,6 +113,8 @@ mod feed;
 pub mod inspect;
 mod keys;
 mod mem;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod project;
 mod schema;
 mod storage;

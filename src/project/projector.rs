@@ -308,11 +308,14 @@ where
         let heads: BTreeMap<u32, u64> = self.source.heads().into_iter().collect();
         let mut partitions: BTreeMap<u32, PartitionStats> = BTreeMap::new();
         for (&partition, p) in &self.partitions {
-            partitions.insert(partition, PartitionStats::new(partition, p.applied, None));
+            let behind = self.source.time_behind(partition, p.applied);
+            partitions.insert(partition, PartitionStats::new(partition, p.applied, None, behind));
         }
         for (&partition, &head) in &heads {
             let applied = self.partitions.get(&partition).and_then(|p| p.applied);
-            partitions.insert(partition, PartitionStats::new(partition, applied, Some(head)));
+            let behind = self.source.time_behind(partition, applied);
+            let stats = PartitionStats::new(partition, applied, Some(head), behind);
+            partitions.insert(partition, stats);
         }
         ProjectorStats {
             source: self.name.to_string(),

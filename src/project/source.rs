@@ -73,4 +73,13 @@ pub trait Source: Send + 'static {
     fn heads(&self) -> Vec<(u32, u64)> {
         Vec::new()
     }
+
+    /// How far, in the source's own time, `partition` is behind when the events up to
+    /// `applied` are applied: for a database, the time from the oldest commit not yet
+    /// applied to the newest commit received; zero when everything received is applied.
+    /// Default: unknown.
+    fn time_behind(&self, partition: u32, applied: Option<u64>) -> Option<Duration> {
+        let _ = (partition, applied);
+        None
+    }
 }

@@ -53,16 +53,25 @@ pub struct PartitionStats {
     /// The position of the source's last event, when the source reports it.
     pub head: Option<u64>,
     /// Positions between the two: `head - applied`, or `head + 1` before any event was
-    /// applied; `None` when the head is unknown.
+    /// applied; `None` when the head is unknown. For a PostgreSQL source, bytes of WAL.
     pub lag: Option<u64>,
+    /// How far behind in time, when the source knows
+    /// ([`Source::time_behind`](crate::Source::time_behind)): for a PostgreSQL source,
+    /// from the oldest commit received and not applied to the newest commit received.
+    pub behind: Option<Duration>,
 }
 
 impl PartitionStats {
-    pub(crate) fn new(partition: u32, applied: Option<u64>, head: Option<u64>) -> Self {
+    pub(crate) fn new(
+        partition: u32,
+        applied: Option<u64>,
+        head: Option<u64>,
+        behind: Option<Duration>,
+    ) -> Self {
         let lag = head.map(|h| match applied {
             Some(a) => h.saturating_sub(a),
             None => h.saturating_add(1),
         });
-        PartitionStats { partition, applied, head, lag }
+        PartitionStats { partition, applied, head, lag, behind }
     }
 }

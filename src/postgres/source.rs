@@ -1,0 +1,638 @@
+//! [`PostgresSource`]: a [`Source`] over PostgreSQL's logical replication.
+
+use crate::api::store::Store;
+use crate::postgres::config::PostgresConfig;
+use crate::postgres::error::PostgresError;
+use crate::postgres::pgoutput::{Decoder, StreamMessage, status_update, stream_message};
+use crate::postgres::row::{Kind, Transaction};
+use crate::postgres::snapshot::{Snapshot, SnapshotProgress};
+use crate::postgres::wire::{Connection, format_lsn, ident, literal, parse_lsn};
+use crate::project::source::{BoxError, Event, Source};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The partition of the stream: one event per committed transaction, at its commit LSN.
+pub const STREAM: u32 = 0;
+/// The partition of the initial snapshot: its parts, at `epoch << 32 | part`.
+pub const SNAPSHOT: u32 = 1;
+/// The part number of the event that completes a snapshot.
+const DONE: u64 = u32::MAX as u64;
+
+/// A callback told of the initial snapshot's progress.
+type ProgressFn = Box<dyn FnMut(&SnapshotProgress) + Send>;
+
+/// Where the source is.
+enum Phase {
+    /// Not resumed yet.
+    Idle,
+    /// Copying the tables; `epoch` numbers this snapshot among the store's.
+    Snapshot { snapshot: Box<Snapshot>, epoch: u64, part: u64 },
+    /// Streaming changes on the connection.
+    Streaming(Connection),
+    /// The connection broke while streaming; the next poll reconnects.
+    Broken,
+}
+
+/// The replication slot as the server describes it.
+struct SlotState {
+    confirmed: Option<u64>,
+    lost: bool,
+    database: String,
+}
+
+/// A [`Source`] of a PostgreSQL database's committed transactions, read through a
+/// logical replication slot with the built-in `pgoutput` plugin (PostgreSQL 14 or
+/// newer, `wal_level = logical`).
+///
+/// - **One transaction, one event, one batch**: each event's payload is a whole
+///   [`Transaction`], so readers never see part of a source transaction. Its position
+///   is the commit LSN, stored with the batch; the slot is told of a position only once
+///   the store has made it durable, and a restart resumes from the store's position.
+/// - **Initial snapshot**: a store without a position first receives the
+///   publication's rows as they were at the slot's creation
+///   ([`Kind::Snapshot`](crate::postgres::Kind), partition [`SNAPSHOT`]), then the
+///   changes after it ([`STREAM`]), with no gap and no duplicate.
+/// - **Outbox**: messages emitted with `pg_logical_emit_message` arrive as
+///   [`Change::Message`](crate::postgres::Change::Message) in commit order.
+/// - **Failures**: a broken connection or a restarted server is reconnected with
+///   backoff, and streaming resumes from the last durable position; what cannot be
+///   recovered (a lost slot, bad credentials, retries exhausted) is a
+///   [`PostgresError`] that says what to do.
+///
+/// The source's name in the store is the slot's name.
+///
+/// # Examples
+///
+/// ```no_run
+/// use viewstore::postgres::{Change, PostgresConfig, PostgresSource};
+/// use viewstore::{Batch, OnFailure, Projector, Store, ViewDef};
+///
+/// const NAMES: ViewDef<i64, String> = ViewDef::new("user_names");
+///
+/// let store = Store::open("views.redb")?;
+/// let names = store.view(&NAMES)?;
+/// let config = PostgresConfig::new("postgres://app@127.0.0.1/shop", "shop_views")?
+///     .with_tables(&["users"])
+///     .with_feeds(&["user_names"]);
+/// let source = PostgresSource::new(&store, config);
+/// let view = names.clone();
+/// let running = Projector::new(&store, source, move |event, batch: &mut Batch| {
+///     for change in &event.payload.changes {
+///         match change {
+///             Change::Insert { row } | Change::Update { row, .. } => {
+///                 let name: String = row.get("name")?;
+///                 batch.update_next(&view, &row.get::<i64>("id")?, move |_| Some(name))?;
+///             }
+///             Change::Delete { old } => {
+///                 let id: i64 = old.get("id")?;
+///                 batch.update_next(&view, &id, |_| viewstore::Change::Delete)?;
+///             }
+///             _ => {}
+///         }
+///     }
+///     Ok(())
+/// })
+/// .spawn()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct PostgresSource {
+    config: PostgresConfig,
+    store: Store,
+    phase: Phase,
+    decoder: Decoder,
+    on_progress: Option<ProgressFn>,
+    /// The position of the last stream event delivered.
+    delivered: Option<u64>,
+    /// The newest position the store has made durable (what the slot is told).
+    flushed: u64,
+    /// `flushed` as last sent to the server.
+    reported: u64,
+    last_report: Instant,
+    /// The server's WAL end, as last reported.
+    head: u64,
+    /// Commit times of delivered transactions the store may not have applied yet.
+    commits: VecDeque<(u64, SystemTime)>,
+    /// The newest commit time received.
+    newest_commit: Option<SystemTime>,
+    /// When the last stream event was delivered (for heartbeats).
+    last_event: Instant,
+    reconnects: u64,
+}
+
+impl std::fmt::Debug for PostgresSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresSource")
+            .field("slot", &self.config.slot)
+            .field("delivered", &self.delivered)
+            .field("flushed", &self.flushed)
+            .field("head", &self.head)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresSource {
+    /// A source for `store` as `config` says. Nothing connects until the projector
+    /// starts it.
+    pub fn new(store: &Store, config: PostgresConfig) -> Self {
+        PostgresSource {
+            config,
+            store: store.clone(),
+            phase: Phase::Idle,
+            decoder: Decoder::default(),
+            on_progress: None,
+            delivered: None,
+            flushed: 0,
+            reported: 0,
+            last_report: Instant::now(),
+            head: 0,
+            commits: VecDeque::new(),
+            newest_commit: None,
+            last_event: Instant::now(),
+            reconnects: 0,
+        }
+    }
+
+    /// Calls `f` after each part of the initial snapshot with its progress.
+    #[must_use]
+    pub fn on_snapshot_progress(
+        mut self,
+        f: impl FnMut(&SnapshotProgress) + Send + 'static,
+    ) -> Self {
+        self.on_progress = Some(Box::new(f));
+        self
+    }
+
+    /// How many times the source reconnected while streaming.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// A connection, tried with backoff while the failures are transient.
+    fn connect(&self) -> Result<Connection, PostgresError> {
+        let c = &self.config;
+        let mut wait = c.backoff;
+        let mut last = None;
+        for attempt in 1..=c.attempts {
+            match Connection::connect(&c.endpoint, true) {
+                Ok(conn) => return Ok(conn),
+                Err(e) if e.is_transient() => last = Some(e),
+                Err(e) => return Err(e),
+            }
+            if attempt < c.attempts {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(c.max_backoff);
+            }
+        }
+        Err(PostgresError::Unreachable {
+            address: c.endpoint.address(),
+            attempts: c.attempts,
+            reason: last.map_or_else(|| "no attempt was made".into(), |e| e.to_string()),
+        })
+    }
+
+    /// Creates the publication from the configured tables when it does not exist.
+    fn ensure_publication(&self, conn: &mut Connection) -> Result<(), PostgresError> {
+        let c = &self.config;
+        let found = conn.query(
+            &format!("SELECT 1 FROM pg_publication WHERE pubname = {}", literal(&c.publication)),
+            "looking for the publication",
+        )?;
+        if found.iter().any(|r| !r.rows.is_empty()) {
+            return Ok(());
+        }
+        if c.tables.is_empty() {
+            return Err(PostgresError::Config {
+                reason: format!(
+                    "the publication `{}` does not exist and no tables were given to create \
+                     it with (`PostgresConfig::with_tables`)",
+                    c.publication
+                ),
+            });
+        }
+        let tables: Vec<String> = c
+            .tables
+            .iter()
+            .map(|t| t.split('.').map(ident).collect::<Vec<_>>().join("."))
+            .collect();
+        conn.query(
+            &format!(
+                "CREATE PUBLICATION {} FOR TABLE {}",
+                ident(&c.publication),
+                tables.join(", ")
+            ),
+            "creating the publication",
+        )?;
+        Ok(())
+    }
+
+    fn slot_state(&self, conn: &mut Connection) -> Result<Option<SlotState>, PostgresError> {
+        let rows = conn.query(
+            &format!(
+                "SELECT confirmed_flush_lsn, wal_status, database \
+                 FROM pg_replication_slots WHERE slot_name = {}",
+                literal(&self.config.slot)
+            ),
+            "reading the replication slot",
+        )?;
+        let Some(row) = rows.into_iter().next().and_then(|r| r.rows.into_iter().next()) else {
+            return Ok(None);
+        };
+        let confirmed = row.first().cloned().flatten().map(|l| parse_lsn(&l)).transpose()?;
+        Ok(Some(SlotState {
+            confirmed,
+            lost: row.get(1).cloned().flatten().as_deref() == Some("lost"),
+            database: row.get(2).cloned().flatten().unwrap_or_default(),
+        }))
+    }
+
+    /// Clears the views the source feeds, before a new snapshot fills them again.
+    fn clear_feeds(&self, why: &str) -> Result<(), BoxError> {
+        if self.config.feeds.is_empty() {
+            return Err(Box::new(PostgresError::SnapshotInterrupted {
+                reason: format!(
+                    "{why}; the views it feeds may hold part of an older copy, and the source \
+                     does not know them: name them with `PostgresConfig::with_feeds` so that \
+                     it clears them first, or start from a new store file"
+                ),
+            }));
+        }
+        for view in &self.config.feeds {
+            self.store.clear_view(view)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the slot (a new store, or a resync), waiting for a walsender that still
+    /// holds it to let go.
+    fn drop_slot(&self, conn: &mut Connection) -> Result<(), PostgresError> {
+        conn.query(
+            &format!("DROP_REPLICATION_SLOT {} WAIT", ident(&self.config.slot)),
+            "dropping the old replication slot",
+        )?;
+        Ok(())
+    }
+
+    fn start_snapshot(&mut self, mut conn: Connection, epoch: u64) -> Result<(), PostgresError> {
+        if self.slot_state(&mut conn)?.is_some() {
+            self.drop_slot(&mut conn)?;
+        }
+        let c = &self.config;
+        let snapshot = Snapshot::begin(conn, &c.slot, &c.publication, c.snapshot_chunk)?;
+        self.phase = Phase::Snapshot { snapshot: Box::new(snapshot), epoch, part: 0 };
+        Ok(())
+    }
+
+    /// Starts streaming on `conn` from the durable position (or the slot's own).
+    fn start_streaming(&mut self, mut conn: Connection) -> Result<(), PostgresError> {
+        let c = &self.config;
+        conn.start_copy_both(
+            &format!(
+                "START_REPLICATION SLOT {} LOGICAL {} (proto_version '1', publication_names {}, \
+                 messages 'true')",
+                ident(&c.slot),
+                format_lsn(self.flushed),
+                literal(&ident(&c.publication))
+            ),
+            "starting to stream",
+        )?;
+        self.decoder.reset();
+        self.reported = self.flushed;
+        self.last_report = Instant::now();
+        self.phase = Phase::Streaming(conn);
+        Ok(())
+    }
+
+    /// Connects again after a broken stream: the slot must still be there.
+    fn reconnect(&mut self) -> Result<(), PostgresError> {
+        let mut wait = self.config.backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.connect().and_then(|mut conn| match self.slot_state(&mut conn)? {
+                None => Err(PostgresError::SlotGone { slot: self.config.slot.clone() }),
+                Some(s) if s.lost => Err(PostgresError::WalGone {
+                    slot: self.config.slot.clone(),
+                    reason: "the server removed WAL the slot still needed".into(),
+                }),
+                Some(_) => Ok(conn),
+            });
+            let started = result.and_then(|conn| self.start_streaming(conn));
+            match started {
+                Ok(()) => {
+                    self.reconnects += 1;
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() && attempt < self.config.attempts => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(self.config.max_backoff);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Tells the server the durable position, if it moved (or `now`).
+    fn report(&mut self, now: bool) -> Result<(), PostgresError> {
+        let due =
+            self.flushed > self.reported && self.last_report.elapsed() >= Duration::from_millis(50);
+        let periodic = self.last_report.elapsed() >= self.config.status_interval;
+        if !(now || due || periodic) {
+            return Ok(());
+        }
+        if let Phase::Streaming(conn) = &mut self.phase {
+            conn.copy_send(&status_update(self.head.max(self.flushed), self.flushed, false))?;
+            self.reported = self.flushed;
+            self.last_report = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn poll_snapshot(&mut self, max: usize) -> Result<Vec<Event<Transaction>>, BoxError> {
+        let mut events = Vec::new();
+        let started = Instant::now();
+        while events.len() < max && started.elapsed() < Duration::from_millis(200) {
+            let Phase::Snapshot { snapshot, epoch, part } = &mut self.phase else { break };
+            let epoch = *epoch;
+            let interrupted = |e: PostgresError| PostgresError::SnapshotInterrupted {
+                reason: format!(
+                    "{e}; start the projector again: it clears the views it feeds and takes \
+                     a new snapshot"
+                ),
+            };
+            if let Some(tx) = snapshot.next_rows().map_err(interrupted)? {
+                *part += 1;
+                if *part >= DONE {
+                    return Err(Box::new(PostgresError::SnapshotInterrupted {
+                        reason: "the snapshot has more than 2^32 parts: set a larger \
+                                 `PostgresConfig::with_snapshot_chunk`"
+                            .into(),
+                    }));
+                }
+                let position = epoch << 32 | *part;
+                if let Some(f) = &mut self.on_progress {
+                    f(&snapshot.progress);
+                }
+                events.push(Event { partition: SNAPSHOT, position, payload: tx });
+                continue;
+            }
+            let Phase::Snapshot { snapshot, .. } =
+                std::mem::replace(&mut self.phase, Phase::Broken)
+            else {
+                break;
+            };
+            let mut progress = snapshot.progress.clone();
+            progress.table.clear();
+            progress.done = true;
+            let conn = snapshot.finish().map_err(interrupted)?;
+            self.start_streaming(conn)?;
+            if let Some(f) = &mut self.on_progress {
+                f(&progress);
+            }
+            events.push(Event {
+                partition: SNAPSHOT,
+                position: epoch << 32 | DONE,
+                payload: Transaction {
+                    kind: Kind::Snapshot { done: true },
+                    commit_lsn: 0,
+                    commit_time: None,
+                    xid: None,
+                    changes: Vec::new(),
+                },
+            });
+            break;
+        }
+        Ok(events)
+    }
+
+    fn poll_stream(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Event<Transaction>>, BoxError> {
+        let deadline = Instant::now() + timeout;
+        let mut events = Vec::new();
+        while events.len() < max {
+            if matches!(self.phase, Phase::Broken) {
+                self.reconnect()?;
+            }
+            let wait = if events.is_empty() {
+                deadline.saturating_duration_since(Instant::now())
+            } else {
+                Duration::ZERO
+            };
+            let Phase::Streaming(conn) = &mut self.phase else { break };
+            let received = match conn.copy_recv(wait.max(Duration::from_millis(1))) {
+                Ok(Some(payload)) => payload,
+                Ok(None) => break,
+                Err(e) if e.is_transient() => {
+                    self.phase = Phase::Broken;
+                    self.decoder.reset();
+                    continue;
+                }
+                Err(e) => return Err(Box::new(e)),
+            };
+            match stream_message(&received)? {
+                StreamMessage::Data { wal_end, payload } => {
+                    self.head = self.head.max(wal_end);
+                    if let Some(tx) = self.decoder.take(payload)? {
+                        self.deliver(tx, &mut events);
+                    }
+                }
+                StreamMessage::Keepalive { wal_end, reply } => {
+                    self.head = self.head.max(wal_end);
+                    self.heartbeat(wal_end, &mut events);
+                    if reply {
+                        self.report(true)?;
+                    }
+                }
+            }
+            if Instant::now() >= deadline && !events.is_empty() {
+                break;
+            }
+        }
+        self.report(false)?;
+        Ok(events)
+    }
+
+    /// Adds a received transaction to `events`, unless it was delivered already.
+    fn deliver(&mut self, tx: Transaction, events: &mut Vec<Event<Transaction>>) {
+        let position = tx.commit_lsn;
+        if self.delivered.is_some_and(|d| position <= d) || position < self.flushed {
+            return;
+        }
+        if let Some(time) = tx.commit_time {
+            self.commits.push_back((position, time));
+            self.newest_commit = Some(self.newest_commit.map_or(time, |n| n.max(time)));
+        }
+        self.delivered = Some(position);
+        self.last_event = Instant::now();
+        events.push(Event { partition: STREAM, position, payload: tx });
+    }
+
+    /// While idle, an empty event at the server's position, so that the slot's position
+    /// follows the server's even when no change is for this publication.
+    fn heartbeat(&mut self, wal_end: u64, events: &mut Vec<Event<Transaction>>) {
+        let ahead = self.delivered.map_or(wal_end > self.flushed, |d| wal_end > d);
+        if ahead
+            && !self.decoder.in_transaction()
+            && self.last_event.elapsed() >= self.config.heartbeat_interval
+        {
+            self.deliver(
+                Transaction {
+                    kind: Kind::Heartbeat,
+                    commit_lsn: wal_end,
+                    commit_time: None,
+                    xid: None,
+                    changes: Vec::new(),
+                },
+                events,
+            );
+        }
+    }
+}
+
+impl Source for PostgresSource {
+    type Payload = Transaction;
+
+    fn name(&self) -> &str {
+        &self.config.slot
+    }
+
+    fn resume(&mut self, positions: &[(u32, u64)]) -> Result<(), BoxError> {
+        let stream = positions.iter().find(|(p, _)| *p == STREAM).map(|&(_, at)| at);
+        let snapshot = positions.iter().find(|(p, _)| *p == SNAPSHOT).map(|&(_, at)| at);
+        if let Some((p, _)) = positions.iter().find(|(p, _)| *p != STREAM && *p != SNAPSHOT) {
+            return Err(Box::new(PostgresError::Config {
+                reason: format!(
+                    "the store holds a position of partition {p} for source `{}`, which a \
+                     PostgreSQL source never writes: is another source using this name?",
+                    self.config.slot
+                ),
+            }));
+        }
+        self.flushed = stream.unwrap_or(0);
+        self.reported = self.flushed;
+        self.delivered = stream;
+        let epoch = snapshot.map_or(0, |s| s >> 32);
+        let mut conn = self.connect()?;
+        self.ensure_publication(&mut conn)?;
+        let slot = self.slot_state(&mut conn)?;
+        if let Some(s) = &slot
+            && s.database != self.config.endpoint.dbname
+        {
+            return Err(Box::new(PostgresError::Config {
+                reason: format!(
+                    "the slot `{}` belongs to database `{}`, not `{}`",
+                    self.config.slot, s.database, self.config.endpoint.dbname
+                ),
+            }));
+        }
+        // A snapshot begun and not completed: its rows may be in the views.
+        if snapshot.is_some_and(|s| s & DONE != DONE) {
+            self.clear_feeds("the initial snapshot was interrupted")?;
+            self.start_snapshot(conn, epoch + 1)?;
+            return Ok(());
+        }
+        if stream.is_none() && snapshot.is_none() {
+            if self.config.snapshot {
+                self.start_snapshot(conn, 1)?;
+            } else {
+                if slot.is_none() {
+                    conn.query(
+                        &format!(
+                            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput",
+                            ident(&self.config.slot)
+                        ),
+                        "creating the replication slot",
+                    )?;
+                }
+                self.start_streaming(conn)?;
+            }
+            return Ok(());
+        }
+        let problem = match &slot {
+            None => Some(PostgresError::SlotGone { slot: self.config.slot.clone() }),
+            Some(s) if s.lost => Some(PostgresError::WalGone {
+                slot: self.config.slot.clone(),
+                reason: "the server removed WAL the slot still needed (wal_status = lost)".into(),
+            }),
+            Some(s) if s.confirmed.zip(stream).is_some_and(|(c, at)| c > at) => {
+                Some(PostgresError::WalGone {
+                    slot: self.config.slot.clone(),
+                    reason: format!(
+                        "the slot has confirmed {}, past the store's {}: the store is older \
+                         than the slot (restored from an older copy?), and the changes between \
+                         are gone",
+                        format_lsn(s.confirmed.unwrap_or(0)),
+                        format_lsn(stream.unwrap_or(0))
+                    ),
+                })
+            }
+            Some(_) => None,
+        };
+        match problem {
+            Some(e) if self.config.resync => {
+                self.clear_feeds(&format!("resync after: {e}"))?;
+                self.start_snapshot(conn, epoch + 1)?;
+            }
+            Some(e) => return Err(Box::new(e)),
+            // A walsender of a dead connection may still hold the slot for a moment
+            // (SQLSTATE 55006, transient): the first poll then reconnects with backoff.
+            None => {
+                self.start_streaming(conn).or_else(|e| {
+                    if e.is_transient() {
+                        self.phase = Phase::Broken;
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn poll(
+        &mut self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<Event<Self::Payload>>, BoxError> {
+        match &self.phase {
+            Phase::Idle => Err(Box::new(PostgresError::protocol("polled before resume"))),
+            Phase::Snapshot { .. } => self.poll_snapshot(max),
+            Phase::Streaming(_) | Phase::Broken => self.poll_stream(max, timeout),
+        }
+    }
+
+    fn acknowledge(&mut self, partition: u32, position: u64) -> Result<(), BoxError> {
+        if partition != STREAM || position <= self.flushed {
+            return Ok(());
+        }
+        self.flushed = position;
+        while self.commits.front().is_some_and(|&(at, _)| at <= position) {
+            self.commits.pop_front();
+        }
+        if self.report(false).is_err() {
+            // The next poll reconnects; the position is sent then.
+            self.phase = Phase::Broken;
+        }
+        Ok(())
+    }
+
+    fn heads(&self) -> Vec<(u32, u64)> {
+        let head = self.head.max(self.delivered.unwrap_or(0));
+        if head == 0 { Vec::new() } else { vec![(STREAM, head)] }
+    }
+
+    fn time_behind(&self, partition: u32, applied: Option<u64>) -> Option<Duration> {
+        if partition != STREAM {
+            return None;
+        }
+        let newest = self.newest_commit?;
+        let first_unapplied = self.commits.iter().find(|&&(at, _)| applied.is_none_or(|a| at > a));
+        Some(match first_unapplied {
+            Some(&(_, time)) => newest.duration_since(time).unwrap_or_default(),
+            None => Duration::ZERO,
+        })
+    }
+}
