@@ -247,6 +247,7 @@ fn a_lost_slot_is_a_clear_error_and_a_resync_recovers() -> Res<()> {
     shop::mark(&mut db, "first")?;
     let running = wait_marker(running, &views, "first")?;
     running.stop()?;
+    shop::wait_slot_inactive(&mut db, "vs_resync")?;
     // The slot goes (an operator, or max_slot_wal_keep_size) while changes happen.
     db.batch_execute(
         "SELECT pg_drop_replication_slot('vs_resync');

@@ -359,7 +359,23 @@ impl PostgresSource {
                      a new snapshot"
                 ),
             };
-            if let Some(tx) = snapshot.next_rows().map_err(interrupted)? {
+            let next = match snapshot.next_rows() {
+                Err(e) if e.is_transient() && !self.config.feeds.is_empty() => {
+                    // The copy's transaction is gone with its connection: clear what it
+                    // wrote (after the parts in flight, which the writer applies first)
+                    // and copy again from a new slot.
+                    // Parts of this poll are not delivered: they would land after the
+                    // clear.
+                    events.clear();
+                    self.phase = Phase::Broken;
+                    self.clear_feeds("the connection failed during the snapshot")?;
+                    let conn = self.connect()?;
+                    self.start_snapshot(conn, epoch + 1)?;
+                    continue;
+                }
+                other => other.map_err(interrupted)?,
+            };
+            if let Some(tx) = next {
                 *part += 1;
                 if *part >= DONE {
                     return Err(Box::new(PostgresError::SnapshotInterrupted {
@@ -383,8 +399,13 @@ impl PostgresSource {
             let mut progress = snapshot.progress.clone();
             progress.table.clear();
             progress.done = true;
-            let conn = snapshot.finish().map_err(interrupted)?;
-            self.start_streaming(conn)?;
+            // Every row is read: a connection that fails now loses nothing (the slot
+            // exists, at the copy's point), and the next poll reconnects.
+            match snapshot.finish().and_then(|conn| self.start_streaming(conn)) {
+                Ok(()) => {}
+                Err(e) if e.is_transient() => self.phase = Phase::Broken,
+                Err(e) => return Err(Box::new(e)),
+            }
             if let Some(f) = &mut self.on_progress {
                 f(&progress);
             }
@@ -489,16 +510,8 @@ impl PostgresSource {
             );
         }
     }
-}
 
-impl Source for PostgresSource {
-    type Payload = Transaction;
-
-    fn name(&self) -> &str {
-        &self.config.slot
-    }
-
-    fn resume(&mut self, positions: &[(u32, u64)]) -> Result<(), BoxError> {
+    fn try_resume(&mut self, positions: &[(u32, u64)]) -> Result<(), BoxError> {
         let stream = positions.iter().find(|(p, _)| *p == STREAM).map(|&(_, at)| at);
         let snapshot = positions.iter().find(|(p, _)| *p == SNAPSHOT).map(|&(_, at)| at);
         if let Some((p, _)) = positions.iter().find(|(p, _)| *p != STREAM && *p != SNAPSHOT) {
@@ -590,6 +603,35 @@ impl Source for PostgresSource {
             }
         }
         Ok(())
+    }
+}
+
+impl Source for PostgresSource {
+    type Payload = Transaction;
+
+    fn name(&self) -> &str {
+        &self.config.slot
+    }
+
+    fn resume(&mut self, positions: &[(u32, u64)]) -> Result<(), BoxError> {
+        // The server may go away in the middle (a restart): every step of a resume can
+        // be taken again, so a broken connection starts it over, with backoff.
+        let mut wait = self.config.backoff;
+        let mut attempt = 1;
+        loop {
+            match self.try_resume(positions) {
+                Err(e)
+                    if attempt < self.config.attempts
+                        && e.downcast_ref::<PostgresError>()
+                            .is_some_and(PostgresError::is_transient) =>
+                {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(self.config.max_backoff);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     fn poll(

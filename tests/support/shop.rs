@@ -57,6 +57,24 @@ pub(crate) fn fresh_db(url: &str, db: &str) -> Res<String> {
     Ok(with_db(url, db))
 }
 
+/// Waits until no walsender holds `slot` (one whose client went away notices it a
+/// moment later).
+pub(crate) fn wait_slot_inactive(db: &mut Client, slot: &str) -> Res<()> {
+    let started = Instant::now();
+    loop {
+        let active: Option<bool> = db
+            .query_opt("SELECT active FROM pg_replication_slots WHERE slot_name = $1", &[&slot])?
+            .map(|r| r.get(0));
+        if active != Some(true) {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(format!("slot `{slot}` stayed active for 30 s").into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Restarts the server (immediate mode) through `VIEWSTORE_PG_CTL`.
 pub(crate) fn restart_server() -> Res<()> {
     let ctl = std::env::var("VIEWSTORE_PG_CTL").map_err(|_| "VIEWSTORE_PG_CTL is not set")?;
@@ -399,7 +417,7 @@ pub(crate) fn random_transaction(
     }
     if rng.below(40) == 0 {
         // A large transaction.
-        let n = 500 + rng.below(1500).cast_signed();
+        let n = 200 + rng.below(800).cast_signed();
         let first = *next_post + 1;
         *next_post += n;
         tx.execute(
