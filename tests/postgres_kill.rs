@@ -164,6 +164,45 @@ mod kill {
         committed
     }
 
+    /// Runs a last child until it has seen the marker `end`.
+    fn run_last_child(db: &mut Client, dir: &Path, url: &str, mode: &str) -> Res<()> {
+        // The last child may take a new snapshot (a kill interrupted the last one), whose
+        // slot starts after any marker already sent: the marker is sent until it is seen.
+        let mut last = spawn_child(dir, url, mode, true)?;
+        let limit = Instant::now() + Duration::from_secs(120);
+        let mut marked: Option<Instant> = None;
+        while last.try_wait()?.is_none() {
+            if marked.is_none_or(|m| m.elapsed() > Duration::from_millis(300)) {
+                shop::mark(db, "end")?;
+                marked = Some(Instant::now());
+            }
+            if Instant::now() > limit {
+                for row in db.query(
+                    "SELECT slot_name::text || ' active=' || active::text || ' confirmed=' || \
+                     confirmed_flush_lsn::text || ' restart=' || restart_lsn::text || ' now=' || \
+                     pg_current_wal_lsn()::text FROM pg_replication_slots",
+                    &[],
+                )? {
+                    eprintln!("slot: {}", row.get::<_, String>(0));
+                }
+                for row in db.query(
+                    "SELECT coalesce(application_name, '') || ' ' || coalesce(state, '') || ' ' || \
+                     coalesce(wait_event, '') || ' ' || coalesce(query, '') FROM pg_stat_activity",
+                    &[],
+                )? {
+                    eprintln!("activity: {}", row.get::<_, String>(0));
+                }
+                last.kill()?;
+                return Err("the last child did not reach the end marker in 120 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if !last.wait()?.success() {
+            check_alive(&mut last)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn main() -> Res<()> {
         if let Ok(dir) = std::env::var(CHILD_ENV) {
             let url = std::env::var("VIEWSTORE_PG_KILL_URL")?;
@@ -230,40 +269,7 @@ mod kill {
             "postgres_kill: the writer committed {committed} transactions in {:.1} s",
             started.elapsed().as_secs_f64()
         );
-        // The last child may take a new snapshot (a kill interrupted the last one), whose
-        // slot starts after any marker already sent: the marker is sent until it is seen.
-        let mut last = spawn_child(dir.path(), &url, mode, true)?;
-        let limit = Instant::now() + Duration::from_secs(120);
-        let mut marked = Instant::now() - Duration::from_secs(1);
-        while last.try_wait()?.is_none() {
-            if marked.elapsed() > Duration::from_millis(300) {
-                shop::mark(&mut db, "end")?;
-                marked = Instant::now();
-            }
-            if Instant::now() > limit {
-                for row in db.query(
-                    "SELECT slot_name::text || ' active=' || active::text || ' confirmed=' || \
-                     confirmed_flush_lsn::text || ' restart=' || restart_lsn::text || ' now=' || \
-                     pg_current_wal_lsn()::text FROM pg_replication_slots",
-                    &[],
-                )? {
-                    eprintln!("slot: {}", row.get::<_, String>(0));
-                }
-                for row in db.query(
-                    "SELECT coalesce(application_name, '') || ' ' || coalesce(state, '') || ' ' || \
-                     coalesce(wait_event, '') || ' ' || coalesce(query, '') FROM pg_stat_activity",
-                    &[],
-                )? {
-                    eprintln!("activity: {}", row.get::<_, String>(0));
-                }
-                last.kill()?;
-                return Err("the last child did not reach the end marker in 120 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if !last.wait()?.success() {
-            check_alive(&mut last)?;
-        }
+        run_last_child(&mut db, dir.path(), &url, mode)?;
         let store =
             Store::builder(dir.path().join("views.redb")).durability(durability(mode)).open()?;
         let views = Views::open(&store)?;
