@@ -25,6 +25,7 @@ fn config(url: &str, slot: &str) -> Res<PostgresConfig> {
         .with_tables(&shop::TABLES)
         .with_feeds(&shop::FEEDS)
         .with_snapshot_chunk(500)
+        .with_heartbeat_interval(Duration::from_millis(100))
         .with_retries(20, Duration::from_millis(50), Duration::from_millis(500)))
 }
 
@@ -272,6 +273,42 @@ fn a_lost_slot_is_a_clear_error_and_a_resync_recovers() -> Res<()> {
     let running = wait_marker(running, &views, "second")?;
     check_equal(&mut db, &views)?;
     running.stop()?;
+    Ok(())
+}
+
+#[test]
+fn a_store_older_than_its_slot_is_refused() -> Res<()> {
+    let Some(server) = shop::server_url()? else { return Ok(()) };
+    let url = shop::fresh_db(&server, "vs_older")?;
+    let mut db = Client::connect(&url, NoTls)?;
+    shop::seed(&mut db, 10)?;
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("s.redb"))?;
+    let views = Views::open(&store)?;
+    let running = spawn(&store, &views, PostgresSource::new(&store, config(&url, "vs_older")?))?;
+    shop::mark(&mut db, "first")?;
+    let running = wait_marker(running, &views, "first")?;
+    // A copy of the store now, then more changes the slot is told of.
+    store.backup(dir.path().join("copy.redb"))?;
+    db.batch_execute("INSERT INTO users VALUES (500, 'later', NULL)")?;
+    shop::mark(&mut db, "second")?;
+    let running = wait_marker(running, &views, "second")?;
+    running.stop()?;
+    store.close()?;
+    shop::wait_slot_inactive(&mut db, "vs_older")?;
+    // The copy's position is behind the slot's: the changes between are lost to it.
+    let copy = Store::open(dir.path().join("copy.redb"))?;
+    let text = Projector::new(
+        &copy,
+        PostgresSource::new(&copy, config(&url, "vs_older")?),
+        |_, _: &mut Batch| Ok(()),
+    )
+    .start()
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(text.contains("past the store's"), "{text}");
+    assert!(text.contains("resync"), "{text}");
     Ok(())
 }
 

@@ -100,7 +100,10 @@ pub(crate) fn stream_message(payload: &[u8]) -> Result<StreamMessage<'_>, Postgr
     }
 }
 
-/// A standby status update: received, flushed and applied positions.
+/// A standby status update: written, flushed and applied positions. The source reports
+/// the store's durable position as all three (what it received beyond that is only in
+/// memory), so that an idle walsender, seeing the client behind, sends keepalives with
+/// its position, from which heartbeats are made.
 pub(crate) fn status_update(received: u64, flushed: u64, reply: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(34);
     out.push(b'r');

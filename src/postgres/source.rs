@@ -340,7 +340,7 @@ impl PostgresSource {
             return Ok(());
         }
         if let Phase::Streaming(conn) = &mut self.phase {
-            conn.copy_send(&status_update(self.head.max(self.flushed), self.flushed, false))?;
+            conn.copy_send(&status_update(self.flushed, self.flushed, false))?;
             self.reported = self.flushed;
             self.last_report = Instant::now();
         }
@@ -603,6 +603,17 @@ impl PostgresSource {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for PostgresSource {
+    /// Tells the server the last durable position and ends the stream, so that the slot
+    /// is up to date and free for the next start.
+    fn drop(&mut self) {
+        if let Phase::Streaming(conn) = &mut self.phase {
+            let _ = conn.copy_send(&status_update(self.flushed, self.flushed, false));
+            conn.end_copy(Duration::from_secs(2));
+        }
     }
 }
 

@@ -355,6 +355,27 @@ impl Connection {
     }
 }
 
+impl Connection {
+    /// Ends copy-both mode cleanly: everything sent so far (the last status update) is
+    /// processed by the server before it answers; waits at most `timeout` for that.
+    pub(crate) fn end_copy(&mut self, timeout: Duration) {
+        let mut buf = BytesMut::new();
+        frontend::copy_done(&mut buf);
+        frontend::terminate(&mut buf);
+        if self.send(&buf, "closing").is_err() {
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        while let Ok(Some(msg)) =
+            self.read(Some(deadline.saturating_duration_since(Instant::now())), "closing")
+        {
+            if msg.tag == b'Z' || msg.tag == b'E' {
+                return;
+            }
+        }
+    }
+}
+
 pub(crate) fn be_i32(buf: &[u8], at: usize) -> Result<i32, PostgresError> {
     buf.get(at..at + 4)
         .and_then(|b| b.try_into().ok())
