@@ -12,6 +12,7 @@ pub(crate) struct Endpoint {
     pub(crate) password: Option<String>,
     pub(crate) dbname: String,
     pub(crate) connect_timeout: Duration,
+    pub(crate) answer_timeout: Duration,
 }
 
 impl Endpoint {
@@ -149,6 +150,14 @@ impl PostgresConfig {
         self
     }
 
+    /// How long a command (a query, a fetch of the snapshot, dropping a slot held by
+    /// another walsender) may go without any answer before the connection counts as
+    /// broken and is made again. Default = 300 s.
+    pub fn with_answer_timeout(mut self, timeout: Duration) -> Self {
+        self.endpoint.answer_timeout = timeout;
+        self
+    }
+
     /// The slot's name (also the source's name in the store).
     pub fn slot(&self) -> &str {
         &self.slot
@@ -186,6 +195,7 @@ pub(crate) fn parse_connection(s: &str) -> Result<Endpoint, PostgresError> {
         password: None,
         dbname: String::new(),
         connect_timeout: Duration::from_secs(10),
+        answer_timeout: Duration::from_secs(300),
     };
     let mut options: Vec<(String, String)> = Vec::new();
     let trimmed = s.trim();

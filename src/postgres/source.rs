@@ -116,6 +116,8 @@ pub struct PostgresSource {
     newest_commit: Option<SystemTime>,
     /// When the last stream event was delivered (for heartbeats).
     last_event: Instant,
+    /// When the server last sent anything on the stream.
+    last_heard: Instant,
     reconnects: u64,
 }
 
@@ -148,6 +150,7 @@ impl PostgresSource {
             commits: VecDeque::new(),
             newest_commit: None,
             last_event: Instant::now(),
+            last_heard: Instant::now(),
             reconnects: 0,
         }
     }
@@ -298,6 +301,7 @@ impl PostgresSource {
         self.decoder.reset();
         self.reported = self.flushed;
         self.last_report = Instant::now();
+        self.last_heard = Instant::now();
         self.phase = Phase::Streaming(conn);
         Ok(())
     }
@@ -340,7 +344,9 @@ impl PostgresSource {
             return Ok(());
         }
         if let Phase::Streaming(conn) = &mut self.phase {
-            conn.copy_send(&status_update(self.flushed, self.flushed, false))?;
+            // The periodic update asks for an answer: a server that stays silent after
+            // several is gone (see `poll_stream`).
+            conn.copy_send(&status_update(self.flushed, self.flushed, periodic))?;
             self.reported = self.flushed;
             self.last_report = Instant::now();
         }
@@ -443,7 +449,16 @@ impl PostgresSource {
             };
             let Phase::Streaming(conn) = &mut self.phase else { break };
             let received = match conn.copy_recv(wait.max(Duration::from_millis(1))) {
-                Ok(Some(payload)) => payload,
+                Ok(Some(payload)) => {
+                    self.last_heard = Instant::now();
+                    payload
+                }
+                Ok(None) if self.last_heard.elapsed() > 3 * self.config.status_interval => {
+                    // Three periodic updates asked for an answer and none came: the
+                    // server is gone without closing the connection.
+                    self.phase = Phase::Broken;
+                    continue;
+                }
                 Ok(None) => break,
                 Err(e) if e.is_transient() => {
                     self.phase = Phase::Broken;

@@ -38,6 +38,9 @@ pub(crate) struct Connection {
     /// Bytes read and not yet taken as messages.
     incoming: Vec<u8>,
     user: String,
+    /// How long a command may go without any answer before the connection counts as
+    /// broken (a server gone without closing it).
+    answer_timeout: Duration,
 }
 
 impl std::fmt::Debug for Connection {
@@ -77,7 +80,12 @@ impl Connection {
         }
         let stream = stream.ok_or_else(|| unreachable(last))?;
         stream.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
-        let mut conn = Connection { stream, incoming: Vec::new(), user: endpoint.user.clone() };
+        let mut conn = Connection {
+            stream,
+            incoming: Vec::new(),
+            user: endpoint.user.clone(),
+            answer_timeout: endpoint.answer_timeout,
+        };
         conn.startup(endpoint, replication)?;
         Ok(conn)
     }
@@ -273,7 +281,12 @@ impl Connection {
         let mut current = Rows::default();
         let mut failure = None;
         loop {
-            let Some(msg) = self.read(None, during)? else { continue };
+            let Some(msg) = self.read(Some(self.answer_timeout), during)? else {
+                return Err(PostgresError::Connection {
+                    during: during.to_owned(),
+                    reason: format!("no answer within {:?}", self.answer_timeout),
+                });
+            };
             match msg.tag {
                 b'T' => current.columns = row_description(&msg.body)?,
                 b'D' => current.rows.push(data_row(&msg.body)?),
@@ -302,7 +315,12 @@ impl Connection {
         self.send(&buf, during)?;
         let mut failure = None;
         loop {
-            let Some(msg) = self.read(None, during)? else { continue };
+            let Some(msg) = self.read(Some(self.answer_timeout), during)? else {
+                return Err(PostgresError::Connection {
+                    during: during.to_owned(),
+                    reason: format!("no answer within {:?}", self.answer_timeout),
+                });
+            };
             match msg.tag {
                 b'W' => return Ok(()),
                 b'E' => failure = Some(server_error(during, &msg.body)),
