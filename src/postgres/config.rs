@@ -158,6 +158,14 @@ impl PostgresConfig {
         self
     }
 
+    /// How often, while streaming, the source reports its durable position to the
+    /// server even when it has not moved, asking for an answer; a stream silent through
+    /// three such reports counts as broken and is made again. Default = 10 s.
+    pub fn with_status_interval(mut self, interval: Duration) -> Self {
+        self.status_interval = interval;
+        self
+    }
+
     /// The slot's name (also the source's name in the store).
     pub fn slot(&self) -> &str {
         &self.slot
