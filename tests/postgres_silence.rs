@@ -22,9 +22,9 @@ use viewstore::{Batch, Projector, Store};
 fn pump(
     mut from: TcpStream,
     mut to: TcpStream,
-    server_side: TcpStream,
+    server_side: &TcpStream,
     generation: u64,
-    current: Arc<AtomicU64>,
+    current: &AtomicU64,
 ) {
     let mut buf = [0u8; 8192];
     from.set_read_timeout(Some(Duration::from_millis(20))).ok();
@@ -60,19 +60,18 @@ fn proxy(server: String, current: Arc<AtomicU64>) -> Res<u16> {
         for client in listener.incoming().flatten() {
             let Ok(upstream) = TcpStream::connect(&server) else { continue };
             let generation = current.load(Ordering::SeqCst);
-            let (c2, u2, u3, u4) = match (
+            let (Ok(c2), Ok(u2), Ok(u3), Ok(u4)) = (
                 client.try_clone(),
                 upstream.try_clone(),
                 upstream.try_clone(),
                 upstream.try_clone(),
-            ) {
-                (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
-                _ => continue,
+            ) else {
+                continue;
             };
             let cur = current.clone();
-            std::thread::spawn(move || pump(client, u2, u3, generation, cur));
+            std::thread::spawn(move || pump(client, u2, &u3, generation, &cur));
             let cur = current.clone();
-            std::thread::spawn(move || pump(upstream, c2, u4, generation, cur));
+            std::thread::spawn(move || pump(upstream, c2, &u4, generation, &cur));
         }
     });
     Ok(port)
