@@ -209,6 +209,11 @@ impl<'a> Record<'a> {
     }
 
     /// The version and value bytes of a live record; `None` for a tombstone.
+    /// Whether the record carries per-source versions (a record of a view with sources).
+    pub(crate) fn has_sources(&self) -> bool {
+        matches!(self, Record::SourcedLive { .. } | Record::SourcedTombstone { .. })
+    }
+
     pub(crate) fn live(&self) -> Option<(Version, &'a [u8])> {
         match self {
             Record::Live { version, value } => Some((*version, value)),
