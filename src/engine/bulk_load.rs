@@ -7,6 +7,7 @@
 //! reopen finds it so. The cost is that the whole load is in one redb transaction, whose
 //! dirty pages redb keeps until the commit.
 
+use crate::base::beside::{WRITE_TABLES_BESIDE_FROM, beside};
 use crate::base::config::IndexProgress;
 use crate::base::error::{Error, Result};
 use crate::base::feed::{ChangeKind, FeedChange, FeedMode};
@@ -49,14 +50,26 @@ impl Writer {
         }
         let file = self.config.path.clone();
         let txn = self.begin_managed()?;
-        {
-            let mut table = txn
-                .open_table(view_table(&info.table))
-                .map_err(Error::at(&file, "opening a view"))?;
-            let stored = table.len().map_err(Error::at(&file, "reading a view"))?;
-            if stored > 0 {
-                return Err(refuse(format!("the view's table holds {stored} rows")));
+        let mut table =
+            txn.open_table(view_table(&info.table)).map_err(Error::at(&file, "opening a view"))?;
+        let stored = table.len().map_err(Error::at(&file, "reading a view"))?;
+        if stored > 0 {
+            return Err(refuse(format!("the view's table holds {stored} rows")));
+        }
+        let mut index_tables = Vec::with_capacity(info.indexes.len());
+        for index in &info.indexes {
+            let table = txn
+                .open_table(index_table(&index.table))
+                .map_err(Error::at(&file, "opening an index"))?;
+            // An empty view has empty indexes: the entries built below are all there is.
+            if !table.is_empty().map_err(Error::at(&file, "reading an index"))? {
+                return Err(refuse(format!("index '{}' holds entries", index.name)));
             }
+            index_tables.push(table);
+        }
+        let mut loader = registration.loader();
+        loader.take_decoded(records)?;
+        let mut write_records = || -> Result<()> {
             let span = Span::view_load(&info.name);
             span.in_scope(|| -> Result<()> {
                 for (key, row) in &rows {
@@ -67,35 +80,41 @@ impl Writer {
                 Ok(())
             })?;
             span.record_records(rows.len() as u64);
-        }
-        let mut loader = registration.loader();
-        loader.take_decoded(records)?;
-        for (ix, index) in info.indexes.iter().enumerate() {
-            let mut table = txn
-                .open_table(index_table(&index.table))
-                .map_err(Error::at(&file, "opening an index"))?;
-            // An empty view has empty indexes: the entries below are all there will be.
-            if !table.is_empty().map_err(Error::at(&file, "reading an index"))? {
-                return Err(refuse(format!("index '{}' holds entries", index.name)));
+            Ok(())
+        };
+        // The records' table on a thread of its own, beside the index builds and the
+        // resident view (tables of one write transaction are `Send`): a small load stays
+        // on this thread.
+        let build = || -> Result<_> {
+            for (ix, (index, mut table)) in info.indexes.iter().zip(index_tables).enumerate() {
+                let mut sink = |k: &[u8], len: u32| {
+                    table.insert(k, len).map(drop).map_err(Error::at(&file, "building an index"))
+                };
+                let mut progress = |done, total| {
+                    if let Some(report) = &self.config.index_progress {
+                        let progress = IndexProgress {
+                            view: info.name.to_string(),
+                            index: index.name.to_string(),
+                            done,
+                            total,
+                        };
+                        // A panicking report is user code: it loses that report only.
+                        let _ = catch_unwind(AssertUnwindSafe(|| (report.0)(&progress)));
+                    }
+                };
+                let span = Span::index_build(&info.name, &index.name);
+                span.in_scope(|| loader.build_index(ix, &mut sink, &mut progress))?;
             }
-            let mut sink = |k: &[u8], len: u32| {
-                table.insert(k, len).map(drop).map_err(Error::at(&file, "building an index"))
-            };
-            let mut progress = |done, total| {
-                if let Some(report) = &self.config.index_progress {
-                    let progress = IndexProgress {
-                        view: info.name.to_string(),
-                        index: index.name.to_string(),
-                        done,
-                        total,
-                    };
-                    // A panicking report is user code: it loses that report, nothing else.
-                    let _ = catch_unwind(AssertUnwindSafe(|| (report.0)(&progress)));
-                }
-            };
-            let span = Span::index_build(&info.name, &index.name);
-            span.in_scope(|| loader.build_index(ix, &mut sink, &mut progress))?;
-        }
+            loader.finish(0)
+        };
+        let (written, view) = if rows.len() < WRITE_TABLES_BESIDE_FROM {
+            (write_records(), build())
+        } else {
+            beside("viewstore-tables", write_records, build)
+        };
+        written?;
+        let view = view?;
+        drop(table);
         let changes = if info.feed == FeedMode::Off {
             Vec::new()
         } else {
@@ -116,7 +135,6 @@ impl Writer {
             }
             changes
         };
-        let view = loader.finish(0)?;
         self.commit_managed(txn, vec![(id, view)], changes)
     }
 }
