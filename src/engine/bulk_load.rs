@@ -14,7 +14,9 @@ use crate::base::feed::{ChangeKind, FeedChange, FeedMode};
 use crate::base::instrument::Span;
 use crate::base::version::Lsn;
 use crate::engine::writer::Writer;
+use crate::keys::KeyBuf;
 use crate::schema::bulk_load::BulkLoad;
+use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{Record, index_table, view_table};
 use redb::ReadableTableMetadata;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -115,26 +117,31 @@ impl Writer {
         written?;
         let view = view?;
         drop(table);
-        let changes = if info.feed == FeedMode::Off {
-            Vec::new()
-        } else {
-            let values = info.feed == FeedMode::Values;
-            let mut changes = Vec::with_capacity(rows.len());
-            for (key, row) in &rows {
-                let Ok(Record::Live { version, value }) = Record::decode(row) else {
-                    debug_assert!(false, "a bulk load row is a live record");
-                    continue;
-                };
-                changes.push(FeedChange {
-                    view: Arc::clone(&info.name),
-                    key: Arc::from(key.as_bytes()),
-                    version,
-                    kind: ChangeKind::Live,
-                    value: values.then(|| Arc::from(value)),
-                });
-            }
-            changes
-        };
+        let changes = feed_changes(info, &rows);
         self.commit_managed(txn, vec![(id, view)], changes)
     }
+}
+
+/// The feed's changes for a load into `view`: one `Live` change per record, with its
+/// value for a feed of values; none for a view without a feed.
+fn feed_changes(view: &ViewInfo, rows: &[(KeyBuf, Vec<u8>)]) -> Vec<FeedChange> {
+    if view.feed == FeedMode::Off {
+        return Vec::new();
+    }
+    let values = view.feed == FeedMode::Values;
+    let mut changes = Vec::with_capacity(rows.len());
+    for (key, row) in rows {
+        let Ok(Record::Live { version, value }) = Record::decode(row) else {
+            debug_assert!(false, "a bulk load row is a live record");
+            continue;
+        };
+        changes.push(FeedChange {
+            view: Arc::clone(&view.name),
+            key: Arc::from(key.as_bytes()),
+            version,
+            kind: ChangeKind::Live,
+            value: values.then(|| Arc::from(value)),
+        });
+    }
+    changes
 }
