@@ -1,7 +1,10 @@
 //! Secondary index benchmarks: lookups against plain view reads, indexed against
-//! unindexed writes, and opening with index builds against opening without.
+//! unindexed writes, opening with index builds against opening without, and a bulk
+//! load (`Store::bulk_load` of 200,000 records, without and with the three indexes)
+//! against one redb transaction of the same records (`redb_bulk_load`).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use redb::{Database, TableDefinition};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -19,6 +22,8 @@ const PLAIN: ViewDef<u64, User> = ViewDef::new("users");
 
 const RECORDS: u64 = 100_000;
 const OPEN_RECORDS: u64 = 1_000_000;
+const BULK_RECORDS: u64 = 200_000;
+const REDB_USERS: TableDefinition<u64, &[u8]> = TableDefinition::new("users");
 
 fn fill(store: &Store, def: &ViewDef<u64, User>, records: u64) {
     let view = store.view(def).expect("view");
@@ -163,5 +168,64 @@ fn opens(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, lookups, writes, opens);
+/// The records of a bulk load, in key order, made before the clock starts.
+fn bulk_records() -> Vec<(u64, u64, User)> {
+    (0..BULK_RECORDS).map(|id| (id, 1, user(id, 0))).collect()
+}
+
+/// `Store::bulk_load` of `BULK_RECORDS` users into a new store's empty view: from the
+/// call to its return (encoding, the sorted writes, the index builds, the commit).
+fn time_bulk_load(dir: &Path, def: &ViewDef<u64, User>) -> Duration {
+    let path = dir.join("bulk.redb");
+    let _ = std::fs::remove_file(&path);
+    let store = Store::open(&path).expect("open");
+    let view = store.view(def).expect("view");
+    let records = bulk_records();
+    let start = Instant::now();
+    store.bulk_load(&view, records).expect("bulk load");
+    let elapsed = start.elapsed();
+    drop(view);
+    store.close().expect("close");
+    elapsed
+}
+
+/// The same records in one redb write transaction (bincode values, `u64` keys), with
+/// redb's default durability: the baseline.
+fn time_redb_bulk_load(dir: &Path) -> Duration {
+    let path = dir.join("bulk_redb.redb");
+    let _ = std::fs::remove_file(&path);
+    let db = Database::create(&path).expect("create");
+    let records = bulk_records();
+    let start = Instant::now();
+    let txn = db.begin_write().expect("begin");
+    {
+        let mut table = txn.open_table(REDB_USERS).expect("table");
+        for (id, _, user) in &records {
+            let bytes = bincode::serde::encode_to_vec(user, bincode::config::standard())
+                .expect("encodable user");
+            table.insert(id, bytes.as_slice()).expect("insert");
+        }
+    }
+    txn.commit().expect("commit");
+    start.elapsed()
+}
+
+fn bulk_loads(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut group = c.benchmark_group("index");
+    group.throughput(Throughput::Elements(BULK_RECORDS)).sample_size(10);
+    group.measurement_time(Duration::from_secs(15));
+    group.bench_function("redb_bulk_load", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| time_redb_bulk_load(dir.path())).sum());
+    });
+    group.bench_function("bulk_load", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| time_bulk_load(dir.path(), &PLAIN)).sum());
+    });
+    group.bench_function("bulk_load_3_indexes", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| time_bulk_load(dir.path(), &INDEXED)).sum());
+    });
+    group.finish();
+}
+
+criterion_group!(benches, lookups, writes, opens, bulk_loads);
 criterion_main!(benches);

@@ -5,6 +5,7 @@
 pub(crate) mod asynchronous;
 mod backup;
 pub(crate) mod batch;
+mod bulk_load;
 pub(crate) mod index_def;
 mod manage;
 mod migrate;

@@ -378,6 +378,17 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// [`Store::bulk_load`](crate::Store::bulk_load) refused its input or its view:
+    /// the view holds records or tombstones already, the view has sources, or two
+    /// records of the input have the same key. Nothing was written.
+    BulkLoad {
+        /// The view's name.
+        view: String,
+        /// The record concerned, rendered, when there is one.
+        key: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
     /// [`Store::backup`](crate::Store::backup) was given a path that already exists: a
     /// backup never overwrites a file. Nothing was written there.
     FileExists {

@@ -99,6 +99,7 @@ impl fmt::Display for Error {
             | Error::ViewExists { .. }
             | Error::ViewOpen { .. }
             | Error::Migration { .. }
+            | Error::BulkLoad { .. }
             | Error::FileExists { .. }
             | Error::UnknownTable { .. }
             | Error::Import { .. } => self.fmt_manage_error(f),
@@ -148,6 +149,12 @@ impl Error {
                     write!(f, ", key {key}")?;
                 }
                 write!(f, ": {reason}")
+            }
+            Error::BulkLoad { view, key: Some(key), reason } => {
+                write!(f, "bulk load of view '{view}', key {key}: {reason}; nothing was loaded")
+            }
+            Error::BulkLoad { view, key: None, reason } => {
+                write!(f, "bulk load of view '{view}': {reason}; nothing was loaded")
             }
             Error::FileExists { file } => {
                 write!(f, "{} exists: a backup never overwrites a file", file.display())

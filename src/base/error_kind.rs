@@ -85,6 +85,7 @@ impl Error {
             | Error::ViewExists { .. }
             | Error::ViewOpen { .. }
             | Error::Migration { .. }
+            | Error::BulkLoad { .. }
             | Error::FileExists { .. }
             | Error::Full => ErrorKind::Input,
             Error::ValueTooLarge { from_update, .. } | Error::Encode { from_update, .. } => {

@@ -275,6 +275,20 @@ impl<'t> Group<'t, '_> {
         if let Some((state, _)) = self.overlay.get(&k) {
             return Ok(state.clone());
         }
+        // A view without sources: the resident layer holds every live record with its
+        // version, as the last commit left it, and counts the tombstones. A live key, or
+        // any key of a view without tombstones, needs no read of the table; only a key
+        // that may be a tombstone does. (Records of the wrong layout fail at open,
+        // `engine/load.rs`, so the resident layer holds none.) A view with sources
+        // reads the table for its per-source versions.
+        if !sourced && let Some(resident) = self.root.views.get(view) {
+            if let Some((version, live)) = resident.live_version(key.as_bytes(), need_value) {
+                return Ok(State { stored: Some(version), is_live: true, live, sources: None });
+            }
+            if resident.tombstones() == 0 {
+                return Ok(State::absent());
+            }
+        }
         let file = self.file;
         let stored = {
             let table = self.table(view)?;

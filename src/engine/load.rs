@@ -24,7 +24,9 @@ pub(crate) fn read_records(
     file: &Path,
     loader: &mut Box<dyn Loader>,
 ) -> Result<u64> {
-    let view = View { name: reg.name(), render_key: reg.render_key(), table: table_name, file };
+    let sourced = !reg.sources().is_empty();
+    let view =
+        View { name: reg.name(), render_key: reg.render_key(), table: table_name, file, sourced };
     let Some((split, len)) = split_key(db, table_name, file)? else {
         return view.read(db, (Bound::Unbounded, Bound::Unbounded), loader.as_mut());
     };
@@ -95,6 +97,10 @@ struct View<'a> {
     render_key: fn(&[u8]) -> String,
     table: &'a str,
     file: &'a Path,
+    /// Whether the view has sources: its records, and only its, carry per-source
+    /// versions. Checked here, once, so that the writer may take a record's state from
+    /// the resident layer without reading it again.
+    sourced: bool,
 }
 
 impl View<'_> {
@@ -112,6 +118,15 @@ impl View<'_> {
         for item in table.range::<&[u8]>(range).map_err(Error::at(file, "loading a view"))? {
             let (k, v) = item.map_err(Error::at(file, "loading a view"))?;
             match Record::decode(v.value()) {
+                Ok(record) if record.has_sources() != self.sourced => {
+                    let reason = if self.sourced {
+                        "a record without per-source versions in a view with sources"
+                    } else {
+                        "a record with per-source versions in a view without sources"
+                    };
+                    let key = (self.render_key)(k.value());
+                    return Err(Error::decode(self.name, key, reason));
+                }
                 // A record of a view with sources is read at its sources' latest version.
                 Ok(record) => {
                     if let Some((version, value)) = record.live() {

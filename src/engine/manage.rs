@@ -34,6 +34,7 @@ impl Writer {
             ManageOp::Migrate(plan) => self.migrate_step(&plan),
             ManageOp::Snapshot => self.snapshot(),
             ManageOp::Compact => return self.compact(),
+            ManageOp::BulkLoad(load) => self.bulk_load(*load).map(Managed::Committed),
         };
         let failed_storage = matches!(result, Err(Error::Storage { .. }));
         (result, failed_storage)

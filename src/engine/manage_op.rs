@@ -4,6 +4,7 @@
 
 use crate::base::manage::{CompactReport, ViewInfo};
 use crate::base::version::Lsn;
+use crate::schema::bulk_load::BulkLoad;
 use crate::schema::migration::MigrationPlan;
 use std::sync::Arc;
 
@@ -26,6 +27,8 @@ pub(crate) enum ManageOp {
     Snapshot,
     /// Compact the file.
     Compact,
+    /// Fill an empty open view with sorted records, building its indexes after them.
+    BulkLoad(Box<BulkLoad>),
 }
 
 /// The writer's answer to a [`ManageOp`].

@@ -3,6 +3,7 @@
 //! verification, view management (`manage`).
 
 pub(crate) mod apply;
+mod bulk_load;
 mod checkpoint;
 mod decide;
 mod effects;

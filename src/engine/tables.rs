@@ -121,34 +121,44 @@ impl TableWrites<'_> {
 /// The bytes a pending write leaves in its table: the encoded record, or `None` when it
 /// removes the key.
 pub(super) fn record_bytes(pending: &Pending) -> Option<Vec<u8>> {
-    match pending {
-        Pending::Live { version, bytes } => {
-            Some(Record::Live { version: *version, value: bytes }.encode())
-        }
-        Pending::Tombstone { version } => Some(Record::Tombstone { version: *version }.encode()),
-        Pending::Sourced { sources, bytes } => {
-            let sources = (**sources).clone();
-            Some(match bytes {
-                Some(value) => Record::SourcedLive { sources, value }.encode(),
-                None => Record::SourcedTombstone { sources }.encode(),
-            })
-        }
-        Pending::Remove { .. } => None,
-    }
+    let mut out = Vec::new();
+    encode_record(pending, &mut out).then_some(out)
 }
 
-/// Writes records (`Pending::Remove` removes the key).
+/// Encodes the record a pending write leaves into `out` (replacing what it held);
+/// false when the write removes the key.
+fn encode_record(pending: &Pending, out: &mut Vec<u8>) -> bool {
+    match pending {
+        Pending::Live { version, bytes } => {
+            Record::Live { version: *version, value: bytes }.encode_into(out);
+        }
+        Pending::Tombstone { version } => Record::Tombstone { version: *version }.encode_into(out),
+        Pending::Sourced { sources, bytes } => {
+            let sources = (**sources).clone();
+            match bytes {
+                Some(value) => Record::SourcedLive { sources, value }.encode_into(out),
+                None => Record::SourcedTombstone { sources }.encode_into(out),
+            }
+        }
+        Pending::Remove { .. } => return false,
+    }
+    true
+}
+
+/// Writes records (`Pending::Remove` removes the key), encoding each into one buffer.
 pub(super) fn put_records(
     table: &mut RecordTable<'_>,
     entries: Vec<(KeyBuf, Pending)>,
     file: &Path,
 ) -> Result<(), Fail> {
     let write_error = |e| Fail::Group(Error::storage(file, "writing a record", e));
+    let mut record = Vec::new();
     for (key, pending) in entries {
         let key = key.as_bytes();
-        match record_bytes(&pending) {
-            Some(record) => table.insert(key, record.as_slice()).map(drop),
-            None => table.remove(key).map(drop),
+        if encode_record(&pending, &mut record) {
+            table.insert(key, record.as_slice()).map(drop)
+        } else {
+            table.remove(key).map(drop)
         }
         .map_err(write_error)?;
     }

@@ -98,6 +98,9 @@ pub(crate) trait ResidentView: Send + Sync + 'static {
     /// The version of a key's live record.
     #[cfg(feature = "__testing")]
     fn version(&self, key: &[u8]) -> Option<Version>;
+    /// The version of the live record of `key`, and its value `with_value`: one lookup,
+    /// for the writer's version checks.
+    fn live_version(&self, key: &[u8], with_value: bool) -> Option<(Version, Option<AnyValue>)>;
     /// A new view with `changes` applied; nodes not on a changed path are shared.
     fn with_delta(&self, delta: ViewDelta) -> Arc<dyn ResidentView>;
     /// Visits every record in key order.
@@ -137,6 +140,11 @@ impl<V: Send + Sync + 'static> ResidentView for ViewData<V> {
     #[cfg(feature = "__testing")]
     fn version(&self, key: &[u8]) -> Option<Version> {
         self.get(key).map(|e| e.version)
+    }
+
+    fn live_version(&self, key: &[u8], with_value: bool) -> Option<(Version, Option<AnyValue>)> {
+        let entry = self.get(key)?;
+        Some((entry.version, with_value.then(|| Arc::clone(&entry.value) as AnyValue)))
     }
 
     fn with_delta(&self, changes: ViewDelta) -> Arc<dyn ResidentView> {

@@ -1,6 +1,7 @@
 //! Views and indexes with their types erased: registration, loading, index-key
 //! extraction and the operations the writer applies. The one place of `dyn Any`.
 
+pub(crate) mod bulk_load;
 pub(crate) mod index;
 pub(crate) mod migration;
 pub(crate) mod names;

@@ -76,6 +76,9 @@ pub(crate) trait Loader: Send {
     /// while records are pushed: errors (naming the first bad record in key order)
     /// surface here. Indexes are loaded or built after this.
     fn decoded(&mut self) -> Result<()>;
+    /// Takes every record at once, already decoded: `records` is a `Vec<Slot<V>>` of
+    /// the view's value type, in key order with no key twice, and nothing was pushed.
+    fn take_decoded(&mut self, records: Box<dyn std::any::Any + Send>) -> Result<()>;
     /// Adds a stored entry of index `index`; false when its record is missing.
     fn load_index_entry(&mut self, index: usize, stored: &[u8], ikey_len: usize) -> bool;
     /// Builds index `index` from the records, handing each entry (on-disk key, index
@@ -226,6 +229,22 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
             self.records = Some(loading.into_records()?);
         }
         Ok(())
+    }
+
+    fn take_decoded(&mut self, records: Box<dyn std::any::Any + Send>) -> Result<()> {
+        match records.downcast::<Vec<Slot<V>>>() {
+            Ok(records) => {
+                debug_assert!(
+                    records.windows(2).all(|w| w[0].key.as_bytes() < w[1].key.as_bytes()),
+                    "records taken by a loader are in key order, one per key"
+                );
+                self.records = Some(*records);
+                Ok(())
+            }
+            Err(_) => {
+                Err(Error::decode(self.name, "(loading)".into(), "records of another view type"))
+            }
+        }
     }
 
     fn load_index_entry(&mut self, index: usize, stored: &[u8], ikey_len: usize) -> bool {

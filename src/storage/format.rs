@@ -209,6 +209,11 @@ impl<'a> Record<'a> {
     }
 
     /// The version and value bytes of a live record; `None` for a tombstone.
+    /// Whether the record carries per-source versions (a record of a view with sources).
+    pub(crate) fn has_sources(&self) -> bool {
+        matches!(self, Record::SourcedLive { .. } | Record::SourcedTombstone { .. })
+    }
+
     pub(crate) fn live(&self) -> Option<(Version, &'a [u8])> {
         match self {
             Record::Live { version, value } => Some((*version, value)),
@@ -253,30 +258,41 @@ impl<'a> Record<'a> {
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let (tag, version, value): (u8, u64, &[u8]) = match self {
-            Record::Live { version, value } => (TAG_LIVE, *version, value),
-            Record::Tombstone { version } => (TAG_TOMBSTONE, *version, &[]),
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Encodes the record into `out`, replacing what it held: a writer that stores many
+    /// records reuses one buffer instead of allocating one per record.
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            Record::Live { version, value } => {
+                out.reserve(HEADER + value.len());
+                out.push(TAG_LIVE);
+                out.extend_from_slice(&version.to_le_bytes());
+                out.extend_from_slice(value);
+            }
+            Record::Tombstone { version } => {
+                out.push(TAG_TOMBSTONE);
+                out.extend_from_slice(&version.to_le_bytes());
+            }
             Record::SourcedLive { sources, value } => {
-                return encode_sourced(TAG_SOURCED_LIVE, sources, value);
+                encode_sourced(TAG_SOURCED_LIVE, sources, value, out);
             }
             Record::SourcedTombstone { sources } => {
-                return encode_sourced(TAG_SOURCED_TOMBSTONE, sources, &[]);
+                encode_sourced(TAG_SOURCED_TOMBSTONE, sources, &[], out);
             }
-        };
-        let mut out = Vec::with_capacity(HEADER + value.len());
-        out.push(tag);
-        out.extend_from_slice(&version.to_le_bytes());
-        out.extend_from_slice(value);
-        out
+        }
     }
 }
 
-fn encode_sourced(tag: u8, sources: &SourceVersions, value: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(1 + sources.encoded_len() + value.len());
+fn encode_sourced(tag: u8, sources: &SourceVersions, value: &[u8], out: &mut Vec<u8>) {
+    out.reserve(1 + sources.encoded_len() + value.len());
     out.push(tag);
-    sources.encode_into(&mut out);
+    sources.encode_into(out);
     out.extend_from_slice(value);
-    out
 }
 
 #[cfg(test)]
