@@ -4,9 +4,7 @@ use crate::api::index_def::IndexDef;
 use crate::api::view::View;
 use crate::base::codec::Codec;
 use crate::base::version::Version;
-use crate::keys::{
-    CompositeKey, StackKey, decode_key, encode_key_on_stack, with_plain_string,
-};
+use crate::keys::{CompositeKey, StackKey, decode_key, encode_key_on_stack, with_plain_string};
 use crate::mem::index::IndexData;
 use crate::mem::snapshot::VersionedIter;
 use crate::mem::{Entry, IndexIter, Iter, ViewData, ViewSnapshot};

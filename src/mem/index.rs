@@ -89,14 +89,27 @@ impl<V> IndexData<V> {
         std::ptr::eq(self.name, name) || self.name == name
     }
 
+    /// A unique index of `entries` with its hash table of `hits`, the same entries
+    /// with their records.
+    pub(crate) fn with_hits(
+        name: &'static str,
+        entries: IndexEntries,
+        hits: Vec<PointSlot<Hit<V>, WideKey>>,
+    ) -> Self {
+        let mut index = Self::with_entries(name, IndexKind::Unique, entries);
+        index.points = Some(PointIndex::build(hits));
+        index
+    }
+
     /// Builds the hash table of a unique index from its entries and the view's records,
-    /// once both are there. Entries whose record is missing get no slot.
+    /// once both are there, unless it was built with them. Entries whose record is
+    /// missing get no slot.
     pub(crate) fn seal(&mut self, records: &PointIndex<Entry<V>>) {
-        if self.kind == IndexKind::Unique {
-            let slots = self.entries.iter().filter_map(|(ikey, pk)| {
-                let entry = records.get(pk)?.clone();
-                let hit = Hit { pk: KeyBuf::from_slice(pk), entry };
-                Some(PointSlot { key: WideKey::from_slice(ikey), entry: hit })
+        if self.kind == IndexKind::Unique && self.points.is_none() {
+            let slots = self.entries.iter().filter_map(|e| {
+                let entry = records.get(e.pk())?.clone();
+                let hit = Hit { pk: KeyBuf::from_slice(e.pk()), entry };
+                Some(PointSlot { key: e.wide_ikey(), entry: hit })
             });
             self.points = Some(PointIndex::build(slots.collect()));
         }
@@ -151,10 +164,7 @@ impl<V> IndexData<V> {
     /// Every entry in its on-disk form (index key then primary key), with the index
     /// key's length.
     pub(crate) fn composites(&self) -> Vec<(Vec<u8>, usize)> {
-        self.entries
-            .iter()
-            .map(|(ikey, pk)| (composite(ikey, pk).as_bytes().to_vec(), ikey.len()))
-            .collect()
+        self.entries.iter().map(|e| (e.whole(), e.ikey_len())).collect()
     }
 
     /// Brings the hash table of a unique index in line with its ordered entries and the

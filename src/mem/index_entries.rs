@@ -3,26 +3,31 @@
 //!
 //! An entry is the bytes of its index key then its primary key (its on-disk key, which
 //! sorts by index key, then primary key) and one `u32` that says where those bytes end
-//! in their leaf and where the index key ends within them. A leaf of up to `LEAF_MAX`
-//! entries is one shared allocation of those words and bytes; the leaves sit in key
-//! order in one array, each beside its first entry's bytes (the fences). So an entry
-//! costs its key bytes and 4 bytes: 20 for a `u64` index key of a `u64` record key,
-//! where a tree node of owned keys would hold two 16- or 32-byte key buffers.
+//! in their leaf and how long its index key is. A leaf of up to `LEAF_MAX` entries holds
+//! those words and bytes, the index-key bytes that all its entries start with only once
+//! (its prefix: a city name shared by a leaf of one city's records, the high bytes of
+//! nearby counts); the leaves sit in key order in one array, each beside its first
+//! entry's bytes (the fences). So an entry costs its key bytes past the prefix and 4
+//! bytes: at most 20 for a `u64` index key of a `u64` record key, 12 when the leaf
+//! shares the index key, where a tree node of owned keys would hold two 16- or 32-byte
+//! key buffers.
 //!
 //! Invariants, for every leaf:
 //! 1. its entries are sorted by their bytes, with none twice, and all of them sort
 //!    after the entries of the leaves before it;
 //! 2. it holds between 1 and `LEAF_MAX` entries, and its fence is its first entry's
 //!    bytes;
-//! 3. `ends[i] >> IKEY_BITS` is where entry `i`'s bytes end in `bytes` (entry `i`
-//!    starts where entry `i - 1` ends), and `ends[i] & IKEY_MASK` is the length of its
-//!    index key, at most its length.
+//! 3. `bytes` starts with the `prefix` bytes that every entry's index key starts with;
+//!    `ends[i] >> IKEY_BITS` is where the rest of entry `i` ends in `bytes` (it starts
+//!    where entry `i - 1`'s ends, or after the prefix), and `ends[i] & IKEY_MASK` is the
+//!    length of its whole index key, at least the prefix's.
 //!
 //! A published group copies the leaf array (one reference count per leaf) and rebuilds
 //! only the leaves it touches; a snapshot keeps the old array.
 
 use crate::base::limits::MAX_KEY_BYTES;
 use crate::keys::WideKey;
+use std::cmp::Ordering;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -48,6 +53,9 @@ fn word(end: usize, ikey_len: usize) -> u32 {
 
 /// One leaf's entries: see the module's invariants.
 struct LeafData {
+    /// The length of the index-key bytes every entry starts with, held once at the
+    /// start of `bytes`.
+    prefix: u32,
     ends: Box<[u32]>,
     bytes: Box<[u8]>,
 }
@@ -57,14 +65,43 @@ impl LeafData {
         self.ends.len()
     }
 
-    /// Entry `i` whole (index key then primary key), and its index key's length.
+    /// The bytes every entry's index key starts with.
     #[inline]
-    fn entry(&self, i: usize) -> (&[u8], usize) {
-        let start = i.checked_sub(1).and_then(|p| self.ends.get(p)).map_or(0, |w| w >> IKEY_BITS);
+    fn prefix(&self) -> &[u8] {
+        self.bytes.get(..self.prefix as usize).unwrap_or_default()
+    }
+
+    /// Entry `i`'s bytes after the prefix, and its index key's whole length.
+    #[inline]
+    fn rest(&self, i: usize) -> (&[u8], usize) {
+        let start =
+            i.checked_sub(1).and_then(|p| self.ends.get(p)).map_or(self.prefix, |w| w >> IKEY_BITS);
         let word = self.ends.get(i).copied().unwrap_or_default();
         let bytes =
             self.bytes.get(start as usize..(word >> IKEY_BITS) as usize).unwrap_or_default();
         (bytes, (word & IKEY_MASK) as usize)
+    }
+
+    /// Entry `i` in its parts.
+    #[inline]
+    fn entry(&self, i: usize) -> EntryRef<'_> {
+        let (rest, ikey_len) = self.rest(i);
+        let (ikey_rest, pk) =
+            rest.split_at(ikey_len.saturating_sub(self.prefix as usize).min(rest.len()));
+        EntryRef { prefix: self.prefix(), ikey_rest, pk }
+    }
+
+    /// How entry `i` (index key then primary key) orders against `key`.
+    #[inline]
+    fn cmp_entry(&self, i: usize, key: &[u8]) -> Ordering {
+        let prefix = self.prefix();
+        let (head, tail) = key.split_at(prefix.len().min(key.len()));
+        match prefix.get(..head.len()).unwrap_or_default().cmp(head) {
+            // The key ends inside the prefix: the entry goes on, so it is greater.
+            Ordering::Equal if head.len() < prefix.len() => Ordering::Greater,
+            Ordering::Equal => self.rest(i).0.cmp(tail),
+            other => other,
+        }
     }
 
     /// The position of the first entry `>= key` (`> key` when `after`).
@@ -73,8 +110,8 @@ impl LeafData {
         let (mut low, mut high) = (0, self.len());
         while low < high {
             let mid = low + (high - low) / 2;
-            let (entry, _) = self.entry(mid);
-            let before = if after { entry <= key } else { entry < key };
+            let order = self.cmp_entry(mid, key);
+            let before = if after { order.is_le() } else { order.is_lt() };
             if before {
                 low = mid + 1;
             } else {
@@ -85,6 +122,59 @@ impl LeafData {
     }
 }
 
+/// One entry, as its leaf holds it: the leaf's shared prefix of index-key bytes, the
+/// rest of the index key, and the primary key.
+#[derive(Clone, Copy)]
+pub(crate) struct EntryRef<'a> {
+    prefix: &'a [u8],
+    ikey_rest: &'a [u8],
+    pk: &'a [u8],
+}
+
+impl<'a> EntryRef<'a> {
+    /// The primary key.
+    #[inline]
+    pub(crate) fn pk(&self) -> &'a [u8] {
+        self.pk
+    }
+
+    /// The index key's length.
+    pub(crate) fn ikey_len(&self) -> usize {
+        self.prefix.len() + self.ikey_rest.len()
+    }
+
+    /// Whether the index key is `ikey`.
+    #[inline]
+    fn ikey_is(&self, ikey: &[u8]) -> bool {
+        ikey.len() == self.ikey_len()
+            && ikey.starts_with(self.prefix)
+            && ikey.get(self.prefix.len()..) == Some(self.ikey_rest)
+    }
+
+    /// Runs `f` on the index key, put together in `scratch` when its leaf holds part of
+    /// it as a prefix.
+    #[inline]
+    pub(crate) fn with_ikey<R>(&self, scratch: &mut Vec<u8>, f: impl FnOnce(&[u8]) -> R) -> R {
+        if self.prefix.is_empty() {
+            return f(self.ikey_rest);
+        }
+        scratch.clear();
+        scratch.extend_from_slice(self.prefix);
+        scratch.extend_from_slice(self.ikey_rest);
+        f(scratch)
+    }
+
+    /// The index key, in a `WideKey`.
+    pub(crate) fn wide_ikey(&self) -> WideKey {
+        WideKey::concat(self.prefix, self.ikey_rest)
+    }
+
+    /// The entry's on-disk key: the index key then the primary key.
+    pub(crate) fn whole(&self) -> Vec<u8> {
+        [self.prefix, self.ikey_rest, self.pk].concat()
+    }
+}
+
 /// A leaf and its fence.
 #[derive(Clone)]
 struct Leaf {
@@ -92,7 +182,9 @@ struct Leaf {
     data: Arc<LeafData>,
 }
 
-/// Appends entries, in order, into leaves of `LEAF_TARGET`.
+/// Appends entries, in order, into leaves of `LEAF_TARGET`. The leaf being built holds
+/// its entries whole; sealing it moves the index-key bytes they all start with to its
+/// front, once.
 pub(crate) struct EntriesBuilder {
     leaves: Vec<Leaf>,
     ends: Vec<u32>,
@@ -116,33 +208,54 @@ impl EntriesBuilder {
     #[inline]
     pub(crate) fn push(&mut self, ikey: &[u8], pk: &[u8]) {
         debug_assert!(ikey.len() <= MAX_KEY_BYTES && pk.len() <= MAX_KEY_BYTES);
-        self.bytes.extend_from_slice(ikey);
-        self.bytes.extend_from_slice(pk);
-        self.ends.push(word(self.bytes.len(), ikey.len()));
-        self.len += 1;
+        self.append(&[ikey, pk], ikey.len());
         if self.ends.len() == LEAF_TARGET {
             self.seal_leaf();
         }
     }
 
-    /// Appends an entry given whole, with its index key's length, to the leaf being
+    /// Appends an entry given in parts, with its index key's length, to the leaf being
     /// built, whatever its size.
-    fn append(&mut self, entry: &[u8], ikey_len: usize) {
-        self.bytes.extend_from_slice(entry);
-        self.ends.push(word(self.bytes.len(), ikey_len.min(entry.len())));
+    fn append(&mut self, parts: &[&[u8]], ikey_len: usize) {
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+        }
+        self.ends.push(word(self.bytes.len(), ikey_len));
         self.len += 1;
     }
 
     fn seal_leaf(&mut self) {
-        if self.ends.is_empty() {
+        let (Some(&first_end), Some(&last_end)) = (self.ends.first(), self.ends.last()) else {
             return;
-        }
-        let data = LeafData {
-            ends: std::mem::replace(&mut self.ends, Vec::with_capacity(LEAF_TARGET)).into(),
-            bytes: std::mem::take(&mut self.bytes).into(),
         };
-        let first = WideKey::from_slice(data.entry(0).0);
-        self.leaves.push(Leaf { first, data: Arc::new(data) });
+        let whole = |start: u32, end: u32| {
+            self.bytes.get((start >> IKEY_BITS) as usize..(end >> IKEY_BITS) as usize)
+        };
+        let first = whole(0, first_end).unwrap_or_default();
+        let last_start = self.ends.len().checked_sub(2).and_then(|p| self.ends.get(p));
+        let last = whole(last_start.copied().unwrap_or(0), last_end).unwrap_or_default();
+        // Sorted entries share what the first and the last share; only index-key bytes
+        // are taken, so that each primary key stays whole in its entry.
+        let shortest = self.ends.iter().map(|w| (w & IKEY_MASK) as usize).min().unwrap_or(0);
+        let prefix = first.iter().zip(last).take_while(|(a, b)| a == b).count().min(shortest);
+        let mut bytes = Vec::with_capacity(self.bytes.len() - (self.ends.len() - 1) * prefix);
+        bytes.extend_from_slice(first.get(..prefix).unwrap_or_default());
+        let mut start = 0;
+        let ends: Box<[u32]> = self
+            .ends
+            .iter()
+            .map(|&w| {
+                let end = (w >> IKEY_BITS) as usize;
+                bytes.extend_from_slice(self.bytes.get(start + prefix..end).unwrap_or_default());
+                start = end;
+                word(bytes.len(), (w & IKEY_MASK) as usize)
+            })
+            .collect();
+        let fence = WideKey::from_slice(first);
+        let data = LeafData { prefix: prefix as u32, ends, bytes: bytes.into() };
+        self.leaves.push(Leaf { first: fence, data: Arc::new(data) });
+        self.ends.clear();
+        self.bytes.clear();
     }
 
     pub(crate) fn finish(mut self) -> IndexEntries {
@@ -177,9 +290,12 @@ impl IndexEntries {
     #[inline]
     pub(crate) fn first(&self, ikey: &[u8]) -> Option<&[u8]> {
         let (li, ii) = self.position(ikey, false);
-        let (entry, ikey_len) = self.leaves.get(li)?.data.entry(ii);
-        let (found, pk) = entry.split_at(ikey_len.min(entry.len()));
-        (found == ikey).then_some(pk)
+        let data = &self.leaves.get(li)?.data;
+        if ii >= data.len() {
+            return None;
+        }
+        let entry = data.entry(ii);
+        entry.ikey_is(ikey).then_some(entry.pk)
     }
 
     /// Every entry, in order.
@@ -237,11 +353,11 @@ impl IndexEntries {
                 out.leaves.push(leaf.clone());
                 continue;
             }
-            merge_leaf(&mut out, Some(&leaf.data), mine, &mut len);
+            merge_leaf(&mut out, Some(&leaf.data), &mine, &mut len);
         }
         let rest: Vec<EntryChange> = changes.collect();
         if !rest.is_empty() {
-            merge_leaf(&mut out, None, rest, &mut len);
+            merge_leaf(&mut out, None, &rest, &mut len);
         }
         out.seal_leaf();
         IndexEntries { leaves: out.leaves.into(), len }
@@ -264,28 +380,31 @@ impl IndexEntries {
 fn merge_leaf(
     out: &mut EntriesBuilder,
     old: Option<&LeafData>,
-    changes: Vec<EntryChange>,
+    changes: &[EntryChange],
     len: &mut usize,
 ) {
     out.seal_leaf();
-    let mut merged: Vec<(&[u8], usize)> = Vec::with_capacity(LEAF_MAX + changes.len());
+    // Each item an old entry (by position) or an added one (its bytes, its index key's
+    // length).
+    let mut merged: Vec<Result<usize, (&[u8], usize)>> =
+        Vec::with_capacity(LEAF_MAX + changes.len());
     let old_len = old.map_or(0, LeafData::len);
     let mut i = 0;
-    let entry = |i: usize| old.map(|o| o.entry(i)).unwrap_or_default();
-    for (key, add) in &changes {
+    let order = |i: usize, key: &[u8]| old.map_or(Ordering::Greater, |o| o.cmp_entry(i, key));
+    for (key, add) in changes {
         let key = key.as_bytes();
-        while i < old_len && entry(i).0 < key {
-            merged.push(entry(i));
+        while i < old_len && order(i, key).is_lt() {
+            merged.push(Ok(i));
             i += 1;
         }
-        let present = i < old_len && entry(i).0 == key;
+        let present = i < old_len && order(i, key).is_eq();
         match (add, present) {
             (Some(ikey_len), false) => {
-                merged.push((key, *ikey_len));
+                merged.push(Err((key, *ikey_len)));
                 *len += 1;
             }
             (Some(_), true) => {
-                merged.push(entry(i));
+                merged.push(Ok(i));
                 i += 1;
             }
             (None, true) => {
@@ -295,12 +414,19 @@ fn merge_leaf(
             (None, false) => {}
         }
     }
-    merged.extend((i..old_len).map(entry));
+    merged.extend((i..old_len).map(Ok));
     // One leaf when it fits, else leaves of `LEAF_TARGET`.
     let size = if merged.len() <= LEAF_MAX { LEAF_MAX } else { LEAF_TARGET };
     for chunk in merged.chunks(size) {
-        for &(entry, ikey_len) in chunk {
-            out.append(entry, ikey_len);
+        for item in chunk {
+            match (item, old) {
+                (Ok(i), Some(old)) => {
+                    let (rest, ikey_len) = old.rest(*i);
+                    out.append(&[old.prefix(), rest], ikey_len);
+                }
+                (Err((entry, ikey_len)), _) => out.append(&[entry], *ikey_len),
+                (Ok(_), None) => {}
+            }
         }
         out.seal_leaf();
     }
@@ -317,7 +443,7 @@ pub(crate) struct EntriesRange<'a> {
 }
 
 impl<'a> Iterator for EntriesRange<'a> {
-    type Item = (&'a [u8], &'a [u8]);
+    type Item = EntryRef<'a>;
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
@@ -326,9 +452,8 @@ impl<'a> Iterator for EntriesRange<'a> {
         }
         let (li, ii) = self.at;
         let data = &self.leaves.get(li)?.data;
-        let (entry, ikey_len) = data.entry(ii);
-        self.at = if ii + 1 == data.len() { (li + 1, 0) } else { (li, ii + 1) };
-        Some(entry.split_at(ikey_len.min(entry.len())))
+        self.at = if ii + 1 >= data.len() { (li + 1, 0) } else { (li, ii + 1) };
+        Some(data.entry(ii))
     }
 }
 

@@ -266,7 +266,12 @@ where
         let inner = index
             .entries
             .range(start.as_ref().map(WideKey::as_bytes), end.as_ref().map(WideKey::as_bytes));
-        IndexIter { data: Some((index, view)), inner: Some(inner), _types: PhantomData }
+        IndexIter {
+            data: Some((index, view)),
+            inner: Some(inner),
+            scratch: Vec::new(),
+            _types: PhantomData,
+        }
     }
 }
 
@@ -287,12 +292,14 @@ where
 pub struct IndexIter<'a, K, V, I> {
     data: Option<(&'a IndexData<V>, &'a ViewData<V>)>,
     inner: Option<EntriesRange<'a>>,
+    /// Where an index key split between its leaf's prefix and its entry is put together.
+    scratch: Vec<u8>,
     _types: PhantomData<fn() -> (K, I)>,
 }
 
 impl<K, V, I> IndexIter<'_, K, V, I> {
     fn empty() -> Self {
-        IndexIter { data: None, inner: None, _types: PhantomData }
+        IndexIter { data: None, inner: None, scratch: Vec::new(), _types: PhantomData }
     }
 }
 
@@ -327,12 +334,13 @@ impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> IndexIter<'a, K, V, I> {
         let (_, view) = self.data?;
         let inner = self.inner.as_mut()?;
         loop {
-            let (ikey, pk) = inner.next()?;
+            let found = inner.next()?;
+            let pk = found.pk();
             let entry: Option<&Entry<V>> = view.get(pk);
             // Index and records are published together (the delta's invariant 2), so
             // every entry has its record.
             debug_assert!(entry.is_some(), "an index entry without its record");
-            let ikey = decode_key::<I>(ikey);
+            let ikey = found.with_ikey(&mut self.scratch, decode_key::<I>);
             let key = decode_key::<K>(pk);
             if let (Some(entry), Ok(ikey), Ok(key)) = (entry, ikey, key) {
                 return Some((ikey, key, entry));

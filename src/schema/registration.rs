@@ -9,10 +9,10 @@ use crate::base::index_kind::IndexKind;
 use crate::base::panic::panic_message;
 use crate::base::version::Version;
 use crate::keys::{WideKey, composite, decode_key, render_key};
-use crate::mem::index::IndexData;
-use crate::mem::index_entries::{EntriesBuilder, IndexEntries};
+use crate::mem::index::{Hit, IndexData};
+use crate::mem::index_entries::EntriesBuilder;
 use crate::mem::load::{self, DecodeFn};
-use crate::mem::points::Slot;
+use crate::mem::points::{PointSlot, Slot};
 use crate::mem::{ResidentView, ViewData};
 use crate::schema::index::{AnyIndex, extract};
 use crate::schema::view_info::WriterIndex;
@@ -256,14 +256,14 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         };
         let mut counts = vec![0; indexes.len()];
         for (ix, entries) in side.into_iter().chain(here) {
-            let (Some(spec), Some(slot)) = (specs.get(ix), self.indexes.get_mut(ix)) else {
+            let (Some(_), Some(slot)) = (specs.get(ix), self.indexes.get_mut(ix)) else {
                 return Err(undeclared(name, ix));
             };
-            let entries = entries?;
+            let built = entries?;
             if let Some(at) = indexes.iter().position(|&i| i == ix) {
-                counts[at] = entries.len() as u64;
+                counts[at] = built.entries.len() as u64;
             }
-            *slot = IndexData::with_entries(spec.index_name(), spec.index_kind(), entries);
+            *slot = built;
         }
         Ok(counts)
     }
@@ -283,21 +283,16 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         };
         let total = records.len() as u64;
         progress(0, total);
-        let mut entries = build_entries::<K, V>(self.name, spec, records, progress)?;
-        for (ikey, pk) in entries.iter() {
-            let stored = composite(ikey, pk);
-            sink(stored.as_bytes(), ikey.len() as u32)?;
+        let index = build_entries::<K, V>(self.name, spec, records, progress)?;
+        for entry in index.entries.iter() {
+            sink(&entry.whole(), entry.ikey_len() as u32)?;
         }
         if !total.is_multiple_of(10_000) {
             progress(total, total);
         }
         // A build starts from nothing, also after a stored index turned out not to
         // match its records.
-        *built = IndexData::with_entries(
-            spec.index_name(),
-            spec.index_kind(),
-            std::mem::replace(&mut entries, IndexEntries::empty()),
-        );
+        *built = index;
         Ok(())
     }
 
@@ -321,27 +316,28 @@ fn undeclared(view: &str, index: usize) -> Error {
     }
 }
 
-/// The entries of index `spec` of view `view` over `records` (in key order), reporting
-/// (records done, records in all) every 10,000 records. A unique index key held by two
-/// records fails the build with the error naming both.
+/// Index `spec` of view `view` over `records` (in key order), reporting (records done,
+/// records in all) every 10,000 records; a unique index with its hash table. A unique
+/// index key held by two records fails the build with the error naming both.
 fn build_entries<K: ViewKey, V: ViewValue>(
     view: &str,
     spec: &dyn AnyIndex<V>,
     records: &[Slot<V>],
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<IndexEntries> {
+) -> Result<IndexData<V>> {
     let total = records.len() as u64;
     // Entries (index key then primary key, inline up to 30 bytes, so that sorting
-    // compares without following pointers) with their index key's length, gathered,
-    // sorted, then laid out in order.
-    let mut entries: Vec<(WideKey, u32)> = Vec::with_capacity(records.len());
-    for (done, slot) in (1u64..).zip(records) {
+    // compares without following pointers) with their index key's length and their
+    // record's position, gathered, sorted, then laid out in order.
+    let mut entries: Vec<(WideKey, u32, usize)> = Vec::with_capacity(records.len());
+    for (at, slot) in records.iter().enumerate() {
         let pk = slot.key.as_bytes();
         let keys = extract(spec, &*slot.entry.value)
             .map_err(|e| e.into_error(view, spec.index_name(), render_key::<K>(pk)))?;
         for ikey in keys {
-            entries.push((composite(&ikey, pk), ikey.len() as u32));
+            entries.push((composite(&ikey, pk), ikey.len() as u32, at));
         }
+        let done = at as u64 + 1;
         if done.is_multiple_of(10_000) {
             progress(done, total);
         }
@@ -349,10 +345,13 @@ fn build_entries<K: ViewKey, V: ViewValue>(
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let unique = spec.index_kind() == IndexKind::Unique;
     let mut built = EntriesBuilder::with_capacity(entries.len());
+    // A unique index's hash table takes each entry with its record, found by position
+    // rather than by a probe of the view.
+    let mut hits = Vec::with_capacity(if unique { entries.len() } else { 0 });
     let mut previous: Option<(&[u8], &[u8])> = None;
-    for (stored, ikey_len) in &entries {
-        let (ikey, pk) =
-            stored.as_bytes().split_at((*ikey_len as usize).min(stored.as_bytes().len()));
+    for (stored, ikey_len, at) in &entries {
+        let bytes = stored.as_bytes();
+        let (ikey, pk) = bytes.split_at((*ikey_len as usize).min(bytes.len()));
         if let Some((held, holder)) = previous
             && unique
             && held == ikey
@@ -368,6 +367,15 @@ fn build_entries<K: ViewKey, V: ViewValue>(
         }
         previous = Some((ikey, pk));
         built.push(ikey, pk);
+        if let (true, Some(slot)) = (unique, records.get(*at)) {
+            let hit = Hit { pk: slot.key.clone(), entry: slot.entry.clone() };
+            hits.push(PointSlot { key: WideKey::from_slice(ikey), entry: hit });
+        }
     }
-    Ok(built.finish())
+    let (name, entries) = (spec.index_name(), built.finish());
+    Ok(if unique {
+        IndexData::with_hits(name, entries, hits)
+    } else {
+        IndexData::with_entries(name, spec.index_kind(), entries)
+    })
 }
