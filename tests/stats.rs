@@ -174,13 +174,14 @@ fn index_memory_grows_with_indexes_and_each_index_is_listed() -> TestResult {
         ]
     );
     for index in &i.indexes {
-        // At least the 48 bytes of an ordered entry (index key and primary key).
-        assert!(index.bytes >= 48 * index.entries, "{index:?}");
+        // At least an entry's 4-byte word and its 8-byte primary key (its index key's
+        // bytes may be shared by its leaf).
+        assert!(index.bytes >= 12 * index.entries, "{index:?}");
     }
     let email = &i.indexes[0];
-    assert!(email.bytes >= (48 + 64) * email.entries, "a unique index has a hash table too");
+    assert!(email.bytes >= (12 + 64) * email.entries, "a unique index has a hash table too");
     assert_eq!(i.resident_bytes(), p.resident_bytes() + i.secondary_index_bytes());
-    assert!(i.resident_bytes() >= p.resident_bytes() + 48 * 8_000);
+    assert!(i.resident_bytes() >= p.resident_bytes() + 12 * 8_000);
     let table = stats.to_string();
     for name in ["plain_users", "indexed_users", "by_email", "by_city", "by_tag"] {
         assert!(table.contains(name), "{name} missing from:\n{table}");
