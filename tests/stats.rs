@@ -160,7 +160,9 @@ fn index_memory_grows_with_indexes_and_each_index_is_listed() -> TestResult {
     let find = |name: &str| stats.views.iter().find(|v| v.name == name).ok_or("view missing");
     let (p, i) = (find("plain_users")?, find("indexed_users")?);
     assert_eq!((p.records, i.records), (2_000, 2_000));
-    assert_eq!(p.index_bytes, i.index_bytes, "the same records take the same structures");
+    // The same records take the same structures, up to what each view's own hash seed
+    // moves (a few bytes of the point table).
+    assert!(p.index_bytes.abs_diff(i.index_bytes) <= p.index_bytes / 100, "{p:?} against {i:?}");
     assert_eq!(p.value_bytes, i.value_bytes);
     assert!(p.indexes.is_empty());
     let listed: Vec<(&str, IndexKind, usize)> =
@@ -174,13 +176,18 @@ fn index_memory_grows_with_indexes_and_each_index_is_listed() -> TestResult {
         ]
     );
     for index in &i.indexes {
-        // At least the 48 bytes of an ordered entry (index key and primary key).
-        assert!(index.bytes >= 48 * index.entries, "{index:?}");
+        // At least an entry's 4-byte word and its 8-byte primary key (its index key's
+        // bytes may be shared by its leaf).
+        assert!(index.bytes >= 12 * index.entries, "{index:?}");
     }
     let email = &i.indexes[0];
-    assert!(email.bytes >= (48 + 64) * email.entries, "a unique index has a hash table too");
-    assert_eq!(i.resident_bytes(), p.resident_bytes() + i.secondary_index_bytes());
-    assert!(i.resident_bytes() >= p.resident_bytes() + 48 * 8_000);
+    assert!(email.bytes >= (12 + 64) * email.entries, "a unique index has a hash table too");
+    let without = i.resident_bytes() - i.secondary_index_bytes();
+    assert!(
+        without.abs_diff(p.resident_bytes()) <= p.resident_bytes() / 100,
+        "{i:?} against {p:?}"
+    );
+    assert!(i.resident_bytes() >= p.resident_bytes() + 12 * 8_000);
     let table = stats.to_string();
     for name in ["plain_users", "indexed_users", "by_email", "by_city", "by_tag"] {
         assert!(table.contains(name), "{name} missing from:\n{table}");

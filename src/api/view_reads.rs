@@ -4,9 +4,7 @@ use crate::api::index_def::IndexDef;
 use crate::api::view::View;
 use crate::base::codec::Codec;
 use crate::base::version::Version;
-use crate::keys::{
-    CompositeKey, KeyBuf, StackKey, decode_key, encode_key_on_stack, with_plain_string,
-};
+use crate::keys::{CompositeKey, StackKey, decode_key, encode_key_on_stack, with_plain_string};
 use crate::mem::index::IndexData;
 use crate::mem::snapshot::VersionedIter;
 use crate::mem::{Entry, IndexIter, Iter, ViewData, ViewSnapshot};
@@ -290,14 +288,14 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> View<K, V, C> {
         first: impl for<'a> FnOnce(
             &'a IndexData<V>,
             &'a ViewData<V>,
-        ) -> Option<(&'a KeyBuf, &'a Entry<V>)>,
+        ) -> Option<(&'a [u8], &'a Entry<V>)>,
         f: &mut Option<F>,
     ) -> Option<T> {
         self.published.with_root(|root| {
             let data: &ViewData<V> = root.view(self.id)?;
             let index = data.indexes.iter().find(|i| i.is(index.name()))?;
             let (pk, entry) = first(index, data)?;
-            let key = decode_key::<K>(pk.as_bytes()).ok()?;
+            let key = decode_key::<K>(pk).ok()?;
             Some(f.take()?(key, entry))
         })
     }

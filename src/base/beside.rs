@@ -56,6 +56,10 @@ pub(crate) const MULTI_INDEXES_BESIDE_FROM: usize = 2_048;
 /// key ranges at once when it loads.
 pub(crate) const LOAD_IN_TWO_FROM: u64 = 50_000;
 
+/// Records of a view from which its stored indexes are built from the records at open
+/// on two threads, one index at a time on each.
+pub(crate) const BUILD_INDEXES_IN_TWO_FROM: usize = 10_000;
+
 #[cfg(test)]
 mod tests {
     use super::beside;

@@ -14,7 +14,7 @@ use crate::storage::format::{
     FORMAT_SOURCES, INDEXES, IndexMeta, META, META_FORMAT, SOURCES, decode_sources, encode_sources,
     index_meta_key, index_table, index_table_name, view_table, view_table_name,
 };
-use redb::{ReadableTable, TableHandle, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -226,29 +226,40 @@ impl Writer {
             txn.delete_table(index_table(&table)).map_err(Error::at(file, "dropping an index"))?;
             wrote = true;
         }
+        // Indexes stored with their current definitions are built in memory from the
+        // records (all at once, on two threads): reading their tables row by row would
+        // cost more than the records' own load. A stored table whose length differs
+        // from what the records give disagrees with them, and is rebuilt below like a
+        // new index (an index is derived data).
+        let mut stored = Vec::new();
+        let mut build = Vec::new();
         for (ix, decl) in declared.iter().enumerate() {
             let key = index_meta_key(view, &decl.writer.name);
-            let stored = metas
+            let meta = metas
                 .get(key.as_str())
                 .map_err(Error::at(file, "reading the index list"))?
                 .and_then(|m| IndexMeta::from_bytes(m.value()));
-            let table_def = index_table(&decl.writer.table);
-            if stored.as_ref() == Some(&decl.meta) {
-                let table =
-                    txn.open_table(table_def).map_err(Error::at(file, "opening an index"))?;
-                let mut dangling = 0u64;
-                for item in table.iter().map_err(Error::at(file, "loading an index"))? {
-                    let (k, len) = item.map_err(Error::at(file, "loading an index"))?;
-                    if !loader.load_index_entry(ix, k.value(), len.value() as usize) {
-                        dangling += 1;
-                    }
-                }
-                if dangling == 0 {
-                    continue;
-                }
-                // The stored index names records the view does not hold: it disagrees
-                // with its records, so it is rebuilt from them (an index is derived).
+            if meta.as_ref() == Some(&decl.meta) {
+                let table = txn
+                    .open_table(index_table(&decl.writer.table))
+                    .map_err(Error::at(file, "opening an index"))?;
+                stored.push((ix, table.len().map_err(Error::at(file, "opening an index"))?));
+            } else {
+                build.push(ix);
             }
+        }
+        let positions: Vec<usize> = stored.iter().map(|(ix, _)| *ix).collect();
+        let counts = loader.build_stored_indexes(&positions)?;
+        for ((ix, len), count) in stored.into_iter().zip(counts) {
+            if len != count {
+                build.push(ix);
+            }
+        }
+        build.sort_unstable();
+        for ix in build {
+            let Some(decl) = declared.get(ix) else { continue };
+            let key = index_meta_key(view, &decl.writer.name);
+            let table_def = index_table(&decl.writer.table);
             txn.delete_table(table_def).map_err(Error::at(file, "dropping an index"))?;
             let mut table =
                 txn.open_table(table_def).map_err(Error::at(file, "creating an index"))?;

@@ -264,6 +264,7 @@ impl<'a> KeyRef<'a> {
     }
 
     /// The probe for a stored key.
+    #[cfg(test)]
     #[inline]
     pub(crate) fn of(key: &'a KeyBuf) -> Self {
         match key {

@@ -1,11 +1,12 @@
-//! Resident secondary indexes: for each index of a view, its entries in a persistent
-//! list of sorted leaves (`Sorted`) that lives in the same root as the view's records.
+//! Resident secondary indexes: for each index of a view, its entries packed in a
+//! persistent list of sorted leaves ([`IndexEntries`]) that lives in the same root as
+//! the view's records.
 //!
-//! A unique index is keyed by the encoded index key; a multi index by the encoded
-//! index key followed by the encoded primary key, so that entries sort by index key,
-//! then primary key. Both encodings are prefix-free, so the entries of one index key
-//! are exactly the keys that start with its encoding. Each ordered entry holds only the
-//! record's primary key, and a query takes the value from the view's records.
+//! An entry is the encoded index key followed by the encoded primary key (its on-disk
+//! key), so that entries sort by index key, then primary key, for unique and multi
+//! indexes alike. Both encodings are prefix-free, so the entries of one index key are
+//! exactly those whose bytes start with its encoding. An entry holds its bytes only,
+//! and a query takes the value from the view's records.
 //!
 //! A unique index also has a hash table from index key to the record itself (primary
 //! key, version and value), so that a lookup is one probe, as a read by primary key is.
@@ -13,29 +14,26 @@
 //! entries of the table (see [`Effect::Keep`]); the ordered entries are left alone.
 
 use super::delta::{Effect, MultiEntries, UniqueChange};
-use super::ordered::{OrderedIndex, Sorted, SortedChange};
+use super::index_entries::{EntryChange, IndexEntries};
+use super::ordered::{OrderedIndex, SortedChange};
 use super::points::{PointChange, PointIndex, PointSlot};
 use super::stats::IndexStats;
 use super::{Entry, ViewData};
 use crate::base::beside::MULTI_INDEXES_BESIDE_FROM;
 use crate::base::index_kind::IndexKind;
-use crate::base::order::last_of_each_key;
 use crate::keys::composite;
 use crate::keys::{KeyBuf, KeyRef, StackKey, WideKey, encode_key_on_stack};
 use std::collections::HashMap;
-use std::ops::Bound;
 use std::sync::Arc;
 
-/// The entries of one index: map key (see [`map_key`]) to primary key. A unique index
-/// also keeps a hash table from index key to the record, so that a lookup by index key
-/// costs one hash probe rather than a tree descent and a second probe.
+/// The entries of one index, in order. A unique index also keeps a hash table from
+/// index key to the record, so that a lookup by index key costs one hash probe rather
+/// than a tree descent and a second probe.
 pub(crate) struct IndexData<V> {
     name: &'static str,
     pub(crate) kind: IndexKind,
-    pub(crate) map: Sorted<WideKey, KeyBuf>,
+    pub(crate) entries: IndexEntries,
     points: Option<PointIndex<Hit<V>, WideKey>>,
-    /// Entries loaded or built at open, in key order, until [`IndexData::seal`].
-    loaded: Vec<(WideKey, KeyBuf)>,
 }
 
 impl<V> Clone for IndexData<V> {
@@ -43,9 +41,8 @@ impl<V> Clone for IndexData<V> {
         IndexData {
             name: self.name,
             kind: self.kind,
-            map: self.map.clone(),
+            entries: self.entries.clone(),
             points: self.points.clone(),
-            loaded: self.loaded.clone(),
         }
     }
 }
@@ -62,23 +59,16 @@ impl<V> Clone for Hit<V> {
     }
 }
 
-/// The key of an entry in the resident map of an index of `kind`.
-pub(crate) fn map_key(kind: IndexKind, ikey: &[u8], pk: &[u8]) -> WideKey {
-    match kind {
-        IndexKind::Unique => WideKey::from_slice(ikey),
-        IndexKind::Multi => WideKey::concat(ikey, pk),
-    }
-}
-
 impl<V> IndexData<V> {
+    /// An empty index.
     pub(crate) fn new(name: &'static str, kind: IndexKind) -> Self {
-        IndexData {
-            name,
-            kind,
-            map: Sorted::from_sorted(Vec::new()),
-            points: None,
-            loaded: Vec::new(),
-        }
+        Self::with_entries(name, kind, IndexEntries::empty())
+    }
+
+    /// An index of `entries`, its hash table (for a unique index) still to be built by
+    /// [`IndexData::seal`].
+    pub(crate) fn with_entries(name: &'static str, kind: IndexKind, entries: IndexEntries) -> Self {
+        IndexData { name, kind, entries, points: None }
     }
 
     /// The index's name, kind, entries and resident bytes.
@@ -86,8 +76,8 @@ impl<V> IndexData<V> {
         IndexStats {
             name: self.name.to_owned(),
             kind: self.kind,
-            entries: self.map.len(),
-            bytes: self.map.structural_bytes()
+            entries: self.entries.len(),
+            bytes: self.entries.structural_bytes()
                 + self.points.as_ref().map_or(0, PointIndex::structural_bytes),
         }
     }
@@ -99,28 +89,29 @@ impl<V> IndexData<V> {
         std::ptr::eq(self.name, name) || self.name == name
     }
 
-    /// Builds the hash table of a unique index from its entries and the view's records,
-    /// once both are loaded. Loading keeps only entries whose record is there.
-    pub(crate) fn seal(&mut self, records: &PointIndex<Entry<V>>) {
-        // Already in key order when the file is sound; of two entries of one map key,
-        // the later one stands.
-        let loaded = std::mem::take(&mut self.loaded);
-        self.map = Sorted::from_sorted(last_of_each_key(loaded));
-        if self.kind == IndexKind::Unique {
-            let slots = self.map.iter().filter_map(|(k, pk)| {
-                let entry = records.get(pk.as_bytes())?.clone();
-                Some(PointSlot { key: k.clone(), entry: Hit { pk: pk.clone(), entry } })
-            });
-            self.points = Some(PointIndex::build(slots.collect()));
-        }
+    /// A unique index of `entries` with its hash table of `hits`, the same entries
+    /// with their records.
+    pub(crate) fn with_hits(
+        name: &'static str,
+        entries: IndexEntries,
+        hits: Vec<PointSlot<Hit<V>, WideKey>>,
+    ) -> Self {
+        let mut index = Self::with_entries(name, IndexKind::Unique, entries);
+        index.points = Some(PointIndex::build(hits));
+        index
     }
 
-    /// The encoded index key of a resident entry.
-    pub(crate) fn ikey<'a>(&self, map_key: &'a WideKey, pk: &KeyBuf) -> &'a [u8] {
-        let bytes = map_key.as_bytes();
-        match self.kind {
-            IndexKind::Unique => bytes,
-            IndexKind::Multi => &bytes[..bytes.len().saturating_sub(pk.as_bytes().len())],
+    /// Builds the hash table of a unique index from its entries and the view's records,
+    /// once both are there, unless it was built with them. Entries whose record is
+    /// missing get no slot.
+    pub(crate) fn seal(&mut self, records: &PointIndex<Entry<V>>) {
+        if self.kind == IndexKind::Unique && self.points.is_none() {
+            let slots = self.entries.iter().filter_map(|e| {
+                let entry = records.get(e.pk())?.clone();
+                let hit = Hit { pk: KeyBuf::from_slice(e.pk()), entry };
+                Some(PointSlot { key: e.wide_ikey(), entry: hit })
+            });
+            self.points = Some(PointIndex::build(slots.collect()));
         }
     }
 
@@ -137,9 +128,9 @@ impl<V> IndexData<V> {
         view: &'a ViewData<V>,
         probe: &KeyRef<'_>,
         ikey: &StackKey,
-    ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
+    ) -> Option<(&'a [u8], &'a Entry<V>)> {
         if let Some(points) = &self.points {
-            return points.find(probe).map(|hit| (&hit.pk, &hit.entry));
+            return points.find(probe).map(|hit| (hit.pk.as_bytes(), &hit.entry));
         }
         self.first_in_tree(view, ikey)
     }
@@ -151,9 +142,9 @@ impl<V> IndexData<V> {
         &'a self,
         view: &'a ViewData<V>,
         s: &str,
-    ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
+    ) -> Option<(&'a [u8], &'a Entry<V>)> {
         if let Some(points) = &self.points {
-            return points.find_string(s.as_bytes()).map(|hit| (&hit.pk, &hit.entry));
+            return points.find_string(s.as_bytes()).map(|hit| (hit.pk.as_bytes(), &hit.entry));
         }
         let mut stack = StackKey::new();
         encode_key_on_stack(s, &mut stack)?;
@@ -165,32 +156,15 @@ impl<V> IndexData<V> {
         &'a self,
         view: &'a ViewData<V>,
         ikey: &StackKey,
-    ) -> Option<(&'a KeyBuf, &'a Entry<V>)> {
-        let pk = ikey.with_bytes(|ikey| match self.kind {
-            IndexKind::Unique => self.map.get(ikey),
-            IndexKind::Multi => {
-                let (key, pk) = self.map.range(Bound::Included(ikey), Bound::Unbounded).next()?;
-                key.as_bytes().starts_with(ikey).then_some(pk)
-            }
-        })?;
-        Some((pk, view.find(&KeyRef::of(pk))?))
+    ) -> Option<(&'a [u8], &'a Entry<V>)> {
+        let pk = ikey.with_bytes(|ikey| self.entries.first(ikey))?;
+        Some((pk, view.find(&KeyRef::new(pk))?))
     }
 
     /// Every entry in its on-disk form (index key then primary key), with the index
     /// key's length.
     pub(crate) fn composites(&self) -> Vec<(Vec<u8>, usize)> {
-        self.map
-            .iter()
-            .map(|(k, pk)| {
-                let ikey = self.ikey(k, pk);
-                (composite(ikey, pk.as_bytes()).as_bytes().to_vec(), ikey.len())
-            })
-            .collect()
-    }
-
-    /// An entry loaded or built at open; entries must come in key order.
-    pub(crate) fn push_loaded(&mut self, ikey: &[u8], pk: &[u8]) {
-        self.loaded.push((map_key(self.kind, ikey, pk), KeyBuf::from_slice(pk)));
+        self.entries.iter().map(|e| (e.whole(), e.ikey_len())).collect()
     }
 
     /// Brings the hash table of a unique index in line with its ordered entries and the
@@ -203,7 +177,8 @@ impl<V> IndexData<V> {
         let changes: Vec<PointChange<Hit<V>, WideKey>> = touched
             .into_iter()
             .map(|(ikey, kept_by)| {
-                let pk = kept_by.or_else(|| self.map.get(ikey.as_bytes()).cloned());
+                let pk =
+                    kept_by.or_else(|| self.entries.first(ikey.as_bytes()).map(KeyBuf::from_slice));
                 let hit = pk.and_then(|pk| {
                     let entry = records.get(pk.as_bytes())?.clone();
                     Some(Hit { pk, entry })
@@ -229,7 +204,7 @@ impl<V> IndexData<V> {
         let mut touched = Touched::new();
         let mut changes = changes;
         changes.sort_by(|a, b| a.ikey.cmp(&b.ikey));
-        let mut merged: Vec<SortedChange<WideKey, KeyBuf>> = Vec::new();
+        let mut merged: Vec<EntryChange> = Vec::new();
         let mut changes = changes.into_iter().peekable();
         while let Some(first) = changes.next() {
             let key = first.ikey.clone();
@@ -251,22 +226,33 @@ impl<V> IndexData<V> {
                     // Only the record that holds the key gives it up.
                     Effect::Loss => {
                         let current = match &holder {
-                            Some(current) => current.as_ref(),
-                            None => self.map.get(key.as_bytes()),
+                            Some(current) => current.as_ref().map(KeyBuf::as_bytes),
+                            None => self.entries.first(key.as_bytes()),
                         };
-                        if current == Some(&c.pk) {
+                        if current == Some(c.pk.as_bytes()) {
                             holder = Some(None);
                         }
                     }
                     Effect::Keep => {}
                 }
             }
-            if let Some(holder) = holder {
-                merged.push((key, holder));
+            // The entry moves from the key's old holder to its new one.
+            let Some(holder) = holder else { continue };
+            let old = self.entries.first(key.as_bytes());
+            let new = holder.as_ref().map(KeyBuf::as_bytes);
+            if old == new {
+                continue;
+            }
+            if let Some(old) = old {
+                merged.push((composite(key.as_bytes(), old), None));
+            }
+            if let Some(new) = new {
+                merged.push((composite(key.as_bytes(), new), Some(key.as_bytes().len())));
             }
         }
         if !merged.is_empty() {
-            self.map = self.map.with_changes(merged);
+            merged.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            self.entries = self.entries.with_changes(merged);
         }
         touched
     }
@@ -344,7 +330,17 @@ type UniqueWork<'a, V> = Vec<(&'a mut IndexData<V>, Vec<UniqueChange>)>;
 fn apply_multi<V>(multi: MultiWork<'_, V>) {
     for (index, sorted) in multi {
         if !sorted.is_empty() {
-            index.map = index.map.with_changes(sorted);
+            // An added entry's bytes end with its primary key: what is before is its
+            // index key.
+            let changes = sorted
+                .into_iter()
+                .map(|(entry, pk)| {
+                    let ikey_len =
+                        pk.map(|pk| entry.as_bytes().len().saturating_sub(pk.as_bytes().len()));
+                    (entry, ikey_len)
+                })
+                .collect();
+            index.entries = index.entries.with_changes(changes);
         }
     }
 }

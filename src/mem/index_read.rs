@@ -1,12 +1,12 @@
 //! Typed reads of a secondary index, from memory.
 
 use super::index::IndexData;
-use super::ordered::SortedRange;
+use super::index_entries::EntriesRange;
 use super::{Entry, ViewData};
 use crate::base::version::Version;
 use crate::keys::{CompositeKey, prefix_bounds, prefix_successor, string_start};
 use crate::keys::{
-    KeyBuf, StackKey, WideKey, decode_key, encode_key, encode_key_on_stack, with_plain_string,
+    StackKey, WideKey, decode_key, encode_key, encode_key_on_stack, with_plain_string,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,7 +50,7 @@ impl Probe<'_> {
             Probe::Plain(s) => index.first_string(view, s)?,
             Probe::Encoded(stack) => index.first(view, &stack.probe(), stack)?,
         };
-        let key = decode_key::<K>(pk.as_bytes()).ok()?;
+        let key = decode_key::<K>(pk).ok()?;
         Some((key, entry))
     }
 }
@@ -233,7 +233,7 @@ where
 
     /// The number of entries (records times their index keys).
     pub fn len(&self) -> usize {
-        self.data.map_or(0, |(index, _)| index.map.len())
+        self.data.map_or(0, |(index, _)| index.entries.len())
     }
 
     /// Whether the index has no entry.
@@ -264,9 +264,14 @@ where
             return IndexIter::empty();
         }
         let inner = index
-            .map
+            .entries
             .range(start.as_ref().map(WideKey::as_bytes), end.as_ref().map(WideKey::as_bytes));
-        IndexIter { data: Some((index, view)), inner: Some(inner), _types: PhantomData }
+        IndexIter {
+            data: Some((index, view)),
+            inner: Some(inner),
+            scratch: Vec::new(),
+            _types: PhantomData,
+        }
     }
 }
 
@@ -286,13 +291,15 @@ where
 /// Index entries in order: each yields the index key, the record key and the value.
 pub struct IndexIter<'a, K, V, I> {
     data: Option<(&'a IndexData<V>, &'a ViewData<V>)>,
-    inner: Option<SortedRange<'a, WideKey, KeyBuf>>,
+    inner: Option<EntriesRange<'a>>,
+    /// Where an index key split between its leaf's prefix and its entry is put together.
+    scratch: Vec<u8>,
     _types: PhantomData<fn() -> (K, I)>,
 }
 
 impl<K, V, I> IndexIter<'_, K, V, I> {
     fn empty() -> Self {
-        IndexIter { data: None, inner: None, _types: PhantomData }
+        IndexIter { data: None, inner: None, scratch: Vec::new(), _types: PhantomData }
     }
 }
 
@@ -324,16 +331,17 @@ impl<'a, K: DeserializeOwned, V, I: DeserializeOwned> IndexIter<'a, K, V, I> {
 
     /// The next entry: its index key, the record's key and the record.
     pub(crate) fn next_entry(&mut self) -> Option<(I, K, &'a Entry<V>)> {
-        let (index, view) = self.data?;
+        let (_, view) = self.data?;
         let inner = self.inner.as_mut()?;
         loop {
-            let (map_key, pk) = inner.next()?;
-            let entry: Option<&Entry<V>> = view.get(pk.as_bytes());
+            let found = inner.next()?;
+            let pk = found.pk();
+            let entry: Option<&Entry<V>> = view.get(pk);
             // Index and records are published together (the delta's invariant 2), so
             // every entry has its record.
             debug_assert!(entry.is_some(), "an index entry without its record");
-            let ikey = decode_key::<I>(index.ikey(map_key, pk));
-            let key = decode_key::<K>(pk.as_bytes());
+            let ikey = found.with_ikey(&mut self.scratch, decode_key::<I>);
+            let key = decode_key::<K>(pk);
             if let (Some(entry), Ok(ikey), Ok(key)) = (entry, ikey, key) {
                 return Some((ikey, key, entry));
             }

@@ -16,6 +16,7 @@ pub(crate) mod feed_log;
 #[cfg(test)]
 mod feed_log_tests;
 pub(crate) mod index;
+pub(crate) mod index_entries;
 pub(crate) mod index_read;
 pub(crate) mod load;
 pub(crate) mod lsn_watch;

@@ -80,6 +80,7 @@ impl<K, T> Sorted<K, T> {
 
 impl<K: SlotKey + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
     /// A map of `items`, which must be sorted by key with no key twice.
+    #[cfg(test)]
     pub(crate) fn from_sorted(items: Vec<(K, T)>) -> Self {
         let len = items.len();
         let mut leaves = Vec::with_capacity(len.div_ceil(LEAF_TARGET));
@@ -120,6 +121,7 @@ impl<K: SlotKey + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
     }
 
     /// The value of `key`.
+    #[cfg(test)]
     pub(crate) fn get(&self, key: &[u8]) -> Option<&T> {
         let (li, ii) = self.position(key, false);
         let (k, v) = self.leaves.get(li)?.items.get(ii)?;
@@ -127,6 +129,7 @@ impl<K: SlotKey + Ord + Borrow<[u8]>, T: Clone> Sorted<K, T> {
     }
 
     /// Every item, in key order.
+    #[cfg(test)]
     pub(crate) fn iter(&self) -> SortedRange<'_, K, T> {
         self.range(Bound::Unbounded, Bound::Unbounded)
     }

@@ -1,16 +1,18 @@
 //! A view as the writer registers and loads it, with its key and value types erased:
 //! the one place where typed views meet `dyn Any`.
 
+use crate::base::beside::{BUILD_INDEXES_IN_TWO_FROM, beside};
 use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
 use crate::base::feed::FeedMode;
 use crate::base::index_kind::IndexKind;
 use crate::base::panic::panic_message;
 use crate::base::version::Version;
-use crate::keys::{KeyBuf, WideKey, composite, decode_key, render_key};
-use crate::mem::index::IndexData;
+use crate::keys::{WideKey, composite, decode_key, render_key};
+use crate::mem::index::{Hit, IndexData};
+use crate::mem::index_entries::EntriesBuilder;
 use crate::mem::load::{self, DecodeFn};
-use crate::mem::points::Slot;
+use crate::mem::points::{PointSlot, Slot};
 use crate::mem::{ResidentView, ViewData};
 use crate::schema::index::{AnyIndex, extract};
 use crate::schema::view_info::WriterIndex;
@@ -22,6 +24,7 @@ use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// What a view key must be: serde-encodable with the order-preserving key encoding
 /// (integers, strings, byte strings, `bool`, `char`, `Option`, tuples, structs and enums
@@ -79,8 +82,10 @@ pub(crate) trait Loader: Send {
     /// Takes every record at once, already decoded: `records` is a `Vec<Slot<V>>` of
     /// the view's value type, in key order with no key twice, and nothing was pushed.
     fn take_decoded(&mut self, records: Box<dyn std::any::Any + Send>) -> Result<()>;
-    /// Adds a stored entry of index `index`; false when its record is missing.
-    fn load_index_entry(&mut self, index: usize, stored: &[u8], ikey_len: usize) -> bool;
+    /// Builds the indexes listed in `indexes` (by position) from the records in memory
+    /// only, on two threads when there are several: for indexes whose entries are
+    /// already stored. Returns each one's entry count, in the order of `indexes`.
+    fn build_stored_indexes(&mut self, indexes: &[usize]) -> Result<Vec<u64>>;
     /// Builds index `index` from the records, handing each entry (on-disk key, index
     /// key length) to `sink` and reporting (records done, records in all).
     fn build_index(
@@ -247,17 +252,39 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         }
     }
 
-    fn load_index_entry(&mut self, index: usize, stored: &[u8], ikey_len: usize) -> bool {
-        let (Some(ikey), Some(pk)) = (stored.get(..ikey_len), stored.get(ikey_len..)) else {
-            return false;
-        };
+    fn build_stored_indexes(&mut self, indexes: &[usize]) -> Result<Vec<u64>> {
         let records = self.records.as_deref().unwrap_or_default();
-        let present = records.binary_search_by(|s| s.key.as_bytes().cmp(pk)).is_ok();
-        let (true, Some(index)) = (present, self.indexes.get_mut(index)) else {
-            return false;
+        let (name, specs) = (self.name, self.specs);
+        let next = AtomicUsize::new(0);
+        // Each thread takes the next index not yet taken until none is left.
+        let work = || {
+            let mut built = Vec::new();
+            while let Some(&ix) = indexes.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let entries = specs
+                    .get(ix)
+                    .ok_or_else(|| undeclared(name, ix))
+                    .and_then(|&spec| build_entries::<K, V>(name, spec, records, &mut |_, _| {}));
+                built.push((ix, entries));
+            }
+            built
         };
-        index.push_loaded(ikey, pk);
-        true
+        let (side, here) = if indexes.len() > 1 && records.len() >= BUILD_INDEXES_IN_TWO_FROM {
+            beside("viewstore-index", work, work)
+        } else {
+            (Vec::new(), work())
+        };
+        let mut counts = vec![0; indexes.len()];
+        for (ix, entries) in side.into_iter().chain(here) {
+            let (Some(_), Some(slot)) = (specs.get(ix), self.indexes.get_mut(ix)) else {
+                return Err(undeclared(name, ix));
+            };
+            let built = entries?;
+            if let Some(at) = indexes.iter().position(|&i| i == ix) {
+                counts[at] = built.entries.len() as u64;
+            }
+            *slot = built;
+        }
+        Ok(counts)
     }
 
     fn build_index(
@@ -271,60 +298,20 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         let (Some(&spec), Some(built)) = (self.specs.get(index), self.indexes.get_mut(index))
         else {
             debug_assert!(false, "index {index} of view '{}' was never declared", self.name);
-            return Err(Error::InvalidIndex {
-                view: self.name.to_owned(),
-                index: format!("#{index}"),
-                reason: "not declared".into(),
-                key: None,
-            });
+            return Err(undeclared(self.name, index));
         };
-        // A build starts from nothing, also after entries were loaded from a stored
-        // index that turned out not to match its records.
-        *built = IndexData::new(spec.index_name(), spec.index_kind());
         let total = records.len() as u64;
-        let mut done = 0u64;
         progress(0, total);
-        // Entries are gathered, then written in key order: sorted inserts are much
-        // cheaper for redb's B-tree and for the resident tree than scattered ones.
-        let mut entries: Vec<(WideKey, u32, &KeyBuf)> = Vec::with_capacity(records.len());
-        for slot in records {
-            let pk = &slot.key;
-            let keys = extract(spec, &*slot.entry.value).map_err(|e| {
-                e.into_error(self.name, spec.index_name(), render_key::<K>(pk.as_bytes()))
-            })?;
-            for ikey in keys {
-                let stored = composite(&ikey, pk.as_bytes());
-                entries.push((stored, ikey.len() as u32, pk));
-            }
-            done += 1;
-            if done.is_multiple_of(10_000) {
-                progress(done, total);
-            }
+        let index = build_entries::<K, V>(self.name, spec, records, progress)?;
+        for entry in index.entries.iter() {
+            sink(&entry.whole(), entry.ikey_len() as u32)?;
         }
-        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let mut previous: Option<(&[u8], &KeyBuf)> = None;
-        for (stored, ikey_len, pk) in &entries {
-            let ikey = &stored.as_bytes()[..*ikey_len as usize];
-            if let Some((held, holder)) = previous
-                && built.kind == IndexKind::Unique
-                && held == ikey
-            {
-                return Err(Error::UniqueViolation {
-                    view: self.name.to_owned(),
-                    index: spec.index_name().to_owned(),
-                    key: spec.render_key(ikey),
-                    key_bytes: ikey.into(),
-                    holder: render_key::<K>(holder.as_bytes()).into(),
-                    refused: render_key::<K>(pk.as_bytes()).into(),
-                });
-            }
-            previous = Some((ikey, pk));
-            sink(stored.as_bytes(), *ikey_len)?;
-            built.push_loaded(ikey, pk.as_bytes());
+        if !total.is_multiple_of(10_000) {
+            progress(total, total);
         }
-        if !done.is_multiple_of(10_000) {
-            progress(done, total);
-        }
+        // A build starts from nothing, also after a stored index turned out not to
+        // match its records.
+        *built = index;
         Ok(())
     }
 
@@ -336,4 +323,78 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         data.seal_indexes(std::mem::take(&mut self.indexes));
         Ok(Arc::new(data))
     }
+}
+
+/// The error for an index position `index` that view `view` does not declare.
+fn undeclared(view: &str, index: usize) -> Error {
+    Error::InvalidIndex {
+        view: view.to_owned(),
+        index: format!("#{index}"),
+        reason: "not declared".into(),
+        key: None,
+    }
+}
+
+/// Index `spec` of view `view` over `records` (in key order), reporting (records done,
+/// records in all) every 10,000 records; a unique index with its hash table. A unique
+/// index key held by two records fails the build with the error naming both.
+fn build_entries<K: ViewKey, V: ViewValue>(
+    view: &str,
+    spec: &dyn AnyIndex<V>,
+    records: &[Slot<V>],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<IndexData<V>> {
+    let total = records.len() as u64;
+    // Entries (index key then primary key, inline up to 30 bytes, so that sorting
+    // compares without following pointers) with their index key's length and their
+    // record's position, gathered, sorted, then laid out in order.
+    let mut entries: Vec<(WideKey, u32, usize)> = Vec::with_capacity(records.len());
+    for (at, slot) in records.iter().enumerate() {
+        let pk = slot.key.as_bytes();
+        let keys = extract(spec, &*slot.entry.value)
+            .map_err(|e| e.into_error(view, spec.index_name(), render_key::<K>(pk)))?;
+        for ikey in keys {
+            entries.push((composite(&ikey, pk), ikey.len() as u32, at));
+        }
+        let done = at as u64 + 1;
+        if done.is_multiple_of(10_000) {
+            progress(done, total);
+        }
+    }
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let unique = spec.index_kind() == IndexKind::Unique;
+    let mut built = EntriesBuilder::with_capacity(entries.len());
+    // A unique index's hash table takes each entry with its record, found by position
+    // rather than by a probe of the view.
+    let mut hits = Vec::with_capacity(if unique { entries.len() } else { 0 });
+    let mut previous: Option<(&[u8], &[u8])> = None;
+    for (stored, ikey_len, at) in &entries {
+        let bytes = stored.as_bytes();
+        let (ikey, pk) = bytes.split_at((*ikey_len as usize).min(bytes.len()));
+        if let Some((held, holder)) = previous
+            && unique
+            && held == ikey
+        {
+            return Err(Error::UniqueViolation {
+                view: view.to_owned(),
+                index: spec.index_name().to_owned(),
+                key: spec.render_key(ikey),
+                key_bytes: ikey.into(),
+                holder: render_key::<K>(holder).into(),
+                refused: render_key::<K>(pk).into(),
+            });
+        }
+        previous = Some((ikey, pk));
+        built.push(ikey, pk);
+        if let (true, Some(slot)) = (unique, records.get(*at)) {
+            let hit = Hit { pk: slot.key.clone(), entry: slot.entry.clone() };
+            hits.push(PointSlot { key: WideKey::from_slice(ikey), entry: hit });
+        }
+    }
+    let (name, entries) = (spec.index_name(), built.finish());
+    Ok(if unique {
+        IndexData::with_hits(name, entries, hits)
+    } else {
+        IndexData::with_entries(name, spec.index_kind(), entries)
+    })
 }
