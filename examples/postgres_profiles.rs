@@ -81,7 +81,7 @@ impl Views {
                 }
                 Change::Delete { old } => self.row(batch, old, -1)?,
                 Change::Message { prefix, content } if prefix == "notify" => {
-                    let lsn = event.payload.commit_lsn;
+                    let lsn = event.payload.end_lsn;
                     let text = String::from_utf8_lossy(content).into_owned();
                     batch.update_next(&self.notifications, &text, move |_| Some(lsn))?;
                 }

@@ -153,6 +153,25 @@ mod kill {
                 }
                 continue;
             };
+            // Now and then a transaction held open past a heartbeat, and a message
+            // outside any transaction: their positions must not meet a heartbeat's.
+            if rng.below(60) == 0 {
+                let held = conn.transaction().and_then(|mut tx| {
+                    tx.execute("INSERT INTO txlog (note) VALUES ('held')", &[])?;
+                    std::thread::sleep(Duration::from_millis(300));
+                    tx.commit()
+                });
+                if held.is_err() {
+                    db = None;
+                }
+                continue;
+            }
+            if rng.below(30) == 0
+                && conn.execute("SELECT pg_logical_emit_message(false, 'loose', 'x')", &[]).is_err()
+            {
+                db = None;
+                continue;
+            }
             match shop::random_transaction(conn, &mut rng, &mut next_post, &mut outbox) {
                 Ok(c) => committed += u64::from(c),
                 // The server restarted: a new connection (the transaction is lost or
@@ -273,6 +292,10 @@ mod kill {
         let store =
             Store::builder(dir.path().join("views.redb")).durability(durability(mode)).open()?;
         let views = Views::open(&store)?;
+        let repeated = shop::repeated_outbox(&views);
+        if !repeated.is_empty() {
+            return Err(format!("outbox messages applied more than once: {repeated:?}").into());
+        }
         let tables = Expected::from_tables(&mut db)?;
         let projected = Expected::from_views(&views);
         if tables != projected {

@@ -265,7 +265,7 @@ pub(crate) fn parse_connection(s: &str) -> Result<Endpoint, PostgresError> {
                 let secs: u64 = value
                     .parse()
                     .map_err(|_| bad(format!("connect_timeout `{value}` is not a number")))?;
-                endpoint.connect_timeout = Duration::from_secs(secs.max(1));
+                endpoint.connect_timeout = Duration::from_secs(secs.clamp(1, 86_400));
             }
             "sslmode" => {
                 if !matches!(value.as_str(), "disable" | "allow" | "prefer") {

@@ -13,6 +13,12 @@ pub enum PostgresError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The source cannot start on this database or store as they are (a missing
+    /// publication, a slot of another database, a position it never writes).
+    Setup {
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The server could not be reached (after the configured retries).
     Unreachable {
         /// `host:port`.
@@ -101,6 +107,9 @@ impl fmt::Display for PostgresError {
         match self {
             PostgresError::Config { reason } => {
                 write!(f, "the PostgreSQL connection string is not valid: {reason}")
+            }
+            PostgresError::Setup { reason } => {
+                write!(f, "the PostgreSQL source cannot start: {reason}")
             }
             PostgresError::Unreachable { address, attempts, reason } => write!(
                 f,

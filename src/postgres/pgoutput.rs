@@ -179,7 +179,7 @@ impl Decoder {
             b'C' => {
                 let _flags = c.u8()?;
                 let commit_lsn = c.u64()?;
-                let _end_lsn = c.u64()?;
+                let end_lsn = c.u64()?;
                 let commit_time = pg_time(c.u64()?);
                 let open = self
                     .open
@@ -188,6 +188,7 @@ impl Decoder {
                 Ok(Some(Transaction {
                     kind: Kind::Commit,
                     commit_lsn,
+                    end_lsn,
                     commit_time: Some(commit_time),
                     xid: Some(open.xid),
                     changes: open.changes,
@@ -244,9 +245,11 @@ impl Decoder {
                     None if transactional => Err(PostgresError::protocol(
                         "a transactional message outside a transaction",
                     )),
+                    // Its LSN is where its record ends.
                     None => Ok(Some(Transaction {
                         kind: Kind::Commit,
                         commit_lsn: lsn,
+                        end_lsn: lsn,
                         commit_time: None,
                         xid: None,
                         changes: vec![change],
@@ -401,7 +404,10 @@ mod tests {
         commit.extend_from_slice(&0x130u64.to_be_bytes());
         commit.extend_from_slice(&0u64.to_be_bytes());
         let tx = d.take(&commit)?.ok_or_else(|| PostgresError::protocol("no transaction"))?;
-        assert_eq!((tx.commit_lsn, tx.xid, tx.changes.len()), (0x100, Some(7), 1));
+        assert_eq!(
+            (tx.commit_lsn, tx.end_lsn, tx.xid, tx.changes.len()),
+            (0x100, 0x130, Some(7), 1)
+        );
         let Change::Insert { row } = &tx.changes[0] else {
             return Err(PostgresError::protocol("not an insert"));
         };

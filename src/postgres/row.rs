@@ -178,11 +178,11 @@ impl FromText for Vec<u8> {
         if hex.len() % 2 != 0 {
             return Err(format!("`{text}` has an odd number of hex digits"));
         }
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| {
-                u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| format!("`{text}` is not hex"))
-            })
+        let digit =
+            |b: u8| char::from(b).to_digit(16).ok_or_else(|| format!("`{text}` is not hex"));
+        hex.as_bytes()
+            .chunks(2)
+            .map(|pair| Ok((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
             .collect()
     }
 }
@@ -259,8 +259,14 @@ pub enum Kind {
 pub struct Transaction {
     /// What the event is.
     pub kind: Kind,
-    /// The commit's LSN (the WAL position of its commit record); 0 for the snapshot.
+    /// The commit's LSN (where its commit record starts); 0 for the snapshot parts.
     pub commit_lsn: u64,
+    /// The event's position: where its last record ends (the commit record of a
+    /// transaction, the message of one emitted outside any, the server's position for a
+    /// heartbeat: the LSN PostgreSQL's own subscribers record). Distinct records end at
+    /// distinct LSNs, and streaming resumed there skips exactly what came before.
+    /// 0 for the snapshot parts.
+    pub end_lsn: u64,
     /// The commit's time on the server (`None` for the snapshot and heartbeats).
     pub commit_time: Option<SystemTime>,
     /// The transaction's id (`None` for the snapshot and heartbeats).
@@ -305,6 +311,14 @@ mod tests {
         );
         assert!(r.get::<u8>("name").is_err());
         assert!(r.get::<i64>("missing").is_err());
+        let odd = row(vec![
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Null,
+            Value::Text("\\x0\u{e9}0".into()),
+        ]);
+        assert!(odd.get::<Vec<u8>>("avatar").is_err(), "not hex, and no panic");
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::postgres::error::PostgresError;
 use crate::postgres::row::{Change, Column, Kind, Relation, Row, Transaction, Value};
-use crate::postgres::wire::{Connection, ident, literal};
+use crate::postgres::wire::{Connection, ident, literal, parse_lsn};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -29,6 +29,9 @@ pub struct SnapshotProgress {
 /// A table to copy: its relation as the snapshot reads it.
 struct Table {
     relation: Arc<Relation>,
+    /// A partitioned table is read whole; any other without its inheritance children,
+    /// which the publication lists (and the copy reads) on their own.
+    partitioned: bool,
 }
 
 /// A snapshot being taken, on the replication connection that created the slot.
@@ -39,6 +42,8 @@ pub(crate) struct Snapshot {
     current: Option<Arc<Relation>>,
     chunk: usize,
     pub(crate) progress: SnapshotProgress,
+    /// Where the slot starts: the copy is the state there, the stream goes on from it.
+    pub(crate) consistent_point: u64,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -57,13 +62,21 @@ impl Snapshot {
         chunk: usize,
     ) -> Result<Self, PostgresError> {
         conn.query("BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", "beginning the snapshot")?;
-        conn.query(
-            &format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'use')", ident(slot)),
+        // The old spelling of `(SNAPSHOT 'use')`, which PostgreSQL 14 knows too.
+        let created = conn.query(
+            &format!("CREATE_REPLICATION_SLOT {} LOGICAL pgoutput USE_SNAPSHOT", ident(slot)),
             "creating the replication slot",
         )?;
+        let consistent_point = created
+            .first()
+            .and_then(|r| r.rows.first())
+            .and_then(|row| row.get(1).cloned().flatten())
+            .ok_or_else(|| PostgresError::protocol("a slot created without its consistent point"))
+            .and_then(|lsn| parse_lsn(&lsn))?;
         let listed = conn.query(
             &format!(
-                "SELECT t.schemaname, t.tablename, c.oid, GREATEST(c.reltuples, 0)::int8 \
+                "SELECT t.schemaname, t.tablename, c.oid, GREATEST(c.reltuples, 0)::int8, \
+                 c.relkind = 'p' \
                  FROM pg_publication_tables t \
                  JOIN pg_namespace n ON n.nspname = t.schemaname \
                  JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = t.tablename \
@@ -75,12 +88,13 @@ impl Snapshot {
         let listed = listed.into_iter().next().map(|r| r.rows).unwrap_or_default();
         let mut found = Vec::new();
         for row in listed {
-            let [Some(schema), Some(name), Some(oid), estimate] = &row[..] else {
+            let [Some(schema), Some(name), Some(oid), estimate, partitioned] = &row[..] else {
                 return Err(PostgresError::protocol("a table listed without its name or OID"));
             };
             let id: u32 = oid.parse().map_err(|_| PostgresError::protocol("a table OID"))?;
             let estimate: u64 = estimate.as_deref().and_then(|e| e.parse().ok()).unwrap_or(0);
-            found.push((schema.clone(), name.clone(), id, estimate));
+            let partitioned = partitioned.as_deref() == Some("t");
+            found.push((schema.clone(), name.clone(), id, estimate, partitioned));
         }
         // Held to the end of the copy: a concurrent ALTER TABLE waits for it, so that the
         // columns read now are the columns copied.
@@ -94,18 +108,18 @@ impl Snapshot {
         }
         let mut tables = VecDeque::new();
         let mut estimated_rows = 0u64;
-        for (schema, name, id, estimate) in found {
+        for (schema, name, id, estimate, partitioned) in found {
             estimated_rows += estimate;
             let columns = columns(&mut conn, id)?;
             let relation = Arc::new(Relation { id, schema, name, columns });
-            tables.push_back(Table { relation });
+            tables.push_back(Table { relation, partitioned });
         }
         let progress = SnapshotProgress {
             tables: tables.len(),
             estimated_rows,
             ..SnapshotProgress::default()
         };
-        Ok(Snapshot { conn, tables, current: None, chunk, progress })
+        Ok(Snapshot { conn, tables, current: None, chunk, progress, consistent_point })
     }
 
     /// The next part of the snapshot: up to a chunk of rows of one table; `None` once
@@ -116,11 +130,11 @@ impl Snapshot {
                 Arc::clone(r)
             } else {
                 let Some(table) = self.tables.pop_front() else { return Ok(None) };
-                let r = table.relation;
+                let (r, only) = (table.relation, if table.partitioned { "" } else { "ONLY " });
                 let list: Vec<String> = r.columns.iter().map(|c| ident(&c.name)).collect();
                 self.conn.query(
                     &format!(
-                        "DECLARE viewstore_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {}.{}",
+                        "DECLARE viewstore_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {only}{}.{}",
                         if list.is_empty() { "NULL".to_owned() } else { list.join(", ") },
                         ident(&r.schema),
                         ident(&r.name)
@@ -155,6 +169,7 @@ impl Snapshot {
             return Ok(Some(Transaction {
                 kind: Kind::Snapshot { done: false },
                 commit_lsn: 0,
+                end_lsn: 0,
                 commit_time: None,
                 xid: None,
                 changes,
@@ -170,13 +185,17 @@ impl Snapshot {
 }
 
 /// The columns of table `oid` that `pgoutput` sends (not dropped, not generated), with
-/// its primary key's columns marked as the key.
+/// its replica identity's columns marked as the key, as the stream marks them.
 fn columns(conn: &mut Connection, oid: u32) -> Result<Vec<Column>, PostgresError> {
     let rows = conn.query(
         &format!(
-            "SELECT a.attname, a.atttypid, COALESCE(a.attnum = ANY(i.indkey), false) \
-             FROM pg_attribute a \
-             LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
+            "SELECT a.attname, a.atttypid, CASE c.relreplident \
+             WHEN 'f' THEN true \
+             WHEN 'd' THEN COALESCE(a.attnum = ANY(pk.indkey), false) \
+             WHEN 'i' THEN COALESCE(a.attnum = ANY(ri.indkey), false) ELSE false END \
+             FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
+             LEFT JOIN pg_index pk ON pk.indrelid = a.attrelid AND pk.indisprimary \
+             LEFT JOIN pg_index ri ON ri.indrelid = a.attrelid AND ri.indisreplident \
              WHERE a.attrelid = {oid} AND a.attnum > 0 AND NOT a.attisdropped \
              AND a.attgenerated = '' ORDER BY a.attnum"
         ),

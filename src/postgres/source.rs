@@ -6,7 +6,7 @@ use crate::postgres::error::PostgresError;
 use crate::postgres::pgoutput::{Decoder, StreamMessage, status_update, stream_message};
 use crate::postgres::row::{Kind, Transaction};
 use crate::postgres::snapshot::{Snapshot, SnapshotProgress};
-use crate::postgres::wire::{Connection, format_lsn, ident, literal, parse_lsn};
+use crate::postgres::wire::{Connection, deadline_after, format_lsn, ident, literal, parse_lsn};
 use crate::project::source::{BoxError, Event, Source};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -170,27 +170,46 @@ impl PostgresSource {
         self.reconnects
     }
 
-    /// A connection, tried with backoff while the failures are transient.
+    /// One attempt at a connection (the callers retry, with backoff, what is transient).
     fn connect(&self) -> Result<Connection, PostgresError> {
-        let c = &self.config;
-        let mut wait = c.backoff;
-        let mut last = None;
-        for attempt in 1..=c.attempts {
-            match Connection::connect(&c.endpoint, true) {
-                Ok(conn) => return Ok(conn),
-                Err(e) if e.is_transient() => last = Some(e),
-                Err(e) => return Err(e),
-            }
-            if attempt < c.attempts {
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(c.max_backoff);
+        Connection::connect(&self.config.endpoint, true)
+    }
+
+    /// Runs `f` until it succeeds, fails for good, or the configured attempts are spent,
+    /// waiting between attempts with a doubling backoff. The last failure of a server
+    /// never reached says how many attempts were made.
+    fn retrying<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Self) -> Result<T, BoxError>,
+    ) -> Result<T, BoxError> {
+        let (attempts, mut wait, max) =
+            (self.config.attempts, self.config.backoff, self.config.max_backoff);
+        let mut attempt = 1;
+        loop {
+            match f(self) {
+                Err(e) if is_transient(&e) && attempt < attempts => {
+                    std::thread::sleep(wait);
+                    wait = wait.saturating_mul(2).min(max);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    return Err(match e.downcast::<PostgresError>() {
+                        Ok(pe) => match *pe {
+                            PostgresError::Unreachable { address, reason, .. } => {
+                                Box::new(PostgresError::Unreachable {
+                                    address,
+                                    attempts: attempt,
+                                    reason,
+                                })
+                            }
+                            other => Box::new(other),
+                        },
+                        Err(other) => other,
+                    });
+                }
+                ok => return ok,
             }
         }
-        Err(PostgresError::Unreachable {
-            address: c.endpoint.address(),
-            attempts: c.attempts,
-            reason: last.map_or_else(|| "no attempt was made".into(), |e| e.to_string()),
-        })
     }
 
     /// Creates the publication from the configured tables when it does not exist.
@@ -204,7 +223,7 @@ impl PostgresSource {
             return Ok(());
         }
         if c.tables.is_empty() {
-            return Err(PostgresError::Config {
+            return Err(PostgresError::Setup {
                 reason: format!(
                     "the publication `{}` does not exist and no tables were given to create \
                      it with (`PostgresConfig::with_tables`)",
@@ -307,32 +326,28 @@ impl PostgresSource {
     }
 
     /// Connects again after a broken stream: the slot must still be there.
-    fn reconnect(&mut self) -> Result<(), PostgresError> {
-        let mut wait = self.config.backoff;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let result = self.connect().and_then(|mut conn| match self.slot_state(&mut conn)? {
-                None => Err(PostgresError::SlotGone { slot: self.config.slot.clone() }),
-                Some(s) if s.lost => Err(PostgresError::WalGone {
-                    slot: self.config.slot.clone(),
-                    reason: "the server removed WAL the slot still needed".into(),
-                }),
-                Some(_) => Ok(conn),
-            });
-            let started = result.and_then(|conn| self.start_streaming(conn));
-            match started {
-                Ok(()) => {
-                    self.reconnects += 1;
-                    return Ok(());
+    fn reconnect(&mut self) -> Result<(), BoxError> {
+        self.retrying(|source| {
+            let mut conn = source.connect()?;
+            match source.slot_state(&mut conn)? {
+                None => {
+                    return Err(Box::new(PostgresError::SlotGone {
+                        slot: source.config.slot.clone(),
+                    }));
                 }
-                Err(e) if e.is_transient() && attempt < self.config.attempts => {
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(self.config.max_backoff);
+                Some(s) if s.lost => {
+                    return Err(Box::new(PostgresError::WalGone {
+                        slot: source.config.slot.clone(),
+                        reason: "the server removed WAL the slot still needed".into(),
+                    }));
                 }
-                Err(e) => return Err(e),
+                Some(_) => {}
             }
-        }
+            source.start_streaming(conn)?;
+            Ok(())
+        })?;
+        self.reconnects += 1;
+        Ok(())
     }
 
     /// Tells the server the durable position, if it moved (or `now`).
@@ -359,11 +374,14 @@ impl PostgresSource {
         while events.len() < max && started.elapsed() < Duration::from_millis(200) {
             let Phase::Snapshot { snapshot, epoch, part } = &mut self.phase else { break };
             let epoch = *epoch;
+            let advice = if self.config.feeds.is_empty() {
+                "name the views it feeds with `PostgresConfig::with_feeds` (or start from a new \
+                 store file) and start the projector again"
+            } else {
+                "start the projector again: it clears the views it feeds and takes a new snapshot"
+            };
             let interrupted = |e: PostgresError| PostgresError::SnapshotInterrupted {
-                reason: format!(
-                    "{e}; start the projector again: it clears the views it feeds and takes \
-                     a new snapshot"
-                ),
+                reason: format!("{e}; {advice}"),
             };
             let next = match snapshot.next_rows() {
                 Err(e) if e.is_transient() && !self.config.feeds.is_empty() => {
@@ -375,8 +393,11 @@ impl PostgresSource {
                     events.clear();
                     self.phase = Phase::Broken;
                     self.clear_feeds("the connection failed during the snapshot")?;
-                    let conn = self.connect()?;
-                    self.start_snapshot(conn, epoch + 1)?;
+                    self.retrying(|source| {
+                        let conn = source.connect()?;
+                        source.start_snapshot(conn, epoch + 1)?;
+                        Ok(())
+                    })?;
                     continue;
                 }
                 other => other.map_err(interrupted)?,
@@ -405,6 +426,7 @@ impl PostgresSource {
             let mut progress = snapshot.progress.clone();
             progress.table.clear();
             progress.done = true;
+            let consistent_point = snapshot.consistent_point;
             // Every row is read: a connection that fails now loses nothing (the slot
             // exists, at the copy's point), and the next poll reconnects.
             match snapshot.finish().and_then(|conn| self.start_streaming(conn)) {
@@ -421,11 +443,16 @@ impl PostgresSource {
                 payload: Transaction {
                     kind: Kind::Snapshot { done: true },
                     commit_lsn: 0,
+                    end_lsn: 0,
                     commit_time: None,
                     xid: None,
                     changes: Vec::new(),
                 },
             });
+            // The stream's position starts at the slot's: what the store holds then
+            // agrees with the slot even before the first transaction (after a resync,
+            // it replaces the old slot's position).
+            self.deliver(heartbeat(consistent_point), &mut events);
             break;
         }
         Ok(events)
@@ -436,7 +463,7 @@ impl PostgresSource {
         max: usize,
         timeout: Duration,
     ) -> Result<Vec<Event<Transaction>>, BoxError> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut events = Vec::new();
         while events.len() < max {
             if matches!(self.phase, Phase::Broken) {
@@ -453,7 +480,10 @@ impl PostgresSource {
                     self.last_heard = Instant::now();
                     payload
                 }
-                Ok(None) if self.last_heard.elapsed() > 3 * self.config.status_interval => {
+                Ok(None)
+                    if self.last_heard.elapsed()
+                        > self.config.status_interval.saturating_mul(3) =>
+                {
                     // Three periodic updates asked for an answer and none came: the
                     // server is gone without closing the connection.
                     self.phase = Phase::Broken;
@@ -477,8 +507,8 @@ impl PostgresSource {
                 StreamMessage::Keepalive { wal_end, reply } => {
                     self.head = self.head.max(wal_end);
                     self.heartbeat(wal_end, &mut events);
-                    if reply {
-                        self.report(true)?;
+                    if reply && self.report(true).is_err() {
+                        self.phase = Phase::Broken;
                     }
                 }
             }
@@ -486,13 +516,16 @@ impl PostgresSource {
                 break;
             }
         }
-        self.report(false)?;
+        if self.report(false).is_err() {
+            // The next poll reconnects; these events stand.
+            self.phase = Phase::Broken;
+        }
         Ok(events)
     }
 
     /// Adds a received transaction to `events`, unless it was delivered already.
     fn deliver(&mut self, tx: Transaction, events: &mut Vec<Event<Transaction>>) {
-        let position = tx.commit_lsn;
+        let position = tx.end_lsn;
         if self.delivered.is_some_and(|d| position <= d) || position < self.flushed {
             return;
         }
@@ -513,16 +546,7 @@ impl PostgresSource {
             && !self.decoder.in_transaction()
             && self.last_event.elapsed() >= self.config.heartbeat_interval
         {
-            self.deliver(
-                Transaction {
-                    kind: Kind::Heartbeat,
-                    commit_lsn: wal_end,
-                    commit_time: None,
-                    xid: None,
-                    changes: Vec::new(),
-                },
-                events,
-            );
+            self.deliver(heartbeat(wal_end), events);
         }
     }
 
@@ -530,7 +554,7 @@ impl PostgresSource {
         let stream = positions.iter().find(|(p, _)| *p == STREAM).map(|&(_, at)| at);
         let snapshot = positions.iter().find(|(p, _)| *p == SNAPSHOT).map(|&(_, at)| at);
         if let Some((p, _)) = positions.iter().find(|(p, _)| *p != STREAM && *p != SNAPSHOT) {
-            return Err(Box::new(PostgresError::Config {
+            return Err(Box::new(PostgresError::Setup {
                 reason: format!(
                     "the store holds a position of partition {p} for source `{}`, which a \
                      PostgreSQL source never writes: is another source using this name?",
@@ -548,7 +572,7 @@ impl PostgresSource {
         if let Some(s) = &slot
             && s.database != self.config.endpoint.dbname
         {
-            return Err(Box::new(PostgresError::Config {
+            return Err(Box::new(PostgresError::Setup {
                 reason: format!(
                     "the slot `{}` belongs to database `{}`, not `{}`",
                     self.config.slot, s.database, self.config.endpoint.dbname
@@ -621,6 +645,23 @@ impl PostgresSource {
     }
 }
 
+/// An empty event at the server's position `lsn`.
+fn heartbeat(lsn: u64) -> Transaction {
+    Transaction {
+        kind: Kind::Heartbeat,
+        commit_lsn: lsn,
+        end_lsn: lsn,
+        commit_time: None,
+        xid: None,
+        changes: Vec::new(),
+    }
+}
+
+/// Whether a boxed error is a transient failure of the connection.
+fn is_transient(e: &BoxError) -> bool {
+    e.downcast_ref::<PostgresError>().is_some_and(PostgresError::is_transient)
+}
+
 impl Drop for PostgresSource {
     /// Tells the server the last durable position and ends the stream, so that the slot
     /// is up to date and free for the next start.
@@ -642,22 +683,7 @@ impl Source for PostgresSource {
     fn resume(&mut self, positions: &[(u32, u64)]) -> Result<(), BoxError> {
         // The server may go away in the middle (a restart): every step of a resume can
         // be taken again, so a broken connection starts it over, with backoff.
-        let mut wait = self.config.backoff;
-        let mut attempt = 1;
-        loop {
-            match self.try_resume(positions) {
-                Err(e)
-                    if attempt < self.config.attempts
-                        && e.downcast_ref::<PostgresError>()
-                            .is_some_and(PostgresError::is_transient) =>
-                {
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(self.config.max_backoff);
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
+        self.retrying(|source| source.try_resume(positions))
     }
 
     fn poll(

@@ -80,6 +80,10 @@ impl Connection {
         }
         let stream = stream.ok_or_else(|| unreachable(last))?;
         stream.set_nodelay(true).map_err(|e| unreachable(e.to_string()))?;
+        // A peer that stops reading cannot block a write for ever.
+        stream
+            .set_write_timeout(Some(endpoint.answer_timeout))
+            .map_err(|e| unreachable(e.to_string()))?;
         let mut conn = Connection {
             stream,
             incoming: Vec::new(),
@@ -106,7 +110,7 @@ impl Connection {
         frontend::startup_message(params, &mut buf)
             .map_err(|e| PostgresError::protocol(e.to_string()))?;
         self.send(&buf, "starting up")?;
-        let deadline = Instant::now() + endpoint.connect_timeout;
+        let deadline = deadline_after(endpoint.connect_timeout);
         let mut scram: Option<ScramSha256> = None;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -217,7 +221,7 @@ impl Connection {
         timeout: Option<Duration>,
         during: &str,
     ) -> Result<Option<Raw>, PostgresError> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.map(deadline_after);
         loop {
             if let Some(raw) = self.take()? {
                 return Ok(Some(raw));
@@ -383,7 +387,7 @@ impl Connection {
         if self.send(&buf, "closing").is_err() {
             return;
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         while let Ok(Some(msg)) =
             self.read(Some(deadline.saturating_duration_since(Instant::now())), "closing")
         {
@@ -392,6 +396,12 @@ impl Connection {
             }
         }
     }
+}
+
+/// Now plus `timeout`, or a day from now when that cannot be represented.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout).unwrap_or_else(|| now + Duration::from_secs(86_400))
 }
 
 pub(crate) fn be_i32(buf: &[u8], at: usize) -> Result<i32, PostgresError> {

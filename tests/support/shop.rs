@@ -120,8 +120,8 @@ pub(crate) const FOLLOWERS: ViewDef<i64, i64> = ViewDef::new("followers");
 /// Rows of `txlog` seen (key 0), by delta.
 pub(crate) const TXLOG: ViewDef<u8, i64> = ViewDef::new("txlog");
 /// Outbox messages (prefix `outbox`) by their sequence number: the commit LSN they came
-/// with and their place among the transaction's changes.
-pub(crate) const OUTBOX: ViewDef<u64, (u64, u32)> = ViewDef::new("outbox");
+/// with, their place among the transaction's changes, and how many times they came.
+pub(crate) const OUTBOX: ViewDef<u64, (u64, u32, u32)> = ViewDef::new("outbox");
 /// Marker messages (prefix `marker`) by their content.
 pub(crate) const MARKERS: ViewDef<String, u64> = ViewDef::new("markers");
 
@@ -137,7 +137,7 @@ pub(crate) struct Views {
     pub(crate) post_counts: View<i64, i64>,
     pub(crate) followers: View<i64, i64>,
     pub(crate) txlog: View<u8, i64>,
-    pub(crate) outbox: View<u64, (u64, u32)>,
+    pub(crate) outbox: View<u64, (u64, u32, u32)>,
     pub(crate) markers: View<String, u64>,
 }
 
@@ -177,9 +177,9 @@ impl Views {
                 Change::Message { prefix, content } => {
                     let text = String::from_utf8(content.clone())?;
                     if prefix == "outbox" {
-                        let entry = (tx.commit_lsn, u32::try_from(index)?);
-                        batch.update_next(&self.outbox, &text.parse::<u64>()?, move |_| {
-                            Some(entry)
+                        let (lsn, place) = (tx.commit_lsn, u32::try_from(index)?);
+                        batch.update_next(&self.outbox, &text.parse::<u64>()?, move |old| {
+                            Some((lsn, place, old.map_or(1, |o: &(u64, u32, u32)| o.2 + 1)))
                         })?;
                     } else if prefix == "marker" {
                         let lsn = tx.commit_lsn;
@@ -443,6 +443,11 @@ pub(crate) fn random_transaction(
     }
     tx.commit()?;
     Ok(true)
+}
+
+/// The outbox messages that came more than once: none, if nothing was applied twice.
+pub(crate) fn repeated_outbox(views: &Views) -> Vec<u64> {
+    views.outbox.range(..).into_iter().filter(|(_, v)| v.2 != 1).map(|(k, _)| k).collect()
 }
 
 /// Emits marker `name` in a transaction of its own.
