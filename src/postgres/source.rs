@@ -469,13 +469,16 @@ impl PostgresSource {
             if matches!(self.phase, Phase::Broken) {
                 self.reconnect()?;
             }
+            // Once a transaction is in hand, only what has arrived already joins it:
+            // waiting for more would hold it back for as long as the stream keeps
+            // coming (up to the whole timeout).
             let wait = if events.is_empty() {
-                deadline.saturating_duration_since(Instant::now())
+                deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1))
             } else {
                 Duration::ZERO
             };
             let Phase::Streaming(conn) = &mut self.phase else { break };
-            let received = match conn.copy_recv(wait.max(Duration::from_millis(1))) {
+            let received = match conn.copy_recv(wait) {
                 Ok(Some(payload)) => {
                     self.last_heard = Instant::now();
                     payload

@@ -214,8 +214,9 @@ impl Connection {
         self.stream.write_all(bytes).map_err(|e| io_error(during, &e))
     }
 
-    /// The next message, waiting at most `timeout` (`None`: for ever); `None` when none
-    /// came whole in time (what did come is kept for the next call).
+    /// The next message, waiting at most `timeout` (`None`: for ever; zero: only what
+    /// has arrived already); `None` when none came whole in time (what did come is kept
+    /// for the next call).
     fn read(
         &mut self,
         timeout: Option<Duration>,
@@ -231,28 +232,37 @@ impl Connection {
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Ok(None);
+                        // One read of what the socket holds, without waiting for more.
+                        self.stream.set_nonblocking(true).map_err(|e| io_error(during, &e))?;
+                        let read = self.fill(during);
+                        self.stream.set_nonblocking(false).map_err(|e| io_error(during, &e))?;
+                        read?;
+                        return self.take();
                     }
                     Some(left)
                 }
             };
             self.stream.set_read_timeout(wait).map_err(|e| io_error(during, &e))?;
-            let start = self.incoming.len();
-            self.incoming.resize(start + 64 * 1024, 0);
-            let read = self.stream.read(&mut self.incoming[start..]);
-            self.incoming.truncate(start + *read.as_ref().unwrap_or(&0));
-            match read {
-                Ok(0) => {
-                    return Err(PostgresError::Connection {
-                        during: during.to_owned(),
-                        reason: "the server closed the connection".into(),
-                    });
-                }
-                Ok(_) => {}
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(during, &e)),
-            }
+            self.fill(during)?;
+        }
+    }
+
+    /// One read from the socket into `incoming`; nothing read when it timed out or
+    /// would block.
+    fn fill(&mut self, during: &str) -> Result<(), PostgresError> {
+        let start = self.incoming.len();
+        self.incoming.resize(start + 64 * 1024, 0);
+        let read = self.stream.read(&mut self.incoming[start..]);
+        self.incoming.truncate(start + *read.as_ref().unwrap_or(&0));
+        match read {
+            Ok(0) => Err(PostgresError::Connection {
+                during: during.to_owned(),
+                reason: "the server closed the connection".into(),
+            }),
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::Interrupted => Ok(()),
+            Err(e) => Err(io_error(during, &e)),
         }
     }
 
