@@ -286,21 +286,30 @@ impl Connection {
         Ok(Some(Raw { tag, body }))
     }
 
-    /// Runs `sql` by the simple query protocol and returns each statement's rows.
-    pub(crate) fn query(&mut self, sql: &str, during: &str) -> Result<Vec<Rows>, PostgresError> {
+    /// Sends `sql` as a simple query.
+    fn send_query(&mut self, sql: &str, during: &str) -> Result<(), PostgresError> {
         let mut buf = BytesMut::new();
         frontend::query(sql, &mut buf).map_err(|e| PostgresError::protocol(e.to_string()))?;
-        self.send(&buf, during)?;
+        self.send(&buf, during)
+    }
+
+    /// The next message of a command's answer; none within the answer timeout is a
+    /// broken connection.
+    fn answer(&mut self, during: &str) -> Result<Raw, PostgresError> {
+        self.read(Some(self.answer_timeout), during)?.ok_or_else(|| PostgresError::Connection {
+            during: during.to_owned(),
+            reason: format!("no answer within {:?}", self.answer_timeout),
+        })
+    }
+
+    /// Runs `sql` by the simple query protocol and returns each statement's rows.
+    pub(crate) fn query(&mut self, sql: &str, during: &str) -> Result<Vec<Rows>, PostgresError> {
+        self.send_query(sql, during)?;
         let mut results = Vec::new();
         let mut current = Rows::default();
         let mut failure = None;
         loop {
-            let Some(msg) = self.read(Some(self.answer_timeout), during)? else {
-                return Err(PostgresError::Connection {
-                    during: during.to_owned(),
-                    reason: format!("no answer within {:?}", self.answer_timeout),
-                });
-            };
+            let msg = self.answer(during)?;
             match msg.tag {
                 b'T' => current.columns = row_description(&msg.body)?,
                 b'D' => current.rows.push(data_row(&msg.body)?),
@@ -324,17 +333,10 @@ impl Connection {
 
     /// Runs a command that enters copy-both mode (`START_REPLICATION`).
     pub(crate) fn start_copy_both(&mut self, sql: &str, during: &str) -> Result<(), PostgresError> {
-        let mut buf = BytesMut::new();
-        frontend::query(sql, &mut buf).map_err(|e| PostgresError::protocol(e.to_string()))?;
-        self.send(&buf, during)?;
+        self.send_query(sql, during)?;
         let mut failure = None;
         loop {
-            let Some(msg) = self.read(Some(self.answer_timeout), during)? else {
-                return Err(PostgresError::Connection {
-                    during: during.to_owned(),
-                    reason: format!("no answer within {:?}", self.answer_timeout),
-                });
-            };
+            let msg = self.answer(during)?;
             match msg.tag {
                 b'W' => return Ok(()),
                 b'E' => failure = Some(server_error(during, &msg.body)),
