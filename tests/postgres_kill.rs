@@ -259,16 +259,27 @@ mod kill {
         let mut restarts = 0;
         let mut streaming = 0;
         let mut mode = MODES[0];
+        let mut phase_start = 0;
         for cycle in 0..cycles {
             let phase = (cycle * 3 / cycles.max(1)) as usize;
             if MODES[phase] != mode {
                 // A new store file: the source drops the slot and takes a new snapshot.
                 mode = MODES[phase];
                 dir = tempfile::tempdir()?;
+                phase_start = cycle;
             }
             let mut child = spawn_child(dir.path(), &url, mode, false)?;
-            // One kill in three comes early (often during a snapshot), the others later.
-            let delay = if cycle % 3 == 0 { 30 + rng.below(300) } else { 600 + rng.below(1400) };
+            // The first kills of a store come early, most during its first snapshots (each
+            // one retaken after clearing the views); one in three later ones comes early,
+            // the others later.
+            let early = cycle - phase_start < 3 || cycle % 3 == 0;
+            let delay = if cycle - phase_start < 3 {
+                5 + rng.below(80)
+            } else if early {
+                30 + rng.below(300)
+            } else {
+                600 + rng.below(1400)
+            };
             std::thread::sleep(Duration::from_millis(delay));
             if cycle % 10 == 5 {
                 shop::restart_server()?;
@@ -306,8 +317,8 @@ mod kill {
             .into());
         }
         println!(
-            "postgres_kill: {cycles} cycles ({streaming} killed while streaming, the others during \
-             a snapshot; {restarts} server restarts; {committed} transactions committed, {} log \
+            "postgres_kill: {cycles} cycles ({streaming} killed after the snapshot, the others before \
+             it or during it; {restarts} server restarts; {committed} transactions committed, {} log \
              rows) in {:.1} s: views equal the tables",
             tables.txlog.get(&0).copied().unwrap_or(0),
             started.elapsed().as_secs_f64()
