@@ -16,6 +16,7 @@
 mod config;
 mod error;
 mod pgoutput;
+mod resume;
 mod row;
 mod snapshot;
 mod source;

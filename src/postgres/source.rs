@@ -6,7 +6,7 @@ use crate::postgres::error::PostgresError;
 use crate::postgres::pgoutput::{Decoder, StreamMessage, status_update, stream_message};
 use crate::postgres::row::{Kind, Transaction};
 use crate::postgres::snapshot::{Snapshot, SnapshotProgress};
-use crate::postgres::wire::{Connection, deadline_after, format_lsn, ident, literal, parse_lsn};
+use crate::postgres::wire::{Connection, deadline_after, format_lsn, ident, literal};
 use crate::project::source::{BoxError, Event, Source};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,13 +16,13 @@ pub const STREAM: u32 = 0;
 /// The partition of the initial snapshot: its parts, at `epoch << 32 | part`.
 pub const SNAPSHOT: u32 = 1;
 /// The part number of the event that completes a snapshot.
-const DONE: u64 = u32::MAX as u64;
+pub(super) const DONE: u64 = u32::MAX as u64;
 
 /// A callback told of the initial snapshot's progress.
 type ProgressFn = Box<dyn FnMut(&SnapshotProgress) + Send>;
 
 /// Where the source is.
-enum Phase {
+pub(super) enum Phase {
     /// Not resumed yet.
     Idle,
     /// Copying the tables; `epoch` numbers this snapshot among the store's.
@@ -31,13 +31,6 @@ enum Phase {
     Streaming(Connection),
     /// The connection broke while streaming; the next poll reconnects.
     Broken,
-}
-
-/// The replication slot as the server describes it.
-struct SlotState {
-    confirmed: Option<u64>,
-    lost: bool,
-    database: String,
 }
 
 /// A [`Source`] of a PostgreSQL database's committed transactions, read through a
@@ -96,29 +89,29 @@ struct SlotState {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct PostgresSource {
-    config: PostgresConfig,
-    store: Store,
-    phase: Phase,
-    decoder: Decoder,
-    on_progress: Option<ProgressFn>,
+    pub(super) config: PostgresConfig,
+    pub(super) store: Store,
+    pub(super) phase: Phase,
+    pub(super) decoder: Decoder,
+    pub(super) on_progress: Option<ProgressFn>,
     /// The position of the last stream event delivered.
-    delivered: Option<u64>,
+    pub(super) delivered: Option<u64>,
     /// The newest position the store has made durable (what the slot is told).
-    flushed: u64,
+    pub(super) flushed: u64,
     /// `flushed` as last sent to the server.
-    reported: u64,
-    last_report: Instant,
+    pub(super) reported: u64,
+    pub(super) last_report: Instant,
     /// The server's WAL end, as last reported.
-    head: u64,
+    pub(super) head: u64,
     /// Commit times of delivered transactions the store may not have applied yet.
-    commits: VecDeque<(u64, SystemTime)>,
+    pub(super) commits: VecDeque<(u64, SystemTime)>,
     /// The newest commit time received.
-    newest_commit: Option<SystemTime>,
+    pub(super) newest_commit: Option<SystemTime>,
     /// When the last stream event was delivered (for heartbeats).
-    last_event: Instant,
+    pub(super) last_event: Instant,
     /// When the server last sent anything on the stream.
-    last_heard: Instant,
-    reconnects: u64,
+    pub(super) last_heard: Instant,
+    pub(super) reconnects: u64,
 }
 
 impl std::fmt::Debug for PostgresSource {
@@ -171,7 +164,7 @@ impl PostgresSource {
     }
 
     /// One attempt at a connection (the callers retry, with backoff, what is transient).
-    fn connect(&self) -> Result<Connection, PostgresError> {
+    pub(super) fn connect(&self) -> Result<Connection, PostgresError> {
         Connection::connect(&self.config.endpoint, true)
     }
 
@@ -212,100 +205,8 @@ impl PostgresSource {
         }
     }
 
-    /// Creates the publication from the configured tables when it does not exist.
-    fn ensure_publication(&self, conn: &mut Connection) -> Result<(), PostgresError> {
-        let c = &self.config;
-        let found = conn.query(
-            &format!("SELECT 1 FROM pg_publication WHERE pubname = {}", literal(&c.publication)),
-            "looking for the publication",
-        )?;
-        if found.iter().any(|r| !r.rows.is_empty()) {
-            return Ok(());
-        }
-        if c.tables.is_empty() {
-            return Err(PostgresError::Setup {
-                reason: format!(
-                    "the publication `{}` does not exist and no tables were given to create \
-                     it with (`PostgresConfig::with_tables`)",
-                    c.publication
-                ),
-            });
-        }
-        let tables: Vec<String> = c
-            .tables
-            .iter()
-            .map(|t| t.split('.').map(ident).collect::<Vec<_>>().join("."))
-            .collect();
-        conn.query(
-            &format!(
-                "CREATE PUBLICATION {} FOR TABLE {}",
-                ident(&c.publication),
-                tables.join(", ")
-            ),
-            "creating the publication",
-        )?;
-        Ok(())
-    }
-
-    fn slot_state(&self, conn: &mut Connection) -> Result<Option<SlotState>, PostgresError> {
-        let rows = conn.query(
-            &format!(
-                "SELECT confirmed_flush_lsn, wal_status, database \
-                 FROM pg_replication_slots WHERE slot_name = {}",
-                literal(&self.config.slot)
-            ),
-            "reading the replication slot",
-        )?;
-        let Some(row) = rows.into_iter().next().and_then(|r| r.rows.into_iter().next()) else {
-            return Ok(None);
-        };
-        let confirmed = row.first().cloned().flatten().map(|l| parse_lsn(&l)).transpose()?;
-        Ok(Some(SlotState {
-            confirmed,
-            lost: row.get(1).cloned().flatten().as_deref() == Some("lost"),
-            database: row.get(2).cloned().flatten().unwrap_or_default(),
-        }))
-    }
-
-    /// Clears the views the source feeds, before a new snapshot fills them again.
-    fn clear_feeds(&self, why: &str) -> Result<(), BoxError> {
-        if self.config.feeds.is_empty() {
-            return Err(Box::new(PostgresError::SnapshotInterrupted {
-                reason: format!(
-                    "{why}; the views it feeds may hold part of an older copy, and the source \
-                     does not know them: name them with `PostgresConfig::with_feeds` so that \
-                     it clears them first, or start from a new store file"
-                ),
-            }));
-        }
-        for view in &self.config.feeds {
-            self.store.clear_view(view)?;
-        }
-        Ok(())
-    }
-
-    /// Drops the slot (a new store, or a resync), waiting for a walsender that still
-    /// holds it to let go.
-    fn drop_slot(&self, conn: &mut Connection) -> Result<(), PostgresError> {
-        conn.query(
-            &format!("DROP_REPLICATION_SLOT {} WAIT", ident(&self.config.slot)),
-            "dropping the old replication slot",
-        )?;
-        Ok(())
-    }
-
-    fn start_snapshot(&mut self, mut conn: Connection, epoch: u64) -> Result<(), PostgresError> {
-        if self.slot_state(&mut conn)?.is_some() {
-            self.drop_slot(&mut conn)?;
-        }
-        let c = &self.config;
-        let snapshot = Snapshot::begin(conn, &c.slot, &c.publication, c.snapshot_chunk)?;
-        self.phase = Phase::Snapshot { snapshot: Box::new(snapshot), epoch, part: 0 };
-        Ok(())
-    }
-
     /// Starts streaming on `conn` from the durable position (or the slot's own).
-    fn start_streaming(&mut self, mut conn: Connection) -> Result<(), PostgresError> {
+    pub(super) fn start_streaming(&mut self, mut conn: Connection) -> Result<(), PostgresError> {
         let c = &self.config;
         conn.start_copy_both(
             &format!(
@@ -551,100 +452,6 @@ impl PostgresSource {
         {
             self.deliver(heartbeat(wal_end), events);
         }
-    }
-
-    fn try_resume(&mut self, positions: &[(u32, u64)]) -> Result<(), BoxError> {
-        let stream = positions.iter().find(|(p, _)| *p == STREAM).map(|&(_, at)| at);
-        let snapshot = positions.iter().find(|(p, _)| *p == SNAPSHOT).map(|&(_, at)| at);
-        if let Some((p, _)) = positions.iter().find(|(p, _)| *p != STREAM && *p != SNAPSHOT) {
-            return Err(Box::new(PostgresError::Setup {
-                reason: format!(
-                    "the store holds a position of partition {p} for source `{}`, which a \
-                     PostgreSQL source never writes: is another source using this name?",
-                    self.config.slot
-                ),
-            }));
-        }
-        self.flushed = stream.unwrap_or(0);
-        self.reported = self.flushed;
-        self.delivered = stream;
-        let epoch = snapshot.map_or(0, |s| s >> 32);
-        let mut conn = self.connect()?;
-        self.ensure_publication(&mut conn)?;
-        let slot = self.slot_state(&mut conn)?;
-        if let Some(s) = &slot
-            && s.database != self.config.endpoint.dbname
-        {
-            return Err(Box::new(PostgresError::Setup {
-                reason: format!(
-                    "the slot `{}` belongs to database `{}`, not `{}`",
-                    self.config.slot, s.database, self.config.endpoint.dbname
-                ),
-            }));
-        }
-        // A snapshot begun and not completed: its rows may be in the views.
-        if snapshot.is_some_and(|s| s & DONE != DONE) {
-            self.clear_feeds("the initial snapshot was interrupted")?;
-            self.start_snapshot(conn, epoch + 1)?;
-            return Ok(());
-        }
-        if stream.is_none() && snapshot.is_none() {
-            if self.config.snapshot {
-                self.start_snapshot(conn, 1)?;
-            } else {
-                if slot.is_none() {
-                    conn.query(
-                        &format!(
-                            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput",
-                            ident(&self.config.slot)
-                        ),
-                        "creating the replication slot",
-                    )?;
-                }
-                self.start_streaming(conn)?;
-            }
-            return Ok(());
-        }
-        let problem = match &slot {
-            None => Some(PostgresError::SlotGone { slot: self.config.slot.clone() }),
-            Some(s) if s.lost => Some(PostgresError::WalGone {
-                slot: self.config.slot.clone(),
-                reason: "the server removed WAL the slot still needed (wal_status = lost)".into(),
-            }),
-            Some(s) if s.confirmed.zip(stream).is_some_and(|(c, at)| c > at) => {
-                Some(PostgresError::WalGone {
-                    slot: self.config.slot.clone(),
-                    reason: format!(
-                        "the slot has confirmed {}, past the store's {}: the store is older \
-                         than the slot (restored from an older copy?), and the changes between \
-                         are gone",
-                        format_lsn(s.confirmed.unwrap_or(0)),
-                        format_lsn(stream.unwrap_or(0))
-                    ),
-                })
-            }
-            Some(_) => None,
-        };
-        match problem {
-            Some(e) if self.config.resync => {
-                self.clear_feeds(&format!("resync after: {e}"))?;
-                self.start_snapshot(conn, epoch + 1)?;
-            }
-            Some(e) => return Err(Box::new(e)),
-            // A walsender of a dead connection may still hold the slot for a moment
-            // (SQLSTATE 55006, transient): the first poll then reconnects with backoff.
-            None => {
-                self.start_streaming(conn).or_else(|e| {
-                    if e.is_transient() {
-                        self.phase = Phase::Broken;
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })?;
-            }
-        }
-        Ok(())
     }
 }
 
