@@ -111,6 +111,8 @@ mod engine;
 mod feed;
 #[cfg(feature = "inspect")]
 pub mod inspect;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 mod keys;
 mod mem;
 #[cfg(feature = "postgres")]

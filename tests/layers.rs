@@ -1,6 +1,6 @@
 //! The dependency rule of `src/`, checked on the source text (see `docs/design.md`):
 //!
-//! base ← keys ← {mem, storage} ← schema ← engine ← api ← {project, feed} ← postgres
+//! base ← keys ← {mem, storage} ← schema ← engine ← api ← {project, feed} ← {postgres, kafka}
 //! and beside them `inspect`, which reads a file through `storage` alone
 //!
 //! A file imports only from its own layer and the layers to its left; `mem` and
@@ -25,6 +25,7 @@ const RULE: &[(&str, &[&str])] = &[
     ("feed", &["api", "engine", "schema", "storage", "mem", "keys", "base"]),
     ("inspect", &["storage", "keys", "base"]),
     ("postgres", &["project", "api", "engine", "schema", "storage", "mem", "keys", "base"]),
+    ("kafka", &["project", "feed", "api", "engine", "schema", "storage", "mem", "keys", "base"]),
 ];
 
 /// Layers whose code must not name redb: the read path (base only names its error
