@@ -135,6 +135,7 @@ pub use api::asynchronous::{CloseFuture, SubmitFuture, WaitForFuture};
 pub use api::batch::Batch;
 pub use api::index_def::IndexDef;
 pub use api::migration::Migration;
+pub use api::replicate::Replicator;
 pub use api::store::Store;
 pub use api::submit::TrySubmitError;
 pub use api::view::{View, ViewDef};

@@ -5,7 +5,7 @@ use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
 use crate::base::limits::{MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use crate::base::panic::panic_message;
-use crate::base::version::{Change, Version};
+use crate::base::version::{Change, Lsn, Version};
 use crate::keys::{KeyBuf, key_bytes, render_key};
 use crate::schema::names::check_source_name;
 use crate::schema::op::{Fallback, Follows, Op, OpKind, Position, UpdateFn, UpdateResult};
@@ -52,6 +52,8 @@ pub struct Batch {
     pub(crate) bytes: usize,
     pub(crate) positions: Vec<Position>,
     pub(crate) fallback: Option<Fallback>,
+    /// For a group replicated from another store's feed: its LSN there.
+    pub(crate) replicated: Option<Lsn>,
 }
 
 impl std::fmt::Debug for Batch {

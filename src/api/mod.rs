@@ -11,6 +11,7 @@ mod manage;
 mod migrate;
 pub(crate) mod migration;
 mod open_view;
+pub(crate) mod replicate;
 pub(crate) mod snapshot;
 pub(crate) mod store;
 pub(crate) mod submit;

@@ -96,9 +96,13 @@ fn is_empty(batch: &Batch) -> bool {
 /// batches; the completer goes with the request (its ticket was never handed out).
 fn batch_of(request: Request, store: Option<u64>) -> Batch {
     match request {
-        Request::Batch { batch: Submission { ops, positions, fallback }, bytes, done } => {
+        Request::Batch {
+            batch: Submission { ops, positions, fallback, replicated },
+            bytes,
+            done,
+        } => {
             drop(done);
-            Batch { store, ops, bytes, positions, fallback }
+            Batch { store, ops, bytes, positions, fallback, replicated }
         }
         other => {
             debug_assert!(false, "a batch was queued as another kind of request");
@@ -135,8 +139,12 @@ impl Store {
     fn checked_request(&self, batch: Batch) -> (Ticket, Request) {
         let (ticket, done) = ticket::pair(self.inner.writer.id(), Arc::clone(&self.inner.file));
         let bytes = batch.bytes;
-        let batch =
-            Submission { ops: batch.ops, positions: batch.positions, fallback: batch.fallback };
+        let batch = Submission {
+            ops: batch.ops,
+            positions: batch.positions,
+            fallback: batch.fallback,
+            replicated: batch.replicated,
+        };
         (ticket, Request::Batch { batch, bytes, done })
     }
 

@@ -70,6 +70,7 @@ pub(crate) struct Config {
     pub(crate) journal_limit: u64,
     pub(crate) checkpoint_interval: Duration,
     pub(crate) journal_backend: Option<Arc<dyn redb::StorageBackend>>,
+    pub(crate) replica: bool,
 }
 
 /// The default [`StoreBuilder::journal_limit`]: 64 MiB.
@@ -147,6 +148,7 @@ impl StoreBuilder {
                 journal_limit: DEFAULT_JOURNAL_LIMIT,
                 checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
                 journal_backend: None,
+                replica: false,
             },
         }
     }
@@ -262,6 +264,20 @@ impl StoreBuilder {
     /// ```
     pub fn journal_limit(mut self, bytes: u64) -> Self {
         self.config.journal_limit = bytes.max(1);
+        self
+    }
+
+    /// Opens the store as a replica of another: it takes only groups replicated from
+    /// its primary's change feed ([`Replicator`](crate::Replicator)), each at the LSN it
+    /// has there, so that it goes through the same states at the same LSNs; an ordinary
+    /// batch (a write, a projector's) fails with [`Error::Replication`] and writes
+    /// nothing. Opening the same file without this option promotes it: it then takes
+    /// ordinary writes and numbers its groups on from the last replicated LSN.
+    /// Default = `false`.
+    ///
+    /// [`Error::Replication`]: crate::Error::Replication
+    pub fn replica(mut self, replica: bool) -> Self {
+        self.config.replica = replica;
         self
     }
 

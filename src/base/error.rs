@@ -340,6 +340,19 @@ pub enum Error {
         /// The feed holds every group after this LSN.
         readable_after: Lsn,
     },
+    /// A replicated group could not be applied, or a write met a store in the wrong
+    /// role: an ordinary batch on a store opened as a replica
+    /// ([`StoreBuilder::replica`](crate::StoreBuilder::replica)), a replicated group on a
+    /// store that is not one, a change for a view the replicator does not hold, or a
+    /// live change without its value. Nothing was written.
+    Replication {
+        /// The file of the store.
+        file: PathBuf,
+        /// The view concerned, when there is one.
+        view: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
     /// A view management call ([`Store::drop_view`](crate::Store::drop_view),
     /// [`clear_view`](crate::Store::clear_view), [`rename_view`](crate::Store::rename_view))
     /// named a view the file does not hold. Nothing was changed.

@@ -83,19 +83,15 @@ impl fmt::Display for Error {
                 "{} is already open, by another Store in this process or by another process",
                 file.display()
             ),
-            Error::WriterReentry { file } => write!(
-                f,
-                "store {} was called from inside its own writer (an update closure, \
-                 extractor or codec) in a way that would wait for that writer forever",
-                file.display()
-            ),
             Error::InvalidPosition { .. }
             | Error::PositionGap { .. }
             | Error::PartialRedelivery { .. }
             | Error::EventFailed { .. }
             | Error::SourceFailed { .. }
-            | Error::FeedPruned { .. } => self.fmt_source_error(f),
-            Error::UnknownView { .. }
+            | Error::FeedPruned { .. }
+            | Error::Replication { .. } => self.fmt_source_error(f),
+            Error::WriterReentry { .. }
+            | Error::UnknownView { .. }
             | Error::ViewExists { .. }
             | Error::ViewOpen { .. }
             | Error::Migration { .. }
@@ -123,6 +119,12 @@ impl Error {
     /// Display of the errors of view management and backup.
     fn fmt_manage_error(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Error::WriterReentry { file } => write!(
+                f,
+                "store {} was called from inside its own writer (an update closure, \
+                 extractor or codec) in a way that would wait for that writer forever",
+                file.display()
+            ),
             Error::Import { file, view, line: 0, reason } => {
                 write!(f, "cannot import into view '{view}' of {}: {reason}", file.display())
             }
@@ -237,6 +239,12 @@ impl Error {
             ),
             Error::SourceFailed { source, reason } => {
                 write!(f, "source '{source}' failed: {reason}")
+            }
+            Error::Replication { file, view: Some(view), reason } => {
+                write!(f, "store {}: replicating view '{view}': {reason}", file.display())
+            }
+            Error::Replication { file, view: None, reason } => {
+                write!(f, "store {}: replication: {reason}", file.display())
             }
             Error::FeedPruned { after, readable_after } => write!(
                 f,

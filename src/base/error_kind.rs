@@ -9,7 +9,7 @@ impl Error {
     ///
     /// | Kind | Variants |
     /// |---|---|
-    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `InvalidSource`, `UnknownSource`, `SourceRequired`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `Import`, `Migration`, `WriterReentry`, `InvalidPosition`, `FeedPruned`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
+    /// | `Input` | `NotAStore`, `NewerFormat`, `SchemaMismatch`, `InvalidViewName`, `ForeignView`, `InvalidSource`, `UnknownSource`, `SourceRequired`, `KeyTooLarge`, `KeyEncoding`, `AlreadyOpen`, `Import`, `Migration`, `WriterReentry`, `InvalidPosition`, `FeedPruned`, `Replication`, `Full`; `ValueTooLarge` and `Encode` of a value given to the batch; `InvalidIndex` of a definition (`key: None`) |
     /// | `Batch` | `UniqueViolation`, `UpdatePanicked`, `IndexPanicked`, `IndexKeyTooLarge`, `Decode`, `PositionGap`, `PartialRedelivery`, `EventFailed`; `ValueTooLarge` and `Encode` of an `update` closure's result (`from_update: true`); `InvalidIndex` of one record's index key (`key: Some`) |
     /// | `Store` | `Storage`, `Io`, `JournalCorrupt`, `Poisoned`, `Closed`, `SourceFailed` |
     ///
@@ -81,6 +81,7 @@ impl Error {
             | Error::WriterReentry { .. }
             | Error::InvalidPosition { .. }
             | Error::FeedPruned { .. }
+            | Error::Replication { .. }
             | Error::UnknownView { .. }
             | Error::ViewExists { .. }
             | Error::ViewOpen { .. }

@@ -63,7 +63,27 @@ pub struct FeedGroup {
     pub changes: Vec<FeedChange>,
 }
 
+impl FeedChange {
+    /// A change as a transport delivers it, for
+    /// [`Replicator::apply`](crate::Replicator::apply).
+    pub fn new(
+        view: Arc<str>,
+        key: Arc<[u8]>,
+        version: Version,
+        kind: ChangeKind,
+        value: Option<Arc<[u8]>>,
+    ) -> Self {
+        FeedChange { view, key, version, kind, value }
+    }
+}
+
 impl FeedGroup {
+    /// A group as a transport delivers it, for
+    /// [`Replicator::apply`](crate::Replicator::apply).
+    pub fn new(lsn: Lsn, committed_at_ms: u64, changes: Vec<FeedChange>) -> Self {
+        FeedGroup { lsn, committed_at_ms, changes }
+    }
+
     /// The bytes the group takes in the feed, as retention counts them.
     pub(crate) fn size(&self) -> usize {
         let change = |c: &FeedChange| 32 + c.key.len() + c.value.as_ref().map_or(0, |v| v.len());

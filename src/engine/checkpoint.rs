@@ -23,6 +23,7 @@ impl Writer {
         pruned: Option<Lsn>,
     ) -> Result<()> {
         effects.lsn = lsn.get();
+        effects.follows = self.lsn.get();
         effects.feed_row = feed.map(encode_group);
         effects.feed_pruned = pruned.map(Lsn::get);
         let frame = frame::encode(lsn.get(), &effects.encode());

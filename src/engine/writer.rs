@@ -13,7 +13,7 @@ use crate::base::error::{Error, Result};
 use crate::base::feed::FeedGroup;
 use crate::base::instrument::{self, Span};
 use crate::base::panic::panic_message;
-use crate::base::version::{Lsn, Receipt};
+use crate::base::version::{Lsn, Outcome, Receipt};
 use crate::base::writer_stats::{BatchTally, WriterFigures};
 use crate::engine::apply::{Committed, apply_group};
 use crate::engine::feed::{now_ms, write_group};
@@ -283,6 +283,10 @@ impl Writer {
         group: &mut Vec<(Submission, Completer)>,
         mut bytes: usize,
     ) -> Option<Request> {
+        if group.iter().any(|(b, _)| b.replicated.is_some()) {
+            // A replicated group commits alone, at its own LSN.
+            return None;
+        }
         let mut ops: usize = group.iter().map(|(b, _)| b.ops.len().max(1)).sum();
         let linger_until = Instant::now() + self.config.max_linger;
         while ops < self.config.max_batch_ops && bytes < self.config.max_batch_bytes {
@@ -295,6 +299,9 @@ impl Writer {
                 },
             };
             match next {
+                Request::Batch { batch, bytes, done } if batch.replicated.is_some() => {
+                    return Some(Request::Batch { batch, bytes, done });
+                }
                 Request::Batch { batch, bytes: b, done } => {
                     ops += batch.ops.len().max(1);
                     bytes += b;
@@ -347,7 +354,20 @@ impl Writer {
         &mut self,
         group: Vec<(Submission, Completer)>,
     ) -> std::result::Result<(), String> {
-        let (batches, completers): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+        let (batches, completers): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .filter_map(|(batch, done)| match self.wrong_role(&batch) {
+                Some(error) => {
+                    self.figures.count_failed_batch();
+                    done.complete(Err(error));
+                    None
+                }
+                None => Some((batch, done)),
+            })
+            .unzip();
+        if batches.is_empty() {
+            return Ok(());
+        }
         let (count, writes) = (batches.len(), batches.iter().map(|b| b.ops.len()).sum::<usize>());
         let span = Span::commit(count, writes);
         let (before, started) = (self.lsn, Instant::now());
@@ -389,6 +409,27 @@ impl Writer {
                 self.reopen().map_err(|reason| format!("after a failed commit ({e}): {reason}"))
             }
         }
+    }
+
+    /// Why `batch` cannot be applied to this store: an ordinary batch on a replica, or
+    /// a replicated group on a store that is not one.
+    fn wrong_role(&self, batch: &Submission) -> Option<Error> {
+        let reason = match (self.config.replica, batch.replicated) {
+            (true, None) => {
+                "the store is a replica: it takes only groups replicated from its primary \
+                 (open it without `replica(true)` to promote it)"
+            }
+            (false, Some(_)) => {
+                "the store is not a replica: open it with `StoreBuilder::replica(true)` to \
+                 apply replicated groups"
+            }
+            _ => return None,
+        };
+        Some(Error::Replication {
+            file: self.config.path.clone(),
+            view: None,
+            reason: reason.into(),
+        })
     }
 
     pub(super) fn db(&self) -> Result<&Database> {
@@ -457,6 +498,20 @@ impl Writer {
         batches: Vec<Submission>,
     ) -> Result<(Lsn, Vec<Result<Committed>>)> {
         let file = self.config.path.clone();
+        // A replicated group (alone in its group) commits at its primary's LSN, once.
+        let replicated = match batches.as_slice() {
+            [only] => only.replicated,
+            _ => None,
+        };
+        if replicated.is_some_and(|at| at <= self.lsn) {
+            let had = |b: &Submission| Committed {
+                outcomes: vec![Outcome::Redelivered; b.ops.len()],
+                redelivery: true,
+                fell_back: false,
+                deleted: 0,
+            };
+            return Ok((self.lsn, batches.iter().map(|b| Ok(had(b))).collect()));
+        }
         let mut txn =
             self.db()?.begin_write().map_err(|e| Error::storage(&file, "beginning a write", e))?;
         let immediate = match self.config.durability {
@@ -477,7 +532,7 @@ impl Writer {
             txn.abort().map_err(|e| Error::storage(&file, "aborting a write", e))?;
             return Ok((self.lsn, applied.results));
         }
-        let lsn = Lsn::new(self.lsn.get() + 1);
+        let lsn = replicated.unwrap_or(Lsn::new(self.lsn.get() + 1));
         {
             let mut meta =
                 txn.open_table(META).map_err(|e| Error::storage(&file, "opening meta", e))?;

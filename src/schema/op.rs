@@ -2,7 +2,7 @@
 //! type-erased, `update` closures boxed.
 
 use crate::base::error::Error;
-use crate::base::version::Version;
+use crate::base::version::{Lsn, Version};
 use crate::keys::KeyBuf;
 use crate::mem::AnyValue;
 use std::any::Any;
@@ -87,4 +87,7 @@ pub(crate) struct Submission {
     pub(crate) ops: Vec<Op>,
     pub(crate) positions: Vec<Position>,
     pub(crate) fallback: Option<Fallback>,
+    /// A group replicated from a primary's feed, at its LSN there: it commits alone, at
+    /// exactly that LSN, or not at all when the store has it already.
+    pub(crate) replicated: Option<Lsn>,
 }

@@ -16,7 +16,7 @@ pub(crate) struct TableEffects<V> {
 
 /// Everything one committed group wrote, in one journal frame.
 ///
-/// Invariant: applying these effects to the file as it stood after group `lsn - 1`
+/// Invariant: applying these effects to the file as it stood after group `follows`
 /// gives the file as it stood after group `lsn`; applying them again changes nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct GroupEffects {
@@ -32,6 +32,9 @@ pub(crate) struct GroupEffects {
     pub(crate) feed_row: Option<Vec<u8>>,
     /// The highest feed LSN the group pruned, if it pruned any.
     pub(crate) feed_pruned: Option<u64>,
+    /// The LSN of the group before it: `lsn - 1`, or less for a group replicated from
+    /// a primary whose feed skipped LSNs.
+    pub(crate) follows: u64,
 }
 
 impl GroupEffects {
@@ -86,6 +89,7 @@ mod tests {
         effects.positions.push(("s".into(), 1, 9));
         effects.feed_row = Some(vec![1, 2]);
         effects.feed_pruned = Some(3);
+        effects.follows = 4;
         assert_eq!(GroupEffects::decode(&effects.encode()), Ok(effects));
         assert!(GroupEffects::decode(&[0xFF; 3]).is_err());
     }

@@ -32,17 +32,11 @@ pub(crate) fn pending_groups(journal: &Journal, stored: Lsn) -> Result<Vec<Group
     };
     let (frames, _torn_tail) = scan(&bytes, stored.get()).map_err(corrupt)?;
     let mut groups = Vec::new();
-    let mut expected = stored.get() + 1;
+    let mut last = stored.get();
     for frame in frames {
-        if frame.lsn < expected && groups.is_empty() {
+        if frame.lsn <= stored.get() && groups.is_empty() {
             // Left from before the last checkpoint: the file has it.
             continue;
-        }
-        if frame.lsn != expected {
-            return Err(corrupt(Invalid {
-                offset: frame.offset,
-                reason: format!("group {} where group {expected} was expected", frame.lsn),
-            }));
         }
         let mut effects = GroupEffects::decode(frame.payload).map_err(|reason| {
             corrupt(Invalid {
@@ -50,9 +44,18 @@ pub(crate) fn pending_groups(journal: &Journal, stored: Lsn) -> Result<Vec<Group
                 reason: format!("group {} does not decode: {reason}", frame.lsn),
             })
         })?;
+        if effects.follows != last || frame.lsn <= last {
+            return Err(corrupt(Invalid {
+                offset: frame.offset,
+                reason: format!(
+                    "group {} follows group {} where group {last} was the last",
+                    frame.lsn, effects.follows
+                ),
+            }));
+        }
         effects.lsn = frame.lsn;
+        last = frame.lsn;
         groups.push(effects);
-        expected += 1;
     }
     Ok(groups)
 }
