@@ -592,8 +592,10 @@ impl Writer {
 
     /// Records that every group up to `lsn` is on disk, and shows its feed to readers.
     pub(super) fn mark_durable(&self, lsn: Lsn) {
-        self.published.set_durable(lsn);
+        // The feed first: whoever sees `durable_lsn` reach `lsn` finds every group up
+        // to it in the feed (a changelog publisher relies on it).
         self.feed.reveal(lsn);
+        self.published.set_durable(lsn);
     }
 
     pub(super) fn publish(&mut self, root: Arc<Root>) {

@@ -5,3 +5,13 @@
 //! primary store's change feed through a compacted changelog topic.
 //!
 //! [`Source`]: crate::Source
+
+mod changelog;
+mod record;
+mod replica;
+
+pub use changelog::{ChangelogConfig, ChangelogError, ChangelogPublisher};
+pub use replica::ChangelogFollower;
+mod admin;
+
+pub use admin::{create_topic, delete_topic};
