@@ -5,3 +5,22 @@
 //! primary store's change feed through a compacted changelog topic.
 //!
 //! [`Source`]: crate::Source
+//!
+//! [`KafkaSource`] reads the partitions a [`KafkaConfig`] owns, each message one event
+//! ([`KafkaMessage`]) whose offset is stored with its batch; [`partition_for`] and
+//! [`ShardRouter`] say which partition and which shard hold a key. See
+//! `docs/kafka.md`.
+
+mod config;
+mod context;
+mod error;
+mod message;
+mod partition;
+mod resume;
+mod source;
+
+pub use config::{KafkaConfig, OffsetsGone, StartAt, offset_of, partition_id, topic_partition};
+pub use error::KafkaError;
+pub use message::KafkaMessage;
+pub use partition::{ShardRouter, murmur2, partition_for};
+pub use source::KafkaSource;
