@@ -2,14 +2,11 @@
 //! its partitions and positions are numbered in the store.
 
 use crate::kafka::error::KafkaError;
-use crate::kafka::partition::ShardRouter;
+use crate::kafka::partition::{MAX_PARTITIONS, ShardRouter, TOPIC_SHIFT};
 use std::time::Duration;
 
-/// How many partitions of one topic the source can number: `2^20`.
-pub(crate) const MAX_PARTITIONS: usize = 1 << TOPIC_SHIFT;
 /// How many topics one source can read: `2^12`.
 const MAX_TOPICS: usize = 1 << (32 - TOPIC_SHIFT);
-const TOPIC_SHIFT: u32 = 20;
 /// Positions hold the rebuild epoch above the offset's 48 bits.
 const EPOCH_SHIFT: u32 = 48;
 const OFFSET_MASK: u64 = (1 << EPOCH_SHIFT) - 1;

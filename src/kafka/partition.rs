@@ -3,6 +3,11 @@
 
 use crate::kafka::error::KafkaError;
 
+/// Source partition ids hold the topic's number above this many bits of partition.
+pub(crate) const TOPIC_SHIFT: u32 = 20;
+/// How many partitions of one topic a source can number: `2^20`.
+pub(crate) const MAX_PARTITIONS: usize = 1 << TOPIC_SHIFT;
+
 /// The 32-bit murmur2 hash of `data`, exactly as Kafka's Java client computes it
 /// (`org.apache.kafka.common.utils.Utils.murmur2`: seed `0x9747b28c`, multiplier
 /// `0x5bd1e995`, shift 24, the bytes read four at a time little-endian, the one to three
@@ -113,11 +118,11 @@ impl ShardRouter {
         if shard_of_partition.is_empty() {
             return bad("a shard router needs at least one partition".into());
         }
-        if shard_of_partition.len() > crate::kafka::config::MAX_PARTITIONS {
+        if shard_of_partition.len() > MAX_PARTITIONS {
             return bad(format!(
                 "a shard router of {} partitions: at most {} are supported",
                 shard_of_partition.len(),
-                crate::kafka::config::MAX_PARTITIONS
+                MAX_PARTITIONS
             ));
         }
         let shards = shard_of_partition.iter().max().map_or(0, |&m| m + 1);
