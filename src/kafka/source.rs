@@ -154,6 +154,23 @@ impl KafkaSource {
         Ok(())
     }
 
+    /// A partition whose end, as the broker last reported it, is before the offset after
+    /// the stored one, while nothing was read from it: its stored offset is gone. Some
+    /// brokers (tansu) answer a fetch past the end with no messages rather than with
+    /// `OFFSET_OUT_OF_RANGE`, so the high watermark of the statistics is the only sign.
+    /// Only before the first message: a report taken before later messages came would
+    /// look like a partition that shrank.
+    fn past_the_end(&self) -> Option<u32> {
+        self.owned.values().map(|o| &o.state).find_map(|o| {
+            let stored = o.stored?;
+            if o.delivered != Some(stored) {
+                return None;
+            }
+            let high = self.context.high(&o.topic, o.partition)?;
+            (high <= stored).then_some(o.id)
+        })
+    }
+
     /// Serves the consumer's own queue (errors, callbacks, statistics) for up to `wait`.
     fn serve(
         &mut self,
@@ -333,6 +350,12 @@ impl Source for KafkaSource {
                     self.offsets_gone(id)?;
                     return Ok(Vec::new());
                 }
+            }
+            if events.is_empty()
+                && let Some(id) = self.past_the_end()
+            {
+                self.offsets_gone(id)?;
+                return Ok(Vec::new());
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if !events.is_empty() || left.is_zero() {
