@@ -3,7 +3,8 @@
 //! applies every message exactly once and resumes from the stored offsets; two topics
 //! in one source keep apart by partition id, with headers and tombstones as produced;
 //! offsets gone from a partition (the topic deleted and created again with fewer
-//! messages) fail with an error naming the topic and partition, or rebuild the views.
+//! messages) fail with an error naming the topic and partition, or rebuild the views; a
+//! broker restarted mid-stream loses and repeats nothing.
 
 #![cfg(feature = "kafka")]
 
@@ -239,5 +240,31 @@ fn offsets_gone_fail_with_topic_and_partition_or_rebuild_the_views() -> Res<()> 
     assert_eq!(counted(&counts), expected(&topic, &fresh));
     // The positions of the rebuild carry epoch 1 above the offsets.
     assert_eq!(store.positions("gone")?, [(0, 1 << 48 | 4)]);
+    Ok(())
+}
+
+#[test]
+fn broker_restart_mid_stream_loses_and_repeats_nothing() -> Res<()> {
+    let Some(brokers) = kafka::brokers()? else { return Ok(()) };
+    if std::env::var("VIEWSTORE_KAFKA_CTL").is_err() {
+        eprintln!("skipped: no control script for the broker (VIEWSTORE_KAFKA_CTL)");
+        return Ok(());
+    }
+    let topic = kafka::unique_topic("restart");
+    kafka::create_topic(&brokers, &topic, 2, &[])?;
+    let keys = keyed(600, 30);
+    let (first, second) = keys.split_at(300);
+    produce_keys(&brokers, &topic, first)?;
+    let dir = tempfile::tempdir()?;
+    let (store, counts) = open(&dir.path().join("s.redb"))?;
+    let config = KafkaConfig::new(&brokers, "restart")?.with_partitions(&topic, &[0, 1])?;
+    let running = wait_total(spawn(&store, &counts, config)?, &counts, 100)?;
+    // The broker goes away and comes back on its stored topics; the client reconnects.
+    kafka::ctl("restart")?;
+    produce_keys(&brokers, &topic, second)?;
+    let running = wait_total(running, &counts, 600)?;
+    std::thread::sleep(Duration::from_millis(300));
+    running.stop()?;
+    assert_eq!(counted(&counts), expected(&topic, &keys));
     Ok(())
 }
