@@ -2,8 +2,8 @@
 //! keyed topic of 3 partitions, stopped midway and started again on the reopened store,
 //! applies every message exactly once and resumes from the stored offsets; two topics
 //! in one source keep apart by partition id, with headers and tombstones as produced;
-//! offsets gone from a partition (the topic deleted and created again with fewer
-//! messages) fail with an error naming the topic and partition, or rebuild the views; a
+//! offsets gone from a partition (its stored offset past the end of the partition now
+//! read) fail with an error naming the topic and partition, or rebuild the views; a
 //! broker restarted mid-stream loses and repeats nothing.
 
 #![cfg(feature = "kafka")]
@@ -200,25 +200,27 @@ fn two_topics_in_one_source_keep_apart_with_headers_and_tombstones() -> Res<()> 
 #[test]
 fn offsets_gone_fail_with_topic_and_partition_or_rebuild_the_views() -> Res<()> {
     let Some(brokers) = kafka::brokers()? else { return Ok(()) };
-    let topic = kafka::unique_topic("gone");
-    kafka::create_topic(&brokers, &topic, 1, &[("cleanup.policy", "compact")])?;
-    produce_keys(&brokers, &topic, &keyed(20, 4))?;
+    let old = kafka::unique_topic("gone-old");
+    kafka::create_topic(&brokers, &old, 1, &[])?;
+    produce_keys(&brokers, &old, &keyed(20, 4))?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("s.redb");
-    let config = KafkaConfig::new(&brokers, "gone")?.with_partitions(&topic, &[0])?;
     {
         let (store, counts) = open(&path)?;
-        let running = wait_total(spawn(&store, &counts, config.clone())?, &counts, 20)?;
+        let config = KafkaConfig::new(&brokers, "gone")?.with_partitions(&old, &[0])?;
+        let running = wait_total(spawn(&store, &counts, config)?, &counts, 20)?;
         running.stop()?;
         assert_eq!(store.positions("gone")?, [(0, 19)]);
     }
-    // "Gone" made by deleting the topic and creating it again with fewer messages: the
-    // stored offset 19 is past the new partition's end (offsets 0 to 4).
-    kafka::delete_topic(&brokers, &topic)?;
-    std::thread::sleep(Duration::from_millis(500));
+    // "Gone" as when the topic is deleted and created again with fewer messages: the
+    // source's first topic is now a compacted topic whose partition holds offsets 0 to
+    // 4, before the stored offset 19. (Deleting a topic that clients of this process
+    // know makes librdkafka 2.12.1 crash against tansu 0.6.0: docs/kafka.md.)
+    let topic = kafka::unique_topic("gone-new");
     kafka::create_topic(&brokers, &topic, 1, &[("cleanup.policy", "compact")])?;
     let fresh = keyed(5, 2);
     produce_keys(&brokers, &topic, &fresh)?;
+    let config = KafkaConfig::new(&brokers, "gone")?.with_partitions(&topic, &[0])?;
 
     let (store, counts) = open(&path)?;
     let running = spawn(&store, &counts, config.clone())?;
@@ -234,10 +236,16 @@ fn offsets_gone_fail_with_topic_and_partition_or_rebuild_the_views() -> Res<()> 
     assert_eq!(total(&counts), 20, "nothing changed");
 
     let rebuild = config.with_feeds(&["counts"]).on_offsets_gone(OffsetsGone::Rebuild);
-    let running = wait_total(spawn(&store, &counts, rebuild)?, &counts, 5)?;
+    let running = spawn(&store, &counts, rebuild)?;
+    let want = expected(&topic, &fresh);
+    let deadline = std::time::Instant::now() + LIMIT;
+    while counted(&counts) != want && !running.is_finished() && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     std::thread::sleep(Duration::from_millis(300));
     running.stop()?;
-    assert_eq!(counted(&counts), expected(&topic, &fresh));
+    assert_eq!(counted(&counts), want);
     // The positions of the rebuild carry epoch 1 above the offsets.
     assert_eq!(store.positions("gone")?, [(0, 1 << 48 | 4)]);
     Ok(())

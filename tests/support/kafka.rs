@@ -1,5 +1,5 @@
 //! What the Kafka tests share: the broker from `.ci/kafka` (`VIEWSTORE_KAFKA_BROKERS`),
-//! topics created and deleted through the admin API, keyed messages produced with the
+//! topics created through the admin API, keyed messages produced with the
 //! Java client's partitioner and their delivery reports.
 //!
 //! Without a broker the tests that need one say so and pass, unless
@@ -67,16 +67,6 @@ pub(crate) fn create_topic(
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in block_on(admin.create_topics([&new], &options))?? {
         result.map_err(|(t, e)| format!("creating topic {t}: {e}"))?;
-    }
-    Ok(())
-}
-
-/// Deletes `topic`.
-pub(crate) fn delete_topic(brokers: &str, topic: &str) -> Res<()> {
-    let admin = admin(brokers)?;
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in block_on(admin.delete_topics(&[topic], &options))?? {
-        result.map_err(|(t, e)| format!("deleting topic {t}: {e}"))?;
     }
     Ok(())
 }
