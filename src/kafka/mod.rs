@@ -4,14 +4,31 @@
 //! client computes it) with a router from keys to shards, and replicas that follow a
 //! primary store's change feed through a compacted changelog topic.
 //!
+//! [`KafkaSource`] reads the partitions a [`KafkaConfig`] owns, each message one event
+//! ([`KafkaMessage`]) whose offset is stored with its batch; [`partition_for`] and
+//! [`ShardRouter`] say which partition and which shard hold a key.
+//! [`ChangelogPublisher`] ships a primary's change feed to a changelog topic, and
+//! [`ChangelogFollower`] applies it to a replica store. See `docs/kafka.md`.
+//!
 //! [`Source`]: crate::Source
 
+mod admin;
 mod changelog;
+mod config;
+mod context;
+mod error;
+mod message;
+mod partition;
 mod record;
 mod replica;
-
-pub use changelog::{ChangelogConfig, ChangelogError, ChangelogPublisher};
-pub use replica::ChangelogFollower;
-mod admin;
+mod resume;
+mod source;
 
 pub use admin::{create_topic, delete_topic};
+pub use changelog::{ChangelogConfig, ChangelogError, ChangelogPublisher};
+pub use config::{KafkaConfig, OffsetsGone, StartAt, offset_of, partition_id, topic_partition};
+pub use error::KafkaError;
+pub use message::KafkaMessage;
+pub use partition::{ShardRouter, murmur2, partition_for};
+pub use replica::ChangelogFollower;
+pub use source::KafkaSource;
