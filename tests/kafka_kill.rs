@@ -29,6 +29,7 @@ mod run {
     use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
     use serde::{Deserialize, Serialize};
     use std::collections::BTreeMap;
+    use std::fmt::Write as _;
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command};
     use std::time::{Duration, Instant};
@@ -38,8 +39,7 @@ mod run {
     };
     use viewstore::testing::Rng;
     use viewstore::{
-        Batch, Change, Durability, FeedMode, IndexDef, Lsn, Projector, Replicator, Store, View,
-        ViewDef,
+        Batch, Change, Durability, FeedMode, IndexDef, Lsn, Projector, Replicator, Store, ViewDef,
     };
 
     /// What a shard keeps of an entity: the distinct events, their sum, the latest.
@@ -176,10 +176,10 @@ mod run {
                 follower.stop()?;
                 return Err("the follower ended".into());
             }
-            if let Ok(text) = std::fs::read_to_string(&drain) {
-                if store.lsn().get() >= text.trim().parse::<u64>().unwrap_or(u64::MAX) {
-                    break;
-                }
+            if let Ok(text) = std::fs::read_to_string(&drain)
+                && store.lsn().get() >= text.trim().parse::<u64>().unwrap_or(u64::MAX)
+            {
+                break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -226,8 +226,11 @@ mod run {
         }
     }
 
-    /// Every message of `topic`'s partitions 0..3: (key, value) by partition.
-    fn read_topic(brokers: &str, topic: &str) -> Res<BTreeMap<i32, Vec<(String, Vec<u8>)>>> {
+    /// Messages (key, value) by partition.
+    type Messages = BTreeMap<i32, Vec<(String, Vec<u8>)>>;
+
+    /// Every message of `topic`'s partitions 0..3.
+    fn read_topic(brokers: &str, topic: &str) -> Res<Messages> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("group.id", "viewstore-kill-model")
@@ -250,7 +253,7 @@ mod run {
                 Some(Ok(m)) => {
                     let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
                     let list = out.entry(m.partition()).or_default();
-                    assert_eq!(list.len() as i64, m.offset(), "offsets without gaps");
+                    assert_eq!(i64::try_from(list.len())?, m.offset(), "offsets without gaps");
                     list.push((key, m.payload().unwrap_or_default().to_vec()));
                 }
                 Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
@@ -305,7 +308,11 @@ mod run {
 
     /// Events for one cycle: new ones, duplicates of earlier ones, and late ones (a
     /// sequence below the entity's latest).
-    fn events(rng: &mut Rng, next_id: &mut u64, sent: &mut Vec<(String, String)>) -> Vec<(String, String)> {
+    fn events(
+        rng: &mut Rng,
+        next_id: &mut u64,
+        sent: &mut Vec<(String, String)>,
+    ) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for _ in 0..(20 + rng.below(40)) {
             if !sent.is_empty() && rng.one_in(8) {
@@ -332,6 +339,7 @@ mod run {
         Ok(())
     }
 
+    #[expect(clippy::too_many_lines, reason = "one scenario, start to end")]
     pub(crate) fn parent() -> Res<()> {
         let Some(brokers) = brokers()? else { return Ok(()) };
         let started = Instant::now();
@@ -359,7 +367,7 @@ mod run {
                 dir.path().join(store).to_string_lossy().into_owned(),
             ]
         };
-        let mut procs = vec![
+        let mut procs = [
             Proc::start(child("shard", 0, "immediate", "shard0.redb"))?,
             Proc::start(child("shard", 1, "journal", "shard1.redb"))?,
             Proc::start(child("replica", 0, "journal", "replica0.redb"))?,
@@ -386,8 +394,8 @@ mod run {
         for shard in 0..2u32 {
             let mut drain = String::new();
             for p in router.partitions_of(shard)? {
-                let end = topic.get(&(p as i32)).map_or(0, Vec::len);
-                drain.push_str(&format!("{p} {end}\n"));
+                let end = topic.get(&p.cast_signed()).map_or(0, Vec::len);
+                writeln!(drain, "{p} {end}")?;
             }
             std::fs::write(dir.path().join(format!("drain-shard-{shard}")), drain)?;
         }
@@ -397,12 +405,15 @@ mod run {
         for shard in 0..2u32 {
             let mut want = Model::new();
             for p in router.partitions_of(shard)? {
-                model(topic.get(&(p as i32)).map_or(&[][..], Vec::as_slice), &mut want);
+                model(topic.get(&p.cast_signed()).map_or(&[][..], Vec::as_slice), &mut want);
             }
             let primary = dir.path().join(format!("shard{shard}.redb"));
             let (got, lsn) = contents(&primary)?;
             assert_eq!(got, want, "shard {shard} equals the model of its partitions");
-            std::fs::write(dir.path().join(format!("drain-replica-{shard}")), lsn.get().to_string())?;
+            std::fs::write(
+                dir.path().join(format!("drain-replica-{shard}")),
+                lsn.get().to_string(),
+            )?;
             std::fs::write(dir.path().join(format!("drain-fresh-{shard}")), lsn.get().to_string())?;
             report.push((shard, lsn, got.values().map(|(n, _)| n).sum::<u64>()));
         }
@@ -417,10 +428,10 @@ mod run {
         create_topic(&brokers, &fresh_shard_args[5], 1, &[("cleanup.policy", "compact")])?;
         let mut fresh_shard = Proc::start(fresh_shard_args)?;
         fresh_shard.finish("a new shard 1")?;
-        for shard in 0..2 {
+        for (shard, want_lsn, _) in &report {
             let primary = dir.path().join(format!("shard{shard}.redb"));
             let replica = dir.path().join(format!("replica{shard}.redb"));
-            let (want, want_lsn) = (dump(&primary)?, report[shard].1);
+            let (want, want_lsn) = (dump(&primary)?, *want_lsn);
             let replica_lsn = Store::builder(&replica).replica(true).open()?;
             assert_eq!(replica_lsn.lsn(), want_lsn, "replica {shard} is at its primary's lsn");
             replica_lsn.close()?;
