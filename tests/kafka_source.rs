@@ -4,7 +4,8 @@
 //! in one source keep apart by partition id, with headers and tombstones as produced;
 //! offsets gone from a partition (its stored offset past the end of the partition now
 //! read) fail with an error naming the topic and partition, or rebuild the views; a
-//! broker restarted mid-stream loses and repeats nothing.
+//! broker restarted mid-stream loses and repeats nothing; a topic or partition that does
+//! not exist is an error naming it.
 
 #![cfg(feature = "kafka")]
 
@@ -274,5 +275,33 @@ fn broker_restart_mid_stream_loses_and_repeats_nothing() -> Res<()> {
     std::thread::sleep(Duration::from_millis(300));
     running.stop()?;
     assert_eq!(counted(&counts), expected(&topic, &keys));
+    Ok(())
+}
+
+#[test]
+fn unknown_topic_or_partition_is_a_clear_error() -> Res<()> {
+    let Some(brokers) = kafka::brokers()? else { return Ok(()) };
+    let topic = kafka::unique_topic("one-partition");
+    kafka::create_topic(&brokers, &topic, 1, &[])?;
+    let dir = tempfile::tempdir()?;
+    let (store, counts) = open(&dir.path().join("s.redb"))?;
+    let missing = kafka::unique_topic("missing");
+    for (config, expected) in [
+        (
+            KafkaConfig::new(&brokers, "unknown")?.with_partitions(&missing, &[0])?,
+            format!("the Kafka topic `{missing}` does not exist"),
+        ),
+        (
+            KafkaConfig::new(&brokers, "unknown")?.with_partitions(&topic, &[0, 3])?,
+            format!("the Kafka topic `{topic}` has no partition 3"),
+        ),
+    ] {
+        let Err(e) = spawn(&store, &counts, config) else {
+            return Err(format!("the projector started without `{expected}`").into());
+        };
+        let reason = e.to_string();
+        assert!(reason.contains(&expected), "{reason}");
+    }
+    assert!(store.positions("unknown")?.is_empty());
     Ok(())
 }

@@ -85,8 +85,7 @@ impl KafkaSource {
             let metadata = loop {
                 match consumer.fetch_metadata(Some(&topic.name), self.config.watermark_timeout) {
                     Ok(m) => break m,
-                    Err(e) if attempt < METADATA_ATTEMPTS => {
-                        let _ = e;
+                    Err(_) if attempt < METADATA_ATTEMPTS => {
                         std::thread::sleep(wait);
                         wait = wait.saturating_mul(2);
                         attempt += 1;
