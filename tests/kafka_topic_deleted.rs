@@ -1,7 +1,8 @@
 //! A changelog topic deleted under a replica: the follower restarted against it ends
 //! with an error that names the topic, instead of waiting forever. Alone in its test
-//! binary: the broker's metadata right after a topic deletion crashes librdkafka
-//! clients of the same process that are running at that moment (docs/kafka.md).
+//! binary: tansu 0.6.0 deletes every topic of the cluster when it deletes one, and
+//! librdkafka clients of the same process that knew those topics can crash
+//! (docs/kafka.md); test binaries run one after another, and each makes its own topics.
 
 #![cfg(feature = "kafka")]
 
