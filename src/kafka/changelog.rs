@@ -178,9 +178,11 @@ pub(crate) fn broker(topic: &str, reason: impl std::fmt::Display) -> ChangelogEr
     ChangelogError::Broker { topic: topic.to_owned(), reason: reason.to_string() }
 }
 
-/// Counts failed deliveries, keeping the first reason.
+/// What the producer delivered: the last LSN whose group is in the topic whole, and
+/// the failed deliveries with the first reason.
 #[derive(Default)]
 struct Deliveries {
+    delivered: AtomicU64,
     failed: AtomicU64,
     reason: Mutex<Option<String>>,
 }
@@ -188,13 +190,19 @@ struct Deliveries {
 impl ClientContext for Deliveries {}
 
 impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
+    /// The LSN of a record that ends its group (or a marker's), else 0.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, (): ()) {
-        if let Err((e, _)) = result {
-            self.failed.fetch_add(1, Ordering::Relaxed);
-            if let Ok(mut reason) = self.reason.lock() {
-                reason.get_or_insert_with(|| e.to_string());
+    fn delivery(&self, result: &DeliveryResult<'_>, ends: usize) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_max(ends as u64, Ordering::AcqRel);
+            }
+            Err((e, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut reason) = self.reason.lock() {
+                    reason.get_or_insert_with(|| e.to_string());
+                }
             }
         }
     }
@@ -234,13 +242,7 @@ impl ChangelogPublisher {
     /// [`ChangelogError::Broker`] when the producer cannot be made (bad properties).
     /// Later failures end the thread: [`stop`](ChangelogPublisher::stop) returns them.
     pub fn start(store: &Store, config: ChangelogConfig) -> Result<Self, ChangelogError> {
-        let producer: BaseProducer<Deliveries> = config
-            .client()
-            .set("acks", "all")
-            .set("max.in.flight.requests.per.connection", "1")
-            .set("linger.ms", "2")
-            .create_with_context(Deliveries::default())
-            .map_err(|e| broker(&config.topic, e))?;
+        let producer = producer(&config)?;
         let stop = Arc::new(AtomicBool::new(false));
         let published = Arc::new(AtomicU64::new(0));
         let topic = config.topic.clone();
@@ -294,6 +296,22 @@ impl Drop for ChangelogPublisher {
     }
 }
 
+/// The publisher's producer: acknowledged by all replicas of the partition, idempotent
+/// and gapless, so that the topic never holds a group after one that failed: a
+/// delivery that fails for good is a fatal error of the producer, after which a new
+/// producer starts again from the topic's last record.
+fn producer(config: &ChangelogConfig) -> Result<BaseProducer<Deliveries>, ChangelogError> {
+    config
+        .client()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("enable.gapless.guarantee", "true")
+        .set("max.in.flight.requests.per.connection", "5")
+        .set("linger.ms", "1")
+        .create_with_context(Deliveries::default())
+        .map_err(|e| broker(&config.topic, e))
+}
+
 struct Run {
     store: Store,
     config: ChangelogConfig,
@@ -306,18 +324,19 @@ struct Run {
 const IDLE: Duration = Duration::from_millis(20);
 
 impl Run {
-    fn run(self) -> Result<(), ChangelogError> {
+    fn run(mut self) -> Result<(), ChangelogError> {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match self.publish_from_topic_tail() {
+            match self.publish_from_topic_tail(&mut backoff) {
                 Ok(()) => return Ok(()),
-                Err(ChangelogError::Broker { reason, .. })
-                    if !self.stop.load(Ordering::Acquire) =>
-                {
-                    // The brokers failed: start again from what the topic holds.
-                    let _ = reason;
+                Err(ChangelogError::Broker { .. }) if !self.stop.load(Ordering::Acquire) => {
+                    // The brokers failed: start again from what the topic holds, with a
+                    // new producer (a failed idempotent one cannot go on).
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(5));
+                    if let Ok(fresh) = producer(&self.config) {
+                        self.producer = fresh;
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -325,10 +344,11 @@ impl Run {
     }
 
     /// Publishes the feed after what the topic holds whole, until stopped.
-    fn publish_from_topic_tail(&self) -> Result<(), ChangelogError> {
+    fn publish_from_topic_tail(&self, backoff: &mut Duration) -> Result<(), ChangelogError> {
         let topic = &self.config.topic;
         let mut last = last_whole_group(&self.config)?;
         self.published.store(last.get(), Ordering::Release);
+        self.producer.context().delivered.store(last.get(), Ordering::Release);
         let mut feed = match self.store.feed_after(last) {
             Err(Error::FeedPruned { readable_after, .. }) => {
                 return Err(ChangelogError::FeedPruned {
@@ -363,12 +383,17 @@ impl Run {
                 last = durable;
                 sent += 1;
             }
+            // Deliveries are confirmed as they come, without waiting for them: the
+            // idempotent producer keeps them in order and without gaps.
+            self.producer.poll(Duration::ZERO);
+            self.check_deliveries()?;
             if sent > 0 {
-                self.flush()?;
-                self.published.store(last.get(), Ordering::Release);
+                *backoff = Duration::from_millis(100);
             }
             if stopping && sent == 0 {
-                return Ok(());
+                let topic = &self.config.topic;
+                self.producer.flush(self.config.timeout).map_err(|e| broker(topic, e))?;
+                return self.check_deliveries();
             }
         }
     }
@@ -380,7 +405,8 @@ impl Run {
                 .insert(Header { key: VERSION, value: Some(&change.version.to_be_bytes()) })
                 .insert(Header { key: KIND, value: Some(kind_name(change.kind)) });
             let key = record_key(&change.view, &change.key);
-            self.send(&key, record_value(change), headers)?;
+            let ends = if index + 1 == group.changes.len() { group.lsn } else { Lsn::new(0) };
+            self.send(&key, record_value(change), headers, ends)?;
         }
         Ok(())
     }
@@ -388,7 +414,7 @@ impl Run {
     fn send_marker(&self, lsn: Lsn) -> Result<(), ChangelogError> {
         let headers =
             headers(lsn, 0, 0, now_ms()).insert(Header { key: KIND, value: Some("marker") });
-        self.send(&MARKER_KEY, None, headers)
+        self.send(&MARKER_KEY, None, headers, lsn)
     }
 
     fn send(
@@ -396,10 +422,13 @@ impl Run {
         key: &[u8],
         value: Option<&[u8]>,
         headers: OwnedHeaders,
+        ends: Lsn,
     ) -> Result<(), ChangelogError> {
+        // LSNs fit a `usize` on the 64-bit targets librdkafka builds for.
+        let ends = usize::try_from(ends.get()).unwrap_or(usize::MAX);
         let topic = &self.config.topic;
-        let mut record: BaseRecord<'_, [u8], [u8]> =
-            BaseRecord::to(topic).partition(0).key(key).headers(headers);
+        let mut record: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, ends).partition(0).key(key).headers(headers);
         if let Some(value) = value {
             record = record.payload(value);
         }
@@ -419,16 +448,16 @@ impl Run {
         }
     }
 
-    /// Waits until every record sent is delivered; `Err` when one was not (the caller
-    /// starts again from the topic's tail).
-    fn flush(&self) -> Result<(), ChangelogError> {
-        let topic = &self.config.topic;
-        self.producer.flush(self.config.timeout).map_err(|e| broker(topic, e))?;
+    /// Shows what was delivered; `Err` when a delivery failed (the caller starts again
+    /// from the topic's last record, with a new producer).
+    fn check_deliveries(&self) -> Result<(), ChangelogError> {
         let deliveries = self.producer.context();
         if deliveries.failed.swap(0, Ordering::AcqRel) > 0 {
             let reason = deliveries.reason.lock().ok().and_then(|mut r| r.take());
-            return Err(broker(topic, reason.unwrap_or_else(|| "a delivery failed".into())));
+            let reason = reason.unwrap_or_else(|| "a delivery failed".into());
+            return Err(broker(&self.config.topic, reason));
         }
+        self.published.store(deliveries.delivered.load(Ordering::Acquire), Ordering::Release);
         Ok(())
     }
 }
