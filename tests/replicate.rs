@@ -368,3 +368,87 @@ fn a_journal_replica_replays_groups_with_gaps_after_a_crash() -> TestResult {
     assert_eq!(contents(&users, &counts), contents(&primary.users, &primary.counts));
     Ok(())
 }
+
+/// Ships every group of `primary`'s feed after `after` to `replicator`.
+fn ship(primary: &Store, replicator: &Replicator, after: Lsn) -> TestResult {
+    let mut feed = primary.feed_after(after)?;
+    while let Some(group) = feed.next_timeout(Duration::ZERO)? {
+        replicator.apply(&group)?.wait()?;
+    }
+    Ok(())
+}
+
+#[test]
+fn deletes_purges_and_clears_leave_the_replica_as_the_primary() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let primary = open_primary(&dir.path().join("p.redb"))?;
+    let replica = open_replica(&dir.path().join("r.redb"), Durability::Journal)?;
+    primary.users.put(&1, user("a@x"), 3)?;
+    primary.users.put(&2, user("b@x"), 3)?;
+    // One batch deletes a live record and purges its tombstone: the key is absent.
+    let mut batch = Batch::new();
+    batch.delete(&primary.users, &1, 5)?;
+    batch.purge_tombstones(&primary.users, 6)?;
+    primary.store.submit(batch)?.wait()?;
+    ship(&primary.store, &replica.replicator, Lsn::new(0))?;
+    assert!(replica.users.get(&1).is_none());
+    assert_eq!(replica.users.index_get(&BY_EMAIL, "a@x").map(|(k, _)| k), None);
+    assert_eq!(replica.users.index_get(&BY_EMAIL, "b@x").map(|(k, _)| k), Some(2));
+    assert_eq!(
+        contents(&replica.users, &replica.counts),
+        contents(&primary.users, &primary.counts)
+    );
+    // A cleared view: every record of it goes, live ones included.
+    let before = primary.store.lsn();
+    primary.counts.put(&"c1".to_string(), 4, 1)?;
+    primary.store.clear_view("users")?;
+    ship(&primary.store, &replica.replicator, before)?;
+    assert!(replica.users.get(&2).is_none(), "the clear reached the replica");
+    assert_eq!(
+        contents(&replica.users, &replica.counts),
+        contents(&primary.users, &primary.counts)
+    );
+    assert_eq!(replica.store.lsn(), primary.store.lsn());
+    Ok(())
+}
+
+#[test]
+fn a_replicated_state_wins_over_a_tombstone_the_replica_kept() -> TestResult {
+    // A replica that missed a purge (its records compacted away in a changelog) holds a
+    // tombstone at 5; the primary's next write of the key is at version 1.
+    let dir = tempfile::tempdir()?;
+    let primary = open_primary(&dir.path().join("p.redb"))?;
+    let replica = open_replica(&dir.path().join("r.redb"), Durability::Immediate)?;
+    primary.users.put(&1, user("a@x"), 4)?;
+    primary.users.delete(&1, 5)?;
+    ship(&primary.store, &replica.replicator, Lsn::new(0))?;
+    let purged_at = primary.store.lsn();
+    let mut purge = Batch::new();
+    purge.purge_tombstones(&primary.users, 6)?;
+    primary.store.submit(purge)?.wait()?;
+    let skipped = primary.store.lsn();
+    primary.users.put(&1, user("again@x"), 1)?;
+    assert!(purged_at < skipped);
+    ship(&primary.store, &replica.replicator, skipped)?;
+    assert_eq!(
+        replica.users.get_versioned(&1).map(|(v, u)| (v, u.email.clone())),
+        Some((1, "again@x".into()))
+    );
+    Ok(())
+}
+
+#[test]
+fn a_replica_refuses_view_management_and_takes_empty_groups() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let replica = open_replica(&dir.path().join("r.redb"), Durability::Immediate)?;
+    let refused = replica.store.clear_view("users");
+    assert!(matches!(refused, Err(Error::Replication { .. })), "{refused:?}");
+    let refused = replica.store.drop_view("counts");
+    assert!(matches!(refused, Err(Error::Replication { .. })), "{refused:?}");
+    // A group without changes (a marker) moves the replica to its LSN.
+    let receipt =
+        replica.replicator.apply(&viewstore::FeedGroup::new(Lsn::new(7), 0, Vec::new()))?.wait()?;
+    assert_eq!(receipt.lsn, Lsn::new(7));
+    assert_eq!(replica.store.lsn(), Lsn::new(7));
+    Ok(())
+}

@@ -10,7 +10,6 @@ use crate::base::codec::Codec;
 use crate::base::error::{CodecError, Error, Result};
 use crate::base::feed::{ChangeKind, FeedChange, FeedGroup};
 use crate::base::panic::panic_message;
-use crate::base::version::Version;
 use crate::engine::ticket::Ticket;
 use crate::keys::{KeyBuf, decode_key, render_bytes, render_key};
 use crate::schema::op::{Op, OpKind};
@@ -34,9 +33,12 @@ struct Replicated {
 ///
 /// The primary's views must record [`FeedMode::Values`](crate::FeedMode::Values); the
 /// replica opens the same views (same types, codec and indexes; its indexes are kept
-/// from the replicated values) and registers each with [`view`](Replicator::view).
-/// Views with sources are not replicated: the feed holds a record's largest version,
-/// not its sources'. A group at an LSN the replica has already reached is skipped
+/// from the replicated values) and registers each with [`view`](Replicator::view):
+/// every view with a feed on the primary, since a group that changes a view the
+/// replicator does not hold is refused. Each change sets the record as the primary left
+/// it (live at its version with its value, a tombstone at its version, or absent),
+/// whatever the replica held: the primary decided. Views with sources are not
+/// replicated: the feed holds a record's largest version, not its sources'. A group at an LSN the replica has already reached is skipped
 /// whole (its receipt says [`redelivery`](crate::Receipt::redelivery)), so groups may
 /// be delivered more than once. Groups must arrive in LSN order; a group after a gap is
 /// applied (groups without changes to replicated views leave gaps on the primary's
@@ -165,8 +167,6 @@ impl Replicator {
 
     fn apply_at(&self, group: &FeedGroup, position: Option<(&str, u32, u64)>) -> Result<Ticket> {
         let mut batch = Batch::new();
-        // Purges act on a whole view: one per view, below the largest purged version.
-        let mut purges: Vec<(usize, Version)> = Vec::new();
         for change in &group.changes {
             let Some(view) = self.views.get(&change.view) else {
                 return Err(self.error(
@@ -178,14 +178,6 @@ impl Replicator {
                     ),
                 ));
             };
-            if change.kind == ChangeKind::Purged {
-                let below: Version = change.version.saturating_add(1);
-                match purges.iter_mut().find(|(id, _)| *id == view.id) {
-                    Some((_, b)) => *b = (*b).max(below),
-                    None => purges.push((view.id, below)),
-                }
-                continue;
-            }
             let kind = (view.to_op)(change)?;
             batch.bytes += change.key.len() + change.value.as_ref().map_or(0, |v| v.len()) + 16;
             batch.ops.push(Op {
@@ -194,10 +186,6 @@ impl Replicator {
                 key: KeyBuf::from_slice(&change.key),
                 kind,
             });
-        }
-        for (id, below) in purges {
-            let kind = OpKind::PurgeTombstones { below };
-            batch.ops.push(Op { view: id, source: None, key: KeyBuf::from_slice(&[]), kind });
         }
         if let Some((source, partition, at)) = position {
             batch.set_position(source, partition, at)?;
@@ -256,9 +244,9 @@ fn change_op<K: ViewKey, V: ViewValue, C: Codec<V>>(
                 });
             let value = decoded
                 .map_err(|e| Refused::Decode(Error::decode(view, render_key::<K>(key), e)))?;
-            Ok(OpKind::Put { version, bytes: bytes.to_vec(), value: Arc::new(value) })
+            Ok(OpKind::SetLive { version, bytes: bytes.to_vec(), value: Arc::new(value) })
         }
-        ChangeKind::Tombstone => Ok(OpKind::Delete { version }),
-        ChangeKind::Purged => Err(Refused::Other("a purge is applied per view".into())),
+        ChangeKind::Tombstone => Ok(OpKind::SetTombstone { version }),
+        ChangeKind::Purged => Ok(OpKind::Remove),
     }
 }

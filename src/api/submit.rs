@@ -89,7 +89,7 @@ impl From<TrySubmitError> for Error {
 
 /// Whether a batch carries nothing for the writer: it is answered at once.
 fn is_empty(batch: &Batch) -> bool {
-    batch.is_empty() && batch.positions.is_empty()
+    batch.is_empty() && batch.positions.is_empty() && batch.replicated.is_none()
 }
 
 /// The batch a refused request was made from. Only batch requests are made from

@@ -123,6 +123,16 @@ fn plain(state: &State, kind: OpKind) -> Result<Decision, Fail> {
         },
         // `apply` handles purges, and gives an update at the next version its version.
         OpKind::PurgeTombstones { .. } | OpKind::UpdateNext { .. } => (Outcome::Unchanged, None),
+        OpKind::SetLive { version, bytes, value } => {
+            (Outcome::Applied, Some(live(version, bytes, value)))
+        }
+        OpKind::SetTombstone { version } => (Outcome::Applied, Some(tombstone(version))),
+        OpKind::Remove => match state.stored {
+            Some(version) => {
+                (Outcome::Purged { count: 1 }, Some((State::absent(), Pending::Remove { version })))
+            }
+            None => (Outcome::Unchanged, None),
+        },
     })
 }
 
@@ -200,7 +210,12 @@ fn sourced(state: &State, kind: OpKind, source: u8) -> Result<Decision, Fail> {
             },
         },
         // `apply` handles purges, and gives an update at the next version its version.
-        OpKind::PurgeTombstones { .. } | OpKind::UpdateNext { .. } => (Outcome::Unchanged, None),
+        // Replicated states are for views without sources (`Replicator::view`).
+        OpKind::PurgeTombstones { .. }
+        | OpKind::UpdateNext { .. }
+        | OpKind::SetLive { .. }
+        | OpKind::SetTombstone { .. }
+        | OpKind::Remove => (Outcome::Unchanged, None),
     })
 }
 

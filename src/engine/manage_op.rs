@@ -31,6 +31,13 @@ pub(crate) enum ManageOp {
     BulkLoad(Box<BulkLoad>),
 }
 
+impl ManageOp {
+    /// Whether the request changes the file (all but listing, snapshots, compaction).
+    pub(crate) fn writes(&self) -> bool {
+        !matches!(self, ManageOp::List | ManageOp::Snapshot | ManageOp::Compact)
+    }
+}
+
 /// The writer's answer to a [`ManageOp`].
 pub(crate) enum Managed {
     Views(Vec<ViewInfo>),

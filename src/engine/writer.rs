@@ -231,6 +231,15 @@ impl Writer {
                 let _ = reply.send(self.verify());
                 Step::Continue
             }
+            Request::Manage { op, reply } if self.config.replica && op.writes() => {
+                let reason = "the store is a replica: it changes only through groups \
+                              replicated from its primary (open it without `replica(true)` to \
+                              promote it)";
+                let file = self.config.path.clone();
+                let _ =
+                    reply.send(Err(Error::Replication { file, view: None, reason: reason.into() }));
+                Step::Continue
+            }
             Request::Manage { op, reply } => {
                 let (result, reopen) = self.manage(op);
                 let _ = reply.send(result);

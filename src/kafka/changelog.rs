@@ -14,6 +14,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -127,6 +128,14 @@ pub enum ChangelogError {
         /// The offset after the last the replica applied.
         wanted: i64,
     },
+    /// The producer refused a record for good (larger than the brokers take, say):
+    /// publishing stops rather than skip it.
+    Refused {
+        /// The topic.
+        topic: String,
+        /// Why.
+        reason: String,
+    },
     /// The store failed.
     Store(Error),
 }
@@ -154,6 +163,9 @@ impl std::fmt::Display for ChangelogError {
                 "changelog topic '{topic}' no longer holds offset {wanted}, where the replica \
                  stopped: bootstrap the replica into a new store"
             ),
+            ChangelogError::Refused { topic, reason } => {
+                write!(f, "changelog topic '{topic}': a record was refused: {reason}")
+            }
             ChangelogError::Store(e) => write!(f, "{e}"),
         }
     }
@@ -359,23 +371,27 @@ impl Run {
             }
             other => other?,
         };
+        // Once stopping: the durable LSN then, to publish up to and no further (a
+        // primary that keeps committing must not keep the publisher from stopping).
+        let mut stop_at: Option<Lsn> = None;
         loop {
-            let stopping = self.stop.load(Ordering::Acquire);
-            let first = if stopping { None } else { feed.next_timeout(IDLE)? };
-            let mut sent = 0;
-            if let Some(group) = first {
-                self.send_group(&group)?;
-                last = group.lsn;
-                sent += 1;
+            if stop_at.is_none() && self.stop.load(Ordering::Acquire) {
+                stop_at = Some(self.store.durable_lsn());
             }
+            let wait = if stop_at.is_some() { Duration::ZERO } else { IDLE };
             // Every group up to `durable` is in the feed once `durable` is read.
-            let durable = self.store.durable_lsn();
-            while let Some(group) = feed.next_timeout(Duration::ZERO)? {
+            let durable = stop_at.unwrap_or_else(|| self.store.durable_lsn());
+            let mut sent = 0;
+            let mut next = feed.next_timeout(wait)?;
+            while let Some(group) = next.take() {
+                if group.lsn > durable && stop_at.is_some() {
+                    break;
+                }
                 self.send_group(&group)?;
                 last = group.lsn;
                 sent += 1;
-                if sent >= 1024 {
-                    break;
+                if sent < 1024 {
+                    next = feed.next_timeout(Duration::ZERO)?;
                 }
             }
             if sent < 1024 && last < durable {
@@ -390,7 +406,7 @@ impl Run {
             if sent > 0 {
                 *backoff = Duration::from_millis(100);
             }
-            if stopping && sent == 0 {
+            if stop_at.is_some_and(|at| last >= at) {
                 let topic = &self.config.topic;
                 self.producer.flush(self.config.timeout).map_err(|e| broker(topic, e))?;
                 return self.check_deliveries();
@@ -437,6 +453,14 @@ impl Run {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
                 Err((e, back)) => {
+                    if e.rdkafka_error_code() != Some(RDKafkaErrorCode::QueueFull) {
+                        // Not the queue: this record cannot be sent (too large, say), and
+                        // retrying would publish nothing after it forever.
+                        return Err(ChangelogError::Refused {
+                            topic: topic.clone(),
+                            reason: e.to_string(),
+                        });
+                    }
                     if Instant::now() >= deadline {
                         return Err(broker(topic, e));
                     }

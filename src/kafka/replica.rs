@@ -131,8 +131,8 @@ struct Pending {
     last_offset: i64,
 }
 
-/// How many applied groups may be in flight in the replica's writer.
-const IN_FLIGHT: usize = 64;
+/// The most changes a group may say it has: more is a damaged record.
+const MAX_GROUP: u32 = 1 << 24;
 
 struct Follow {
     replicator: Replicator,
@@ -213,6 +213,13 @@ impl Follow {
         if self.pending.as_ref().is_some_and(|p| record.lsn < p.lsn) {
             return Ok(());
         }
+        if record.count > MAX_GROUP || (record.change.is_none() && record.count != 0) {
+            return Err(ChangelogError::Corrupt {
+                topic: self.topic.clone(),
+                offset,
+                reason: format!("a group of {} changes", record.count),
+            });
+        }
         let pending = self.pending.get_or_insert_with(|| Pending {
             lsn: record.lsn,
             committed_at_ms: record.committed_at_ms,
@@ -254,8 +261,11 @@ impl Follow {
         let group = FeedGroup::new(pending.lsn, pending.committed_at_ms, changes);
         let position = u64::try_from(pending.last_offset).unwrap_or(0);
         let ticket = self.replicator.apply_with_position(&group, &self.source, 0, position)?;
+        // Each group waits for the one before it: a group that failed (a storage error,
+        // a unique conflict) must stop the follower before any later group commits,
+        // or the stored offset and LSN would pass it.
         self.tickets.push_back(ticket);
-        self.drain(IN_FLIGHT)
+        self.drain(0)
     }
 
     /// Waits for applied groups until at most `keep` are in flight.

@@ -48,6 +48,19 @@ pub(crate) enum OpKind {
     PurgeTombstones {
         below: Version,
     },
+    /// A replicated state: the record is live at `version` with this value, whatever
+    /// it was (the primary decided).
+    SetLive {
+        version: Version,
+        bytes: Vec<u8>,
+        value: AnyValue,
+    },
+    /// A replicated state: the record is a tombstone at `version`, whatever it was.
+    SetTombstone {
+        version: Version,
+    },
+    /// A replicated state: the key is absent, whatever it held.
+    Remove,
 }
 
 pub(crate) struct Op {
