@@ -54,6 +54,9 @@ mod run {
     const APPLIED: ViewDef<String, u64> = ViewDef::new("applied").with_feed(FeedMode::Values);
     const ENTITIES: ViewDef<String, Entity> =
         ViewDef::new("entities").with_feed(FeedMode::Values).with_indexes(&[&BY_TOTAL]);
+    /// The last event of each entity; deleted by an event of amount 9, its tombstones
+    /// purged every 50th event: deletes and purges for the replicas to follow.
+    const RECENT: ViewDef<String, u64> = ViewDef::new("recent").with_feed(FeedMode::Values);
     const SOURCE: &str = "events";
     const ENTITY_COUNT: u64 = 40;
 
@@ -117,9 +120,10 @@ mod run {
         let a = args(raw)?;
         let store = Store::builder(&a.store).durability(a.durability).open()?;
         let (applied, entities) = (store.view(&APPLIED)?, store.view(&ENTITIES)?);
+        let recent = store.view(&RECENT)?;
         let config = KafkaConfig::new(&a.brokers, SOURCE)?
             .with_shard(&a.input, &router()?, a.idx)?
-            .with_feeds(&["applied", "entities"]);
+            .with_feeds(&["applied", "entities", "recent"]);
         let running = Projector::new(&store, KafkaSource::new(&store, config), {
             let (applied, entities) = (applied.clone(), entities.clone());
             move |event, batch: &mut Batch| {
@@ -130,6 +134,13 @@ mod run {
                     let mut entity = old.cloned().unwrap_or_default();
                     if apply(&mut entity, e) { Change::Put(entity) } else { Change::Keep }
                 })?;
+                let (id, _, amount) = e;
+                batch.update_next(&recent, &key, move |_| {
+                    if amount == 9 { Change::Delete } else { Change::Put(id) }
+                })?;
+                if id % 50 == 0 {
+                    batch.purge_tombstones(&recent, u64::MAX)?;
+                }
                 Ok(())
             }
         })
@@ -166,8 +177,9 @@ mod run {
         let a = args(raw)?;
         let store = Store::builder(&a.store).durability(a.durability).replica(true).open()?;
         let (applied, entities) = (store.view(&APPLIED)?, store.view(&ENTITIES)?);
+        let recent = store.view(&RECENT)?;
         let mut replicator = Replicator::new(&store);
-        replicator.view(&applied)?.view(&entities)?;
+        replicator.view(&applied)?.view(&entities)?.view(&recent)?;
         let follower =
             ChangelogFollower::start(replicator, &ChangelogConfig::new(&a.brokers, &a.changelog))?;
         let drain = a.dir.join(format!("drain-{}-{}", a.role, a.idx));
@@ -297,7 +309,7 @@ mod run {
     fn dump(path: &Path) -> Res<Vec<String>> {
         let file = viewstore::inspect::StoreFile::open(path)?;
         let mut lines = Vec::new();
-        for view in ["applied", "entities"] {
+        for view in ["applied", "entities", "recent"] {
             file.dump(view, &mut |record| {
                 lines.push(format!("{view} {}", record.to_json()));
                 Ok(())
