@@ -452,3 +452,30 @@ fn a_replica_refuses_view_management_and_takes_empty_groups() -> TestResult {
     assert_eq!(replica.store.lsn(), Lsn::new(7));
     Ok(())
 }
+
+#[test]
+fn when_a_pipelined_group_fails_none_after_it_commits() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let primary = open_primary(&dir.path().join("p.redb"))?;
+    let replica = open_replica(&dir.path().join("r.redb"), Durability::Immediate)?;
+    primary.users.put(&1, user("x@x"), 1)?;
+    primary.users.put(&2, user("y@x"), 1)?;
+    primary.counts.put(&"c".to_string(), 1, 1)?;
+    let groups: Vec<_> =
+        primary.store.feed_after(Lsn::new(0))?.take(3).collect::<Result<_, _>>()?;
+    replica.replicator.apply(&groups[0])?.wait()?;
+    // A group the replica cannot apply: user 2 takes an email user 1 holds here.
+    let mut bad = (*groups[1]).clone();
+    let mut change = bad.changes[0].clone();
+    change.value = groups[0].changes[0].value.clone();
+    bad.changes[0] = change;
+    let r = &replica.replicator;
+    let failed = r.apply_after(&bad, ("log", 0, 2), Some(groups[0].lsn))?;
+    let next = r.apply_after(&groups[2], ("log", 0, 3), Some(bad.lsn))?;
+    assert!(failed.wait().is_err(), "the bad group fails");
+    let after = next.wait();
+    assert!(matches!(after, Err(Error::Replication { .. })), "{after:?}");
+    assert_eq!(replica.store.lsn(), groups[0].lsn, "nothing after the failed group committed");
+    assert_eq!(replica.store.position("log", 0)?, None);
+    Ok(())
+}

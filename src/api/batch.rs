@@ -54,6 +54,8 @@ pub struct Batch {
     pub(crate) fallback: Option<Fallback>,
     /// For a group replicated from another store's feed: its LSN there.
     pub(crate) replicated: Option<Lsn>,
+    /// For a replicated group: the LSN the store must have reached first.
+    pub(crate) replicated_after: Option<Lsn>,
 }
 
 impl std::fmt::Debug for Batch {

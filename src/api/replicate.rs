@@ -10,6 +10,7 @@ use crate::base::codec::Codec;
 use crate::base::error::{CodecError, Error, Result};
 use crate::base::feed::{ChangeKind, FeedChange, FeedGroup};
 use crate::base::panic::panic_message;
+use crate::base::version::Lsn;
 use crate::engine::ticket::Ticket;
 use crate::keys::{KeyBuf, decode_key, render_bytes, render_key};
 use crate::schema::op::{Op, OpKind};
@@ -143,7 +144,7 @@ impl Replicator {
     /// Nothing is queued. The writer fails the group with [`Error::Replication`] when
     /// the store is not a replica. Otherwise as [`Store::submit`].
     pub fn apply(&self, group: &FeedGroup) -> Result<Ticket> {
-        self.apply_at(group, None)
+        self.apply_at(group, None, None)
     }
 
     /// As [`apply`](Replicator::apply), storing `position` of `source`'s `partition`
@@ -162,10 +163,33 @@ impl Replicator {
         partition: u32,
         position: u64,
     ) -> Result<Ticket> {
-        self.apply_at(group, Some((source, partition, position)))
+        self.apply_at(group, Some((source, partition, position)), None)
     }
 
-    fn apply_at(&self, group: &FeedGroup, position: Option<(&str, u32, u64)>) -> Result<Ticket> {
+    /// As [`apply_with_position`](Replicator::apply_with_position), applying only once
+    /// the replica has reached `after` (the group submitted before this one), so that a
+    /// sender may keep several groups in flight: when one fails, none after it commits
+    /// (each fails with [`Error::Replication`]), and the sender starts again from the
+    /// stored position.
+    ///
+    /// # Errors
+    ///
+    /// As [`apply_with_position`](Replicator::apply_with_position).
+    pub fn apply_after(
+        &self,
+        group: &FeedGroup,
+        (source, partition, position): (&str, u32, u64),
+        after: Option<Lsn>,
+    ) -> Result<Ticket> {
+        self.apply_at(group, Some((source, partition, position)), after)
+    }
+
+    fn apply_at(
+        &self,
+        group: &FeedGroup,
+        position: Option<(&str, u32, u64)>,
+        after: Option<Lsn>,
+    ) -> Result<Ticket> {
         let mut batch = Batch::new();
         for change in &group.changes {
             let Some(view) = self.views.get(&change.view) else {
@@ -192,6 +216,7 @@ impl Replicator {
         }
         batch.store = Some(self.store.id());
         batch.replicated = Some(group.lsn);
+        batch.replicated_after = after;
         self.store.submit(batch)
     }
 

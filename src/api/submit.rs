@@ -97,12 +97,12 @@ fn is_empty(batch: &Batch) -> bool {
 fn batch_of(request: Request, store: Option<u64>) -> Batch {
     match request {
         Request::Batch {
-            batch: Submission { ops, positions, fallback, replicated },
+            batch: Submission { ops, positions, fallback, replicated, replicated_after },
             bytes,
             done,
         } => {
             drop(done);
-            Batch { store, ops, bytes, positions, fallback, replicated }
+            Batch { store, ops, bytes, positions, fallback, replicated, replicated_after }
         }
         other => {
             debug_assert!(false, "a batch was queued as another kind of request");
@@ -144,6 +144,7 @@ impl Store {
             positions: batch.positions,
             fallback: batch.fallback,
             replicated: batch.replicated,
+            replicated_after: batch.replicated_after,
         };
         (ticket, Request::Batch { batch, bytes, done })
     }

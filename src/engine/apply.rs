@@ -201,7 +201,7 @@ impl<'t> Group<'t, '_> {
     /// its operations, or when they fail and it has a fallback, the fallback's; then its
     /// positions.
     fn apply_submission(&mut self, batch: Submission) -> Result<Committed, Fail> {
-        let Submission { ops, positions, fallback, replicated: _ } = batch;
+        let Submission { ops, positions, fallback, .. } = batch;
         if let Check::Redelivery = self.positions.check(self.txn, self.file, &positions)? {
             let outcomes = vec![Outcome::Redelivered; ops.len()];
             return Ok(Committed { outcomes, redelivery: true, fell_back: false, deleted: 0 });

@@ -512,6 +512,18 @@ impl Writer {
             [only] => only.replicated,
             _ => None,
         };
+        if let [only] = batches.as_slice()
+            && only.replicated.is_some_and(|at| at > self.lsn)
+            && let Some(after) = only.replicated_after.filter(|&after| after > self.lsn)
+        {
+            let reason = format!(
+                "the group at lsn {} follows the group at lsn {after}, which this replica does \
+                 not have (it failed): nothing after it applies",
+                only.replicated.map_or(0, Lsn::get)
+            );
+            let file = file.clone();
+            return Ok((self.lsn, vec![Err(Error::Replication { file, view: None, reason })]));
+        }
         if replicated.is_some_and(|at| at <= self.lsn) {
             let had = |b: &Submission| Committed {
                 outcomes: vec![Outcome::Redelivered; b.ops.len()],

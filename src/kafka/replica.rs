@@ -83,6 +83,7 @@ impl ChangelogFollower {
             pending: None,
             tickets: VecDeque::new(),
             reread: None,
+            submitted: None,
         };
         let thread = std::thread::Builder::new()
             .name("viewstore-replica".into())
@@ -131,6 +132,9 @@ struct Pending {
     last_offset: i64,
 }
 
+/// How many groups may be in flight in the replica's writer.
+const IN_FLIGHT: usize = 64;
+
 /// The most changes a group may say it has: more is a damaged record.
 const MAX_GROUP: u32 = 1 << 24;
 
@@ -145,6 +149,8 @@ struct Follow {
     tickets: VecDeque<Ticket>,
     /// The offset of a record read again for its headers.
     reread: Option<i64>,
+    /// The LSN of the last group handed to the store.
+    submitted: Option<Lsn>,
 }
 
 impl Follow {
@@ -260,12 +266,14 @@ impl Follow {
         let changes = pending.changes.into_iter().flatten().collect();
         let group = FeedGroup::new(pending.lsn, pending.committed_at_ms, changes);
         let position = u64::try_from(pending.last_offset).unwrap_or(0);
-        let ticket = self.replicator.apply_with_position(&group, &self.source, 0, position)?;
-        // Each group waits for the one before it: a group that failed (a storage error,
-        // a unique conflict) must stop the follower before any later group commits,
-        // or the stored offset and LSN would pass it.
+        // Each group applies only after the one submitted before it: when one fails (a
+        // storage error, a unique conflict), none after it commits, and the follower
+        // stops with its error before the stored offset and LSN pass it.
+        let at = (self.source.as_str(), 0, position);
+        let ticket = self.replicator.apply_after(&group, at, self.submitted)?;
+        self.submitted = Some(group.lsn);
         self.tickets.push_back(ticket);
-        self.drain(0)
+        self.drain(IN_FLIGHT)
     }
 
     /// Waits for applied groups until at most `keep` are in flight.

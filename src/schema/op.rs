@@ -103,4 +103,8 @@ pub(crate) struct Submission {
     /// A group replicated from a primary's feed, at its LSN there: it commits alone, at
     /// exactly that LSN, or not at all when the store has it already.
     pub(crate) replicated: Option<Lsn>,
+    /// For a replicated group: it applies only once the store has reached this LSN (the
+    /// group its sender submitted before it), so that when one group of a pipeline
+    /// fails, none after it commits.
+    pub(crate) replicated_after: Option<Lsn>,
 }
