@@ -79,6 +79,10 @@ impl ChangelogConfig {
         format!("changelog:{}", self.topic)
     }
 
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     pub(crate) fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
@@ -237,6 +241,7 @@ impl ProducerContext for Deliveries {
 pub struct ChangelogPublisher {
     stop: Arc<AtomicBool>,
     published: Arc<AtomicU64>,
+    retrying: Arc<Mutex<Option<ChangelogError>>>,
     thread: Option<JoinHandle<Result<(), ChangelogError>>>,
 }
 
@@ -257,8 +262,10 @@ impl ChangelogPublisher {
         let producer = producer(&config)?;
         let stop = Arc::new(AtomicBool::new(false));
         let published = Arc::new(AtomicU64::new(0));
+        let retrying = Arc::new(Mutex::new(None));
         let topic = config.topic.clone();
         let run = Run {
+            retrying: Arc::clone(&retrying),
             store: store.clone(),
             config,
             producer,
@@ -269,12 +276,19 @@ impl ChangelogPublisher {
             .name("viewstore-changelog".into())
             .spawn(move || run.run())
             .map_err(|e| broker(&topic, format!("starting the changelog thread: {e}")))?;
-        Ok(ChangelogPublisher { stop, published, thread: Some(thread) })
+        Ok(ChangelogPublisher { stop, published, retrying, thread: Some(thread) })
     }
 
     /// The last LSN the topic holds whole, as far as this publisher knows.
     pub fn published(&self) -> Lsn {
         Lsn::new(self.published.load(Ordering::Acquire))
+    }
+
+    /// The broker failure the publisher is retrying (with backoff, from the topic's
+    /// last record), if it is: a broker that is down, a topic that was deleted. `None`
+    /// once it publishes again.
+    pub fn retrying(&self) -> Option<ChangelogError> {
+        self.retrying.lock().ok().and_then(|r| r.clone())
     }
 
     /// Whether the thread has ended (stopped, or failed: see
@@ -325,6 +339,7 @@ fn producer(config: &ChangelogConfig) -> Result<BaseProducer<Deliveries>, Change
 }
 
 struct Run {
+    retrying: Arc<Mutex<Option<ChangelogError>>>,
     store: Store,
     config: ChangelogConfig,
     producer: BaseProducer<Deliveries>,
@@ -341,7 +356,10 @@ impl Run {
         loop {
             match self.publish_from_topic_tail(&mut backoff) {
                 Ok(()) => return Ok(()),
-                Err(ChangelogError::Broker { .. }) if !self.stop.load(Ordering::Acquire) => {
+                Err(e @ ChangelogError::Broker { .. }) if !self.stop.load(Ordering::Acquire) => {
+                    if let Ok(mut retrying) = self.retrying.lock() {
+                        *retrying = Some(e);
+                    }
                     // The brokers failed: start again from what the topic holds, with a
                     // new producer (a failed idempotent one cannot go on).
                     std::thread::sleep(backoff);
@@ -405,6 +423,9 @@ impl Run {
             self.check_deliveries()?;
             if sent > 0 {
                 *backoff = Duration::from_millis(100);
+                if let Ok(mut retrying) = self.retrying.lock() {
+                    *retrying = None;
+                }
             }
             if stop_at.is_some_and(|at| last >= at) {
                 let topic = &self.config.topic;

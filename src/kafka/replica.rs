@@ -67,6 +67,16 @@ impl ChangelogFollower {
             .map_err(|e| broker(&topic, e))?;
         let start = stored.map_or(0, |offset| offset.saturating_add(1));
         let start = i64::try_from(start).unwrap_or(i64::MAX);
+        if stored.is_some() {
+            // A topic that ends before the stored place was made again, or lost its
+            // records: some brokers answer such a fetch with nothing, never an error.
+            let (_, high) = consumer
+                .fetch_watermarks(&topic, 0, config.timeout())
+                .map_err(|e| broker(&topic, e))?;
+            if high < start {
+                return Err(ChangelogError::OffsetGone { topic, wanted: start });
+            }
+        }
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(&topic, 0, Offset::Offset(start))
