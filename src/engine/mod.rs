@@ -20,6 +20,7 @@ mod model_check;
 mod model_check_async;
 mod positions;
 mod registry;
+mod replicated;
 pub(crate) mod report;
 mod shape_check;
 mod sync;

@@ -13,7 +13,7 @@ use crate::base::error::{Error, Result};
 use crate::base::feed::FeedGroup;
 use crate::base::instrument::{self, Span};
 use crate::base::panic::panic_message;
-use crate::base::version::{Lsn, Outcome, Receipt};
+use crate::base::version::{Lsn, Receipt};
 use crate::base::writer_stats::{BatchTally, WriterFigures};
 use crate::engine::apply::{Committed, apply_group};
 use crate::engine::feed::{now_ms, write_group};
@@ -420,27 +420,6 @@ impl Writer {
         }
     }
 
-    /// Why `batch` cannot be applied to this store: an ordinary batch on a replica, or
-    /// a replicated group on a store that is not one.
-    fn wrong_role(&self, batch: &Submission) -> Option<Error> {
-        let reason = match (self.config.replica, batch.replicated) {
-            (true, None) => {
-                "the store is a replica: it takes only groups replicated from its primary \
-                 (open it without `replica(true)` to promote it)"
-            }
-            (false, Some(_)) => {
-                "the store is not a replica: open it with `StoreBuilder::replica(true)` to \
-                 apply replicated groups"
-            }
-            _ => return None,
-        };
-        Some(Error::Replication {
-            file: self.config.path.clone(),
-            view: None,
-            reason: reason.into(),
-        })
-    }
-
     pub(super) fn db(&self) -> Result<&Database> {
         self.db.as_ref().ok_or_else(|| Error::Poisoned {
             file: self.config.path.clone(),
@@ -512,26 +491,8 @@ impl Writer {
             [only] => only.replicated,
             _ => None,
         };
-        if let [only] = batches.as_slice()
-            && only.replicated.is_some_and(|at| at > self.lsn)
-            && let Some(after) = only.replicated_after.filter(|&after| after > self.lsn)
-        {
-            let reason = format!(
-                "the group at lsn {} follows the group at lsn {after}, which this replica does \
-                 not have (it failed): nothing after it applies",
-                only.replicated.map_or(0, Lsn::get)
-            );
-            let file = file.clone();
-            return Ok((self.lsn, vec![Err(Error::Replication { file, view: None, reason })]));
-        }
-        if replicated.is_some_and(|at| at <= self.lsn) {
-            let had = |b: &Submission| Committed {
-                outcomes: vec![Outcome::Redelivered; b.ops.len()],
-                redelivery: true,
-                fell_back: false,
-                deleted: 0,
-            };
-            return Ok((self.lsn, batches.iter().map(|b| Ok(had(b))).collect()));
+        if let Some(answer) = self.replicated_answer(&batches) {
+            return Ok(answer);
         }
         let mut txn =
             self.db()?.begin_write().map_err(|e| Error::storage(&file, "beginning a write", e))?;
