@@ -10,6 +10,7 @@ use crate::kafka::record::{
     AT, COUNT, INDEX, KIND, LSN, MARKER_KEY, VERSION, decode_record, kind_name, record_key,
     record_value,
 };
+use crate::kafka::worker::Worker;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -18,7 +19,6 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Where a changelog lives: the brokers, the topic (one partition, 0, per primary), and
@@ -239,10 +239,9 @@ impl ProducerContext for Deliveries {
 /// The topic has one partition, and should be created with `cleanup.policy=compact`
 /// so that it keeps the latest state of each record for new replicas.
 pub struct ChangelogPublisher {
-    stop: Arc<AtomicBool>,
     published: Arc<AtomicU64>,
     retrying: Arc<Mutex<Option<ChangelogError>>>,
-    thread: Option<JoinHandle<Result<(), ChangelogError>>>,
+    worker: Worker<ChangelogError>,
 }
 
 impl std::fmt::Debug for ChangelogPublisher {
@@ -260,23 +259,19 @@ impl ChangelogPublisher {
     /// Later failures end the thread: [`stop`](ChangelogPublisher::stop) returns them.
     pub fn start(store: &Store, config: ChangelogConfig) -> Result<Self, ChangelogError> {
         let producer = producer(&config)?;
-        let stop = Arc::new(AtomicBool::new(false));
         let published = Arc::new(AtomicU64::new(0));
         let retrying = Arc::new(Mutex::new(None));
         let topic = config.topic.clone();
-        let run = Run {
-            retrying: Arc::clone(&retrying),
-            store: store.clone(),
-            config,
-            producer,
-            stop: Arc::clone(&stop),
-            published: Arc::clone(&published),
-        };
-        let thread = std::thread::Builder::new()
-            .name("viewstore-changelog".into())
-            .spawn(move || run.run())
-            .map_err(|e| broker(&topic, format!("starting the changelog thread: {e}")))?;
-        Ok(ChangelogPublisher { stop, published, retrying, thread: Some(thread) })
+        let (store, to_publish, to_retry) =
+            (store.clone(), Arc::clone(&published), Arc::clone(&retrying));
+        let panicked = || broker("", "the changelog thread panicked");
+        let worker = Worker::start("viewstore-changelog", panicked, move |stop| {
+            let run =
+                Run { retrying: to_retry, store, config, producer, stop, published: to_publish };
+            run.run()
+        })
+        .map_err(|e| broker(&topic, format!("starting the changelog thread: {e}")))?;
+        Ok(ChangelogPublisher { published, retrying, worker })
     }
 
     /// The last LSN the topic holds whole, as far as this publisher knows.
@@ -294,7 +289,7 @@ impl ChangelogPublisher {
     /// Whether the thread has ended (stopped, or failed: see
     /// [`stop`](ChangelogPublisher::stop)).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        self.worker.is_finished()
     }
 
     /// Publishes what the feed holds, then stops. Returns the error that ended the
@@ -304,21 +299,7 @@ impl ChangelogPublisher {
     ///
     /// What ended the thread.
     pub fn stop(mut self) -> Result<(), ChangelogError> {
-        self.stop.store(true, Ordering::Release);
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(broker("", "the changelog thread panicked")),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for ChangelogPublisher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.worker.stop()
     }
 }
 

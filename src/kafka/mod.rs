@@ -23,6 +23,7 @@ mod record;
 mod replica;
 mod resume;
 mod source;
+mod worker;
 
 pub use admin::{create_topic, delete_topic};
 pub use changelog::{ChangelogConfig, ChangelogError, ChangelogPublisher};

@@ -8,6 +8,7 @@ use crate::base::version::Lsn;
 use crate::engine::ticket::Ticket;
 use crate::kafka::changelog::{ChangelogConfig, ChangelogError, broker};
 use crate::kafka::record::{ChangelogRecord, decode_record};
+use crate::kafka::worker::Worker;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
@@ -15,7 +16,6 @@ use rdkafka::{Offset, TopicPartitionList};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A thread that keeps a replica store (opened with
@@ -31,8 +31,7 @@ use std::time::Duration;
 /// are applied once. A client that wrote through the primary reads its write on the
 /// replica after [`Store::wait_for`](crate::Store::wait_for) of its receipt's LSN.
 pub struct ChangelogFollower {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<(), ChangelogError>>>,
+    worker: Worker<ChangelogError>,
 }
 
 impl std::fmt::Debug for ChangelogFollower {
@@ -82,30 +81,31 @@ impl ChangelogFollower {
             .add_partition_offset(&topic, 0, Offset::Offset(start))
             .map_err(|e| broker(&topic, e))?;
         consumer.assign(&assignment).map_err(|e| broker(&topic, e))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let follow = Follow {
-            replicator,
-            consumer,
-            topic,
-            source,
-            start,
-            stop: Arc::clone(&stop),
-            pending: None,
-            tickets: VecDeque::new(),
-            reread: None,
-            submitted: None,
-        };
-        let thread = std::thread::Builder::new()
-            .name("viewstore-replica".into())
-            .spawn(move || follow.run())
-            .map_err(|e| broker(config.topic(), e))?;
-        Ok(ChangelogFollower { stop, thread: Some(thread) })
+        let named = topic.clone();
+        let panicked = || broker("", "the replica thread panicked");
+        let worker = Worker::start("viewstore-replica", panicked, move |stop| {
+            let follow = Follow {
+                replicator,
+                consumer,
+                topic,
+                source,
+                start,
+                stop,
+                pending: None,
+                tickets: VecDeque::new(),
+                reread: None,
+                submitted: None,
+            };
+            follow.run()
+        })
+        .map_err(|e| broker(&named, format!("starting the replica thread: {e}")))?;
+        Ok(ChangelogFollower { worker })
     }
 
     /// Whether the thread has ended (stopped, or failed: see
     /// [`stop`](ChangelogFollower::stop)).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().is_none_or(JoinHandle::is_finished)
+        self.worker.is_finished()
     }
 
     /// Stops following, once the groups handed to the store are applied. Returns the
@@ -115,21 +115,7 @@ impl ChangelogFollower {
     ///
     /// What ended the thread.
     pub fn stop(mut self) -> Result<(), ChangelogError> {
-        self.stop.store(true, Ordering::Release);
-        match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(broker("", "the replica thread panicked")),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for ChangelogFollower {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.worker.stop()
     }
 }
 
