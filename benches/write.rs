@@ -1,8 +1,9 @@
-//! Durable write throughput: viewstore's group commit against raw redb, in one group so
-//! that the ratios come from one run.
+//! Durable write throughput: viewstore's group commit against raw redb and fjall, in one
+//! group so that the ratios come from one run.
 //!
 //! Every benchmark writes random `u64` keys over a 100,000-record table, with
-//! `Durability::Immediate` (an fsync before each acknowledgement or commit returns).
+//! `Durability::Immediate` (an fsync before each acknowledgement or commit returns),
+//! except in the journal and fjall benchmarks below.
 //! Throughput is counted in writes. `viewstore_pipelined_feed_keys` and
 //! `viewstore_pipelined_feed_values` write to views recorded in the change feed (keys
 //! and versions, or values too), `viewstore_pipelined` to one that is not;
@@ -12,6 +13,12 @@
 //! (an append and an fdatasync of the journal before each acknowledgement).
 //! `put_batch_50000` and `delete_batch_50000` put, or delete, 50,000 existing records
 //! in one batch, over their own view.
+//!
+//! `fjall_batch_1000` is the workload of `redb_1000_per_txn` (the same keys, in the
+//! same little-endian encoding, and the same values) on fjall, an LSM-tree store: the
+//! 100,000 records in one keyspace, then write batches of 1,000 inserts, each committed
+//! with `PersistMode::SyncData` (an fdatasync of fjall's journal before the commit
+//! returns and the next batch begins).
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition};
@@ -38,6 +45,9 @@ const LARGE_BATCH: u64 = 50_000;
 #[path = "support/row.rs"]
 mod row;
 use row::Row;
+#[path = "support/fjall_rows.rs"]
+mod fjall_rows;
+use fjall_rows::FjallRows;
 
 const ROWS: ViewDef<u64, Row> = ViewDef::new("rows");
 /// The same rows, recorded in the change feed by key and version only.
@@ -108,6 +118,8 @@ struct Fixture {
     rows_feed_values: View<u64, Row>,
     next_version: AtomicU64,
     db: Database,
+    /// The redb table's records in fjall.
+    fjall: FjallRows,
     /// A store like `store`, in journal durability, and its `rows`.
     journal: Store,
     journal_rows: View<u64, Row>,
@@ -303,6 +315,21 @@ fn redb_1000_per_txn(group: &mut Group<'_>, fx: &Fixture) {
     });
 }
 
+/// fjall, hand-batched like `redb_1000_per_txn` (the same keys and values): 1,000
+/// inserts per write batch, each batch synced with `PersistMode::SyncData`.
+fn fjall_batch_1000(group: &mut Group<'_>, fx: &Fixture) {
+    group.throughput(Throughput::Elements(PER_TXN));
+    group.bench_function("fjall_batch_1000", |b| {
+        let mut rng = Rng::new(13);
+        b.iter(|| {
+            fx.fjall.commit_synced((0..PER_TXN).map(|_| {
+                let key = random_key(&mut rng);
+                (key, encode(&Row::new(key, rng.next_u64())))
+            }));
+        });
+    });
+}
+
 /// One batch of `LARGE_BATCH` puts, or deletes, of existing records (the same keys, a
 /// random half of the view), from `submit` to the acknowledgement. Before each delete
 /// batch, untimed, a put batch brings the records back. Throughput in operations.
@@ -359,6 +386,10 @@ fn write(c: &mut Criterion) {
     let (store, [rows, rows_feed_keys, rows_feed_values], next_version, values_from) =
         populated_store(dir.path());
     let db = populated_redb(dir.path());
+    let fjall = FjallRows::populated(
+        &dir.path().join("fjall"),
+        (0..RECORDS).map(|id| (id, encode(&Row::new(id, id)))),
+    );
     let (journal, [journal_rows, _, _], _, _) =
         populated_in(dir.path(), "journal.redb", Durability::Journal);
     let fx = Fixture {
@@ -368,6 +399,7 @@ fn write(c: &mut Criterion) {
         rows_feed_values,
         next_version,
         db,
+        fjall,
         journal,
         journal_rows,
     };
@@ -388,6 +420,7 @@ fn write(c: &mut Criterion) {
     writers_into(&mut group, &fx, "viewstore_journal_64_writers", &fx.journal, &fx.journal_rows);
     redb_commit_per_write(&mut group, &fx);
     redb_1000_per_txn(&mut group, &fx);
+    fjall_batch_1000(&mut group, &fx);
     large_batches(&mut group, &fx);
     group.finish();
 
@@ -397,6 +430,7 @@ fn write(c: &mut Criterion) {
     let read = fx.db.begin_read().expect("read");
     let table = read.open_table(REDB_ROWS).expect("table");
     assert_eq!(table.len().expect("len"), RECORDS);
+    assert_eq!(fx.fjall.len(), RECORDS);
     assert_eq!(fx.journal_rows.len() as u64, RECORDS);
     fx.store.close().expect("close");
     fx.journal.close().expect("close");
