@@ -3,10 +3,10 @@
 //! Fills a view of 100,000 `u64`-keyed rows (batches of 1,000, one version each), then
 //! overwrites WRITES random rows (default 100,000) in batches of 1,000 puts, waiting for
 //! each batch, so that every group is one batch and the run is the same every time. The
-//! store is in `Durability::Immediate`.
+//! store is in `Durability::Immediate`, or `Durability::Journal` with `journal`.
 //!
 //! ```text
-//! cargo run --release --example apply_profile -- [plain|indexed] [WRITES]
+//! cargo run --release --example apply_profile -- [plain|indexed] [WRITES] [immediate|journal]
 //! ```
 //!
 //! `plain` writes the row of `benches/write.rs` to a view without indexes; `indexed`
@@ -47,9 +47,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         other => return Err(format!("unknown mode '{other}': plain or indexed").into()),
     };
     let writes: u64 = args.get(2).map_or(Ok(100_000), |s| s.parse())?;
+    let durability = match args.get(3).map_or("immediate", String::as_str) {
+        "immediate" => Durability::Immediate,
+        "journal" => Durability::Journal,
+        other => return Err(format!("unknown durability '{other}': immediate or journal").into()),
+    };
     let dir = tempfile::tempdir()?;
-    let store =
-        Store::builder(dir.path().join("s.redb")).durability(Durability::Immediate).open()?;
+    // Checkpoints only when the journal is full: under callgrind a second of wall time
+    // is a few groups, and the run must not depend on the clock.
+    let mut builder = Store::builder(dir.path().join("s.redb"))
+        .durability(durability)
+        .checkpoint_interval(std::time::Duration::from_secs(3600));
+    if let Ok(mib) = std::env::var("CACHE_MIB") {
+        // redb's page cache, in MiB (the store's default otherwise).
+        builder = builder.cache_size(mib.parse::<usize>()? << 20);
+    }
+    let store = builder.open()?;
     let rows = store.view(&ROWS)?;
     let users = store.view(&USERS)?;
     for start in (0..RECORDS).step_by(PER_BATCH as usize) {

@@ -31,6 +31,11 @@ const MODE_ENV: &str = "VIEWSTORE_CRASH_MODE";
 const THREADS: u32 = 3;
 /// The journal limit of journal cycles: a checkpoint every few dozen groups.
 const JOURNAL_LIMIT: u64 = 64 << 10;
+/// The journal limit of spilling journal cycles: hundreds of groups per checkpoint.
+const SPILL_JOURNAL_LIMIT: u64 = 4 << 20;
+/// redb's page cache in spilling journal cycles: so small that the open transaction's
+/// changed pages are written to the file long before the checkpoint commits them.
+const SPILL_CACHE: usize = 64 << 10;
 /// Items older than this many batches of their thread are deleted.
 const KEEP: u64 = 16;
 const RING: u64 = 8;
@@ -96,11 +101,13 @@ fn main() {
         }
     }
     println!(
-        "crash_kill: {cycles} cycles ({} killed during open, {} periodic, {} journal), {} \
-         acknowledged batches checked, {} feed groups checked, seed {seed}, {:.1}s",
+        "crash_kill: {cycles} cycles ({} killed during open, {} periodic, {} journal of \
+         which {} spilled), {} acknowledged batches checked, {} feed groups checked, seed \
+         {seed}, {:.1}s",
         parent.killed_in_open,
         parent.periodic_cycles,
         parent.journal_cycles,
+        parent.spill_cycles,
         parent.acks_checked,
         parent.feed_groups_checked,
         started.elapsed().as_secs_f64()
@@ -119,7 +126,8 @@ fn fail(seed: u64, cycle: u32, message: &str) -> ! {
 
 fn child(dir: &Path) {
     let periodic = std::env::var(MODE_ENV).is_ok_and(|m| m == "periodic");
-    let journal = std::env::var(MODE_ENV).is_ok_and(|m| m == "journal");
+    let journal = std::env::var(MODE_ENV).is_ok_and(|m| m.starts_with("journal"));
+    let spill = std::env::var(MODE_ENV).is_ok_and(|m| m == "journal-spill");
     let say = |line: &str| {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
@@ -134,6 +142,9 @@ fn child(dir: &Path) {
     if journal {
         // A small limit, so that kills land before, during and after checkpoints.
         builder = builder.durability(Durability::Journal).journal_limit(JOURNAL_LIMIT);
+    }
+    if spill {
+        builder = builder.journal_limit(SPILL_JOURNAL_LIMIT).cache_size(SPILL_CACHE);
     }
     let store = builder.open().unwrap_or_else(|e| child_fail(&format!("open: {e}")));
     let views = Views::open(&store).unwrap_or_else(|e| child_fail(&format!("views: {e}")));
@@ -226,6 +237,8 @@ struct Parent {
     killed_in_open: u32,
     periodic_cycles: u32,
     journal_cycles: u32,
+    /// Journal cycles whose open transaction spilled pages to the file.
+    spill_cycles: u32,
     acks_checked: u64,
     feed_groups_checked: u64,
 }
@@ -256,6 +269,7 @@ impl Parent {
             killed_in_open: 0,
             periodic_cycles: 0,
             journal_cycles: 0,
+            spill_cycles: 0,
             acks_checked: 0,
             feed_groups_checked: 0,
         }
@@ -276,6 +290,8 @@ impl Parent {
         };
         let mode = if periodic {
             "periodic"
+        } else if journal && self.rng.one_in(2) {
+            "journal-spill"
         } else if journal {
             "journal"
         } else {
@@ -290,6 +306,7 @@ impl Parent {
         }
         if journal {
             self.journal_cycles += 1;
+            self.spill_cycles += u32::from(mode == "journal-spill");
         }
         self.check(cycle, (periodic, journal), &acks, durable)
     }

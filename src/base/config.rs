@@ -63,7 +63,8 @@ pub(crate) struct Config {
     pub(crate) max_batch_bytes: usize,
     pub(crate) max_linger: Duration,
     pub(crate) check_integrity: bool,
-    pub(crate) cache_size: usize,
+    /// `None`: the default of the durability mode ([`Config::cache_size`]).
+    pub(crate) cache_size: Option<usize>,
     pub(crate) backend: Option<Arc<dyn redb::StorageBackend>>,
     pub(crate) index_progress: Option<ProgressFn>,
     pub(crate) feed_retention: FeedRetention,
@@ -71,6 +72,18 @@ pub(crate) struct Config {
     pub(crate) checkpoint_interval: Duration,
     pub(crate) journal_backend: Option<Arc<dyn redb::StorageBackend>>,
     pub(crate) replica: bool,
+}
+
+impl Config {
+    /// The size of redb's page cache: the one set, or the default of the durability
+    /// mode (see [`StoreBuilder::cache_size`]).
+    pub(crate) fn cache_size(&self) -> usize {
+        match (self.cache_size, self.durability) {
+            (Some(bytes), _) => bytes,
+            (None, Durability::Journal) => 64 << 20,
+            (None, _) => 4 << 20,
+        }
+    }
 }
 
 /// The default [`StoreBuilder::journal_limit`]: 64 MiB.
@@ -141,7 +154,7 @@ impl StoreBuilder {
                 max_batch_bytes: 32 << 20,
                 max_linger: Duration::ZERO,
                 check_integrity: true,
-                cache_size: 4 << 20,
+                cache_size: None,
                 backend: None,
                 index_progress: None,
                 feed_retention: FeedRetention::default(),
@@ -209,14 +222,17 @@ impl StoreBuilder {
         self
     }
 
-    /// The size of redb's page cache, in bytes. Default = 4 MiB. Reads are served by
-    /// the resident layer, so the cache only speeds up the writer (version checks and
-    /// B-tree updates on the file); pages that miss are read through the operating
-    /// system's page cache. redb's own default of 1 GiB would keep most of a large file
-    /// in memory a second time, in encoded form, once it has been loaded. Raise it for
-    /// stores that take many random writes to a large file.
+    /// The size of redb's page cache, in bytes. Default = 4 MiB, or 64 MiB in
+    /// [`Durability::Journal`]. Reads are served by the resident layer, so the cache only
+    /// speeds up the writer (version checks and B-tree updates on the file); pages that
+    /// miss are read through the operating system's page cache. redb's own default of
+    /// 1 GiB would keep most of a large file in memory a second time, in encoded form,
+    /// once it has been loaded. Raise it for stores that take many random writes to a
+    /// large file. In journal mode the groups since the last checkpoint wait in one open
+    /// transaction whose changed pages are held in half of this cache; past that, they
+    /// are written to the file early and read back when changed again.
     pub fn cache_size(mut self, bytes: usize) -> Self {
-        self.config.cache_size = bytes;
+        self.config.cache_size = Some(bytes);
         self
     }
 

@@ -1,18 +1,61 @@
 //! The writer's side of [`Durability::Journal`](crate::Durability::Journal): appending
-//! each group's effects to the journal before it is acknowledged, and checkpointing
-//! (a synced redb commit, then an empty journal) when the journal reaches its limit,
-//! when its oldest group reaches the checkpoint interval, and at close.
+//! each group's effects to the journal before it is acknowledged, keeping the groups in
+//! one open redb transaction, and checkpointing (that transaction committed with a sync,
+//! then an empty journal) when the journal reaches its limit, when its oldest group
+//! reaches the checkpoint interval, before any request other than a batch, and at
+//! close.
+//!
+//! A group is acknowledged once its journal frame is synced: the redb transaction that
+//! also holds it is written to the file only at the next checkpoint, together with
+//! every group since the one before. Many groups share one B-tree transaction, so a
+//! page that they all change is copied and written once per checkpoint instead of once
+//! per group. When anything fails while that transaction is open, it is dropped, and
+//! the database is reopened, which replays the journal: every acknowledged group is in
+//! it.
+//!
+//! Also the periodic mode's deadline and sync, the other way a group reaches the disk
+//! after its commit.
 
-use crate::base::error::Result;
+use crate::base::config::Durability;
+use crate::base::error::{Error, Result};
 use crate::base::feed::FeedGroup;
 use crate::base::version::Lsn;
 use crate::engine::writer::Writer;
 use crate::storage::feed::encode_group;
 use crate::storage::journal::effects::GroupEffects;
 use crate::storage::journal::frame;
+use redb::WriteTransaction;
 use std::time::Instant;
 
 impl Writer {
+    /// The transaction the next group writes to: in journal mode the open one, holding
+    /// the groups since the last checkpoint, or a new one; otherwise a new one, with the
+    /// durability `immediate` asks for.
+    pub(super) fn group_transaction(&mut self, immediate: bool) -> Result<WriteTransaction> {
+        if let Some(txn) = self.pending.take() {
+            return Ok(txn);
+        }
+        let file = &self.config.path;
+        let mut txn =
+            self.db()?.begin_write().map_err(|e| Error::storage(file, "beginning a write", e))?;
+        let durability =
+            if immediate { redb::Durability::Immediate } else { redb::Durability::None };
+        txn.set_durability(durability)
+            .map_err(|e| Error::storage(file, "setting durability", redb::Error::from(e)))?;
+        Ok(txn)
+    }
+
+    /// Ends a transaction in which no batch of the group wrote anything: in journal
+    /// mode it stays open for the groups to come (it may hold earlier ones), otherwise it
+    /// is aborted.
+    pub(super) fn keep_or_abort(&mut self, txn: WriteTransaction) -> Result<()> {
+        if self.journal.is_some() {
+            self.pending = Some(txn);
+            return Ok(());
+        }
+        txn.abort().map_err(|e| Error::storage(&self.config.path, "aborting a write", e))
+    }
+
     /// Appends the group `lsn` to the journal and syncs it. `Err` when that failed: the
     /// group fails, and the journal refuses further appends (the writer then stops).
     pub(super) fn journal_group(
@@ -50,13 +93,22 @@ impl Writer {
         if full || old { self.checkpoint() } else { Ok(()) }
     }
 
-    /// Makes every group so far durable in the store file with a synced, empty redb
-    /// commit, then empties the journal. When the commit fails the database is reopened,
-    /// which replays the journal; `Err` when that fails too, or when the journal cannot
-    /// be emptied.
+    /// Checkpoints when groups wait in the open transaction: before a request that reads
+    /// or writes the file through a transaction of its own.
+    pub(super) fn checkpoint_pending(&mut self) -> std::result::Result<(), String> {
+        if self.pending.is_some() { self.checkpoint() } else { Ok(()) }
+    }
+
+    /// Makes every group so far durable in the store file, committing the open
+    /// transaction (or an empty one) with a sync, then empties the journal. When the
+    /// commit fails the database is reopened, which replays the journal; `Err` when that
+    /// fails too, or when the journal cannot be emptied.
     pub(super) fn checkpoint(&mut self) -> std::result::Result<(), String> {
-        let synced = self.db.as_ref().and_then(|db| {
-            let mut txn = db.begin_write().ok()?;
+        let txn = match self.pending.take() {
+            Some(txn) => Some(txn),
+            None => self.db.as_ref().and_then(|db| db.begin_write().ok()),
+        };
+        let synced = txn.and_then(|mut txn| {
             txn.set_durability(redb::Durability::Immediate).ok()?;
             txn.commit().ok()
         });
@@ -67,6 +119,41 @@ impl Writer {
         match self.journal.as_mut().map(crate::storage::journal::log::Journal::truncate) {
             Some(Err(e)) => Err(format!("emptying the journal after a checkpoint failed: {e}")),
             _ => Ok(()),
+        }
+    }
+
+    pub(super) fn sync_deadline(&self) -> Option<Instant> {
+        match (self.config.durability, self.unsynced_since) {
+            (Durability::Periodic { interval }, Some(since)) => Some(since + interval),
+            (Durability::Journal, Some(since)) => Some(since + self.config.checkpoint_interval),
+            _ => None,
+        }
+    }
+
+    /// Makes every commit so far durable when the periodic interval has passed (or
+    /// always, with `force`). A failed sync reopens the database (the next commit
+    /// retries); `Err` when that fails too.
+    pub(super) fn sync_if_needed(&mut self, force: bool) -> std::result::Result<(), String> {
+        let Some(deadline) = self.sync_deadline() else {
+            return Ok(());
+        };
+        if !force && Instant::now() < deadline {
+            return Ok(());
+        }
+        if self.journal.is_some() {
+            return self.checkpoint();
+        }
+        let synced = self.db.as_ref().and_then(|db| {
+            let mut txn = db.begin_write().ok()?;
+            txn.set_durability(redb::Durability::Immediate).ok()?;
+            txn.commit().ok()
+        });
+        if synced.is_some() {
+            self.unsynced_since = None;
+            self.mark_durable(self.lsn);
+            Ok(())
+        } else {
+            self.reopen()
         }
     }
 }

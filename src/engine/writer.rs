@@ -67,6 +67,10 @@ pub(super) struct Registered {
 }
 
 pub(crate) struct Writer {
+    /// In journal mode, the open transaction holding the groups acknowledged since the
+    /// last checkpoint (`engine/checkpoint.rs`). Declared before `db`, so that it is
+    /// dropped (aborted) before the database.
+    pub(super) pending: Option<redb::WriteTransaction>,
     /// `None` only between dropping a failed database and opening it again.
     pub(super) db: Option<Database>,
     pub(super) config: Config,
@@ -170,6 +174,7 @@ impl Writer {
             unsynced_since: None,
             figures,
             journal,
+            pending: None,
             reclaimer: Reclaimer::new(),
         }
     }
@@ -197,6 +202,9 @@ impl Writer {
                 Err(payload) => {
                     // A panic inside redb can leave its locks poisoned, and its `Drop`
                     // then panics again, which aborts the process: never drop it.
+                    if let Some(txn) = self.pending.take() {
+                        std::mem::forget(txn);
+                    }
                     if let Some(db) = self.db.take() {
                         std::mem::forget(db);
                     }
@@ -217,6 +225,12 @@ impl Writer {
         rx: &Inbox<Request>,
         carried: &mut Option<Request>,
     ) -> Step {
+        if !matches!(request, Request::Batch { .. })
+            && let Err(reason) = self.checkpoint_pending()
+        {
+            // The request is answered by its dropped reply sender.
+            return Step::Stop(Some(reason));
+        }
         match request {
             Request::Register { registration, reply } => {
                 let result = self.register(registration);
@@ -322,41 +336,6 @@ impl Writer {
         None
     }
 
-    fn sync_deadline(&self) -> Option<Instant> {
-        match (self.config.durability, self.unsynced_since) {
-            (Durability::Periodic { interval }, Some(since)) => Some(since + interval),
-            (Durability::Journal, Some(since)) => Some(since + self.config.checkpoint_interval),
-            _ => None,
-        }
-    }
-
-    /// Makes every commit so far durable when the periodic interval has passed (or
-    /// always, with `force`). A failed sync reopens the database (the next commit
-    /// retries); `Err` when that fails too.
-    fn sync_if_needed(&mut self, force: bool) -> std::result::Result<(), String> {
-        let Some(deadline) = self.sync_deadline() else {
-            return Ok(());
-        };
-        if !force && Instant::now() < deadline {
-            return Ok(());
-        }
-        if self.journal.is_some() {
-            return self.checkpoint();
-        }
-        let synced = self.db.as_ref().and_then(|db| {
-            let mut txn = db.begin_write().ok()?;
-            txn.set_durability(redb::Durability::Immediate).ok()?;
-            txn.commit().ok()
-        });
-        if synced.is_some() {
-            self.unsynced_since = None;
-            self.mark_durable(self.lsn);
-            Ok(())
-        } else {
-            self.reopen()
-        }
-    }
-
     /// Commits a group and acknowledges each of its batches. `Err` with a reason when
     /// the commit failed and the database could not be reopened.
     fn commit_group(
@@ -435,7 +414,9 @@ impl Writer {
     /// A group whose commit failed may still have reached the file (its sync failed
     /// after its writes landed); it is then loaded whole, as any crash could leave it.
     pub(super) fn reopen(&mut self) -> std::result::Result<(), String> {
-        // The old database holds the file lock: it must be gone before opening again.
+        // The old database holds the file lock: it must be gone before opening again,
+        // and the open transaction with it (the journal holds its groups).
+        drop(self.pending.take());
         drop(self.db.take());
         self.unsynced_since = None;
         let (db, disk_lsn) = open_database(&self.config, &self.figures.sync_latency)
@@ -494,8 +475,6 @@ impl Writer {
         if let Some(answer) = self.replicated_answer(&batches) {
             return Ok(answer);
         }
-        let mut txn =
-            self.db()?.begin_write().map_err(|e| Error::storage(&file, "beginning a write", e))?;
         let immediate = match self.config.durability {
             Durability::Immediate => true,
             Durability::Periodic { interval } => {
@@ -504,14 +483,11 @@ impl Writer {
             Durability::Journal => false,
         };
         let journal = self.journal.is_some();
-        let durability =
-            if immediate { redb::Durability::Immediate } else { redb::Durability::None };
-        txn.set_durability(durability)
-            .map_err(|e| Error::storage(&file, "setting durability", redb::Error::from(e)))?;
+        let txn = self.group_transaction(immediate)?;
         let mut applied = apply_group(&txn, &self.views, &self.root, &file, batches, journal)?;
         if !applied.any_committed() {
-            // Every batch failed: nothing to commit, and no LSN is spent.
-            txn.abort().map_err(|e| Error::storage(&file, "aborting a write", e))?;
+            // Every batch failed: nothing was written, and no LSN is spent.
+            self.keep_or_abort(txn)?;
             return Ok((self.lsn, applied.results));
         }
         let lsn = replicated.unwrap_or(Lsn::new(self.lsn.get() + 1));
@@ -533,12 +509,17 @@ impl Writer {
             None => None,
         };
         if let Some(effects) = applied.effects.take() {
-            // Durable once this returns: the redb commit below need not sync. On `Err`
-            // the transaction is dropped, which aborts it.
+            // Durable once this returns. On `Err` the transaction is dropped, which
+            // aborts it with any earlier groups it held: the reopen replays them.
             self.journal_group(effects, lsn, feed_group.as_ref(), pruned)?;
         }
         let changed = applied.delta.size();
-        let root = if immediate && changed >= BUILD_ROOT_BESIDE_COMMIT_FROM {
+        let root = if journal {
+            // Durable in the journal: the transaction stays open for the groups to come,
+            // until the next checkpoint commits them all.
+            self.pending = Some(txn);
+            Ok::<_, redb::CommitError>(self.root.with_delta(lsn, applied.delta))
+        } else if immediate && changed >= BUILD_ROOT_BESIDE_COMMIT_FROM {
             // The commit waits for the disk: build the next root meanwhile, on another
             // thread. It is published only once the commit has succeeded.
             let root = &self.root;

@@ -23,7 +23,7 @@ pub(crate) fn open_database(config: &Config, syncs: &Arc<Recorder>) -> Result<(D
         let backend = Timed { inner: SharedBackend(Arc::clone(backend)), syncs: Arc::clone(syncs) };
         let db = redb::Builder::new()
             .set_check_integrity_on_open(config.check_integrity)
-            .set_cache_size(config.cache_size)
+            .set_cache_size(config.cache_size())
             .create_with_backend(backend)
             .map_err(|e| open_error(path, e))?;
         let lsn = init_or_check(&db, path)?;
@@ -56,7 +56,7 @@ pub(crate) fn open_database(config: &Config, syncs: &Arc<Recorder>) -> Result<(D
     let backend = redb::backends::FileBackend::new(file).map_err(|e| open_error(path, e))?;
     let db = redb::Builder::new()
         .set_check_integrity_on_open(config.check_integrity)
-        .set_cache_size(config.cache_size)
+        .set_cache_size(config.cache_size())
         .create_with_backend(Timed { inner: backend, syncs: Arc::clone(syncs) })
         .map_err(|e| open_error(path, e))?;
     let lsn = init_or_check(&db, path)?;

@@ -97,7 +97,8 @@ fn open(files: &Files, mode: Mode) -> crate::Result<Store> {
                 .durability(Durability::Journal)
                 .journal_backend(Arc::clone(&files.log) as _)
                 .journal_limit(JOURNAL_LIMIT)
-                .checkpoint_interval(Duration::from_secs(3600));
+                .checkpoint_interval(Duration::from_secs(3600))
+                .cache_size(JOURNAL_CACHE);
         }
     }
     builder.open()
@@ -105,6 +106,11 @@ fn open(files: &Files, mode: Mode) -> crate::Result<Store> {
 
 /// The journal limit of the journal cases: a checkpoint every few groups.
 const JOURNAL_LIMIT: u64 = 2048;
+
+/// redb's page cache in the journal cases: so small that the pages of the open
+/// transaction (the groups since the last checkpoint) are written to the file before the
+/// checkpoint commits them, and power-loss images hold them.
+const JOURNAL_CACHE: usize = 16 << 10;
 
 fn expected_error(e: &Error, context: &str) -> Result<(), String> {
     match e {

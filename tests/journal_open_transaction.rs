@@ -1,0 +1,133 @@
+//! In journal mode the groups since the last checkpoint wait in one open redb
+//! transaction: the store file is not written per group, only at checkpoints. Every
+//! request that reads or writes the file through a transaction of its own (registering
+//! a view, `verify`, a backup, view management, a bulk load) first checkpoints, so that
+//! it sees every acknowledged group, and none of them hangs behind the open
+//! transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+use viewstore::testing::FaultBackend;
+use viewstore::{Batch, Durability, Store, ViewDef};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+const ITEMS: ViewDef<u64, String> = ViewDef::new("items");
+const OTHER: ViewDef<u64, String> = ViewDef::new("other");
+const LOADED: ViewDef<u64, String> = ViewDef::new("loaded");
+const GROUPS: u64 = 200;
+
+/// A journal-mode store over two in-memory backends, checkpointing only when asked
+/// (or at its journal's limit, which these tests do not reach).
+fn open(store: &Arc<FaultBackend>, log: &Arc<FaultBackend>) -> viewstore::Result<Store> {
+    Store::builder("journal-open-transaction.redb")
+        .backend(Arc::clone(store) as _)
+        .durability(Durability::Journal)
+        .journal_backend(Arc::clone(log) as _)
+        .checkpoint_interval(Duration::from_secs(3600))
+        .open()
+}
+
+/// Writes `GROUPS` acknowledged one-write groups to `items`, keys `0..GROUPS`.
+fn write_groups(store: &Store) -> TestResult {
+    let items = store.view(&ITEMS)?;
+    for k in 0..GROUPS {
+        let mut batch = Batch::new();
+        batch.put(&items, &k, format!("value {k}"), 1)?;
+        store.submit(batch)?.wait()?;
+    }
+    Ok(())
+}
+
+fn check_items(store: &Store) -> TestResult {
+    let items = store.view(&ITEMS)?;
+    assert_eq!(items.len() as u64, GROUPS);
+    for k in 0..GROUPS {
+        assert_eq!(items.get(&k).as_deref(), Some(&format!("value {k}")), "key {k}");
+    }
+    Ok(())
+}
+
+#[test]
+fn groups_between_checkpoints_leave_the_store_file_alone() -> TestResult {
+    let (file, log) = (Arc::new(FaultBackend::new()), Arc::new(FaultBackend::new()));
+    let store = open(&file, &log)?;
+    // Registering the view checkpoints: from here on only the journal is written.
+    let items = store.view(&ITEMS)?;
+    let (file_before, log_before) = (file.counters(), log.counters());
+    for k in 0..GROUPS {
+        items.put(&k, format!("value {k}"), 1)?;
+    }
+    let (file_after, log_after) = (file.counters(), log.counters());
+    assert_eq!(file_after.mutations(), file_before.mutations(), "the store file was written");
+    assert!(
+        log_after.syncs >= log_before.syncs + GROUPS,
+        "each acknowledged group syncs the journal: {log_before:?} -> {log_after:?}"
+    );
+    // The groups reach the store file at the checkpoint that closing makes.
+    store.close()?;
+    assert!(file.counters().syncs > file_after.syncs, "closing did not checkpoint");
+    let reopened = open(&file, &log)?;
+    check_items(&reopened)?;
+    reopened.close()?;
+    Ok(())
+}
+
+#[test]
+fn verify_sees_every_acknowledged_group() -> TestResult {
+    let (file, log) = (Arc::new(FaultBackend::new()), Arc::new(FaultBackend::new()));
+    let store = open(&file, &log)?;
+    write_groups(&store)?;
+    let report = store.verify()?;
+    assert!(report.is_ok(), "verify after journal-only groups: {report:?}");
+    store.close()?;
+    Ok(())
+}
+
+#[test]
+fn a_backup_holds_every_acknowledged_group() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let (file, log) = (Arc::new(FaultBackend::new()), Arc::new(FaultBackend::new()));
+    let store = open(&file, &log)?;
+    write_groups(&store)?;
+    let report = store.backup(dir.path().join("backup.redb"))?;
+    assert_eq!(report.lsn, store.lsn());
+    store.close()?;
+    let backup = Store::open(dir.path().join("backup.redb"))?;
+    check_items(&backup)?;
+    backup.close()?;
+    Ok(())
+}
+
+#[test]
+fn registering_and_managing_views_between_checkpoints() -> TestResult {
+    let (file, log) = (Arc::new(FaultBackend::new()), Arc::new(FaultBackend::new()));
+    let store = open(&file, &log)?;
+    write_groups(&store)?;
+    // A view registered while groups wait in the open transaction.
+    let other = store.view(&OTHER)?;
+    other.put(&1, "one".to_owned(), 1)?;
+    let items = store.view(&ITEMS)?;
+    items.put(&GROUPS, "after the registration".to_owned(), 1)?;
+    // A bulk load and a clear with journal-only groups before each.
+    let loaded = store.view(&LOADED)?;
+    items.delete(&GROUPS, 2)?;
+    store.bulk_load(&loaded, (0..100u64).map(|k| (k, 1, format!("loaded {k}"))))?;
+    other.put(&2, "two".to_owned(), 1)?;
+    store.clear_view("other")?;
+    other.put(&3, "three".to_owned(), 1)?;
+    check_items(&store)?;
+    store.close()?;
+
+    let reopened = open(&file, &log)?;
+    check_items(&reopened)?;
+    let other = reopened.view(&OTHER)?;
+    assert_eq!(other.len(), 1);
+    assert_eq!(other.get(&3).as_deref().map(String::as_str), Some("three"));
+    let loaded = reopened.view(&LOADED)?;
+    assert_eq!(loaded.len(), 100);
+    assert_eq!(reopened.view(&ITEMS)?.version(&GROUPS), None);
+    assert!(reopened.verify()?.is_ok());
+    reopened.close()?;
+    Ok(())
+}
