@@ -16,11 +16,14 @@
 //! Also the periodic mode's deadline and sync, the other way a group reaches the disk
 //! after its commit.
 
+use crate::base::beside::{BUILD_ROOT_BESIDE_COMMIT_FROM, beside};
 use crate::base::config::Durability;
 use crate::base::error::{Error, Result};
 use crate::base::feed::FeedGroup;
 use crate::base::version::Lsn;
 use crate::engine::writer::Writer;
+use crate::mem::Root;
+use crate::mem::delta::Delta;
 use crate::storage::feed::encode_group;
 use crate::storage::journal::effects::GroupEffects;
 use crate::storage::journal::frame;
@@ -56,28 +59,41 @@ impl Writer {
         txn.abort().map_err(|e| Error::storage(&self.config.path, "aborting a write", e))
     }
 
-    /// Appends the group `lsn` to the journal and syncs it. `Err` when that failed: the
-    /// group fails, and the journal refuses further appends (the writer then stops).
+    /// Appends the group `lsn` to the journal and syncs it, and builds the next root
+    /// from `delta` meanwhile (on another thread for a large group). `Err` when the
+    /// append failed: the group fails, and the journal refuses further appends (the
+    /// writer then stops).
     pub(super) fn journal_group(
         &mut self,
-        mut effects: GroupEffects,
+        effects: Option<GroupEffects>,
         lsn: Lsn,
         feed: Option<&FeedGroup>,
         pruned: Option<Lsn>,
-    ) -> Result<()> {
-        effects.lsn = lsn.get();
-        effects.follows = self.lsn.get();
-        effects.feed_row = feed.map(encode_group);
-        effects.feed_pruned = pruned.map(Lsn::get);
-        let frame = frame::encode(lsn.get(), &effects.encode());
-        let Some(journal) = self.journal.as_mut() else {
-            return Ok(());
+        delta: Delta,
+    ) -> Result<Root> {
+        let follows = self.lsn.get();
+        let (root, journal) = (&self.root, &mut self.journal);
+        let append = || {
+            let (Some(mut effects), Some(journal)) = (effects, journal.as_mut()) else {
+                return Ok(());
+            };
+            effects.lsn = lsn.get();
+            effects.follows = follows;
+            effects.feed_row = feed.map(encode_group);
+            effects.feed_pruned = pruned.map(Lsn::get);
+            journal.append(&frame::encode(lsn.get(), &effects.encode()))
         };
-        journal.append(&frame)?;
+        let next = if delta.size() >= BUILD_ROOT_BESIDE_COMMIT_FROM {
+            let (next, appended) =
+                beside("viewstore-publish", || root.with_delta(lsn, delta), append);
+            appended.map(|()| next)
+        } else {
+            append().map(|()| root.with_delta(lsn, delta))
+        }?;
         if self.unsynced_since.is_none() {
             self.unsynced_since = Some(Instant::now());
         }
-        Ok(())
+        Ok(next)
     }
 
     /// Checkpoints if the journal passed its limit or its oldest group the checkpoint

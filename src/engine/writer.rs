@@ -508,17 +508,17 @@ impl Writer {
             }
             None => None,
         };
-        if let Some(effects) = applied.effects.take() {
-            // Durable once this returns. On `Err` the transaction is dropped, which
-            // aborts it with any earlier groups it held: the reopen replays them.
-            self.journal_group(effects, lsn, feed_group.as_ref(), pruned)?;
-        }
         let changed = applied.delta.size();
         let root = if journal {
-            // Durable in the journal: the transaction stays open for the groups to come,
-            // until the next checkpoint commits them all.
+            // Durable in the journal once this returns; the transaction stays open for
+            // the groups to come, until the next checkpoint commits them all. On `Err`
+            // the transaction is dropped, which aborts it with any earlier groups it
+            // held: the reopen replays them from the journal.
+            let effects = applied.effects.take();
+            let next =
+                self.journal_group(effects, lsn, feed_group.as_ref(), pruned, applied.delta)?;
             self.pending = Some(txn);
-            Ok::<_, redb::CommitError>(self.root.with_delta(lsn, applied.delta))
+            next
         } else if immediate && changed >= BUILD_ROOT_BESIDE_COMMIT_FROM {
             // The commit waits for the disk: build the next root meanwhile, on another
             // thread. It is published only once the commit has succeeded.
@@ -528,11 +528,12 @@ impl Writer {
                 || root.with_delta(lsn, applied.delta),
                 || txn.commit(),
             );
-            committed.map(|()| next)
+            committed.map(|()| next).map_err(|e| Error::storage(&file, "committing", e))?
         } else {
-            txn.commit().map(|()| self.root.with_delta(lsn, applied.delta))
-        }
-        .map_err(|e| Error::storage(&file, "committing", e))?;
+            txn.commit()
+                .map(|()| self.root.with_delta(lsn, applied.delta))
+                .map_err(|e| Error::storage(&file, "committing", e))?
+        };
         if immediate {
             self.unsynced_since = None;
         } else if self.unsynced_since.is_none() {
