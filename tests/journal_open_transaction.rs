@@ -131,3 +131,39 @@ fn registering_and_managing_views_between_checkpoints() -> TestResult {
     reopened.close()?;
     Ok(())
 }
+
+#[test]
+fn the_journal_is_overwritten_in_place_after_each_checkpoint() -> TestResult {
+    const LIMIT: u64 = 1024;
+    let (file, log) = (Arc::new(FaultBackend::new()), Arc::new(FaultBackend::new()));
+    let store = Store::builder("journal-open-transaction.redb")
+        .backend(Arc::clone(&file) as _)
+        .durability(Durability::Journal)
+        .journal_backend(Arc::clone(&log) as _)
+        .journal_limit(LIMIT)
+        .checkpoint_interval(Duration::from_secs(3600))
+        .open()?;
+    let items = store.view(&ITEMS)?;
+    let syncs_before = file.counters().syncs;
+    for k in 0..GROUPS {
+        items.put(&k, format!("value {k}"), 1)?;
+    }
+    let checkpoints = file.counters().syncs - syncs_before;
+    assert!(checkpoints >= 5, "the journal's limit made only {checkpoints} checkpoint syncs");
+    // Never shortened: each checkpoint's groups overwrote the frames before them.
+    assert_eq!(log.counters().set_lens, 0);
+    let log_len = log.written_image().len() as u64;
+    assert!(log_len < 2 * LIMIT, "the journal grew to {log_len} bytes");
+    // What a power loss leaves now: old frames behind the newest ones, which the open
+    // must neither replay nor take for damage.
+    let (file_image, log_image) = (file.durable_image(), log.durable_image());
+    store.close()?;
+    let (file, log) = (
+        Arc::new(FaultBackend::from_image(file_image)),
+        Arc::new(FaultBackend::from_image(log_image)),
+    );
+    let reopened = open(&file, &log)?;
+    check_items(&reopened)?;
+    reopened.close()?;
+    Ok(())
+}

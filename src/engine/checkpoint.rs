@@ -116,9 +116,9 @@ impl Writer {
     }
 
     /// Makes every group so far durable in the store file, committing the open
-    /// transaction (or an empty one) with a sync, then empties the journal. When the
+    /// transaction (or an empty one) with a sync, then starts the journal over. When the
     /// commit fails the database is reopened, which replays the journal; `Err` when that
-    /// fails too, or when the journal cannot be emptied.
+    /// fails too.
     pub(super) fn checkpoint(&mut self) -> std::result::Result<(), String> {
         let txn = match self.pending.take() {
             Some(txn) => Some(txn),
@@ -132,10 +132,10 @@ impl Writer {
             return self.reopen();
         }
         self.unsynced_since = None;
-        match self.journal.as_mut().map(crate::storage::journal::log::Journal::truncate) {
-            Some(Err(e)) => Err(format!("emptying the journal after a checkpoint failed: {e}")),
-            _ => Ok(()),
+        if let Some(journal) = self.journal.as_mut() {
+            journal.restart();
         }
+        Ok(())
     }
 
     pub(super) fn sync_deadline(&self) -> Option<Instant> {

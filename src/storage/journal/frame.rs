@@ -69,7 +69,9 @@ fn parse(bytes: &[u8], offset: usize) -> Result<(Frame<'_>, usize), String> {
 }
 
 /// The valid frames at the start of `bytes`, and what ends them if not the end of the
-/// bytes: a torn tail, which was never acknowledged.
+/// bytes: a torn tail, which was never acknowledged, or a frame whose LSN is not above
+/// the one before it, left from before the last checkpoint (the journal is overwritten
+/// from its start after each checkpoint).
 ///
 /// # Errors
 ///
@@ -81,7 +83,14 @@ pub(crate) fn scan(bytes: &[u8], after: u64) -> Result<(Vec<Frame<'_>>, Option<I
     let mut frames: Vec<Frame<'_>> = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
-        match parse(bytes, offset) {
+        let parsed = parse(bytes, offset).and_then(|(frame, next)| match frames.last() {
+            Some(before) if frame.lsn <= before.lsn => Err(format!(
+                "the frame of group {} after group {}, left from before a checkpoint",
+                frame.lsn, before.lsn
+            )),
+            _ => Ok((frame, next)),
+        });
+        match parsed {
             Ok((frame, next)) => {
                 frames.push(frame);
                 offset = next;
@@ -144,5 +153,37 @@ mod tests {
 
         // Frames at or below the checkpoint after the damage are leftovers.
         assert!(scan(&damaged, 3).is_ok());
+    }
+
+    #[test]
+    fn frames_left_from_before_a_checkpoint_end_the_journal() {
+        // Groups 1 to 3, checkpointed; then groups 4 and 5 written over them from the
+        // start, ending exactly where an old frame starts.
+        let mut old = encode(1, b"aaaa");
+        let second = old.len();
+        old.extend(encode(2, b"bb"));
+        let third = old.len();
+        old.extend(encode(3, b"cc"));
+        let mut log = encode(4, b"aaaa");
+        log.extend(encode(5, b"bb"));
+        assert_eq!(log.len(), third);
+        log.extend_from_slice(&old[third..]);
+        let (frames, end) = scan(&log, 3).expect("old frames are not damage");
+        assert_eq!(frames.iter().map(|f| f.lsn).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(end.map(|e| e.offset), Some(third as u64));
+
+        // Ending inside an old frame: its rest is a torn tail.
+        let mut log = encode(4, b"aaaaaa");
+        assert!(log.len() > second && log.len() < third);
+        log.extend_from_slice(&old[log.len()..]);
+        let (frames, _) = scan(&log, 3).expect("old frames are not damage");
+        assert_eq!(frames.iter().map(|f| f.lsn).collect::<Vec<_>>(), vec![4]);
+
+        // Damage in the new frames, followed by a newer one, is still damage.
+        let mut damaged = encode(4, b"aaaa");
+        damaged.extend(encode(5, b"bb"));
+        damaged.extend(encode(6, b"cc"));
+        damaged[second + HEADER] ^= 1;
+        assert!(scan(&damaged, 3).is_err());
     }
 }

@@ -60,8 +60,8 @@ pub(crate) fn pending_groups(journal: &Journal, stored: Lsn) -> Result<Vec<Group
     Ok(groups)
 }
 
-/// Replays the journal into `db`, whose meta table says `stored`, and empties the
-/// journal. Returns the LSN the file is at afterwards.
+/// Replays the journal into `db`, whose meta table says `stored`, and starts the
+/// journal over. Returns the LSN the file is at afterwards.
 pub(crate) fn recover(
     db: &Database,
     journal: &mut Journal,
@@ -79,9 +79,7 @@ pub(crate) fn recover(
         // A default (immediate) commit: the file now holds every group durably.
         txn.commit().map_err(Error::at(file, "committing the journal replay"))?;
     }
-    if journal.len() > 0 {
-        journal.truncate()?;
-    }
+    journal.restart();
     Ok(lsn)
 }
 
