@@ -237,7 +237,8 @@ struct Parent {
     killed_in_open: u32,
     periodic_cycles: u32,
     journal_cycles: u32,
-    /// Journal cycles whose open transaction spilled pages to the file.
+    /// Journal cycles with a page cache small enough that the open transaction writes
+    /// its pages into the file before its checkpoint.
     spill_cycles: u32,
     acks_checked: u64,
     feed_groups_checked: u64,

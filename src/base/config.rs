@@ -30,18 +30,21 @@ pub enum Durability {
     /// given to [`StoreBuilder::journal_backend`]): in this mode a store is two files,
     /// and both must be kept together. Each log record holds what its group wrote (the
     /// bytes of each record and index entry, source positions, the change-feed row,
-    /// the LSN), never closures, with a CRC-32C checksum. The store file takes each
-    /// group in a redb transaction without a sync; a **checkpoint** (a synced redb
-    /// commit) makes them durable there and empties the log, once it holds
+    /// the LSN), never closures, with a CRC-32C checksum. The store file takes the
+    /// groups into one redb transaction kept open between checkpoints; a
+    /// **checkpoint** (that transaction committed with a sync) makes them durable there
+    /// and starts the log over from its beginning, once it holds
     /// [`StoreBuilder::journal_limit`] bytes, once the oldest group not yet
-    /// checkpointed is [`StoreBuilder::checkpoint_interval`] old, and at `close`. A
-    /// group that would take the log past its limit waits for that checkpoint
-    /// (backpressure), so the log stays bounded.
+    /// checkpointed is [`StoreBuilder::checkpoint_interval`] old, before a request that
+    /// uses a transaction of its own (a new view, `verify`, a backup, view management,
+    /// a bulk load), and at `close`, which also empties the log. A group that would
+    /// take the log past its limit waits for that checkpoint (backpressure), so the log
+    /// stays bounded.
     ///
     /// Opening the store replays the log's groups above the LSN the store file holds,
-    /// in one synced transaction, then empties the log. A torn or damaged *last* record
-    /// (a crash or power loss during its append) ends the replay: it was never
-    /// acknowledged. A damaged record followed by a valid, later one is
+    /// in one synced transaction. A torn or damaged *last* record (a crash or power loss
+    /// during its append) ends the replay: it was never acknowledged; so does a record
+    /// of a group not above the one before it, left from before a checkpoint. A damaged record followed by a valid, later one is
     /// [`Error::JournalCorrupt`](crate::Error::JournalCorrupt), naming the log file and
     /// the offset, and nothing is changed. Replays are idempotent: a crash during one
     /// is repaired by the next open.
@@ -257,7 +260,7 @@ impl StoreBuilder {
 
 impl StoreBuilder {
     /// With [`Durability::Journal`], the size the log may reach before the writer
-    /// checkpoints (a synced redb commit) and empties it; a group waits for that
+    /// checkpoints (a synced redb commit) and starts it over; a group waits for that
     /// checkpoint. It bounds the log file, the replay at open, and the memory redb holds
     /// for groups not yet checkpointed. Default = [`DEFAULT_JOURNAL_LIMIT`] (64 MiB), at
     /// least 1 byte. Ignored in the other modes.

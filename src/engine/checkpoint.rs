@@ -1,7 +1,7 @@
 //! The writer's side of [`Durability::Journal`](crate::Durability::Journal): appending
 //! each group's effects to the journal before it is acknowledged, keeping the groups in
 //! one open redb transaction, and checkpointing (that transaction committed with a sync,
-//! then an empty journal) when the journal reaches its limit, when its oldest group
+//! then the journal started over from its beginning) when the journal reaches its limit, when its oldest group
 //! reaches the checkpoint interval, before any request other than a batch, and at
 //! close.
 //!
@@ -107,6 +107,17 @@ impl Writer {
             .unsynced_since
             .is_some_and(|since| since.elapsed() >= self.config.checkpoint_interval);
         if full || old { self.checkpoint() } else { Ok(()) }
+    }
+
+    /// Empties the journal at a clean close, once the last checkpoint has left nothing
+    /// in the open transaction.
+    pub(super) fn empty_journal(&mut self) -> std::result::Result<(), String> {
+        match (&mut self.journal, &self.pending) {
+            (Some(journal), None) => {
+                journal.empty().map_err(|e| format!("emptying the journal at close failed: {e}"))
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Checkpoints when groups wait in the open transaction: before a request that reads

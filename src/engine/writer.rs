@@ -215,7 +215,7 @@ impl Writer {
                 }
             }
         }
-        self.sync_if_needed(true).err()
+        self.sync_if_needed(true).and_then(|()| self.empty_journal()).err()
     }
 
     /// Handles one request (a batch with the group it starts).
@@ -225,9 +225,17 @@ impl Writer {
         rx: &Inbox<Request>,
         carried: &mut Option<Request>,
     ) -> Step {
-        if !matches!(request, Request::Batch { .. })
-            && let Err(reason) = self.checkpoint_pending()
-        {
+        // Requests that read or write the file through a transaction of their own see
+        // every acknowledged group: the open transaction of journal mode is committed
+        // first. Opening a view already open here does not touch the file.
+        let own_transaction = match &request {
+            Request::Batch { .. } => false,
+            Request::Register { registration, .. } => {
+                !self.by_name.contains_key(registration.name())
+            }
+            Request::Verify { .. } | Request::Manage { .. } => true,
+        };
+        if own_transaction && let Err(reason) = self.checkpoint_pending() {
             // The request is answered by its dropped reply sender.
             return Step::Stop(Some(reason));
         }

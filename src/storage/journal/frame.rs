@@ -83,18 +83,8 @@ pub(crate) fn scan(bytes: &[u8], after: u64) -> Result<(Vec<Frame<'_>>, Option<I
     let mut frames: Vec<Frame<'_>> = Vec::new();
     let mut offset = 0;
     while offset < bytes.len() {
-        let parsed = parse(bytes, offset).and_then(|(frame, next)| match frames.last() {
-            Some(before) if frame.lsn <= before.lsn => Err(format!(
-                "the frame of group {} after group {}, left from before a checkpoint",
-                frame.lsn, before.lsn
-            )),
-            _ => Ok((frame, next)),
-        });
-        match parsed {
-            Ok((frame, next)) => {
-                frames.push(frame);
-                offset = next;
-            }
+        let (frame, next) = match parse(bytes, offset) {
+            Ok(parsed) => parsed,
             Err(reason) => {
                 let invalid = Invalid { offset: offset as u64, reason };
                 let newest = frames.iter().map(|f| f.lsn).max().unwrap_or(0).max(after);
@@ -109,7 +99,21 @@ pub(crate) fn scan(bytes: &[u8], after: u64) -> Result<(Vec<Frame<'_>>, Option<I
                     None => Ok((frames, Some(invalid))),
                 };
             }
+        };
+        if let Some(before) = frames.last()
+            && frame.lsn <= before.lsn
+        {
+            // A whole frame of an older group: the frames written since the last
+            // checkpoint, which are contiguous from the start, end here, and what
+            // follows is older still. Nothing after it is searched.
+            let reason = format!(
+                "the frame of group {} after group {}, left from before a checkpoint",
+                frame.lsn, before.lsn
+            );
+            return Ok((frames, Some(Invalid { offset: offset as u64, reason })));
         }
+        frames.push(frame);
+        offset = next;
     }
     Ok((frames, None))
 }

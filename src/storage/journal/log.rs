@@ -8,7 +8,8 @@
 //! After a checkpoint the file keeps its length and the next groups overwrite it from
 //! offset 0: their blocks are already allocated, so an append's `fdatasync` has no new
 //! file size to record (about half the time of one that grows the file, on ext4 here).
-//! The file is as long as the most the journal held between two checkpoints.
+//! The file is as long as the most the journal held between two checkpoints; a clean
+//! close empties it.
 //!
 //! Invariants, between calls:
 //! 1. `len` is where this process writes next: frames from offset 0 up to `len`, each
@@ -18,7 +19,8 @@
 //!    checkpoint by a crash between the checkpoint and the start of the next group) is
 //!    of a group at or below the LSN the store file holds durably: the scan ends the
 //!    journal at the first frame whose LSN is not above the one before it, and the
-//!    replay skips frames at or below the store file's LSN.
+//!    replay skips frames at or below the store file's LSN. After a clean close the
+//!    file is empty.
 
 use crate::base::config::Config;
 use crate::base::error::{Error, Result};
@@ -62,8 +64,9 @@ impl Journal {
                 .map_err(|e| io_error(&path, e))?;
             Arc::new(LogFile(Mutex::new(file)))
         };
-        let len = file.len().map_err(|e| io_error(&path, e))?;
-        Ok(Journal { file, path, len, broken: None })
+        // Appends start at the beginning: what the file holds is replayed first (and
+        // `restart` follows the replay).
+        Ok(Journal { file, path, len: 0, broken: None })
     }
 
     /// The journal's file, for errors.
@@ -116,6 +119,20 @@ impl Journal {
     /// the next groups overwrite: nothing is written or synced here.
     pub(crate) fn restart(&mut self) {
         self.len = 0;
+    }
+
+    /// Empties the file and syncs that, at a clean close after the last checkpoint: a
+    /// closed store leaves an empty journal, which tools that read the store file alone
+    /// accept, and frames that no store file can be confused with.
+    pub(crate) fn empty(&mut self) -> Result<()> {
+        let emptied = self.file.set_len(0).and_then(|()| self.file.sync_data());
+        if let Err(e) = emptied {
+            let e = io_error(&self.path, e);
+            self.broken = Some(e.to_string());
+            return Err(e);
+        }
+        self.len = 0;
+        Ok(())
     }
 }
 

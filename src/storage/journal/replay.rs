@@ -1,6 +1,7 @@
 //! Opening a store in journal mode: the groups the journal holds above the LSN the store
 //! file has durably taken are written to the file in one durable transaction, then the
-//! journal is emptied.
+//! journal starts over from its beginning (its frames are overwritten by the next
+//! groups).
 //!
 //! Each frame sets keys to their final bytes or removes them, so a replay interrupted by
 //! a crash is simply made again at the next open: replays are idempotent.
