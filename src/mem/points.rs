@@ -3,7 +3,7 @@
 //! Buckets are chosen by the top bits of a seeded hash of the encoded key (for a key of up
 //! to 14 bytes, two multiplications of its inline words) and hold their slots in one
 //! shared allocation each. The bucket directory has two levels: a top array
-//! of mid arrays of up to 1,024 buckets. A published group copies the top array, the mid
+//! of mid arrays of up to 64 buckets. A published group copies the top array, the mid
 //! arrays it touches and the buckets it touches; everything else is shared with the
 //! previous root. A read costs one hash, two array indexings (the top array is small
 //! enough to stay in cache), a comparison of the bucket's 16 tag bytes in one word, and
@@ -15,11 +15,12 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// Buckets per mid array, as a power of two. A publish copies the top array and every
-/// mid array its group touches: with 256 buckets a mid array, a group of 100 random
-/// writes into 1,000,000 records copies about 23,000 bucket entries (each a reference
-/// count increment, and a decrement when the old root goes) where mid arrays of 1,024
-/// made it about 90,000; the top array stays 8 KiB there, cached by readers.
-const MID_BITS: u32 = 8;
+/// mid array its group touches: with 64 buckets a mid array, a group of 100 random
+/// writes into 1,000,000 records (131,072 buckets) copies about 8,400 bucket entries
+/// (each a reference count increment, and a decrement when the old root goes) where mid
+/// arrays of 256 made it about 26,000 and of 1,024 about 90,000; the top array is then
+/// 32 KiB, which readers keep in their caches.
+const MID_BITS: u32 = 6;
 /// Fewest buckets, as a power of two.
 const MIN_BITS: u32 = 4;
 /// Average records per bucket that triggers a rehash into more buckets.
