@@ -198,3 +198,24 @@ fn the_journal_is_overwritten_in_place_after_each_checkpoint() -> TestResult {
     reopened.close()?;
     Ok(())
 }
+
+#[test]
+fn a_clean_close_after_a_failed_group_leaves_an_empty_journal() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("views.redb");
+    let store = Store::builder(&path).durability(Durability::Journal).open()?;
+    let items = store.view(&ITEMS)?;
+    items.put(&1, "one".to_owned(), 1)?;
+    // Checkpoints: the journal starts over, its frame left in the file.
+    assert!(store.verify()?.is_ok());
+    // A group whose one batch fails begins the next open transaction and writes nothing.
+    let mut bad = Batch::new();
+    bad.update(&items, &1, 2, |_| -> Option<String> { panic!("a failing update") })?;
+    assert!(store.submit(bad)?.wait().is_err());
+    store.close()?;
+    assert_eq!(std::fs::metadata(dir.path().join("views.redb.journal"))?.len(), 0);
+    let reopened = Store::builder(&path).durability(Durability::Journal).open()?;
+    assert_eq!(reopened.view(&ITEMS)?.get(&1).as_deref().map(String::as_str), Some("one"));
+    reopened.close()?;
+    Ok(())
+}

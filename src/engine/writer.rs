@@ -215,7 +215,12 @@ impl Writer {
                 }
             }
         }
-        self.sync_if_needed(true).and_then(|()| self.empty_journal()).err()
+        // Journal mode: commit the open transaction (also one that only a group whose
+        // batches all failed began), then empty the journal.
+        self.checkpoint_pending()
+            .and_then(|()| self.sync_if_needed(true))
+            .and_then(|()| self.empty_journal())
+            .err()
     }
 
     /// Handles one request (a batch with the group it starts).
