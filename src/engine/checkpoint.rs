@@ -16,12 +16,11 @@
 //! Also the periodic mode's deadline and sync, the other way a group reaches the disk
 //! after its commit.
 
-use crate::base::beside::{BUILD_ROOT_BESIDE_COMMIT_FROM, beside};
 use crate::base::config::Durability;
 use crate::base::error::{Error, Result};
 use crate::base::feed::FeedGroup;
 use crate::base::version::Lsn;
-use crate::engine::writer::Writer;
+use crate::engine::writer::{Writer, next_root_beside};
 use crate::mem::Root;
 use crate::mem::delta::Delta;
 use crate::storage::feed::encode_group;
@@ -83,13 +82,7 @@ impl Writer {
             effects.feed_pruned = pruned.map(Lsn::get);
             journal.append(&frame::encode(lsn.get(), &effects.encode()))
         };
-        let next = if delta.size() >= BUILD_ROOT_BESIDE_COMMIT_FROM {
-            let (next, appended) =
-                beside("viewstore-publish", || root.with_delta(lsn, delta), append);
-            appended.map(|()| next)
-        } else {
-            append().map(|()| root.with_delta(lsn, delta))
-        }?;
+        let next = next_root_beside(root, lsn, delta, append)?;
         if self.unsynced_since.is_none() {
             self.unsynced_since = Some(Instant::now());
         }
@@ -131,15 +124,7 @@ impl Writer {
     /// commit fails the database is reopened, which replays the journal; `Err` when that
     /// fails too.
     pub(super) fn checkpoint(&mut self) -> std::result::Result<(), String> {
-        let txn = match self.pending.take() {
-            Some(txn) => Some(txn),
-            None => self.db.as_ref().and_then(|db| db.begin_write().ok()),
-        };
-        let synced = txn.and_then(|mut txn| {
-            txn.set_durability(redb::Durability::Immediate).ok()?;
-            txn.commit().ok()
-        });
-        if synced.is_none() {
+        if !self.synced_commit() {
             return self.reopen();
         }
         self.unsynced_since = None;
@@ -147,6 +132,20 @@ impl Writer {
             journal.restart();
         }
         Ok(())
+    }
+
+    /// Commits the open transaction of journal mode, or else an empty one, with a sync:
+    /// every commit before it is then durable too. `false` when that failed.
+    fn synced_commit(&mut self) -> bool {
+        let txn = match self.pending.take() {
+            Some(txn) => Some(txn),
+            None => self.db.as_ref().and_then(|db| db.begin_write().ok()),
+        };
+        txn.and_then(|mut txn| {
+            txn.set_durability(redb::Durability::Immediate).ok()?;
+            txn.commit().ok()
+        })
+        .is_some()
     }
 
     pub(super) fn sync_deadline(&self) -> Option<Instant> {
@@ -170,12 +169,7 @@ impl Writer {
         if self.journal.is_some() {
             return self.checkpoint();
         }
-        let synced = self.db.as_ref().and_then(|db| {
-            let mut txn = db.begin_write().ok()?;
-            txn.set_durability(redb::Durability::Immediate).ok()?;
-            txn.commit().ok()
-        });
-        if synced.is_some() {
+        if self.synced_commit() {
             self.unsynced_since = None;
             self.mark_durable(self.lsn);
             Ok(())

@@ -7,7 +7,7 @@
 //! read-only: `run` returns the reason, and the store answers writers with
 //! `Error::Poisoned`.
 
-use crate::base::beside::BUILD_ROOT_BESIDE_COMMIT_FROM;
+use crate::base::beside::{BUILD_ROOT_BESIDE_COMMIT_FROM, beside};
 use crate::base::config::{Config, Durability};
 use crate::base::error::{Error, Result};
 use crate::base::feed::FeedGroup;
@@ -521,7 +521,6 @@ impl Writer {
             }
             None => None,
         };
-        let changed = applied.delta.size();
         let root = if journal {
             // Durable in the journal once this returns; the transaction stays open for
             // the groups to come, until the next checkpoint commits them all. On `Err`
@@ -532,16 +531,10 @@ impl Writer {
                 self.journal_group(effects, lsn, feed_group.as_ref(), pruned, applied.delta)?;
             self.pending = Some(txn);
             next
-        } else if immediate && changed >= BUILD_ROOT_BESIDE_COMMIT_FROM {
-            // The commit waits for the disk: build the next root meanwhile, on another
-            // thread. It is published only once the commit has succeeded.
-            let root = &self.root;
-            let (next, committed) = crate::base::beside::beside(
-                "viewstore-publish",
-                || root.with_delta(lsn, applied.delta),
-                || txn.commit(),
-            );
-            committed.map(|()| next).map_err(|e| Error::storage(&file, "committing", e))?
+        } else if immediate {
+            // The commit waits for the disk: the next root is built meanwhile.
+            next_root_beside(&self.root, lsn, applied.delta, || txn.commit())
+                .map_err(|e| Error::storage(&file, "committing", e))?
         } else {
             txn.commit()
                 .map(|()| self.root.with_delta(lsn, applied.delta))
@@ -586,4 +579,21 @@ impl Writer {
 /// Stored positions as the resident layer holds them.
 pub(crate) fn resident(positions: Vec<((String, u32), u64)>) -> Arc<Positions> {
     Arc::new(positions.into_iter().map(|((s, p), n)| ((Arc::from(s), p), n)).collect())
+}
+
+/// The root after `delta`, built while `durable` makes the group durable (a commit, a
+/// journal append): on another thread when the group changes enough for that to pay.
+/// `Err` when `durable` failed; the root built is then dropped, never published.
+pub(super) fn next_root_beside<E>(
+    root: &Root,
+    lsn: Lsn,
+    delta: crate::mem::delta::Delta,
+    durable: impl FnOnce() -> std::result::Result<(), E>,
+) -> std::result::Result<Root, E> {
+    if delta.size() >= BUILD_ROOT_BESIDE_COMMIT_FROM {
+        let (next, done) = beside("viewstore-publish", || root.with_delta(lsn, delta), durable);
+        done.map(|()| next)
+    } else {
+        durable().map(|()| root.with_delta(lsn, delta))
+    }
 }
