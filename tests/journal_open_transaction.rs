@@ -59,6 +59,9 @@ fn groups_between_checkpoints_leave_the_store_file_alone() -> TestResult {
     for k in 0..GROUPS {
         items.put(&k, format!("value {k}"), 1)?;
     }
+    // Opening the view again, already open here, reads nothing from the file either.
+    let again = store.view(&ITEMS)?;
+    assert_eq!(again.len() as u64, GROUPS);
     let (file_after, log_after) = (file.counters(), log.counters());
     assert_eq!(file_after.mutations(), file_before.mutations(), "the store file was written");
     assert!(

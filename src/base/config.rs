@@ -354,4 +354,15 @@ mod tests {
         let config = StoreBuilder::new("unused.redb".into()).config;
         assert!(config.queue_capacity >= config.max_batch_ops);
     }
+
+    #[test]
+    fn journal_mode_defaults_to_a_larger_page_cache_and_a_set_size_wins() {
+        use super::Durability;
+        let cache = |b: StoreBuilder| b.config.cache_size();
+        let builder = || StoreBuilder::new("unused.redb".into());
+        assert_eq!(cache(builder()), 4 << 20);
+        assert_eq!(cache(builder().durability(Durability::Journal)), 64 << 20);
+        assert_eq!(cache(builder().durability(Durability::Journal).cache_size(1 << 20)), 1 << 20);
+        assert_eq!(cache(builder().cache_size(8 << 20)), 8 << 20);
+    }
 }

@@ -151,3 +151,29 @@ fn an_empty_index_takes_inserts() {
     assert_eq!(collect(&next, Bound::Unbounded, Bound::Unbounded), vec![(3, 3)]);
     assert!(collect(&index, Bound::Unbounded, Bound::Unbounded).is_empty());
 }
+
+#[test]
+fn a_change_copies_only_the_chunk_and_the_leaf_it_touches() {
+    let slots: Vec<Slot<u64>> = (0..10_000u64)
+        .map(|i| Slot { key: key(i), entry: Entry { version: 1, value: Arc::new(i) } })
+        .collect();
+    let index = OrderedIndex::from_slots(&slots);
+    let next = index.with_changes(vec![(key(5_000), Some(entry(7)))]);
+    assert_eq!(index.chunks.len(), next.chunks.len());
+    assert!(index.chunks.len() > 2, "the map spans several chunks");
+    let mut copied_chunks = 0;
+    for (old, new) in index.chunks.iter().zip(next.chunks.iter()) {
+        if Arc::ptr_eq(&old.leaves, &new.leaves) {
+            continue;
+        }
+        copied_chunks += 1;
+        let copied_leaves = old
+            .leaves
+            .iter()
+            .zip(new.leaves.iter())
+            .filter(|(a, b)| !Arc::ptr_eq(&a.items, &b.items))
+            .count();
+        assert_eq!(copied_leaves, 1, "only the leaf holding the key is rebuilt");
+    }
+    assert_eq!(copied_chunks, 1, "only the chunk holding the key is copied");
+}

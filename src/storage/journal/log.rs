@@ -7,7 +7,7 @@
 //!
 //! After a checkpoint the file keeps its length and the next groups overwrite it from
 //! offset 0: their blocks are already allocated, so an append's `fdatasync` has no new
-//! file size to record (about half the time of one that grows the file, on ext4 here).
+//! file size to record.
 //! The file is as long as the most the journal held between two checkpoints; a clean
 //! close empties it.
 //!
