@@ -26,6 +26,8 @@ use crate::mem::delta::Delta;
 use crate::storage::feed::encode_group;
 use crate::storage::journal::effects::GroupEffects;
 use crate::storage::journal::frame;
+use crate::storage::journal::log::fresh_salt;
+use crate::storage::journal::replay::store_salt;
 use redb::WriteTransaction;
 use std::time::Instant;
 
@@ -80,7 +82,7 @@ impl Writer {
             effects.follows = follows;
             effects.feed_row = feed.map(encode_group);
             effects.feed_pruned = pruned.map(Lsn::get);
-            journal.append(&frame::encode(lsn.get(), &effects.encode()))
+            journal.append(&frame::encode(lsn.get(), journal.salt(), &effects.encode()))
         };
         let next = next_root_beside(root, lsn, delta, append)?;
         if self.unsynced_since.is_none() {
@@ -120,28 +122,33 @@ impl Writer {
     }
 
     /// Makes every group so far durable in the store file, committing the open
-    /// transaction (or an empty one) with a sync, then starts the journal over. When the
-    /// commit fails the database is reopened, which replays the journal; `Err` when that
-    /// fails too.
+    /// transaction (or an empty one) with a sync and a fresh salt for the journal's
+    /// frames, then starts the journal over. When the commit fails the database is
+    /// reopened, which replays the journal; `Err` when that fails too.
     pub(super) fn checkpoint(&mut self) -> std::result::Result<(), String> {
-        if !self.synced_commit() {
+        let salt = self.journal.as_ref().map(|_| fresh_salt());
+        if !self.synced_commit(salt) {
             return self.reopen();
         }
         self.unsynced_since = None;
-        if let Some(journal) = self.journal.as_mut() {
-            journal.restart();
+        if let (Some(journal), Some(salt)) = (self.journal.as_mut(), salt) {
+            journal.restart(salt);
         }
         Ok(())
     }
 
-    /// Commits the open transaction of journal mode, or else an empty one, with a sync:
-    /// every commit before it is then durable too. `false` when that failed.
-    fn synced_commit(&mut self) -> bool {
+    /// Commits the open transaction of journal mode, or else an empty one, with a sync
+    /// (and `salt` stored as the journal's): every commit before it is then durable
+    /// too. `false` when that failed.
+    fn synced_commit(&mut self, salt: Option<u64>) -> bool {
         let txn = match self.pending.take() {
             Some(txn) => Some(txn),
             None => self.db.as_ref().and_then(|db| db.begin_write().ok()),
         };
         txn.and_then(|mut txn| {
+            if let Some(salt) = salt {
+                store_salt(&txn, salt, &self.config.path).ok()?;
+            }
             txn.set_durability(redb::Durability::Immediate).ok()?;
             txn.commit().ok()
         })
@@ -169,7 +176,7 @@ impl Writer {
         if self.journal.is_some() {
             return self.checkpoint();
         }
-        if self.synced_commit() {
+        if self.synced_commit(None) {
             self.unsynced_since = None;
             self.mark_durable(self.lsn);
             Ok(())

@@ -435,7 +435,7 @@ impl Writer {
         let (db, disk_lsn) = open_database(&self.config, &self.figures.sync_latency)
             .map_err(|e| format!("reopening failed: {e}"))?;
         let disk_lsn = match &mut self.journal {
-            Some(journal) => recover(&db, journal, disk_lsn, &self.config.path)
+            Some(journal) => recover(&db, journal, disk_lsn, &self.config.path, true)
                 .map_err(|e| format!("replaying the journal failed: {e}"))?,
             None => disk_lsn,
         };

@@ -37,6 +37,9 @@ pub(crate) const SOURCES: TableDefinition<&str, &[u8]> = TableDefinition::new("v
 
 pub(crate) const META_FORMAT: &str = "format";
 pub(crate) const META_LSN: &str = "lsn";
+/// The salt of the journal's frames written since the last checkpoint (journal mode):
+/// 8 bytes, little-endian; absent in files from before salts were stored.
+pub(crate) const META_JOURNAL_SALT: &str = "journal_salt";
 
 /// Whether the file has table `name`: a catalog table that not every file has (view
 /// sources, shapes, migrations) is looked up this way, since opening it in a write

@@ -17,10 +17,11 @@
 //!    order.
 //! 2. Every frame beyond `len` (or every frame, when the file is left from before a
 //!    checkpoint by a crash between the checkpoint and the start of the next group) is
-//!    of a group at or below the LSN the store file holds durably: the scan ends the
-//!    journal at the first frame whose LSN is not above the one before it, and the
-//!    replay skips frames at or below the store file's LSN. After a clean close the
-//!    file is empty.
+//!    of a group at or below the LSN the store file holds durably, and carries a salt
+//!    other than the store file's unless the journal was not appended to since that
+//!    salt was stored: the scan ends the journal at the first frame without the salt
+//!    or whose LSN is not above the one before it, and the replay skips frames at or
+//!    below the store file's LSN. After a clean close the file is empty.
 
 use crate::base::config::Config;
 use crate::base::error::{Error, Result};
@@ -36,6 +37,9 @@ pub(crate) struct Journal {
     file: Arc<dyn StorageBackend>,
     path: PathBuf,
     len: u64,
+    /// The salt of the frames written since the last checkpoint, which that checkpoint
+    /// stored in the store file.
+    salt: u64,
     /// Why the journal must not be appended to again: a failed append or sync.
     broken: Option<String>,
 }
@@ -65,8 +69,8 @@ impl Journal {
             Arc::new(LogFile(Mutex::new(file)))
         };
         // Appends start at the beginning: what the file holds is replayed first (and
-        // `restart` follows the replay).
-        Ok(Journal { file, path, len: 0, broken: None })
+        // `restart` follows the replay, with the salt that replay stored).
+        Ok(Journal { file, path, len: 0, salt: 0, broken: None })
     }
 
     /// The journal's file, for errors.
@@ -77,6 +81,11 @@ impl Journal {
     /// Bytes appended since the last checkpoint (not the file's length).
     pub(crate) fn len(&self) -> u64 {
         self.len
+    }
+
+    /// The salt of the frames since the last checkpoint.
+    pub(crate) fn salt(&self) -> u64 {
+        self.salt
     }
 
     /// Everything in the file.
@@ -114,11 +123,13 @@ impl Journal {
         self.broken.as_deref()
     }
 
-    /// Starts the journal over at offset 0, after a checkpoint made every frame in it
-    /// durable in the store file. The file keeps its length and its old frames, which
-    /// the next groups overwrite: nothing is written or synced here.
-    pub(crate) fn restart(&mut self) {
+    /// Starts the journal over at offset 0 with frames salted `salt`, after a
+    /// checkpoint made every frame in it durable in the store file and stored `salt`
+    /// there. The file keeps its length and its old frames, which the next groups
+    /// overwrite: nothing is written or synced here.
+    pub(crate) fn restart(&mut self, salt: u64) {
         self.len = 0;
+        self.salt = salt;
     }
 
     /// Empties the file and syncs that, at a clean close after the last checkpoint: a
@@ -134,6 +145,17 @@ impl Journal {
         self.len = 0;
         Ok(())
     }
+}
+
+/// A salt for the frames after a checkpoint: different, with overwhelming likelihood,
+/// from every salt drawn before it, in this process or any other.
+pub(crate) fn fresh_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    hasher.write_u128(now.map_or(0, |d| d.as_nanos()));
+    hasher.write_u32(std::process::id());
+    hasher.finish()
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> Error {

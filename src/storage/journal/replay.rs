@@ -1,37 +1,44 @@
 //! Opening a store in journal mode: the groups the journal holds above the LSN the store
-//! file has durably taken are written to the file in one durable transaction, then the
-//! journal starts over from its beginning (its frames are overwritten by the next
-//! groups).
+//! file has durably taken are written to the file in one durable transaction, which
+//! also stores a fresh salt, then the journal starts over from its beginning with that
+//! salt (its frames are overwritten by the next groups).
 //!
 //! Each frame sets keys to their final bytes or removes them, so a replay interrupted by
 //! a crash is simply made again at the next open: replays are idempotent.
 
 use super::effects::GroupEffects;
 use super::frame::{Invalid, scan};
-use super::log::{Journal, journal_path};
+use super::log::{Journal, fresh_salt, journal_path};
 use crate::base::config::{Config, Durability};
 use crate::base::error::{Error, Result};
 use crate::base::version::Lsn;
 use crate::storage::feed::{FEED, META_FEED_PRUNED};
-use crate::storage::format::{META, META_LSN, POSITIONS, index_table, view_table};
-use redb::{Database, WriteTransaction};
+use crate::storage::format::{
+    META, META_JOURNAL_SALT, META_LSN, POSITIONS, index_table, view_table,
+};
+use redb::{Database, ReadableDatabase, WriteTransaction};
 use std::path::Path;
 
-/// The groups of `journal` above `stored`, in LSN order, checked to follow each other.
+/// The groups of `journal` above `stored` with the store file's `salt`, in LSN order,
+/// checked to follow each other.
 ///
 /// # Errors
 ///
 /// [`Error::JournalCorrupt`] naming the journal and the offset of the damage: a damaged
 /// frame followed by a later group's, a group that does not follow the one before it,
 /// a payload that passes its checksum and still does not decode.
-pub(crate) fn pending_groups(journal: &Journal, stored: Lsn) -> Result<Vec<GroupEffects>> {
+pub(crate) fn pending_groups(
+    journal: &Journal,
+    stored: Lsn,
+    salt: Option<u64>,
+) -> Result<Vec<GroupEffects>> {
     let bytes = journal.read_all()?;
     let corrupt = |Invalid { offset, reason }| Error::JournalCorrupt {
         file: journal.path().to_owned(),
         offset,
         reason,
     };
-    let (frames, _torn_tail) = scan(&bytes, stored.get()).map_err(corrupt)?;
+    let (frames, _torn_tail) = scan(&bytes, stored.get(), salt).map_err(corrupt)?;
     let mut groups = Vec::new();
     let mut last = stored.get();
     for frame in frames {
@@ -62,26 +69,49 @@ pub(crate) fn pending_groups(journal: &Journal, stored: Lsn) -> Result<Vec<Group
 }
 
 /// Replays the journal into `db`, whose meta table says `stored`, and starts the
-/// journal over. Returns the LSN the file is at afterwards.
+/// journal over. With `appending` (journal mode, where groups are appended next) the
+/// replay's transaction is committed even with no group to replay, since it stores the
+/// salt of the frames to come. Returns the LSN the file is at afterwards.
 pub(crate) fn recover(
     db: &Database,
     journal: &mut Journal,
     stored: Lsn,
     file: &Path,
+    appending: bool,
 ) -> Result<Lsn> {
-    let groups = pending_groups(journal, stored)?;
+    let groups = pending_groups(journal, stored, stored_salt(db, file)?)?;
     let mut lsn = stored;
-    if !groups.is_empty() {
+    let salt = fresh_salt();
+    if !groups.is_empty() || appending {
         let txn = db.begin_write().map_err(Error::at(file, "beginning the journal replay"))?;
         for group in &groups {
             apply(&txn, group, file)?;
             lsn = Lsn::new(group.lsn);
         }
+        store_salt(&txn, salt, file)?;
         // A default (immediate) commit: the file now holds every group durably.
         txn.commit().map_err(Error::at(file, "committing the journal replay"))?;
     }
-    journal.restart();
+    journal.restart(salt);
     Ok(lsn)
+}
+
+/// The salt of the journal's frames since the last checkpoint, as the store file
+/// holds it; `None` for a file from before salts were stored.
+fn stored_salt(db: &Database, file: &Path) -> Result<Option<u64>> {
+    let txn = db.begin_read().map_err(Error::at(file, "reading the journal's salt"))?;
+    let meta = txn.open_table(META).map_err(Error::at(file, "reading the journal's salt"))?;
+    let bytes =
+        meta.get(META_JOURNAL_SALT).map_err(Error::at(file, "reading the journal's salt"))?;
+    Ok(bytes.and_then(|b| <[u8; 8]>::try_from(b.value()).ok()).map(u64::from_le_bytes))
+}
+
+/// Stores `salt` as the salt of the frames after the checkpoint `txn` makes.
+pub(crate) fn store_salt(txn: &WriteTransaction, salt: u64, file: &Path) -> Result<()> {
+    let mut meta = txn.open_table(META).map_err(Error::at(file, "storing the journal's salt"))?;
+    meta.insert(META_JOURNAL_SALT, salt.to_le_bytes().as_slice())
+        .map_err(Error::at(file, "storing the journal's salt"))?;
+    Ok(())
 }
 
 /// Opens the journal of a store in journal mode and replays it into `db`, whose meta
@@ -101,7 +131,7 @@ pub(crate) fn open_journal(
             return Ok((stored, None));
         }
         let mut journal = Journal::open(config)?;
-        let lsn = recover(db, &mut journal, stored, &config.path)?;
+        let lsn = recover(db, &mut journal, stored, &config.path, false)?;
         drop(journal);
         if config.journal_backend.is_none() {
             std::fs::remove_file(&path)
@@ -110,7 +140,7 @@ pub(crate) fn open_journal(
         return Ok((lsn, None));
     }
     let mut journal = Journal::open(config)?;
-    let lsn = recover(db, &mut journal, stored, &config.path)?;
+    let lsn = recover(db, &mut journal, stored, &config.path, true)?;
     Ok((lsn, Some(journal)))
 }
 
