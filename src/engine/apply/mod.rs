@@ -7,6 +7,12 @@
 //! group has reached, and written to the transaction only if every one of its
 //! operations succeeded: a failing batch leaves no trace, and the batches after it see
 //! the group without it.
+//!
+//! Index maintenance (entries added and removed, unique keys checked) is in `index`.
+
+mod index;
+
+use index::IndexWrite;
 
 use crate::base::beside::WRITE_TABLES_BESIDE_FROM;
 use crate::base::error::{Error, ErrorKind, Result};
@@ -22,24 +28,18 @@ use crate::engine::tables::{
     DeferredEntry, Fail, IndexTable, Pending, RecordTable, TableWrites, open_once, open_owned,
     put_records, write_all, write_beside,
 };
-use crate::keys::composite;
-use crate::keys::prefix_successor;
-use crate::keys::{KeyBuf, WideKey};
+use crate::keys::KeyBuf;
 use crate::mem::Root;
-use crate::mem::delta::{Delta, Effect, MultiEntries, RecordChange, UniqueChange, ViewDelta};
+use crate::mem::delta::{Delta, MultiEntries, RecordChange, UniqueChange, ViewDelta};
 use crate::schema::op::{Op, OpKind, Submission};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{Record, index_table, view_table};
 use crate::storage::journal::effects::GroupEffects;
 use redb::{ReadableTable, WriteTransaction};
+use std::collections::HashMap;
 use std::collections::hash_map::Entry as MapEntry;
-use std::collections::{BTreeSet, HashMap};
-use std::ops::Bound;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-
-/// What a batch does to the indexes: entries to write, changes to publish.
-type IndexWork = (Vec<IndexWrite>, Vec<(usize, UniqueChange)>);
 
 /// What became of a batch that did not fail: the outcomes of its operations (or of its
 /// fallback's), or a redelivery skipped whole.
@@ -75,15 +75,6 @@ struct KeyInBatch {
     before: State,
     now: State,
     pending: Option<Pending>,
-}
-
-/// One index entry to write or remove: view, index, on-disk key, index key length.
-struct IndexWrite {
-    view: usize,
-    index: usize,
-    key: WideKey,
-    ikey_len: u32,
-    insert: bool,
 }
 
 type Key = (usize, KeyBuf);
@@ -428,95 +419,6 @@ impl<'t> Group<'t, '_> {
         Ok(Outcome::Purged { count })
     }
 
-    /// Works out the index entries a batch adds and removes, and checks unique indexes
-    /// against the store as the group has left it, this batch included.
-    fn index_batch(&mut self, local: &KeyMap<KeyInBatch>) -> Result<IndexWork, Fail> {
-        let mut writes = Vec::new();
-        let mut removals = Vec::new();
-        let mut gains = Vec::new();
-        let mut kept = Vec::new();
-        // Per unique (view, index, index key): primary keys gained and lost here.
-        let mut gained: HashMap<(usize, usize, Vec<u8>), BTreeSet<KeyBuf>> = HashMap::new();
-        let mut lost: HashMap<(usize, usize, Vec<u8>), BTreeSet<KeyBuf>> = HashMap::new();
-        for ((view, pk), slot) in local {
-            if slot.pending.is_none() {
-                continue;
-            }
-            let info = self.view(*view)?;
-            for (ix, index) in info.indexes.iter().enumerate() {
-                let old = info.index_keys(index, pk.as_bytes(), slot.before.live.as_deref())?;
-                let new = info.index_keys(index, pk.as_bytes(), slot.now.live.as_deref())?;
-                for ikey in &old {
-                    if new.binary_search(ikey).is_ok() {
-                        // Nothing to write; a unique index's table holds the record.
-                        if index.kind == IndexKind::Unique {
-                            kept.push((*view, change(ix, ikey, pk, Effect::Keep)));
-                        }
-                    } else {
-                        writes.push(index_write(*view, ix, ikey, pk, false));
-                        // A multi index's resident entries follow its table's writes.
-                        if index.kind == IndexKind::Unique {
-                            removals.push((*view, change(ix, ikey, pk, Effect::Loss)));
-                            lost.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
-                        }
-                    }
-                }
-                for ikey in &new {
-                    if old.binary_search(ikey).is_err() {
-                        writes.push(index_write(*view, ix, ikey, pk, true));
-                        if index.kind == IndexKind::Unique {
-                            gains.push((*view, change(ix, ikey, pk, Effect::Gain)));
-                            gained.entry((*view, ix, ikey.clone())).or_default().insert(pk.clone());
-                        }
-                    }
-                }
-            }
-        }
-        for ((view, ix, ikey), adders) in gained {
-            let mut holders = self.holders(view, ix, &ikey)?;
-            if let Some(gone) = lost.get(&(view, ix, ikey.clone())) {
-                holders.retain(|pk| !gone.contains(pk));
-            }
-            // The key may have one record at most. Named in the error: a record holding
-            // it already (else the batch's lowest key) and the batch's lowest other one.
-            let holder = holders.first().or(adders.first());
-            let refused = holder.and_then(|h| adders.iter().chain(&holders).find(|pk| *pk != h));
-            let (Some(holder), Some(refused)) = (holder, refused) else { continue };
-            let info = self.view(view)?;
-            let index = &info.indexes[ix];
-            return Err(Fail::Batch(Error::UniqueViolation {
-                view: info.name.to_string(),
-                index: index.name.to_string(),
-                key: (index.render)(&ikey),
-                key_bytes: ikey.into(),
-                holder: (info.render_key)(holder.as_bytes()).into(),
-                refused: (info.render_key)(refused.as_bytes()).into(),
-            }));
-        }
-        // Removals first, so that a key moved between records within the batch ends up
-        // with its new holder.
-        removals.extend(gains);
-        removals.extend(kept);
-        Ok((writes, removals))
-    }
-
-    /// The primary keys holding `ikey` in index `ix` of `view`, as the transaction
-    /// has it (committed data and this group's earlier batches).
-    fn holders(&mut self, view: usize, ix: usize, ikey: &[u8]) -> Result<BTreeSet<KeyBuf>, Fail> {
-        let file = self.file;
-        let table = self.index_table(view, ix)?;
-        let end = prefix_successor(ikey);
-        let range =
-            (Bound::Included(ikey), end.as_deref().map_or(Bound::Unbounded, Bound::Excluded));
-        let scan_error = |e| Fail::Group(Error::storage(file, "reading an index", e));
-        let mut holders = BTreeSet::new();
-        for item in table.range::<&[u8]>(range).map_err(scan_error)? {
-            let (k, _) = item.map_err(scan_error)?;
-            holders.insert(KeyBuf::from_slice(&k.value()[ikey.len()..]));
-        }
-        Ok(holders)
-    }
-
     /// Writes a batch that succeeded to the transaction and folds it into the group.
     fn write_batch(
         &mut self,
@@ -618,18 +520,4 @@ impl Group<'_, '_> {
         }
         Ok(())
     }
-}
-
-fn index_write(view: usize, index: usize, ikey: &[u8], pk: &KeyBuf, insert: bool) -> IndexWrite {
-    IndexWrite {
-        view,
-        index,
-        key: composite(ikey, pk.as_bytes()),
-        ikey_len: ikey.len() as u32,
-        insert,
-    }
-}
-
-fn change(index: usize, ikey: &[u8], pk: &KeyBuf, effect: Effect) -> UniqueChange {
-    UniqueChange { index, ikey: WideKey::from_slice(ikey), pk: pk.clone(), effect }
 }
