@@ -192,12 +192,6 @@ impl KeyHasher {
         fold(hash ^ self.seeds[1], 0x9E37_79B9_7F4A_7C15)
     }
 
-    /// A bucket of `slots`, with their tags.
-    fn bucket<T, Q: SlotKey>(&self, slots: Option<Arc<[PointSlot<T, Q>]>>) -> Bucket<T, Q> {
-        let tags = pack_tags(slots.iter().flat_map(|s| s.iter()).map(|s| tag_of(self.key(&s.key))));
-        Bucket { tags, slots }
-    }
-
     #[inline]
     fn words(&self, (len, a, b): (u8, u64, u64)) -> u64 {
         let h = fold(a ^ self.seeds[0], b ^ self.seeds[1] ^ u64::from(len));
@@ -366,42 +360,76 @@ impl<T: Clone, Q: SlotKey> PointIndex<T, Q> {
         }
         let mid_bits = MID_BITS.min(self.bits);
         let mid_mask = (1 << mid_bits) - 1;
-        let mut per_bucket: Vec<(usize, PointChange<T, Q>)> =
-            changes.into_iter().map(|c| (bucket_of(self.hasher.key(&c.0), self.bits), c)).collect();
-        per_bucket.sort_unstable_by_key(|(i, _)| *i);
+        // Each change with its bucket and its tag, from one hash.
+        let mut per_bucket: Vec<(usize, u8, PointChange<T, Q>)> = changes
+            .into_iter()
+            .map(|c| {
+                let hash = self.hasher.key(&c.0);
+                (bucket_of(hash, self.bits), tag_of(hash), c)
+            })
+            .collect();
+        per_bucket.sort_unstable_by_key(|(i, _, _)| *i);
         let mut top: Vec<Mid<T, Q>> = self.top.to_vec();
         let mut len = self.len;
         let mut rest = per_bucket.as_slice();
-        while let Some(&(first, _)) = rest.first() {
+        while let Some(&(first, _, _)) = rest.first() {
             // All changes under one mid array: copy it once.
             let t = first >> mid_bits;
-            let in_mid = rest.iter().take_while(|(j, _)| *j >> mid_bits == t).count();
+            let in_mid = rest.iter().take_while(|(j, _, _)| *j >> mid_bits == t).count();
             let (mut here, after) = rest.split_at(in_mid);
             rest = after;
             let mut mid: Vec<Bucket<T, Q>> = top[t].to_vec();
-            while let Some(&(i, _)) = here.first() {
-                let same = here.iter().take_while(|(j, _)| *j == i).count();
+            while let Some(&(i, _, _)) = here.first() {
+                let same = here.iter().take_while(|(j, _, _)| *j == i).count();
                 let (bucket_changes, others) = here.split_at(same);
                 here = others;
                 let m = i & mid_mask;
-                let old = mid[m].slots.as_deref().unwrap_or(&[]);
-                let mut slots: Vec<PointSlot<T, Q>> = old
-                    .iter()
-                    .filter(|s| !bucket_changes.iter().any(|(_, (k, _))| *k == s.key))
-                    .cloned()
-                    .collect();
-                len -= old.len() - slots.len();
-                for (_, (key, entry)) in bucket_changes {
-                    if let Some(entry) = entry {
-                        slots.push(PointSlot { key: key.clone(), entry: entry.clone() });
-                        len += 1;
-                    }
-                }
-                mid[m] = self.hasher.bucket((!slots.is_empty()).then(|| Arc::from(slots)));
+                let bucket = self.changed_bucket(&mid[m], bucket_changes);
+                len -= mid[m].slots.as_deref().map_or(0, <[_]>::len);
+                len += bucket.slots.as_deref().map_or(0, <[_]>::len);
+                mid[m] = bucket;
             }
             top[t] = mid.into();
         }
         PointIndex { hasher: self.hasher.clone(), bits: self.bits, top: top.into(), len }
+    }
+
+    /// `bucket` with `changes` (of its keys, each with its tag) made. The slots it keeps keep their tags, read
+    /// from the bucket rather than hashed again; a changed key is compared only with
+    /// the slots whose tag is its own.
+    fn changed_bucket(
+        &self,
+        bucket: &Bucket<T, Q>,
+        changes: &[(usize, u8, PointChange<T, Q>)],
+    ) -> Bucket<T, Q> {
+        let old = bucket.slots.as_deref().unwrap_or(&[]);
+        let mut slots: Vec<PointSlot<T, Q>> = Vec::with_capacity(old.len() + changes.len());
+        let mut tags = 0u128;
+        let mut tag_next = |tag: u8, at: usize| {
+            if at < TAGGED {
+                tags |= u128::from(tag) << (8 * at);
+            }
+        };
+        for (j, slot) in old.iter().enumerate() {
+            let tag = if j < TAGGED {
+                (bucket.tags >> (8 * j)) as u8
+            } else {
+                tag_of(self.hasher.key(&slot.key))
+            };
+            if changes.iter().any(|(_, t, (key, _))| *t == tag && *key == slot.key) {
+                continue;
+            }
+            tag_next(tag, slots.len());
+            slots.push(slot.clone());
+        }
+        for (_, tag, (key, entry)) in changes {
+            if let Some(entry) = entry {
+                tag_next(*tag, slots.len());
+                slots.push(PointSlot { key: key.clone(), entry: entry.clone() });
+            }
+        }
+        let slots = (!slots.is_empty()).then(|| Arc::from(slots));
+        Bucket { tags, slots }
     }
 
     fn slots(&self) -> impl Iterator<Item = &PointSlot<T, Q>> {

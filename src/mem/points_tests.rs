@@ -76,6 +76,21 @@ fn buckets_longer_than_their_tags_are_searched_whole() {
         let want = (k % 7 != 0).then_some(k);
         assert_eq!(next.get(key(k).as_bytes()).map(|e| *e.value), want, "key {k}");
     }
+    // Updates of slots past the tagged 16, and new keys, keep every tag right.
+    let updates = (1..3_000u64).step_by(11).map(|k| (key(k), Some(entry(k + 1))));
+    let inserts = (3_000..3_100u64).map(|k| (key(k), Some(entry(k))));
+    let last = next.with_changes(updates.chain(inserts).collect());
+    for k in 0..3_100u64 {
+        let want = if k >= 3_000 {
+            Some(k)
+        } else if k % 11 == 1 {
+            Some(k + 1)
+        } else {
+            (k % 7 != 0).then_some(k)
+        };
+        assert_eq!(last.get(key(k).as_bytes()).map(|e| *e.value), want, "key {k}");
+    }
+    assert_eq!(last.len(), 3_100 - (0..3_000u64).filter(|k| k % 7 == 0 && k % 11 != 1).count());
 }
 
 #[test]
