@@ -306,6 +306,7 @@ impl<'a> KeyRef<'a> {
 }
 
 impl Borrow<[u8]> for KeyBuf {
+    #[inline]
     fn borrow(&self) -> &[u8] {
         self.as_bytes()
     }
@@ -338,8 +339,22 @@ impl PartialOrd for KeyBuf {
 }
 
 impl Ord for KeyBuf {
+    /// The order of the keys' bytes. Two inline keys compare as two big-endian words
+    /// each, then by length: their bytes past the length are zero, so a key that is a
+    /// prefix of the other, and only such a key, ties on the words and is shorter.
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        self.as_bytes().cmp(other.as_bytes())
+        match (self, other) {
+            (KeyBuf::Inline { len: a, bytes: x }, KeyBuf::Inline { len: b, bytes: y }) => {
+                let words = |k: &[u8; INLINE]| {
+                    let head = k.first_chunk().map_or(0, |w| u64::from_be_bytes(*w));
+                    let tail = k.last_chunk().map_or(0, |w| u64::from_be_bytes(*w));
+                    (head, tail)
+                };
+                words(x).cmp(&words(y)).then(a.cmp(b))
+            }
+            _ => self.as_bytes().cmp(other.as_bytes()),
+        }
     }
 }
 
@@ -464,6 +479,31 @@ mod tests {
         assert_eq!(short, KeyBuf::from_slice(b"abc"));
         assert_eq!(long, KeyBuf::from_slice(&[b'a'; 40]));
         assert_ne!(long, KeyBuf::from_slice(&[b'a'; 41]));
+    }
+
+    #[test]
+    fn keys_order_as_their_bytes() {
+        // Every key of up to INLINE + 2 bytes over {0, 1, 0xff} at a few lengths, and
+        // prefixes of each other with zero bytes after them: the order of KeyBuf is the
+        // order of the bytes.
+        let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in [1, 2, 7, 8, 9, 13, INLINE, INLINE + 1, INLINE + 2] {
+            for fill in [0u8, 1, 0xff] {
+                for at in [0, len / 2, len - 1] {
+                    let mut key = vec![fill; len];
+                    key[at] = fill.wrapping_add(1);
+                    keys.push(key.clone());
+                    key[at] = fill;
+                    keys.push(key);
+                }
+            }
+        }
+        for a in &keys {
+            for b in &keys {
+                let (x, y) = (KeyBuf::from_slice(a), KeyBuf::from_slice(b));
+                assert_eq!(x.cmp(&y), a.cmp(b), "{a:?} against {b:?}");
+            }
+        }
     }
 
     #[test]

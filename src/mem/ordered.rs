@@ -276,7 +276,7 @@ fn gallop<X>(items: &[X], from: usize, at_or_before: impl Fn(&X) -> bool) -> usi
 
 /// The leaves of one chunk, `leaves`, with `changes` (sorted, distinct keys) applied:
 /// untouched leaves shared, touched ones merged and split again; keeps `len` up to date.
-fn with_leaf_changes<K: Clone + Borrow<[u8]>, T: Clone>(
+fn with_leaf_changes<K: Clone + Ord + Borrow<[u8]>, T: Clone>(
     leaves: &[Leaf<K, T>],
     changes: Vec<SortedChange<K, T>>,
     len: &mut usize,
@@ -286,10 +286,9 @@ fn with_leaf_changes<K: Clone + Borrow<[u8]>, T: Clone>(
     for (i, leaf) in leaves.iter().enumerate() {
         // Changes before the next leaf's first key belong to this leaf (the first leaf
         // also takes those before its own first key, the last one those after).
-        let next_first = leaves.get(i + 1).map(|l| l.first.borrow());
+        let next_first = leaves.get(i + 1).map(|l| &l.first);
         let mut mine = Vec::new();
-        while let Some(change) = changes.next_if(|(k, _)| next_first.is_none_or(|n| k.borrow() < n))
-        {
+        while let Some(change) = changes.next_if(|(k, _)| next_first.is_none_or(|n| k < n)) {
             mine.push(change);
         }
         if mine.is_empty() {
@@ -360,7 +359,7 @@ fn order_words((len, head, tail): (u8, u64, u64)) -> (u64, u64, u8) {
 
 /// The items of `old` with `changes` (sorted, distinct keys) applied; keeps `len` up to
 /// date.
-fn merge<K: Clone + Borrow<[u8]>, T: Clone>(
+fn merge<K: Clone + Ord, T: Clone>(
     old: &[(K, T)],
     changes: Vec<SortedChange<K, T>>,
     len: &mut usize,
@@ -368,10 +367,10 @@ fn merge<K: Clone + Borrow<[u8]>, T: Clone>(
     let mut out = Vec::with_capacity(old.len() + changes.len());
     let mut old = old.iter().peekable();
     for (key, value) in changes {
-        while let Some(item) = old.next_if(|(k, _)| k.borrow() < key.borrow()) {
+        while let Some(item) = old.next_if(|(k, _)| *k < key) {
             out.push(item.clone());
         }
-        let replaced = old.next_if(|(k, _)| k.borrow() == key.borrow()).is_some();
+        let replaced = old.next_if(|(k, _)| *k == key).is_some();
         match (value, replaced) {
             (Some(value), true) => out.push((key, value)),
             (Some(value), false) => {
