@@ -6,12 +6,12 @@
 use crate::engine::tables::{DeferredEntry, Pending, record_bytes};
 use crate::keys::{KeyBuf, WideKey};
 use crate::schema::view_info::ViewInfo;
-use crate::storage::journal::effects::GroupEffects;
+use crate::storage::journal::effects::{Bytes, GroupEffects};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Unique-index entries written while batches apply, per (view, index), in order.
-type UniqueWrites = HashMap<(usize, usize), Vec<(Vec<u8>, Option<u32>)>>;
+type UniqueWrites = HashMap<(usize, usize), Vec<(Bytes, Option<u32>)>>;
 
 /// Collects a group's effects, when the journal wants them.
 pub(super) struct Recorder {
@@ -35,8 +35,9 @@ impl Recorder {
         let (Some(effects), Some(info)) = (self.effects.as_mut(), views.get(view)) else {
             return;
         };
-        let entries =
-            entries.iter().map(|(key, pending)| (key.as_bytes().to_vec(), record_bytes(pending)));
+        let entries = entries.iter().map(|(key, pending)| {
+            (Bytes(key.as_bytes().to_vec()), record_bytes(pending).map(Bytes))
+        });
         effects.records(&info.table, entries.collect());
     }
 
@@ -52,14 +53,15 @@ impl Recorder {
         else {
             return;
         };
-        let entries = entries.iter().map(|(key, len)| (key.as_bytes().to_vec(), *len));
+        let entries = entries.iter().map(|(key, len)| (Bytes(key.as_bytes().to_vec()), *len));
         effects.index(&info.table, entries.collect());
     }
 
     /// Notes one unique-index entry inserted (`Some(index key length)`) or removed.
     pub(super) fn unique(&mut self, view: usize, index: usize, key: &WideKey, len: Option<u32>) {
         if self.effects.is_some() {
-            self.unique.entry((view, index)).or_default().push((key.as_bytes().to_vec(), len));
+            let key = Bytes(key.as_bytes().to_vec());
+            self.unique.entry((view, index)).or_default().push((key, len));
         }
     }
 

@@ -2,7 +2,60 @@
 //! table, not the operations that made them, so that replaying it is deterministic and
 //! idempotent (every entry sets a key to its final bytes or removes it).
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Bytes of a key or a record in a frame. Encoded as bincode encodes a `Vec<u8>` (its
+/// length, then the bytes), but written and read as one run of bytes rather than one
+/// byte at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Bytes(pub(crate) Vec<u8>);
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Bytes;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Bytes, A::Error> {
+                let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    bytes.push(b);
+                }
+                Ok(Bytes(bytes))
+            }
+        }
+        deserializer.deserialize_byte_buf(Visit)
+    }
+}
 
 /// The writes of one group to one table, in the order they were made (a later entry
 /// of a key stands).
@@ -11,7 +64,7 @@ pub(crate) struct TableEffects<V> {
     /// The redb table's name (`view.<name>` or `index.<view>/<index>`).
     pub(crate) table: String,
     /// Key bytes and the value to store, `None` to remove the key.
-    pub(crate) entries: Vec<(Vec<u8>, Option<V>)>,
+    pub(crate) entries: Vec<(Bytes, Option<V>)>,
 }
 
 /// Everything one committed group wrote, in one journal frame.
@@ -23,7 +76,7 @@ pub(crate) struct GroupEffects {
     /// The group's LSN, recorded in the meta table by the replay.
     pub(crate) lsn: u64,
     /// Records of views: encoded record bytes (live or tombstone), or removal (a purge).
-    pub(crate) records: Vec<TableEffects<Vec<u8>>>,
+    pub(crate) records: Vec<TableEffects<Bytes>>,
     /// Index entries: the index key's length, or removal.
     pub(crate) indexes: Vec<TableEffects<u32>>,
     /// Source positions reached: source, partition, position.
@@ -44,14 +97,14 @@ impl GroupEffects {
     }
 
     /// Notes writes to a view's record table.
-    pub(crate) fn records(&mut self, table: &str, entries: Vec<(Vec<u8>, Option<Vec<u8>>)>) {
+    pub(crate) fn records(&mut self, table: &str, entries: Vec<(Bytes, Option<Bytes>)>) {
         if !entries.is_empty() {
             self.records.push(TableEffects { table: table.to_owned(), entries });
         }
     }
 
     /// Notes writes to an index table.
-    pub(crate) fn index(&mut self, table: &str, entries: Vec<(Vec<u8>, Option<u32>)>) {
+    pub(crate) fn index(&mut self, table: &str, entries: Vec<(Bytes, Option<u32>)>) {
         if !entries.is_empty() {
             self.indexes.push(TableEffects { table: table.to_owned(), entries });
         }
@@ -77,20 +130,59 @@ impl GroupEffects {
 
 #[cfg(test)]
 mod tests {
-    use super::GroupEffects;
+    use super::{Bytes, GroupEffects};
 
     #[test]
     fn round_trips() {
         let mut effects = GroupEffects::new();
         effects.lsn = 7;
-        effects
-            .records("view.v", vec![(b"k".to_vec(), Some(b"r".to_vec())), (b"j".to_vec(), None)]);
-        effects.index("index.v/i", vec![(b"ik".to_vec(), Some(2))]);
+        let bytes = |b: &[u8]| Bytes(b.to_vec());
+        effects.records("view.v", vec![(bytes(b"k"), Some(bytes(b"r"))), (bytes(b"j"), None)]);
+        effects.index("index.v/i", vec![(bytes(b"ik"), Some(2))]);
         effects.positions.push(("s".into(), 1, 9));
         effects.feed_row = Some(vec![1, 2]);
         effects.feed_pruned = Some(3);
         effects.follows = 4;
         assert_eq!(GroupEffects::decode(&effects.encode()), Ok(effects));
         assert!(GroupEffects::decode(&[0xFF; 3]).is_err());
+    }
+
+    /// A table's entries as plain `Vec<u8>`s.
+    type PlainTable<V> = (String, Vec<(Vec<u8>, Option<V>)>);
+
+    /// The frames written before keys and records were encoded as runs of bytes: the
+    /// same fields with plain `Vec<u8>`s.
+    #[derive(serde::Serialize)]
+    struct Plain {
+        lsn: u64,
+        records: Vec<PlainTable<Vec<u8>>>,
+        indexes: Vec<PlainTable<u32>>,
+        positions: Vec<(String, u32, u64)>,
+        feed_row: Option<Vec<u8>>,
+        feed_pruned: Option<u64>,
+        follows: u64,
+    }
+
+    #[test]
+    fn reads_and_writes_the_encoding_of_plain_byte_vectors() {
+        let long: Vec<u8> = (0..=255).collect();
+        let plain = Plain {
+            lsn: 9,
+            records: vec![("view.v".into(), vec![(b"k".to_vec(), Some(long.clone()))])],
+            indexes: vec![("index.v/i".into(), vec![(long.clone(), None)])],
+            positions: vec![],
+            feed_row: None,
+            feed_pruned: None,
+            follows: 8,
+        };
+        let old =
+            bincode::serde::encode_to_vec(&plain, bincode::config::standard()).expect("encodable");
+        let mut effects = GroupEffects::new();
+        effects.lsn = 9;
+        effects.follows = 8;
+        effects.records("view.v", vec![(Bytes(b"k".to_vec()), Some(Bytes(long.clone())))]);
+        effects.index("index.v/i", vec![(Bytes(long), None)]);
+        assert_eq!(effects.encode(), old);
+        assert_eq!(GroupEffects::decode(&old), Ok(effects));
     }
 }

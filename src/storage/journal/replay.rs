@@ -150,8 +150,8 @@ pub(crate) fn apply(txn: &WriteTransaction, group: &GroupEffects, file: &Path) -
         let mut table = txn.open_table(view_table(&effects.table)).map_err(failed(file))?;
         for (key, value) in &effects.entries {
             match value {
-                Some(bytes) => table.insert(key.as_slice(), bytes.as_slice()).map(drop),
-                None => table.remove(key.as_slice()).map(drop),
+                Some(bytes) => table.insert(&**key, &**bytes).map(drop),
+                None => table.remove(&**key).map(drop),
             }
             .map_err(failed(file))?;
         }
@@ -160,8 +160,8 @@ pub(crate) fn apply(txn: &WriteTransaction, group: &GroupEffects, file: &Path) -
         let mut table = txn.open_table(index_table(&effects.table)).map_err(failed(file))?;
         for (key, value) in &effects.entries {
             match value {
-                Some(len) => table.insert(key.as_slice(), *len).map(drop),
-                None => table.remove(key.as_slice()).map(drop),
+                Some(len) => table.insert(&**key, *len).map(drop),
+                None => table.remove(&**key).map(drop),
             }
             .map_err(failed(file))?;
         }
