@@ -49,6 +49,11 @@ pub trait Codec<V>: Send + Sync + 'static {
 /// expands more than 64 times when decoded could reach it.
 const DECODE_LIMIT: usize = 1 << 30;
 
+thread_local! {
+    /// The length of the last value [`Bincode`] encoded on this thread.
+    static LAST_ENCODED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// The default value codec: bincode 2 with its standard configuration, through serde.
 ///
 /// Decoding refuses a value whose containers would claim more than 1 GiB of memory, so
@@ -58,7 +63,12 @@ pub struct Bincode;
 
 impl<V: Serialize + DeserializeOwned> Codec<V> for Bincode {
     fn encode(&self, value: &V, out: &mut Vec<u8>) -> Result<(), CodecError> {
-        bincode::serde::encode_into_std_write(value, out, bincode::config::standard())?;
+        // Room for as many bytes as this thread's last value took, so that a run of
+        // similar values grows no buffer byte by byte.
+        let start = out.len();
+        out.reserve(LAST_ENCODED.get().clamp(16, 4096));
+        bincode::serde::encode_into_std_write(value, &mut *out, bincode::config::standard())?;
+        LAST_ENCODED.set(out.len() - start);
         Ok(())
     }
 
