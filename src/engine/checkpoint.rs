@@ -24,7 +24,7 @@ use crate::engine::writer::{Writer, next_root_beside};
 use crate::mem::Root;
 use crate::mem::delta::Delta;
 use crate::storage::feed::encode_group;
-use crate::storage::journal::effects::GroupEffects;
+use crate::storage::journal::effects::{Bytes, GroupEffects};
 use crate::storage::journal::frame;
 use crate::storage::journal::log::fresh_salt;
 use crate::storage::journal::replay::store_salt;
@@ -80,7 +80,7 @@ impl Writer {
             };
             effects.lsn = lsn.get();
             effects.follows = follows;
-            effects.feed_row = feed.map(encode_group);
+            effects.feed_row = feed.map(|group| Bytes(encode_group(group)));
             effects.feed_pruned = pruned.map(Lsn::get);
             journal.append(&frame::encode(lsn.get(), journal.salt(), &effects.encode()))
         };

@@ -82,7 +82,7 @@ pub(crate) struct GroupEffects {
     /// Source positions reached: source, partition, position.
     pub(crate) positions: Vec<(String, u32, u64)>,
     /// The group's change-feed row, encoded, if it had one.
-    pub(crate) feed_row: Option<Vec<u8>>,
+    pub(crate) feed_row: Option<Bytes>,
     /// The highest feed LSN the group pruned, if it pruned any.
     pub(crate) feed_pruned: Option<u64>,
     /// The LSN of the group before it: `lsn - 1`, or less for a group replicated from
@@ -140,7 +140,7 @@ mod tests {
         effects.records("view.v", vec![(bytes(b"k"), Some(bytes(b"r"))), (bytes(b"j"), None)]);
         effects.index("index.v/i", vec![(bytes(b"ik"), Some(2))]);
         effects.positions.push(("s".into(), 1, 9));
-        effects.feed_row = Some(vec![1, 2]);
+        effects.feed_row = Some(bytes(&[1, 2]));
         effects.feed_pruned = Some(3);
         effects.follows = 4;
         assert_eq!(GroupEffects::decode(&effects.encode()), Ok(effects));
@@ -171,7 +171,7 @@ mod tests {
             records: vec![("view.v".into(), vec![(b"k".to_vec(), Some(long.clone()))])],
             indexes: vec![("index.v/i".into(), vec![(long.clone(), None)])],
             positions: vec![],
-            feed_row: None,
+            feed_row: Some(long.clone()),
             feed_pruned: None,
             follows: 8,
         };
@@ -180,6 +180,7 @@ mod tests {
         let mut effects = GroupEffects::new();
         effects.lsn = 9;
         effects.follows = 8;
+        effects.feed_row = Some(Bytes(long.clone()));
         effects.records("view.v", vec![(Bytes(b"k".to_vec()), Some(Bytes(long.clone())))]);
         effects.index("index.v/i", vec![(Bytes(long), None)]);
         assert_eq!(effects.encode(), old);

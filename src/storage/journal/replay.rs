@@ -176,7 +176,7 @@ pub(crate) fn apply(txn: &WriteTransaction, group: &GroupEffects, file: &Path) -
     if group.feed_row.is_some() || group.feed_pruned.is_some() {
         let mut table = txn.open_table(FEED).map_err(failed(file))?;
         if let Some(row) = &group.feed_row {
-            table.insert(group.lsn, row.as_slice()).map_err(failed(file))?;
+            table.insert(group.lsn, &**row).map_err(failed(file))?;
         }
         if let Some(through) = group.feed_pruned {
             table.retain_in(..=through, |_, _| false).map_err(failed(file))?;
