@@ -340,8 +340,9 @@ impl PartialOrd for KeyBuf {
 
 impl Ord for KeyBuf {
     /// The order of the keys' bytes. Two inline keys compare as two big-endian words
-    /// each, then by length: their bytes past the length are zero, so a key that is a
-    /// prefix of the other, and only such a key, ties on the words and is shorter.
+    /// each (their zero-padded bytes), then by length: keys that tie on the words are
+    /// equal up to the shorter one's length with only zero bytes after it in the
+    /// longer, which is then the greater, as its bytes order.
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         match (self, other) {

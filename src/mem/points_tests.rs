@@ -1,6 +1,8 @@
 //! The point index against a `HashMap`, through growth, removal and every kind of probe.
 
-use super::{BuildPlan, KeyHasher, MIN_BITS, PointIndex, Slot, bucket_of, matching, tag_of};
+use super::{
+    BuildPlan, KeyHasher, MIN_BITS, PointIndex, Slot, TAGGED, bucket_of, matching, tag_of,
+};
 use crate::keys::KeyBuf;
 use crate::mem::Entry;
 use std::collections::HashMap;
@@ -91,6 +93,53 @@ fn buckets_longer_than_their_tags_are_searched_whole() {
         assert_eq!(last.get(key(k).as_bytes()).map(|e| *e.value), want, "key {k}");
     }
     assert_eq!(last.len(), 3_100 - (0..3_000u64).filter(|k| k % 7 == 0 && k % 11 != 1).count());
+}
+
+#[test]
+fn changes_to_a_bucket_past_its_tagged_slots_keep_every_tag() {
+    // 40 keys in bucket 0 of a 16-bucket index (few enough records that changes do not
+    // rehash), and 20 more for it: changes replace, remove and add slots on both sides
+    // of the 16 that have tags.
+    let hasher = KeyHasher::new();
+    let keys: Vec<u64> =
+        (0u64..).filter(|&k| bucket_of(hasher.key(&key(k)), MIN_BITS) == 0).take(60).collect();
+    let slots: Vec<Slot<u64>> =
+        keys[..40].iter().map(|&k| Slot { key: key(k), entry: entry(k) }).collect();
+    let slot_hashes: Vec<u64> = slots.iter().map(|s| hasher.key(&s.key)).collect();
+    let buckets = slot_hashes.iter().map(|h| bucket_of(*h, MIN_BITS) as u32).collect();
+    let tags = slot_hashes.iter().map(|h| tag_of(*h)).collect();
+    let plan = BuildPlan { buckets, tags, hasher, bits: MIN_BITS };
+    let mut index = PointIndex::assemble(plan, slots);
+    let mut model: HashMap<u64, u64> = keys[..40].iter().map(|&k| (k, k)).collect();
+    let mut x = 11u64;
+    let mut past_tags = 0;
+    for round in 0..200u64 {
+        let bucket_len = index.top[0][0].slots.as_deref().map_or(0, <[_]>::len);
+        if bucket_len > TAGGED {
+            past_tags += 1;
+        }
+        let mut changes: HashMap<u64, Option<u64>> = HashMap::new();
+        for _ in 0..5 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            let k = keys[usize::try_from((x >> 33) % keys.len() as u64).unwrap_or(0)];
+            changes.insert(k, (!x.is_multiple_of(3)).then_some(round * 1_000 + k));
+        }
+        for (k, v) in &changes {
+            match v {
+                Some(v) => model.insert(*k, *v),
+                None => model.remove(k),
+            };
+        }
+        index =
+            index.with_changes(changes.into_iter().map(|(k, v)| (key(k), v.map(entry))).collect());
+        assert_eq!(index.bits, MIN_BITS, "no rehash");
+        assert_eq!(index.len(), model.len());
+        for &k in &keys {
+            let got = index.get(key(k).as_bytes()).map(|e| *e.value);
+            assert_eq!(got, model.get(&k).copied(), "round {round}, key {k}");
+        }
+    }
+    assert!(past_tags > 100, "the bucket held more than 16 slots in {past_tags} rounds");
 }
 
 #[test]

@@ -7,7 +7,11 @@
 
 use crate::base::error::{Error, Result};
 use crate::storage::feed::FEED;
-use crate::storage::format::{INDEXES, META, POSITIONS, SOURCES, VIEWS, index_table, view_table};
+use crate::storage::format::{
+    INDEXES, META, META_JOURNAL_SALT, POSITIONS, SOURCES, VIEWS, index_table, view_table,
+};
+use crate::storage::journal::log::fresh_salt;
+use crate::storage::journal::replay::store_salt;
 use crate::storage::migrations::MIGRATIONS;
 use crate::storage::shapes::SHAPES;
 use redb::{Key, ReadTransaction, ReadableTable, TableDefinition, TableHandle, Value};
@@ -88,7 +92,24 @@ pub(crate) fn copy_tables(
         copied.rows += rows;
         copied.tables += 1;
     }
+    renew_journal_salt(into, target)?;
     Ok(copied)
+}
+
+/// Gives the copy a journal salt of its own when it has one: a copy restored beside the
+/// journal of the store it came from must not take that journal's later groups for its
+/// own.
+fn renew_journal_salt(into: &WriteTransaction, target: &Path) -> Result<()> {
+    let meta = into.open_table(META).map_err(Error::at(target, "reading the journal's salt"))?;
+    let salted = meta
+        .get(META_JOURNAL_SALT)
+        .map_err(Error::at(target, "reading the journal's salt"))?
+        .is_some();
+    drop(meta);
+    if salted {
+        store_salt(into, fresh_salt(), target)?;
+    }
+    Ok(())
 }
 
 /// Copies one table, in key order (the cheapest order for redb's B-tree); returns its

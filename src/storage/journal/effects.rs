@@ -53,7 +53,9 @@ impl<'de> Deserialize<'de> for Bytes {
                 Ok(Bytes(bytes))
             }
         }
-        deserializer.deserialize_byte_buf(Visit)
+        // Borrowed from the frame: the length is checked against the bytes that are
+        // there before anything is allocated.
+        deserializer.deserialize_bytes(Visit)
     }
 }
 
@@ -145,6 +147,13 @@ mod tests {
         effects.follows = 4;
         assert_eq!(GroupEffects::decode(&effects.encode()), Ok(effects));
         assert!(GroupEffects::decode(&[0xFF; 3]).is_err());
+    }
+
+    #[test]
+    fn a_length_past_the_payload_is_an_error() {
+        // Group 9, one table "v" with one entry whose key claims 0xF000_0000 bytes.
+        let payload = [9, 1, 1, b'v', 1, 252, 0, 0, 0, 0xF0];
+        assert!(GroupEffects::decode(&payload).is_err());
     }
 
     /// A table's entries as plain `Vec<u8>`s.

@@ -13,7 +13,8 @@
 //!
 //! Files written before salts were stored hold frames
 //! `[magic "VSJ1"][length u32][lsn u64][crc32c u32][payload]`, read when the store file
-//! has no salt (a journal left by an older build), and never written.
+//! has no salt or the journal starts with one (a journal left by an older build, which
+//! keeps the salt a newer one stored), and never written.
 
 use super::checksum::crc32c;
 
@@ -21,7 +22,7 @@ use super::checksum::crc32c;
 pub(crate) const MAGIC: [u8; 4] = *b"VSJ2";
 
 /// The first bytes of a frame of a store file without a salt.
-const MAGIC_UNSALTED: [u8; 4] = *b"VSJ1";
+pub(crate) const MAGIC_UNSALTED: [u8; 4] = *b"VSJ1";
 
 /// Bytes before a frame's payload.
 pub(crate) const HEADER: usize = 28;
@@ -291,7 +292,8 @@ mod tests {
         assert_eq!(end, None);
         assert_eq!(HEADER_UNSALTED + 3, encode_unsalted(1, b"one").len());
 
-        // With a salt, they are left from before it was drawn.
+        // Scanned for salted frames (the replay does so when the journal does not start
+        // with an unsalted one), they are not groups.
         let (frames, end) = scan(&log, 0, Some(SALT)).expect("old frames are not damage");
         assert!(frames.is_empty());
         assert_eq!(end.map(|e| e.offset), Some(0));

@@ -1,13 +1,14 @@
 //! Opening a store in journal mode: the groups the journal holds above the LSN the store
 //! file has durably taken are written to the file in one durable transaction, which
 //! also stores a fresh salt, then the journal starts over from its beginning with that
-//! salt (its frames are overwritten by the next groups).
+//! salt (its frames are overwritten by the next groups). With nothing to replay, the
+//! salt the file holds is kept, and nothing is written.
 //!
 //! Each frame sets keys to their final bytes or removes them, so a replay interrupted by
 //! a crash is simply made again at the next open: replays are idempotent.
 
 use super::effects::GroupEffects;
-use super::frame::{Invalid, scan};
+use super::frame::{Invalid, MAGIC_UNSALTED, scan};
 use super::log::{Journal, fresh_salt, journal_path};
 use crate::base::config::{Config, Durability};
 use crate::base::error::{Error, Result};
@@ -33,6 +34,10 @@ pub(crate) fn pending_groups(
     salt: Option<u64>,
 ) -> Result<Vec<GroupEffects>> {
     let bytes = journal.read_all()?;
+    // A journal that starts with an unsalted frame was written by a build from before
+    // salts were stored, which leaves the store file's salt (if any) as it was: its
+    // frames are read as such.
+    let salt = if bytes.starts_with(&MAGIC_UNSALTED) { None } else { salt };
     let corrupt = |Invalid { offset, reason }| Error::JournalCorrupt {
         file: journal.path().to_owned(),
         offset,
@@ -69,9 +74,12 @@ pub(crate) fn pending_groups(
 }
 
 /// Replays the journal into `db`, whose meta table says `stored`, and starts the
-/// journal over. With `appending` (journal mode, where groups are appended next) the
-/// replay's transaction is committed even with no group to replay, since it stores the
-/// salt of the frames to come. Returns the LSN the file is at afterwards.
+/// journal over. The replay's transaction stores a fresh salt for the frames to come.
+/// With `appending` (journal mode, where groups are appended next) and nothing to
+/// replay, the store file's salt is kept, without a commit, when it has one: every
+/// frame with that salt is then at or below `stored`, and the frames written next,
+/// from the start of the journal, are above it. Returns the LSN the file is at
+/// afterwards.
 pub(crate) fn recover(
     db: &Database,
     journal: &mut Journal,
@@ -79,10 +87,14 @@ pub(crate) fn recover(
     file: &Path,
     appending: bool,
 ) -> Result<Lsn> {
-    let groups = pending_groups(journal, stored, stored_salt(db, file)?)?;
+    let kept = stored_salt(db, file)?;
+    let groups = pending_groups(journal, stored, kept)?;
     let mut lsn = stored;
-    let salt = fresh_salt();
-    if !groups.is_empty() || appending {
+    let salt = match kept {
+        Some(kept) if groups.is_empty() => kept,
+        _ => fresh_salt(),
+    };
+    if !groups.is_empty() || (appending && kept.is_none()) {
         let txn = db.begin_write().map_err(Error::at(file, "beginning the journal replay"))?;
         for group in &groups {
             apply(&txn, group, file)?;
