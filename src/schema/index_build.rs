@@ -15,12 +15,13 @@
 //! of another key of its type (see the encoding in `keys/key.rs`: fixed widths,
 //! terminated strings and sequences, tagged options and variants).
 
+use crate::base::beside::{BUILD_INDEXES_IN_TWO_FROM, beside};
 use crate::base::error::{Error, Result};
 use crate::base::index_kind::IndexKind;
 use crate::keys::{WideKey, render_key};
 use crate::mem::index::{Hit, IndexData};
-use crate::mem::index_entries::EntriesBuilder;
-use crate::mem::points::{PointSlot, Slot};
+use crate::mem::index_entries::{EntriesBuilder, IndexEntries};
+use crate::mem::points::{PointIndex, PointSlot, Slot};
 use crate::schema::index::{AnyIndex, KeysBuf, extract_into};
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -132,8 +133,8 @@ fn lay_out_groups<V: 'static>(
     IndexData::with_entries(spec.index_name(), spec.index_kind(), built.finish())
 }
 
-/// The index of `entries`, sorted here; for a unique index, with its hash table, and
-/// failing on a key held twice.
+/// The index of `entries`, sorted here; for a unique index, with its hash table (built
+/// beside the entries for a large index), and failing on a key held twice.
 fn lay_out_sorted<K: DeserializeOwned + Debug, V: Send + Sync + 'static>(
     view: &str,
     spec: &dyn AnyIndex<V>,
@@ -142,13 +143,41 @@ fn lay_out_sorted<K: DeserializeOwned + Debug, V: Send + Sync + 'static>(
 ) -> Result<IndexData<V>> {
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     debug_assert!(prefix_free(entries.iter().map(|(ikey, _)| ikey.as_bytes())));
+    let name = spec.index_name();
+    if spec.index_kind() == IndexKind::Multi {
+        let built = lay_out::<K, V>(view, spec, &entries, records)?;
+        return Ok(IndexData::with_entries(name, IndexKind::Multi, built));
+    }
+    // The hash table takes each entry with its record, found by position rather than by
+    // a probe of the view; if a key turns out to be held twice, it is dropped.
+    let points = || {
+        let hits = entries.iter().filter_map(|(ikey, at)| {
+            let slot = records.get(*at)?;
+            let hit = Hit { pk: slot.key.clone(), entry: slot.entry.clone() };
+            Some(PointSlot { key: ikey.clone(), entry: hit })
+        });
+        PointIndex::build(hits.collect())
+    };
+    let (points, built) = if entries.len() >= BUILD_INDEXES_IN_TWO_FROM {
+        beside("viewstore-index", points, || lay_out::<K, V>(view, spec, &entries, records))
+    } else {
+        (points(), lay_out::<K, V>(view, spec, &entries, records))
+    };
+    Ok(IndexData::with_points(name, built?, points))
+}
+
+/// The entries of `entries`, sorted, laid out; for a unique index, failing on a key
+/// held twice with the error naming both records.
+fn lay_out<K: DeserializeOwned + Debug, V>(
+    view: &str,
+    spec: &dyn AnyIndex<V>,
+    entries: &[SortEntry],
+    records: &[Slot<V>],
+) -> Result<IndexEntries> {
     let unique = spec.index_kind() == IndexKind::Unique;
     let mut built = EntriesBuilder::with_capacity(entries.len());
-    // A unique index's hash table takes each entry with its record, found by position
-    // rather than by a probe of the view.
-    let mut hits = Vec::with_capacity(if unique { entries.len() } else { 0 });
     let mut previous: Option<(&[u8], &[u8])> = None;
-    for (ikey, at) in &entries {
+    for (ikey, at) in entries {
         let (ikey, Some(slot)) = (ikey.as_bytes(), records.get(*at)) else { continue };
         let pk = slot.key.as_bytes();
         if let Some((held, holder)) = previous
@@ -166,15 +195,6 @@ fn lay_out_sorted<K: DeserializeOwned + Debug, V: Send + Sync + 'static>(
         }
         previous = Some((ikey, pk));
         built.push(ikey, pk);
-        if unique {
-            let hit = Hit { pk: slot.key.clone(), entry: slot.entry.clone() };
-            hits.push(PointSlot { key: WideKey::from_slice(ikey), entry: hit });
-        }
     }
-    let (name, entries) = (spec.index_name(), built.finish());
-    Ok(if unique {
-        IndexData::with_hits(name, entries, hits)
-    } else {
-        IndexData::with_entries(name, spec.index_kind(), entries)
-    })
+    Ok(built.finish())
 }
