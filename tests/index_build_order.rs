@@ -19,8 +19,12 @@ const BY_PATH_ONCE: IndexDef<Rec, (Vec<u8>, u32)> =
     IndexDef::unique("by_path_once", |r| (r.path.clone(), r.n));
 const BY_N: IndexDef<Rec, u32> = IndexDef::multi("by_n", |r| r.n / 2);
 const BY_FEW: IndexDef<Rec, u32> = IndexDef::multi("by_few", |r| r.n % 7);
+/// Several keys a record, given out of order and some twice: each path byte, in
+/// reverse, then the path's bytes again.
+const BY_BYTE: IndexDef<Rec, u8> =
+    IndexDef::multi_keys("by_byte", |r| r.path.iter().rev().chain(&r.path).copied().collect());
 const RECS: ViewDef<u64, Rec> =
-    ViewDef::new("recs").with_indexes(&[&BY_PATH, &BY_PATH_ONCE, &BY_N, &BY_FEW]);
+    ViewDef::new("recs").with_indexes(&[&BY_PATH, &BY_PATH_ONCE, &BY_N, &BY_FEW, &BY_BYTE]);
 
 const BY_PATH_2: IndexDef<Rec, Vec<u8>> = IndexDef::multi("by_path_2", |r| r.path.clone());
 const RENAMED: ViewDef<u64, Rec> = ViewDef::new("recs").with_indexes(&[&BY_PATH_2]);
@@ -56,6 +60,7 @@ fn listed(view: &View<u64, Rec>) -> Vec<Vec<String>> {
         snap.index(&BY_PATH_ONCE).iter().map(|(i, k, _)| format!("{i:?} {}", k - HIGH)).collect(),
         snap.index(&BY_N).iter().map(|(i, k, _)| format!("{i} {}", k - HIGH)).collect(),
         snap.index(&BY_FEW).iter().map(|(i, k, _)| format!("{i} {}", k - HIGH)).collect(),
+        snap.index(&BY_BYTE).iter().map(|(i, k, _)| format!("{i} {}", k - HIGH)).collect(),
     ]
 }
 
