@@ -152,6 +152,30 @@ impl<V, I: ViewKey> AnyIndex<V> for IndexDef<V, I> {
             }
         }
     }
+    fn encode_keys_into(
+        &self,
+        value: &V,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), String> {
+        let mut encode = |key: &I| {
+            encode_key(key, out).map_err(|e| e.0)?;
+            ends.push(out.len());
+            Ok::<_, String>(())
+        };
+        match &self.extract {
+            Extract::One(f) => encode(&f(value)),
+            Extract::Optional(f) => f(value).as_ref().map_or(Ok(()), encode),
+            // Sorted and without duplicates, which the buffer cannot do in place.
+            Extract::Many(_) => {
+                for key in self.encoded_keys(value)? {
+                    out.extend_from_slice(&key);
+                    ends.push(out.len());
+                }
+                Ok(())
+            }
+        }
+    }
     fn render_key(&self, bytes: &[u8]) -> String {
         render_key::<I>(bytes)
     }

@@ -89,15 +89,15 @@ impl<V> IndexData<V> {
         std::ptr::eq(self.name, name) || self.name == name
     }
 
-    /// A unique index of `entries` with its hash table of `hits`, the same entries
-    /// with their records.
-    pub(crate) fn with_hits(
+    /// A unique index of `entries` with its hash table `points` (of the same entries
+    /// with their records), built apart so that it can be built beside the entries.
+    pub(crate) fn with_points(
         name: &'static str,
         entries: IndexEntries,
-        hits: Vec<PointSlot<Hit<V>, WideKey>>,
+        points: PointIndex<Hit<V>, WideKey>,
     ) -> Self {
         let mut index = Self::with_entries(name, IndexKind::Unique, entries);
-        index.points = Some(PointIndex::build(hits));
+        index.points = Some(points);
         index
     }
 

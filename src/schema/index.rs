@@ -26,6 +26,16 @@ pub trait AnyIndex<V>: sealed::Sealed + Send + Sync {
     /// The encoded index keys of `value`, sorted, without duplicates.
     #[doc(hidden)]
     fn encoded_keys(&self, value: &V) -> Result<Vec<Vec<u8>>, String>;
+    /// Appends the encoded index keys of `value` to `out`, sorted, without duplicates,
+    /// and where each one ends to `ends`: [`AnyIndex::encoded_keys`] without an
+    /// allocation per key.
+    #[doc(hidden)]
+    fn encode_keys_into(
+        &self,
+        value: &V,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+    ) -> Result<(), String>;
     /// An encoded index key in its `Debug` form.
     #[doc(hidden)]
     fn render_key(&self, bytes: &[u8]) -> String;
@@ -75,4 +85,41 @@ pub(crate) fn extract<V: 'static>(
         return Err(ExtractError::TooLarge(long.len()));
     }
     Ok(keys)
+}
+
+/// An index's encoded keys of one value, in reused buffers: see [`extract_into`].
+#[derive(Default)]
+pub(crate) struct KeysBuf {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl KeysBuf {
+    /// The keys, in order.
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).filter_map(|(start, &end)| self.bytes.get(start..end))
+    }
+}
+
+/// [`extract`] into `buf` (emptied first), so that extracting the keys of many values
+/// allocates no buffer per value.
+pub(crate) fn extract_into<V: 'static>(
+    index: &dyn AnyIndex<V>,
+    value: &(dyn Any + Send + Sync),
+    buf: &mut KeysBuf,
+) -> Result<(), ExtractError> {
+    buf.bytes.clear();
+    buf.ends.clear();
+    let Some(value) = value.downcast_ref::<V>() else {
+        debug_assert!(false, "an index extractor was handed a value of another type");
+        return Err(ExtractError::Encoding("the value is not of the view's type".into()));
+    };
+    catch_unwind(AssertUnwindSafe(|| index.encode_keys_into(value, &mut buf.bytes, &mut buf.ends)))
+        .map_err(|payload| ExtractError::Panicked(panic_message(payload.as_ref())))?
+        .map_err(ExtractError::Encoding)?;
+    if let Some(long) = buf.keys().find(|k| k.len() > MAX_KEY_BYTES) {
+        return Err(ExtractError::TooLarge(long.len()));
+    }
+    Ok(())
 }

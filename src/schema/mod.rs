@@ -3,6 +3,7 @@
 
 pub(crate) mod bulk_load;
 pub(crate) mod index;
+pub(crate) mod index_build;
 pub(crate) mod migration;
 pub(crate) mod names;
 pub(crate) mod op;

@@ -8,13 +8,13 @@ use crate::base::feed::FeedMode;
 use crate::base::index_kind::IndexKind;
 use crate::base::panic::panic_message;
 use crate::base::version::Version;
-use crate::keys::{WideKey, composite, decode_key, render_key};
-use crate::mem::index::{Hit, IndexData};
-use crate::mem::index_entries::EntriesBuilder;
+use crate::keys::{decode_key, render_key};
+use crate::mem::index::IndexData;
 use crate::mem::load::{self, DecodeFn};
-use crate::mem::points::{PointSlot, Slot};
+use crate::mem::points::Slot;
 use crate::mem::{ResidentView, ViewData};
 use crate::schema::index::{AnyIndex, extract};
+use crate::schema::index_build::build_entries;
 use crate::schema::view_info::WriterIndex;
 use crate::storage::format::{IndexMeta, ViewMeta, index_table_name};
 use crate::storage::shapes::ViewShapes;
@@ -333,68 +333,4 @@ fn undeclared(view: &str, index: usize) -> Error {
         reason: "not declared".into(),
         key: None,
     }
-}
-
-/// Index `spec` of view `view` over `records` (in key order), reporting (records done,
-/// records in all) every 10,000 records; a unique index with its hash table. A unique
-/// index key held by two records fails the build with the error naming both.
-fn build_entries<K: ViewKey, V: ViewValue>(
-    view: &str,
-    spec: &dyn AnyIndex<V>,
-    records: &[Slot<V>],
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<IndexData<V>> {
-    let total = records.len() as u64;
-    // Entries (index key then primary key, inline up to 30 bytes, so that sorting
-    // compares without following pointers) with their index key's length and their
-    // record's position, gathered, sorted, then laid out in order.
-    let mut entries: Vec<(WideKey, u32, usize)> = Vec::with_capacity(records.len());
-    for (at, slot) in records.iter().enumerate() {
-        let pk = slot.key.as_bytes();
-        let keys = extract(spec, &*slot.entry.value)
-            .map_err(|e| e.into_error(view, spec.index_name(), render_key::<K>(pk)))?;
-        for ikey in keys {
-            entries.push((composite(&ikey, pk), ikey.len() as u32, at));
-        }
-        let done = at as u64 + 1;
-        if done.is_multiple_of(10_000) {
-            progress(done, total);
-        }
-    }
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let unique = spec.index_kind() == IndexKind::Unique;
-    let mut built = EntriesBuilder::with_capacity(entries.len());
-    // A unique index's hash table takes each entry with its record, found by position
-    // rather than by a probe of the view.
-    let mut hits = Vec::with_capacity(if unique { entries.len() } else { 0 });
-    let mut previous: Option<(&[u8], &[u8])> = None;
-    for (stored, ikey_len, at) in &entries {
-        let bytes = stored.as_bytes();
-        let (ikey, pk) = bytes.split_at((*ikey_len as usize).min(bytes.len()));
-        if let Some((held, holder)) = previous
-            && unique
-            && held == ikey
-        {
-            return Err(Error::UniqueViolation {
-                view: view.to_owned(),
-                index: spec.index_name().to_owned(),
-                key: spec.render_key(ikey),
-                key_bytes: ikey.into(),
-                holder: render_key::<K>(holder).into(),
-                refused: render_key::<K>(pk).into(),
-            });
-        }
-        previous = Some((ikey, pk));
-        built.push(ikey, pk);
-        if let (true, Some(slot)) = (unique, records.get(*at)) {
-            let hit = Hit { pk: slot.key.clone(), entry: slot.entry.clone() };
-            hits.push(PointSlot { key: WideKey::from_slice(ikey), entry: hit });
-        }
-    }
-    let (name, entries) = (spec.index_name(), built.finish());
-    Ok(if unique {
-        IndexData::with_hits(name, entries, hits)
-    } else {
-        IndexData::with_entries(name, spec.index_kind(), entries)
-    })
 }

@@ -1,0 +1,201 @@
+//! Building a secondary index in memory from a view's decoded records (at open, for a
+//! stored index or a new one): extract every record's index keys through the index's
+//! extractor, put the entries in order (index key, then primary key), lay them out.
+//!
+//! The records come in primary-key order, so an entry's position among them orders it
+//! as its primary key does: entries sort by index key, then position, with no primary
+//! key copied beside them, and the index key held inline up to 30 bytes. A multi
+//! index usually has few distinct keys for many records (a city, a tag): its entries
+//! are grouped by index key as they are extracted, each group in order as it grows, so
+//! that only the distinct keys are sorted. A unique index, and a multi index whose
+//! distinct keys turn out to be many, sort their entries.
+//!
+//! The order of the entries must be that of their on-disk keys (index key then primary
+//! key, as one byte string). It is the order above because no encoded key is a prefix
+//! of another key of its type (see the encoding in `keys/key.rs`: fixed widths,
+//! terminated strings and sequences, tagged options and variants).
+
+use crate::base::beside::{BUILD_INDEXES_IN_TWO_FROM, beside};
+use crate::base::error::{Error, Result};
+use crate::base::index_kind::IndexKind;
+use crate::keys::{WideKey, render_key};
+use crate::mem::index::{Hit, IndexData};
+use crate::mem::index_entries::{EntriesBuilder, IndexEntries};
+use crate::mem::points::{PointIndex, PointSlot, Slot};
+use crate::schema::index::{AnyIndex, KeysBuf, extract_into};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt::Debug;
+
+/// Distinct index keys up to which a multi index's entries stay grouped by key: past
+/// this many, the groups (a `Vec` each) are few entries each and the entries are
+/// sorted instead. Chosen, not tuned: the benchmark's multi indexes have 500 and 40.
+const GROUPED_KEYS_UP_TO: usize = 1 << 14;
+
+/// An entry to sort: its index key and its record's position.
+type SortEntry = (WideKey, usize);
+
+/// A multi index's entries grouped by index key: each key's record positions, in
+/// record (so primary-key) order.
+type Groups = HashMap<WideKey, Vec<usize>, foldhash::fast::RandomState>;
+
+/// Entries as they are extracted.
+enum Gathered {
+    Grouped(Groups),
+    Sorted(Vec<SortEntry>),
+}
+
+impl Gathered {
+    fn new(kind: IndexKind, records: usize) -> Self {
+        match kind {
+            IndexKind::Unique => Gathered::Sorted(Vec::with_capacity(records)),
+            IndexKind::Multi => Gathered::Grouped(Groups::default()),
+        }
+    }
+
+    /// Adds the entry of index key `ikey` for the record at `at`, every earlier
+    /// record's entries being in already.
+    fn add(&mut self, ikey: &[u8], at: usize) {
+        match self {
+            Gathered::Grouped(groups) => {
+                groups.entry(WideKey::from_slice(ikey)).or_default().push(at);
+                if groups.len() > GROUPED_KEYS_UP_TO {
+                    *self = Gathered::Sorted(ungroup(std::mem::take(groups)));
+                }
+            }
+            Gathered::Sorted(entries) => entries.push((WideKey::from_slice(ikey), at)),
+        }
+    }
+}
+
+/// The entries of `groups` as entries to sort (in no particular order).
+fn ungroup(groups: Groups) -> Vec<SortEntry> {
+    let mut entries = Vec::with_capacity(groups.values().map(Vec::len).sum());
+    for (ikey, positions) in groups {
+        entries.extend(positions.into_iter().map(|at| (ikey.clone(), at)));
+    }
+    entries
+}
+
+/// Whether no key of `keys`, sorted, is a prefix of another one (then none is a prefix
+/// of the next one), as the key encoding promises.
+fn prefix_free<'a>(keys: impl Iterator<Item = &'a [u8]> + Clone) -> bool {
+    keys.clone().zip(keys.skip(1)).all(|(a, b)| a == b || !b.starts_with(a))
+}
+
+/// Index `spec` of view `view` over `records` (in key order, no key twice), reporting
+/// (records done, records in all) every 10,000 records; a unique index with its hash
+/// table. A unique index key held by two records fails the build with the error naming
+/// both; an extractor that fails or panics fails it with the error naming the record.
+pub(crate) fn build_entries<K: DeserializeOwned + Debug, V: Send + Sync + 'static>(
+    view: &str,
+    spec: &dyn AnyIndex<V>,
+    records: &[Slot<V>],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<IndexData<V>> {
+    let total = records.len() as u64;
+    let mut gathered = Gathered::new(spec.index_kind(), records.len());
+    let mut keys = KeysBuf::default();
+    for (at, slot) in records.iter().enumerate() {
+        extract_into(spec, &*slot.entry.value, &mut keys).map_err(|e| {
+            e.into_error(view, spec.index_name(), render_key::<K>(slot.key.as_bytes()))
+        })?;
+        for ikey in keys.keys() {
+            gathered.add(ikey, at);
+        }
+        let done = at as u64 + 1;
+        if done.is_multiple_of(10_000) {
+            progress(done, total);
+        }
+    }
+    let entries = match gathered {
+        Gathered::Grouped(groups) => return Ok(lay_out_groups(spec, &groups, records)),
+        Gathered::Sorted(entries) => entries,
+    };
+    lay_out_sorted::<K, V>(view, spec, entries, records)
+}
+
+/// A multi index of `groups`.
+fn lay_out_groups<V: 'static>(
+    spec: &dyn AnyIndex<V>,
+    groups: &Groups,
+    records: &[Slot<V>],
+) -> IndexData<V> {
+    let mut keys: Vec<(&WideKey, &Vec<usize>)> = groups.iter().collect();
+    keys.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    debug_assert!(prefix_free(keys.iter().map(|(ikey, _)| ikey.as_bytes())));
+    let len = keys.iter().map(|(_, positions)| positions.len()).sum();
+    let mut built = EntriesBuilder::with_capacity(len);
+    for (ikey, positions) in keys {
+        for slot in positions.iter().filter_map(|&at| records.get(at)) {
+            built.push(ikey.as_bytes(), slot.key.as_bytes());
+        }
+    }
+    IndexData::with_entries(spec.index_name(), spec.index_kind(), built.finish())
+}
+
+/// The index of `entries`, sorted here; for a unique index, with its hash table (built
+/// beside the entries for a large index), and failing on a key held twice.
+fn lay_out_sorted<K: DeserializeOwned + Debug, V: Send + Sync + 'static>(
+    view: &str,
+    spec: &dyn AnyIndex<V>,
+    mut entries: Vec<SortEntry>,
+    records: &[Slot<V>],
+) -> Result<IndexData<V>> {
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    debug_assert!(prefix_free(entries.iter().map(|(ikey, _)| ikey.as_bytes())));
+    let name = spec.index_name();
+    if spec.index_kind() == IndexKind::Multi {
+        let built = lay_out::<K, V>(view, spec, &entries, records)?;
+        return Ok(IndexData::with_entries(name, IndexKind::Multi, built));
+    }
+    // The hash table takes each entry with its record, found by position rather than by
+    // a probe of the view; if a key turns out to be held twice, it is dropped.
+    let points = || {
+        let hits = entries.iter().filter_map(|(ikey, at)| {
+            let slot = records.get(*at)?;
+            let hit = Hit { pk: slot.key.clone(), entry: slot.entry.clone() };
+            Some(PointSlot { key: ikey.clone(), entry: hit })
+        });
+        PointIndex::build(hits.collect())
+    };
+    let (points, built) = if entries.len() >= BUILD_INDEXES_IN_TWO_FROM {
+        beside("viewstore-index", points, || lay_out::<K, V>(view, spec, &entries, records))
+    } else {
+        (points(), lay_out::<K, V>(view, spec, &entries, records))
+    };
+    Ok(IndexData::with_points(name, built?, points))
+}
+
+/// The entries of `entries`, sorted, laid out; for a unique index, failing on a key
+/// held twice with the error naming both records.
+fn lay_out<K: DeserializeOwned + Debug, V>(
+    view: &str,
+    spec: &dyn AnyIndex<V>,
+    entries: &[SortEntry],
+    records: &[Slot<V>],
+) -> Result<IndexEntries> {
+    let unique = spec.index_kind() == IndexKind::Unique;
+    let mut built = EntriesBuilder::with_capacity(entries.len());
+    let mut previous: Option<(&[u8], &[u8])> = None;
+    for (ikey, at) in entries {
+        let (ikey, Some(slot)) = (ikey.as_bytes(), records.get(*at)) else { continue };
+        let pk = slot.key.as_bytes();
+        if let Some((held, holder)) = previous
+            && unique
+            && held == ikey
+        {
+            return Err(Error::UniqueViolation {
+                view: view.to_owned(),
+                index: spec.index_name().to_owned(),
+                key: spec.render_key(ikey),
+                key_bytes: ikey.into(),
+                holder: render_key::<K>(holder).into(),
+                refused: render_key::<K>(pk).into(),
+            });
+        }
+        previous = Some((ikey, pk));
+        built.push(ikey, pk);
+    }
+    Ok(built.finish())
+}
