@@ -91,10 +91,25 @@ pub(crate) fn encode_value<K: ViewKey, V, C: Codec<V>>(
     from_update: bool,
 ) -> Result<Vec<u8>> {
     let mut bytes = Vec::new();
+    encode_value_into::<K, V, C>(view_name, codec, key, value, from_update, &mut bytes)?;
+    Ok(bytes)
+}
+
+/// [`encode_value`], appending the value's bytes to `out`; on `Err`, `out` may hold
+/// part of them.
+pub(crate) fn encode_value_into<K: ViewKey, V, C: Codec<V>>(
+    view_name: &str,
+    codec: &C,
+    key: &KeyBuf,
+    value: &V,
+    from_update: bool,
+    out: &mut Vec<u8>,
+) -> Result<()> {
+    let start = out.len();
     // The codec and the value's `Serialize` are user code, run on the writer thread for
     // the result of an `update` closure: a panic fails the batch with an encode error.
-    let encoded = catch_unwind(AssertUnwindSafe(|| codec.encode(value, &mut bytes)))
-        .unwrap_or_else(|payload| {
+    let encoded =
+        catch_unwind(AssertUnwindSafe(|| codec.encode(value, out))).unwrap_or_else(|payload| {
             Err(format!("the codec panicked: {}", panic_message(payload.as_ref())).into())
         });
     encoded.map_err(|e| Error::Encode {
@@ -103,16 +118,17 @@ pub(crate) fn encode_value<K: ViewKey, V, C: Codec<V>>(
         source: Arc::new(e),
         from_update,
     })?;
-    if bytes.len() > MAX_VALUE_BYTES {
+    let len = out.len() - start;
+    if len > MAX_VALUE_BYTES {
         return Err(Error::ValueTooLarge {
             view: view_name.to_owned(),
             key: render_key::<K>(key.as_bytes()),
-            len: bytes.len(),
+            len,
             max: MAX_VALUE_BYTES,
             from_update,
         });
     }
-    Ok(bytes)
+    Ok(())
 }
 
 impl Batch {

@@ -1,6 +1,6 @@
 //! Filling an empty view in bulk: `Store::bulk_load`.
 
-use crate::api::batch::{encode_key_for, encode_value};
+use crate::api::batch::{encode_key_for, encode_value_into};
 use crate::api::store::Store;
 use crate::api::view::View;
 use crate::base::codec::Codec;
@@ -79,12 +79,14 @@ impl Store {
         let mut prepared: Vec<(Slot<V>, Vec<u8>)> = Vec::with_capacity(records.size_hint().0);
         for (key, version, value) in records {
             let key = encode_key_for(name, &key)?;
-            let bytes = encode_value::<K, V, C>(name, &view.codec, &key, &value, false)?;
-            let row = Record::Live { version, value: &bytes }.encode();
+            // The record's header, then the value encoded after it: one buffer a row.
+            let mut row = Vec::new();
+            Record::begin_live(version, &mut row);
+            encode_value_into::<K, V, C>(name, &view.codec, &key, &value, false, &mut row)?;
             let entry = Entry { version, value: Arc::new(value) };
             prepared.push((Slot { key, entry }, row));
         }
-        prepared.sort_unstable_by(|a, b| a.0.key.as_bytes().cmp(b.0.key.as_bytes()));
+        prepared.sort_unstable_by(|a, b| a.0.key.cmp(&b.0.key));
         if let Some(twice) = prepared.windows(2).find(|w| w[0].0.key == w[1].0.key) {
             return Err(Error::BulkLoad {
                 view: name.to_owned(),

@@ -266,6 +266,14 @@ impl<'a> Record<'a> {
         out
     }
 
+    /// Starts a live record of `version` in `out` (replacing what it held): its value's
+    /// bytes, appended next, complete it, as [`Record::Live`] encodes.
+    pub(crate) fn begin_live(version: Version, out: &mut Vec<u8>) {
+        out.clear();
+        out.push(TAG_LIVE);
+        out.extend_from_slice(&version.to_le_bytes());
+    }
+
     /// Encodes the record into `out`, replacing what it held: a writer that stores many
     /// records reuses one buffer instead of allocating one per record.
     pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
@@ -302,6 +310,15 @@ fn encode_sourced(tag: u8, sources: &SourceVersions, value: &[u8], out: &mut Vec
 mod tests {
     use super::Record;
     use crate::storage::sources::SourceVersions;
+
+    #[test]
+    fn a_record_begun_live_then_completed_is_the_live_record() {
+        let mut row = b"left over".to_vec();
+        Record::begin_live(7, &mut row);
+        row.extend_from_slice(b"value");
+        assert_eq!(row, Record::Live { version: 7, value: b"value" }.encode());
+        assert_eq!(Record::decode(&row), Ok(Record::Live { version: 7, value: b"value" }));
+    }
 
     #[test]
     fn records_round_trip_and_reject_garbage() {
