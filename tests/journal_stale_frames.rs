@@ -162,3 +162,29 @@ fn a_backup_restored_beside_the_live_journal_does_not_take_its_groups() -> TestR
     restored.close()?;
     Ok(())
 }
+
+#[test]
+fn a_damaged_salt_row_refuses_to_open_in_journal_mode() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("salted.redb");
+    let journal =
+        |path: &std::path::Path| Store::builder(path).durability(Durability::Journal).open();
+    let store = journal(&path)?;
+    store.view(&BLOBS)?.put(&1, vec![1; 8], 1)?;
+    store.close()?;
+    {
+        let meta: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("viewstore.meta");
+        let db = redb::Database::open(&path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(meta)?.insert("journal_salt", [1u8, 2, 3].as_slice())?;
+        txn.commit()?;
+    }
+    match journal(&path) {
+        Err(viewstore::Error::NotAStore { reason, .. }) => {
+            assert!(reason.contains("journal salt of 3 bytes"), "{reason}");
+        }
+        Err(other) => return Err(format!("expected NotAStore, got {other}").into()),
+        Ok(_) => return Err("a damaged salt row opened".into()),
+    }
+    Ok(())
+}

@@ -109,13 +109,24 @@ pub(crate) fn recover(
 }
 
 /// The salt of the journal's frames since the last checkpoint, as the store file
-/// holds it; `None` for a file from before salts were stored.
+/// holds it; `None` for a file from before salts were stored. A salt row that is not
+/// 8 bytes is a damaged file ([`Error::NotAStore`]): read as no salt, it would make
+/// the replay skip every salted frame.
 fn stored_salt(db: &Database, file: &Path) -> Result<Option<u64>> {
     let txn = db.begin_read().map_err(Error::at(file, "reading the journal's salt"))?;
     let meta = txn.open_table(META).map_err(Error::at(file, "reading the journal's salt"))?;
-    let bytes =
-        meta.get(META_JOURNAL_SALT).map_err(Error::at(file, "reading the journal's salt"))?;
-    Ok(bytes.and_then(|b| <[u8; 8]>::try_from(b.value()).ok()).map(u64::from_le_bytes))
+    let Some(bytes) =
+        meta.get(META_JOURNAL_SALT).map_err(Error::at(file, "reading the journal's salt"))?
+    else {
+        return Ok(None);
+    };
+    match <[u8; 8]>::try_from(bytes.value()) {
+        Ok(salt) => Ok(Some(u64::from_le_bytes(salt))),
+        Err(_) => Err(Error::NotAStore {
+            file: file.to_owned(),
+            reason: format!("a journal salt of {} bytes, not 8", bytes.value().len()),
+        }),
+    }
 }
 
 /// Stores `salt` as the salt of the frames after the checkpoint `txn` makes.
