@@ -188,3 +188,35 @@ fn a_damaged_salt_row_refuses_to_open_in_journal_mode() -> TestResult {
     }
     Ok(())
 }
+
+#[test]
+fn an_open_with_nothing_to_replay_writes_nothing() -> TestResult {
+    let (store, log) = (Arc::new(FaultBackend::new()), Arc::new(FaultBackend::new()));
+    let db = open(&store, &log)?;
+    db.view(&BLOBS)?.put(&1, vec![1; 8], 1)?;
+    db.close()?;
+    // Closed cleanly: the journal is empty, the store file holds its salt. Opening it
+    // in journal mode keeps that salt rather than committing a new one: it writes what
+    // an open in Immediate mode writes (redb's own bookkeeping at open), nothing more.
+    let (store_image, log_image) = (store.durable_image(), log.durable_image());
+    let opened = |durability: Durability| -> Result<_, Box<dyn std::error::Error>> {
+        let (store, log) = (
+            Arc::new(FaultBackend::from_image(store_image.clone())),
+            Arc::new(FaultBackend::from_image(log_image.clone())),
+        );
+        let db = Store::builder("stale-frames.redb")
+            .backend(Arc::clone(&store) as _)
+            .durability(durability)
+            .journal_backend(Arc::clone(&log) as _)
+            .open()?;
+        let (file, journal) = (store.counters(), log.counters());
+        assert_eq!(db.view(&BLOBS)?.get(&1).as_deref(), Some(&vec![1; 8]));
+        std::mem::forget(db);
+        Ok(((file.writes, file.syncs), journal.mutations()))
+    };
+    let (immediate, _) = opened(Durability::Immediate)?;
+    let (journaled, journal_writes) = opened(Durability::Journal)?;
+    assert_eq!(journaled, immediate, "a journal-mode open wrote more to the store file");
+    assert_eq!(journal_writes, 0, "the open wrote to the journal");
+    Ok(())
+}

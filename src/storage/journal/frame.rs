@@ -19,7 +19,7 @@
 use super::checksum::crc32c;
 
 /// The first bytes of every frame written.
-pub(crate) const MAGIC: [u8; 4] = *b"VSJ2";
+const MAGIC: [u8; 4] = *b"VSJ2";
 
 /// The first bytes of a frame of a store file without a salt.
 pub(crate) const MAGIC_UNSALTED: [u8; 4] = *b"VSJ1";
