@@ -120,7 +120,7 @@ fn a_newer_format_is_refused_untouched() -> TestResult {
         txn.commit()?;
     }
     assert_refused_untouched(&path, |e| {
-        matches!(e, Error::NewerFormat { found: 7, supported: 2, .. })
+        matches!(e, Error::NewerFormat { found: 7, supported: 3, .. })
     })
 }
 
@@ -457,8 +457,8 @@ fn a_refused_store_opens_again_once_its_format_is_readable() -> TestResult {
         txn.commit()?;
         Ok(())
     };
-    set_format(3)?;
-    assert!(matches!(Store::open(&path), Err(Error::NewerFormat { found: 3, .. })));
+    set_format(4)?;
+    assert!(matches!(Store::open(&path), Err(Error::NewerFormat { found: 4, .. })));
     set_format(1)?;
     let store = Store::open(&path)?;
     assert_eq!(store.view(&USERS)?.get(&5).as_deref(), Some(&s("five")));

@@ -7,13 +7,18 @@ use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 
 /// The newest file format version this build reads.
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 /// The format version of a new store, and of every store without a view with sources:
 /// older builds open them.
 pub(crate) const FORMAT_PLAIN: u32 = 1;
 /// The format version of a store once it has a view with sources, whose records
 /// (tags 3 and 4) older builds cannot read: they refuse the file as a newer format.
 pub(crate) const FORMAT_SOURCES: u32 = 2;
+/// The format version of a store once a journal salt is stored in it (journal mode):
+/// its journal may then hold salted frames, which older builds would take for a torn
+/// log and drop, acknowledged groups with them. They refuse the file as a newer format
+/// instead.
+pub(crate) const FORMAT_SALTED_JOURNAL: u32 = 3;
 
 /// The first bytes of every redb file.
 pub(crate) const REDB_MAGIC: [u8; 9] = [b'r', b'e', b'd', b'b', 0x1A, 0x0A, 0xA9, 0x0D, 0x0A];

@@ -15,9 +15,10 @@ use crate::base::error::{Error, Result};
 use crate::base::version::Lsn;
 use crate::storage::feed::{FEED, META_FEED_PRUNED};
 use crate::storage::format::{
-    META, META_JOURNAL_SALT, META_LSN, POSITIONS, index_table, view_table,
+    FORMAT_SALTED_JOURNAL, META, META_FORMAT, META_JOURNAL_SALT, META_LSN, POSITIONS, index_table,
+    view_table,
 };
-use redb::{Database, ReadableDatabase, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
 use std::path::Path;
 
 /// The groups of `journal` above `stored` with the store file's `salt`, in LSN order,
@@ -129,11 +130,23 @@ fn stored_salt(db: &Database, file: &Path) -> Result<Option<u64>> {
     }
 }
 
-/// Stores `salt` as the salt of the frames after the checkpoint `txn` makes.
+/// Stores `salt` as the salt of the frames after the checkpoint `txn` makes, and
+/// raises the file's format version to [`FORMAT_SALTED_JOURNAL`]: a salted frame is
+/// only ever written under a salt already committed, so a file whose journal may hold
+/// salted frames always says so, and builds that cannot read them refuse it.
 pub(crate) fn store_salt(txn: &WriteTransaction, salt: u64, file: &Path) -> Result<()> {
     let mut meta = txn.open_table(META).map_err(Error::at(file, "storing the journal's salt"))?;
     meta.insert(META_JOURNAL_SALT, salt.to_le_bytes().as_slice())
         .map_err(Error::at(file, "storing the journal's salt"))?;
+    let format = meta
+        .get(META_FORMAT)
+        .map_err(Error::at(file, "reading the format version"))?
+        .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+        .map(u32::from_le_bytes);
+    if format.is_none_or(|f| f < FORMAT_SALTED_JOURNAL) {
+        meta.insert(META_FORMAT, FORMAT_SALTED_JOURNAL.to_le_bytes().as_slice())
+            .map_err(Error::at(file, "raising the format version"))?;
+    }
     Ok(())
 }
 
