@@ -32,7 +32,7 @@ pub(crate) fn read_records(
     };
     // Two threads already read and decode: no decoding workers on top.
     loader.decode_inline();
-    let mut upper = reg.loader();
+    let mut upper = loader.for_later();
     upper.decode_inline();
     // The lower half's array receives the upper half's records at the end: sized for
     // all of them, neither array grows by copying.
@@ -140,6 +140,7 @@ impl View<'_> {
                 }
             }
         }
+        loader.pushed_all();
         Ok(tombstones)
     }
 }

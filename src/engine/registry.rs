@@ -99,11 +99,15 @@ impl Writer {
         let mut created = checked.created;
         let sources_written = self.check_sources(&txn, name, reg.sources(), created)?;
         let mut loader = reg.loader();
+        let indexes = reg.indexes();
         let mut tombstones = 0;
         if created {
             // A new view's table is created empty, in the transaction that records it.
             txn.open_table(view_table(&table_name)).map_err(Error::at(&file, "creating a view"))?;
         } else {
+            // The keys of the indexes stored with their current definitions are
+            // extracted as the records are decoded, for their builds in memory below.
+            loader.extract_while_decoding(&self.stored_indexes(&txn, name, &indexes)?);
             // Records are read through read transactions, on two threads for a large
             // view. Only this thread writes, so they see what this transaction sees.
             tombstones = crate::engine::load::read_records(
@@ -115,7 +119,6 @@ impl Writer {
             )?;
         }
         loader.decoded()?;
-        let indexes = reg.indexes();
         created |= self.open_indexes(&txn, name, &indexes, loader.as_mut())?;
         if created || checked.wrote || sources_written {
             txn.commit().map_err(Error::at(&file, "recording the view"))?;
@@ -186,6 +189,33 @@ impl Writer {
                 .map_err(Error::at(file, "writing meta"))?;
         }
         Ok(true)
+    }
+
+    /// The positions of the `declared` indexes of `view` that the file stores with the
+    /// same definition.
+    fn stored_indexes(
+        &self,
+        txn: &WriteTransaction,
+        view: &str,
+        declared: &[IndexRegistration],
+    ) -> Result<Vec<usize>> {
+        let file = self.config.path.as_path();
+        if declared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let metas = txn.open_table(INDEXES).map_err(Error::at(file, "opening the index list"))?;
+        let mut stored = Vec::new();
+        for (ix, decl) in declared.iter().enumerate() {
+            let key = index_meta_key(view, &decl.writer.name);
+            let meta = metas
+                .get(key.as_str())
+                .map_err(Error::at(file, "reading the index list"))?
+                .and_then(|m| IndexMeta::from_bytes(m.value()));
+            if meta.as_ref() == Some(&decl.meta) {
+                stored.push(ix);
+            }
+        }
+        Ok(stored)
     }
 
     /// Brings a view's indexes in line with their definitions inside the registration

@@ -9,10 +9,18 @@
 //! growing array as soon as they are back in order, and every buffer (raw or decoded)
 //! goes back to the workers for reuse: loading leaves no freed memory behind for the
 //! allocator to keep.
+//!
+//! The index keys of the indexes whose entries are stored already (so built from the
+//! records at open) are extracted on the same threads, each record's right after its
+//! value is decoded, while the value is still in cache, and gathered in key order as
+//! the decoded chunks are appended (see `gather`): the index builds that follow only put
+//! the entries in order and lay them out.
 
 use super::Entry;
+use super::gather::{ChunkKeys, Gathered};
 use super::points::Slot;
 use crate::base::error::{Error, Result};
+use crate::base::index_kind::IndexKind;
 use crate::base::version::Version;
 use crate::keys::KeyBuf;
 use crossbeam_channel::{Receiver, Sender};
@@ -27,6 +35,27 @@ const CHUNK: usize = 4_096;
 /// what is wrong with it.
 pub(crate) type DecodeFn<V> = Arc<dyn Fn(&[u8], &[u8]) -> Result<V> + Send + Sync>;
 
+/// Extracts the index keys of one decoded record (its encoded key and its value) into
+/// the runs of its chunk's keys, as the chunk's record number `record`: one run per
+/// index extracted, in the order the loader was given them.
+pub(crate) type ExtractFn<V> = Arc<dyn Fn(&[u8], &V, u32, &mut ChunkKeys) + Send + Sync>;
+
+/// How a chunk's raw records become decoded ones: the decoding, and the index keys
+/// extracted beside it, if any.
+struct Decoder<V> {
+    decode: DecodeFn<V>,
+    extract: Option<(ExtractFn<V>, usize)>,
+}
+
+/// What a loader holds at the end: every record, decoded, in key order, and for each
+/// index extracted while decoding (in the order the loader was given them), its entries
+/// gathered, or the error of its first record (in key order) whose keys could not be
+/// extracted.
+pub(crate) struct Loaded<V> {
+    pub(crate) records: Vec<Slot<V>>,
+    pub(crate) gathered: Vec<Result<Gathered>>,
+}
+
 /// Raw records: keys and versions, and every value's bytes in one buffer.
 #[derive(Default)]
 struct RawChunk {
@@ -34,7 +63,17 @@ struct RawChunk {
     records: Vec<(KeyBuf, Version, usize)>,
 }
 
-type Decoded<V> = Vec<Slot<V>>;
+/// A chunk's records decoded, and their index keys.
+struct Decoded<V> {
+    slots: Vec<Slot<V>>,
+    keys: ChunkKeys,
+}
+
+impl<V> Default for Decoded<V> {
+    fn default() -> Self {
+        Decoded { slots: Vec::new(), keys: ChunkKeys::default() }
+    }
+}
 
 /// The decoding threads of one loader and the channels to and from them.
 struct Workers<V> {
@@ -51,7 +90,9 @@ struct Workers<V> {
 /// Builds a view from records pushed in key order.
 pub(crate) struct Loader<V> {
     name: String,
-    decode: DecodeFn<V>,
+    decoder: Arc<Decoder<V>>,
+    /// The kinds of the indexes extracted while decoding, in order.
+    kinds: Vec<IndexKind>,
     chunk: RawChunk,
     /// Chunks numbered so far.
     sent: usize,
@@ -60,6 +101,10 @@ pub(crate) struct Loader<V> {
     started: bool,
     /// Decoded records so far, in key order.
     records: Vec<Slot<V>>,
+    /// The entries of the indexes extracted while decoding, gathered so far.
+    gathered: Vec<Result<Gathered>>,
+    /// The last chunk decoded on this thread, emptied, for the next one.
+    spare: Option<Decoded<V>>,
     /// The next chunk to append to `records`.
     next: usize,
     /// Chunks decoded ahead of an earlier one.
@@ -74,17 +119,40 @@ impl<V: Send + Sync + 'static> Loader<V> {
     pub(crate) fn new(name: &str, decode: DecodeFn<V>) -> Self {
         Loader {
             name: name.to_owned(),
-            decode,
+            decoder: Arc::new(Decoder { decode, extract: None }),
+            kinds: Vec::new(),
             chunk: RawChunk::default(),
             sent: 0,
             workers: None,
             started: false,
             records: Vec::new(),
+            gathered: Vec::new(),
+            spare: None,
             next: 0,
             waiting: BTreeMap::new(),
             error: None,
             later: Vec::new(),
         }
+    }
+
+    /// Extracts the keys of indexes of `kinds` (in that order) with `extract` as each
+    /// record is decoded. Called before the first record is pushed.
+    pub(crate) fn extract_while_decoding(&mut self, kinds: Vec<IndexKind>, extract: ExtractFn<V>) {
+        debug_assert!(self.sent == 0 && self.chunk.records.is_empty(), "set before pushing");
+        let decode = Arc::clone(&self.decoder.decode);
+        self.decoder = Arc::new(Decoder { decode, extract: Some((extract, kinds.len())) });
+        self.gathered = kinds.iter().map(|&kind| Ok(Gathered::new(kind, 0))).collect();
+        self.kinds = kinds;
+    }
+
+    /// A loader of the same view, with the same indexes extracted while decoding, for
+    /// records whose keys all come after this one's (see [`Loader::append`]).
+    pub(crate) fn for_later(&self) -> Self {
+        let mut later = Loader::new(&self.name, Arc::clone(&self.decoder.decode));
+        if let Some((extract, _)) = &self.decoder.extract {
+            later.extract_while_decoding(self.kinds.clone(), Arc::clone(extract));
+        }
+        later
     }
 
     /// Decodes on the pushing thread, with no worker: for a loader that already runs
@@ -96,6 +164,27 @@ impl<V: Send + Sync + 'static> Loader<V> {
     /// Makes room for `records` decoded records, when the memory is there.
     pub(crate) fn reserve(&mut self, records: usize) {
         let _ = self.records.try_reserve_exact(records);
+        for gathered in &mut self.gathered {
+            if let Ok(Gathered::Sorted(entries)) = gathered {
+                let _ = entries.try_reserve_exact(records);
+            }
+        }
+    }
+
+    /// Says that every record is pushed. A loader that decodes on the pushing thread
+    /// decodes the last records now and sorts the entries it gathered that need it, on
+    /// that thread: beside the other loaders of the view, rather than after them all.
+    pub(crate) fn pushed_all(&mut self) {
+        if !self.started || self.workers.is_some() {
+            return;
+        }
+        if !self.chunk.records.is_empty() {
+            let last = std::mem::take(&mut self.chunk);
+            self.send(last);
+        }
+        for gathered in self.gathered.iter_mut().flatten() {
+            gathered.sort();
+        }
     }
 
     /// Takes one stored record; records must come in key order.
@@ -116,7 +205,7 @@ impl<V: Send + Sync + 'static> Loader<V> {
     fn send(&mut self, chunk: RawChunk) {
         if !self.started {
             self.started = true;
-            self.workers = start_workers(&self.decode);
+            self.workers = start_workers(&self.decoder);
         }
         let seq = self.sent;
         self.sent += 1;
@@ -126,7 +215,8 @@ impl<V: Send + Sync + 'static> Loader<V> {
         };
         if let Some(mut chunk) = unsent {
             // No worker: decode here.
-            let decoded = decode_chunk(&self.decode, &mut chunk, Vec::new());
+            let out = self.spare.take().unwrap_or_default();
+            let decoded = decode_chunk(&self.decoder, &mut chunk, out);
             self.absorb(seq, decoded);
         }
         while let Some((seq, decoded)) = self.workers.as_ref().and_then(|w| w.done.try_recv().ok())
@@ -142,9 +232,13 @@ impl<V: Send + Sync + 'static> Loader<V> {
             self.next += 1;
             match decoded {
                 Ok(mut chunk) if self.error.is_none() => {
-                    self.records.append(&mut chunk);
-                    if let Some(w) = &self.workers {
-                        let _ = w.spare_decoded.try_send(chunk);
+                    chunk.keys.gather_into(&mut self.gathered, self.records.len());
+                    self.records.append(&mut chunk.slots);
+                    match &self.workers {
+                        Some(w) => {
+                            let _ = w.spare_decoded.try_send(chunk);
+                        }
+                        None => self.spare = Some(chunk),
                     }
                 }
                 Ok(_) => {}
@@ -161,26 +255,36 @@ impl<V: Send + Sync + 'static> Loader<V> {
     }
 
     /// Waits for the workers (also those of the loaders appended) and returns every
-    /// decoded record in key order.
+    /// decoded record in key order, with the entries gathered while decoding.
     ///
     /// # Errors
     ///
     /// The first record, in key order, that does not decode.
-    pub(crate) fn into_records(mut self) -> Result<Vec<Slot<V>>> {
+    pub(crate) fn into_loaded(mut self) -> Result<Loaded<V>> {
         let later = std::mem::take(&mut self.later);
-        let mut records = self.records()?;
+        let mut loaded = self.loaded()?;
         for later in later {
-            records.append(&mut later.records()?);
+            let mut more = later.loaded()?;
+            let offset = loaded.records.len();
+            for (gathered, more) in loaded.gathered.iter_mut().zip(more.gathered) {
+                // The first failure in key order is the earlier loader's.
+                match (gathered, more) {
+                    (Ok(gathered), Ok(more)) => gathered.append(more, offset),
+                    (gathered @ Ok(_), Err(e)) => *gathered = Err(e),
+                    (Err(_), _) => {}
+                }
+            }
+            loaded.records.append(&mut more.records);
         }
-        Ok(records)
+        Ok(loaded)
     }
 
     /// Waits for the workers and returns the decoded records in key order.
-    fn records(mut self) -> Result<Vec<Slot<V>>> {
+    fn loaded(mut self) -> Result<Loaded<V>> {
         let mut last = std::mem::take(&mut self.chunk);
         let seq = self.sent;
         self.sent += 1;
-        let decoded = decode_chunk(&self.decode, &mut last, Vec::new());
+        let decoded = decode_chunk(&self.decoder, &mut last, Decoded::default());
         self.absorb(seq, decoded);
         if let Some(workers) = self.workers.take() {
             // Closing the queue lets the workers end once it is drained.
@@ -203,13 +307,13 @@ impl<V: Send + Sync + 'static> Loader<V> {
                 "a loading thread stopped before decoding its records",
             ));
         }
-        Ok(self.records)
+        Ok(Loaded { records: self.records, gathered: self.gathered })
     }
 }
 
 /// Starts the decoding threads: one per core but the one reading. `None` when none
 /// could start.
-fn start_workers<V: Send + Sync + 'static>(decode: &DecodeFn<V>) -> Option<Workers<V>> {
+fn start_workers<V: Send + Sync + 'static>(shared: &Arc<Decoder<V>>) -> Option<Workers<V>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)
         .saturating_sub(1)
@@ -224,11 +328,11 @@ fn start_workers<V: Send + Sync + 'static>(decode: &DecodeFn<V>) -> Option<Worke
         let done_tx = done_tx.clone();
         let spare_raw_tx = spare_raw_tx.clone();
         let spare_decoded_rx = spare_decoded_rx.clone();
-        let decode = Arc::clone(decode);
+        let shared = Arc::clone(shared);
         let spawned = std::thread::Builder::new().name("viewstore-load".into()).spawn(move || {
             for (seq, mut chunk) in rx {
                 let out = spare_decoded_rx.try_recv().unwrap_or_default();
-                let decoded = decode_chunk(&decode, &mut chunk, out);
+                let decoded = decode_chunk(&shared, &mut chunk, out);
                 if done_tx.send((seq, decoded)).is_err() {
                     return;
                 }
@@ -245,28 +349,32 @@ fn start_workers<V: Send + Sync + 'static>(decode: &DecodeFn<V>) -> Option<Worke
 /// Decodes the records of `chunk` into `out` and leaves `chunk` empty, its buffers kept
 /// for reuse.
 fn decode_chunk<V>(
-    decode: &DecodeFn<V>,
+    decoder: &Decoder<V>,
     chunk: &mut RawChunk,
     mut out: Decoded<V>,
 ) -> Result<Decoded<V>> {
-    out.clear();
-    out.reserve(chunk.records.len());
-    let result = decode_records(decode, chunk, &mut out);
+    out.slots.clear();
+    out.slots.reserve(chunk.records.len());
+    out.keys.reset(decoder.extract.as_ref().map_or(0, |(_, runs)| *runs));
+    let result = decode_records(decoder, chunk, &mut out);
     chunk.records.clear();
     chunk.bytes.clear();
     result.map(|()| out)
 }
 
 fn decode_records<V>(
-    decode: &DecodeFn<V>,
+    decoder: &Decoder<V>,
     chunk: &mut RawChunk,
     out: &mut Decoded<V>,
 ) -> Result<()> {
     let mut start = 0;
-    for (key, version, end) in chunk.records.drain(..) {
-        let value = decode(key.as_bytes(), &chunk.bytes[start..end])?;
+    for (record, (key, version, end)) in (0u32..).zip(chunk.records.drain(..)) {
+        let value = (decoder.decode)(key.as_bytes(), &chunk.bytes[start..end])?;
         start = end;
-        out.push(Slot { key, entry: Entry { version, value: Arc::new(value) } });
+        if let Some((extract, _)) = &decoder.extract {
+            extract(key.as_bytes(), &value, record, &mut out.keys);
+        }
+        out.slots.push(Slot { key, entry: Entry { version, value: Arc::new(value) } });
     }
     Ok(())
 }

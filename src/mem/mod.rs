@@ -15,6 +15,7 @@ mod feed_check;
 pub(crate) mod feed_log;
 #[cfg(test)]
 mod feed_log_tests;
+pub(crate) mod gather;
 pub(crate) mod index;
 pub(crate) mod index_entries;
 pub(crate) mod index_read;

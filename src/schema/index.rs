@@ -115,11 +115,28 @@ pub(crate) fn extract_into<V: 'static>(
         debug_assert!(false, "an index extractor was handed a value of another type");
         return Err(ExtractError::Encoding("the value is not of the view's type".into()));
     };
-    catch_unwind(AssertUnwindSafe(|| index.encode_keys_into(value, &mut buf.bytes, &mut buf.ends)))
+    append_keys(index, value, &mut buf.bytes, &mut buf.ends)
+}
+
+/// Appends the encoded index keys of `value` to `bytes` and where each one ends to
+/// `ends`, catching a panic of the extractor and enforcing the key size limit. On an
+/// error, what was appended is left for the caller to drop.
+pub(crate) fn append_keys<V>(
+    index: &dyn AnyIndex<V>,
+    value: &V,
+    bytes: &mut Vec<u8>,
+    ends: &mut Vec<usize>,
+) -> Result<(), ExtractError> {
+    let (mut start, first) = (bytes.len(), ends.len());
+    catch_unwind(AssertUnwindSafe(|| index.encode_keys_into(value, bytes, ends)))
         .map_err(|payload| ExtractError::Panicked(panic_message(payload.as_ref())))?
         .map_err(ExtractError::Encoding)?;
-    if let Some(long) = buf.keys().find(|k| k.len() > MAX_KEY_BYTES) {
-        return Err(ExtractError::TooLarge(long.len()));
+    for &end in ends.get(first..).unwrap_or_default() {
+        let len = end.saturating_sub(start);
+        if len > MAX_KEY_BYTES {
+            return Err(ExtractError::TooLarge(len));
+        }
+        start = end;
     }
     Ok(())
 }

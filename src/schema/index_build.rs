@@ -1,14 +1,14 @@
 //! Building a secondary index in memory from a view's decoded records (at open, for a
 //! stored index or a new one): extract every record's index keys through the index's
-//! extractor, put the entries in order (index key, then primary key), lay them out.
+//! extractor (or take them as the loader gathered them while decoding), put the entries
+//! in order (index key, then primary key), lay them out.
 //!
 //! The records come in primary-key order, so an entry's position among them orders it
 //! as its primary key does: entries sort by index key, then position, with no primary
 //! key copied beside them, and the index key held inline up to 30 bytes. A multi
-//! index usually has few distinct keys for many records (a city, a tag): its entries
-//! are grouped by index key as they are extracted, each group in order as it grows, so
-//! that only the distinct keys are sorted. A unique index, and a multi index whose
-//! distinct keys turn out to be many, sort their entries.
+//! index's entries usually come grouped by index key (see `mem::gather`), so that only
+//! the distinct keys are sorted. A unique index, and a multi index whose distinct keys
+//! turn out to be many, sort their entries.
 //!
 //! The order of the entries must be that of their on-disk keys (index key then primary
 //! key, as one byte string). It is the order above because no encoded key is a prefix
@@ -19,63 +19,13 @@ use crate::base::beside::{BUILD_INDEXES_IN_TWO_FROM, beside};
 use crate::base::error::{Error, Result};
 use crate::base::index_kind::IndexKind;
 use crate::keys::{WideKey, render_key};
+use crate::mem::gather::{Gathered, Groups, SortEntry};
 use crate::mem::index::{Hit, IndexData};
 use crate::mem::index_entries::{EntriesBuilder, IndexEntries};
 use crate::mem::points::{PointIndex, PointSlot, Slot};
 use crate::schema::index::{AnyIndex, KeysBuf, extract_into};
 use serde::de::DeserializeOwned;
-use std::collections::HashMap;
 use std::fmt::Debug;
-
-/// Distinct index keys up to which a multi index's entries stay grouped by key: past
-/// this many, the groups (a `Vec` each) are few entries each and the entries are
-/// sorted instead. Chosen, not tuned: the benchmark's multi indexes have 500 and 40.
-const GROUPED_KEYS_UP_TO: usize = 1 << 14;
-
-/// An entry to sort: its index key and its record's position.
-type SortEntry = (WideKey, usize);
-
-/// A multi index's entries grouped by index key: each key's record positions, in
-/// record (so primary-key) order.
-type Groups = HashMap<WideKey, Vec<usize>, foldhash::fast::RandomState>;
-
-/// Entries as they are extracted.
-enum Gathered {
-    Grouped(Groups),
-    Sorted(Vec<SortEntry>),
-}
-
-impl Gathered {
-    fn new(kind: IndexKind, records: usize) -> Self {
-        match kind {
-            IndexKind::Unique => Gathered::Sorted(Vec::with_capacity(records)),
-            IndexKind::Multi => Gathered::Grouped(Groups::default()),
-        }
-    }
-
-    /// Adds the entry of index key `ikey` for the record at `at`, every earlier
-    /// record's entries being in already.
-    fn add(&mut self, ikey: &[u8], at: usize) {
-        match self {
-            Gathered::Grouped(groups) => {
-                groups.entry(WideKey::from_slice(ikey)).or_default().push(at);
-                if groups.len() > GROUPED_KEYS_UP_TO {
-                    *self = Gathered::Sorted(ungroup(std::mem::take(groups)));
-                }
-            }
-            Gathered::Sorted(entries) => entries.push((WideKey::from_slice(ikey), at)),
-        }
-    }
-}
-
-/// The entries of `groups` as entries to sort (in no particular order).
-fn ungroup(groups: Groups) -> Vec<SortEntry> {
-    let mut entries = Vec::with_capacity(groups.values().map(Vec::len).sum());
-    for (ikey, positions) in groups {
-        entries.extend(positions.into_iter().map(|at| (ikey.clone(), at)));
-    }
-    entries
-}
 
 /// Whether no key of `keys`, sorted, is a prefix of another one (then none is a prefix
 /// of the next one), as the key encoding promises.
@@ -93,6 +43,18 @@ pub(crate) fn build_entries<K: DeserializeOwned + Debug, V: Send + Sync + 'stati
     records: &[Slot<V>],
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<IndexData<V>> {
+    let gathered = gather::<K, V>(view, spec, records, progress)?;
+    lay_out_gathered::<K, V>(view, spec, gathered, records)
+}
+
+/// The entries of index `spec` of view `view` over `records`, as [`build_entries`]
+/// extracts them.
+fn gather<K: DeserializeOwned + Debug, V: Send + Sync + 'static>(
+    view: &str,
+    spec: &dyn AnyIndex<V>,
+    records: &[Slot<V>],
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Gathered> {
     let total = records.len() as u64;
     let mut gathered = Gathered::new(spec.index_kind(), records.len());
     let mut keys = KeysBuf::default();
@@ -108,6 +70,18 @@ pub(crate) fn build_entries<K: DeserializeOwned + Debug, V: Send + Sync + 'stati
             progress(done, total);
         }
     }
+    Ok(gathered)
+}
+
+/// Index `spec` of view `view` over `records`, of the entries `gathered` from them (as
+/// [`build_entries`] or the view's loader gathers them), with the errors of
+/// [`build_entries`] for a unique key held twice.
+pub(crate) fn lay_out_gathered<K: DeserializeOwned + Debug, V: Send + Sync + 'static>(
+    view: &str,
+    spec: &dyn AnyIndex<V>,
+    gathered: Gathered,
+    records: &[Slot<V>],
+) -> Result<IndexData<V>> {
     let entries = match gathered {
         Gathered::Grouped(groups) => return Ok(lay_out_groups(spec, &groups, records)),
         Gathered::Sorted(entries) => entries,

@@ -9,12 +9,13 @@ use crate::base::index_kind::IndexKind;
 use crate::base::panic::panic_message;
 use crate::base::version::Version;
 use crate::keys::{decode_key, render_key};
+use crate::mem::gather::{ChunkKeys, Gathered};
 use crate::mem::index::IndexData;
-use crate::mem::load::{self, DecodeFn};
+use crate::mem::load::{self, DecodeFn, ExtractFn};
 use crate::mem::points::Slot;
 use crate::mem::{ResidentView, ViewData};
-use crate::schema::index::{AnyIndex, extract};
-use crate::schema::index_build::build_entries;
+use crate::schema::index::{AnyIndex, append_keys, extract};
+use crate::schema::index_build::{build_entries, lay_out_gathered};
 use crate::schema::view_info::WriterIndex;
 use crate::storage::format::{IndexMeta, ViewMeta, index_table_name};
 use crate::storage::shapes::ViewShapes;
@@ -23,8 +24,8 @@ use serde::de::DeserializeOwned;
 use std::fmt::Debug;
 use std::marker::PhantomData;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// What a view key must be: serde-encodable with the order-preserving key encoding
 /// (integers, strings, byte strings, `bool`, `char`, `Option`, tuples, structs and enums
@@ -71,6 +72,16 @@ pub(crate) trait Loader: Send {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any>;
     /// Decode on the pushing thread instead of on worker threads.
     fn decode_inline(&mut self);
+    /// Says that every record is pushed, on the pushing thread (see
+    /// `mem::load::Loader::pushed_all`).
+    fn pushed_all(&mut self);
+    /// Extracts the keys of the indexes listed in `indexes` (by position) as each
+    /// record is decoded, for [`Loader::build_stored_indexes`]. Called before the first
+    /// record is pushed.
+    fn extract_while_decoding(&mut self, indexes: &[usize]);
+    /// A loader of the same view, with the same indexes extracted while decoding, for
+    /// records whose keys all come after this one's (see [`Loader::append`]).
+    fn for_later(&self) -> Box<dyn Loader>;
     /// Makes room for `records` decoded records (stored records, tombstones included,
     /// so possibly more than will be live): a hint, ignored when the memory is not
     /// there.
@@ -175,6 +186,7 @@ impl<K: ViewKey, V: ViewValue, C: Codec<V> + Clone> Registration for TypedRegist
             loading: load::Loader::new(self.name, Arc::clone(&decode)),
             decode,
             records: None,
+            gathered: Vec::new(),
             indexes: self
                 .indexes
                 .iter()
@@ -193,6 +205,9 @@ struct TypedLoader<K, V: 'static> {
     loading: load::Loader<V>,
     /// Every record, decoded, in key order, once `decoded` has run.
     records: Option<Vec<Slot<V>>>,
+    /// The indexes extracted while decoding, by position: their entries once `decoded`
+    /// has run, or the error of their first record whose keys could not be extracted.
+    gathered: Vec<(usize, Option<Result<Gathered>>)>,
     indexes: Vec<IndexData<V>>,
     _types: PhantomData<fn() -> K>,
 }
@@ -223,6 +238,49 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         self.loading.decode_inline();
     }
 
+    fn pushed_all(&mut self) {
+        self.loading.pushed_all();
+    }
+
+    fn extract_while_decoding(&mut self, indexes: &[usize]) {
+        let (name, specs) = (self.name, self.specs);
+        let chosen: Vec<(usize, &'static dyn AnyIndex<V>)> =
+            indexes.iter().filter_map(|&ix| Some((ix, *specs.get(ix)?))).collect();
+        if chosen.is_empty() {
+            return;
+        }
+        self.gathered = chosen.iter().map(|&(ix, _)| (ix, None)).collect();
+        let kinds = chosen.iter().map(|(_, spec)| spec.index_kind()).collect();
+        let extract: ExtractFn<V> =
+            Arc::new(move |key: &[u8], value: &V, record: u32, keys: &mut ChunkKeys| {
+                for (run, &(_, spec)) in chosen.iter().enumerate() {
+                    keys.add(run, record, |bytes, ends| {
+                        append_keys(spec, value, bytes, ends).map_err(|e| {
+                            e.into_error(name, spec.index_name(), render_key::<K>(key))
+                        })
+                    });
+                }
+            });
+        self.loading.extract_while_decoding(kinds, extract);
+    }
+
+    fn for_later(&self) -> Box<dyn Loader> {
+        Box::new(TypedLoader::<K, V> {
+            name: self.name,
+            specs: self.specs,
+            decode: Arc::clone(&self.decode),
+            loading: self.loading.for_later(),
+            records: None,
+            gathered: self.gathered.iter().map(|&(ix, _)| (ix, None)).collect(),
+            indexes: self
+                .specs
+                .iter()
+                .map(|spec| IndexData::new(spec.index_name(), spec.index_kind()))
+                .collect(),
+            _types: PhantomData,
+        })
+    }
+
     fn reserve(&mut self, records: usize) {
         self.loading.reserve(records);
     }
@@ -231,7 +289,11 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
         if self.records.is_none() {
             let fresh = load::Loader::new(self.name, Arc::clone(&self.decode));
             let loading = std::mem::replace(&mut self.loading, fresh);
-            self.records = Some(loading.into_records()?);
+            let loaded = loading.into_loaded()?;
+            for ((_, slot), gathered) in self.gathered.iter_mut().zip(loaded.gathered) {
+                *slot = Some(gathered);
+            }
+            self.records = Some(loaded.records);
         }
         Ok(())
     }
@@ -255,6 +317,20 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
     fn build_stored_indexes(&mut self, indexes: &[usize]) -> Result<Vec<u64>> {
         let records = self.records.as_deref().unwrap_or_default();
         let (name, specs) = (self.name, self.specs);
+        // The entries gathered while decoding, each taken by the one build of its index.
+        let gathered: Vec<(usize, Mutex<Option<Result<Gathered>>>)> =
+            std::mem::take(&mut self.gathered)
+                .into_iter()
+                .map(|(ix, gathered)| (ix, Mutex::new(gathered)))
+                .collect();
+        let take_gathered = |ix: usize| {
+            let (_, slot) = gathered.iter().find(|(at, _)| *at == ix)?;
+            slot.lock().ok()?.take()
+        };
+        let index_of = |ix: usize, spec: &dyn AnyIndex<V>| match take_gathered(ix) {
+            Some(gathered) => lay_out_gathered::<K, V>(name, spec, gathered?, records),
+            None => build_entries::<K, V>(name, spec, records, &mut |_, _| {}),
+        };
         let next = AtomicUsize::new(0);
         // Each thread takes the next index not yet taken until none is left.
         let work = || {
@@ -263,7 +339,7 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
                 let entries = specs
                     .get(ix)
                     .ok_or_else(|| undeclared(name, ix))
-                    .and_then(|&spec| build_entries::<K, V>(name, spec, records, &mut |_, _| {}));
+                    .and_then(|&spec| index_of(ix, spec));
                 built.push((ix, entries));
             }
             built
