@@ -246,7 +246,7 @@ fn read_get(c: &mut Criterion, f: &Fixture) {
 
 /// Runs `measure` while another thread submits a batch of `BACKGROUND_BATCH` records
 /// with `submit` at `BACKGROUND_WRITES` writes per second, on a fixed schedule (a batch
-/// every few milliseconds; a late one is made up for at once). A durable writer does not
+/// every few milliseconds; late ones are made up for at once, up to `IN_FLIGHT`). A durable writer does not
 /// wait for each batch before the next: up to `IN_FLIGHT` batches are outstanding, and
 /// `settle` waits for the oldest beyond that (as a service writing at a steady rate
 /// would), so the rate is the one asked, not one commit latency per batch. Returns the
@@ -272,8 +272,11 @@ fn paced_writes<T>(
                     settle(outstanding.pop_front().expect("one outstanding"));
                     batches += 1;
                 }
-                next += every;
+                // A writer more than `IN_FLIGHT` batches late catches up only that far:
+                // the rate stays the one asked, not as fast as the store goes.
                 let now = Instant::now();
+                let earliest = now.checked_sub(every * IN_FLIGHT as u32).unwrap_or(now);
+                next = (next + every).max(earliest);
                 if next > now {
                     std::thread::sleep(next - now);
                 }

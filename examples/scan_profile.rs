@@ -7,8 +7,8 @@
 //!   start, with keys, versions and values (`ViewSnapshot::range(..).versioned()`);
 //! - `view_scan10`: the same through `View::range_versioned`, collected;
 //! - `btree10` / `btree1000`: the same scans of a `BTreeMap<u64, (u64, Arc<V>)>` of the
-//!   same records (the view's own values, shared, as in `benches/read.rs`), the
-//!   baseline;
+//!   same records (the view's own values, shared, as in `benches/read.rs`: each
+//!   taken with `View::get` while the map is built), the baseline;
 //! - `len`: `View::len`;
 //! - `put` / `delete`: one batch of 50,000 puts (or deletes) of existing records,
 //!   from `submit` to the acknowledgement.

@@ -25,7 +25,15 @@ const BY_TEXT: IndexDef<u64, String> = IndexDef::unique("by_text", |v| {
     assert!(!fails(*v), "extractor refuses {v}");
     format!("text {v}")
 });
-const BY_DIGIT: IndexDef<u64, u64> = IndexDef::multi("by_digit", |v| v % 10);
+/// Records whose keys were extracted on a thread that reads or decodes records.
+static ON_LOAD_THREADS: AtomicU64 = AtomicU64::new(0);
+
+const BY_DIGIT: IndexDef<u64, u64> = IndexDef::multi("by_digit", |v| {
+    if std::thread::current().name() == Some("viewstore-load") {
+        ON_LOAD_THREADS.fetch_add(1, Ordering::Relaxed);
+    }
+    v % 10
+});
 const BY_LONG: IndexDef<u64, String> = IndexDef::multi_keys("by_long", |v| {
     let long = if fails(*v) { 5_000 } else { 3 };
     vec!["x".repeat(long), format!("{}", v % 7)]
@@ -96,9 +104,15 @@ fn keys_extracted_at_open_fail_it_on_the_first_bad_record_and_equal_a_build() ->
         }
         // Stored: keys extracted while decoding. Built: the same indexes declared anew
         // on a view opened once without them, so built after the load.
+        ON_LOAD_THREADS.store(0, Ordering::Relaxed);
         let store = Store::open(&path)?;
         let stored = entries(&store.view(&NUMBERS)?);
         store.close()?;
+        // One reading thread hands the records to a decoding thread (at least one, on any
+        // machine); two reading threads decode what they read, one of them started for
+        // the load. Both kinds of thread are the loader's.
+        let on_load = ON_LOAD_THREADS.load(Ordering::Relaxed);
+        assert!(on_load > 0, "{records} records: no key extracted while decoding");
         let built_path = dir.path().join("built.redb");
         fill(&built_path, records)?;
         {
@@ -106,9 +120,11 @@ fn keys_extracted_at_open_fail_it_on_the_first_bad_record_and_equal_a_build() ->
             store.view(&PLAIN)?;
             store.close()?;
         }
+        ON_LOAD_THREADS.store(0, Ordering::Relaxed);
         let store = Store::open(&built_path)?;
         let built = entries(&store.view(&NUMBERS)?);
         store.close()?;
+        assert_eq!(ON_LOAD_THREADS.load(Ordering::Relaxed), 0, "new indexes build after the load");
         assert_eq!(stored.0.len() as u64, records);
         assert_eq!(stored.2.len() as u64, 2 * records);
         assert!(stored == built, "{records} records: stored and built indexes differ");

@@ -27,7 +27,10 @@ pub(crate) fn read_records(
     let sourced = !reg.sources().is_empty();
     let view =
         View { name: reg.name(), render_key: reg.render_key(), table: table_name, file, sourced };
-    let Some((split, len)) = split_key(db, table_name, file)? else {
+    let (split, len) = split_key(db, table_name, file)?;
+    let Some(split) = split else {
+        // Sized for every record, and each index's entries for one a record.
+        loader.reserve(len);
         return view.read(db, (Bound::Unbounded, Bound::Unbounded), loader.as_mut());
     };
     // Two threads already read and decode: no decoding workers on top.
@@ -52,22 +55,22 @@ pub(crate) fn read_records(
     Ok(tombstones)
 }
 
-/// Where to split the table's key range, and its record count; `None` to read it on one
-/// thread.
-fn split_key(db: &Database, table_name: &str, file: &Path) -> Result<Option<(Vec<u8>, usize)>> {
+/// Where to split the table's key range (`None` to read it on one thread), and its
+/// record count.
+fn split_key(db: &Database, table_name: &str, file: &Path) -> Result<(Option<Vec<u8>>, usize)> {
     let read = db.begin_read().map_err(Error::at(file, "beginning a read"))?;
     let table =
         read.open_table(view_table(table_name)).map_err(Error::at(file, "opening a view"))?;
     let len = table.len().map_err(Error::at(file, "opening a view"))?;
+    let records = usize::try_from(len).unwrap_or(usize::MAX);
     if len < LOAD_IN_TWO_FROM {
-        return Ok(None);
+        return Ok((None, records));
     }
     let first = table.first().map_err(Error::at(file, "opening a view"))?;
     let last = table.last().map_err(Error::at(file, "opening a view"))?;
     Ok(match (first, last) {
-        (Some((first, _)), Some((last, _))) => midpoint(first.value(), last.value())
-            .map(|split| (split, usize::try_from(len).unwrap_or(usize::MAX))),
-        _ => None,
+        (Some((first, _)), Some((last, _))) => (midpoint(first.value(), last.value()), records),
+        _ => (None, records),
     })
 }
 

@@ -16,6 +16,7 @@ use crate::storage::format::{
 };
 use redb::{ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::Path;
 use std::sync::Arc;
 
 impl Writer {
@@ -206,12 +207,7 @@ impl Writer {
         let metas = txn.open_table(INDEXES).map_err(Error::at(file, "opening the index list"))?;
         let mut stored = Vec::new();
         for (ix, decl) in declared.iter().enumerate() {
-            let key = index_meta_key(view, &decl.writer.name);
-            let meta = metas
-                .get(key.as_str())
-                .map_err(Error::at(file, "reading the index list"))?
-                .and_then(|m| IndexMeta::from_bytes(m.value()));
-            if meta.as_ref() == Some(&decl.meta) {
+            if stored_as_declared(&metas, view, decl, file)? {
                 stored.push(ix);
             }
         }
@@ -264,12 +260,7 @@ impl Writer {
         let mut stored = Vec::new();
         let mut build = Vec::new();
         for (ix, decl) in declared.iter().enumerate() {
-            let key = index_meta_key(view, &decl.writer.name);
-            let meta = metas
-                .get(key.as_str())
-                .map_err(Error::at(file, "reading the index list"))?
-                .and_then(|m| IndexMeta::from_bytes(m.value()));
-            if meta.as_ref() == Some(&decl.meta) {
+            if stored_as_declared(&metas, view, decl, file)? {
                 let table = txn
                     .open_table(index_table(&decl.writer.table))
                     .map_err(Error::at(file, "opening an index"))?;
@@ -336,4 +327,22 @@ fn describe_sources(sources: &[&str]) -> String {
     } else {
         format!("with sources [{}]", sources.join(", "))
     }
+}
+
+/// Whether `metas` (the index list) stores the index `decl` of `view` with the
+/// definition it is declared with: [`Writer::stored_indexes`] (keys extracted while
+/// the records load) and [`Writer::open_indexes`] (indexes loaded rather than built)
+/// must agree on it.
+fn stored_as_declared(
+    metas: &impl ReadableTable<&'static str, &'static [u8]>,
+    view: &str,
+    decl: &IndexRegistration,
+    file: &Path,
+) -> Result<bool> {
+    let key = index_meta_key(view, &decl.writer.name);
+    let meta = metas
+        .get(key.as_str())
+        .map_err(Error::at(file, "reading the index list"))?
+        .and_then(|m| IndexMeta::from_bytes(m.value()));
+    Ok(meta.as_ref() == Some(&decl.meta))
 }

@@ -77,9 +77,9 @@ pub(crate) fn pending_groups(
 /// Replays the journal into `db`, whose meta table says `stored`, and starts the
 /// journal over. The replay's transaction stores a fresh salt for the frames to come.
 /// With `appending` (journal mode, where groups are appended next) and nothing to
-/// replay, the store file's salt is kept, without a commit, when it has one: every
-/// frame with that salt is then at or below `stored`, and the frames written next,
-/// from the start of the journal, are above it. Returns the LSN the file is at
+/// replay, the store file's salt is kept, without a commit when the file has one and
+/// its format already says so: every frame with that salt is then at or below
+/// `stored`, and the frames written next, from the start of the journal, are above it. Returns the LSN the file is at
 /// afterwards.
 pub(crate) fn recover(
     db: &Database,
@@ -88,14 +88,17 @@ pub(crate) fn recover(
     file: &Path,
     appending: bool,
 ) -> Result<Lsn> {
-    let kept = stored_salt(db, file)?;
+    let (kept, format) = stored_salt(db, file)?;
     let groups = pending_groups(journal, stored, kept)?;
     let mut lsn = stored;
     let salt = match kept {
         Some(kept) if groups.is_empty() => kept,
         _ => fresh_salt(),
     };
-    if !groups.is_empty() || (appending && kept.is_none()) {
+    // A file salted by a build that did not yet raise the format for it gets the raise
+    // before the first salted frame is appended.
+    let unmarked = format.is_none_or(|f| f < FORMAT_SALTED_JOURNAL);
+    if !groups.is_empty() || (appending && (kept.is_none() || unmarked)) {
         let txn = db.begin_write().map_err(Error::at(file, "beginning the journal replay"))?;
         for group in &groups {
             apply(&txn, group, file)?;
@@ -110,19 +113,24 @@ pub(crate) fn recover(
 }
 
 /// The salt of the journal's frames since the last checkpoint, as the store file
-/// holds it; `None` for a file from before salts were stored. A salt row that is not
-/// 8 bytes is a damaged file ([`Error::NotAStore`]): read as no salt, it would make
-/// the replay skip every salted frame.
-fn stored_salt(db: &Database, file: &Path) -> Result<Option<u64>> {
+/// holds it (`None` for a file from before salts were stored), and the file's format
+/// version. A salt row that is not 8 bytes is a damaged file ([`Error::NotAStore`]):
+/// read as no salt, it would make the replay skip every salted frame.
+fn stored_salt(db: &Database, file: &Path) -> Result<(Option<u64>, Option<u32>)> {
     let txn = db.begin_read().map_err(Error::at(file, "reading the journal's salt"))?;
     let meta = txn.open_table(META).map_err(Error::at(file, "reading the journal's salt"))?;
+    let format = meta
+        .get(META_FORMAT)
+        .map_err(Error::at(file, "reading the format version"))?
+        .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
+        .map(u32::from_le_bytes);
     let Some(bytes) =
         meta.get(META_JOURNAL_SALT).map_err(Error::at(file, "reading the journal's salt"))?
     else {
-        return Ok(None);
+        return Ok((None, format));
     };
     match <[u8; 8]>::try_from(bytes.value()) {
-        Ok(salt) => Ok(Some(u64::from_le_bytes(salt))),
+        Ok(salt) => Ok((Some(u64::from_le_bytes(salt)), format)),
         Err(_) => Err(Error::NotAStore {
             file: file.to_owned(),
             reason: format!("a journal salt of {} bytes, not 8", bytes.value().len()),
