@@ -7,10 +7,10 @@ use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
 use crate::base::version::{Lsn, Version};
 use crate::engine::manage_op::{ManageOp, Managed};
-use crate::keys::{KeyBuf, render_key};
+use crate::keys::render_key;
 use crate::mem::Entry;
 use crate::mem::points::Slot;
-use crate::schema::bulk_load::BulkLoad;
+use crate::schema::bulk_load::{BulkLoad, RowAt, Rows};
 use crate::schema::registration::{ViewKey, ViewValue};
 use crate::storage::format::Record;
 use std::sync::Arc;
@@ -76,15 +76,18 @@ impl Store {
             return Err(Error::ForeignView { view: name.to_owned() });
         }
         let records = records.into_iter();
-        let mut prepared: Vec<(Slot<V>, Vec<u8>)> = Vec::with_capacity(records.size_hint().0);
+        // Each record's slot and where its row lies: the record's header, then the value
+        // encoded after it, all rows in one buffer.
+        let mut prepared: Vec<(Slot<V>, RowAt)> = Vec::with_capacity(records.size_hint().0);
+        let mut rows = Rows::default();
         for (key, version, value) in records {
             let key = encode_key_for(name, &key)?;
-            // The record's header, then the value encoded after it: one buffer a row.
-            let mut row = Vec::new();
-            Record::begin_live(version, &mut row);
-            encode_value_into::<K, V, C>(name, &view.codec, &key, &value, false, &mut row)?;
+            let at = rows.store(|row| {
+                Record::append_live_header(version, row);
+                encode_value_into::<K, V, C>(name, &view.codec, &key, &value, false, row)
+            })?;
             let entry = Entry { version, value: Arc::new(value) };
-            prepared.push((Slot { key, entry }, row));
+            prepared.push((Slot { key, entry }, at));
         }
         prepared.sort_unstable_by(|a, b| a.0.key.cmp(&b.0.key));
         if let Some(twice) = prepared.windows(2).find(|w| w[0].0.key == w[1].0.key) {
@@ -95,9 +98,9 @@ impl Store {
             });
         }
         let mut slots: Vec<Slot<V>> = Vec::with_capacity(prepared.len());
-        let mut rows: Vec<(KeyBuf, Vec<u8>)> = Vec::with_capacity(prepared.len());
-        for (slot, row) in prepared {
-            rows.push((slot.key.clone(), row));
+        rows.reserve(prepared.len());
+        for (slot, at) in prepared {
+            rows.list(slot.key.clone(), at);
             slots.push(slot);
         }
         let load = BulkLoad { view: view.id, rows, records: Box::new(slots) };

@@ -14,8 +14,7 @@ use crate::base::feed::{ChangeKind, FeedChange, FeedMode};
 use crate::base::instrument::Span;
 use crate::base::version::Lsn;
 use crate::engine::writer::Writer;
-use crate::keys::KeyBuf;
-use crate::schema::bulk_load::BulkLoad;
+use crate::schema::bulk_load::{BulkLoad, Rows};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{Record, index_table, view_table};
 use redb::ReadableTableMetadata;
@@ -74,9 +73,9 @@ impl Writer {
         let mut write_records = || -> Result<()> {
             let span = Span::view_load(&info.name);
             span.in_scope(|| -> Result<()> {
-                for (key, row) in &rows {
+                for (key, row) in rows.iter() {
                     table
-                        .insert(key.as_bytes(), row.as_slice())
+                        .insert(key.as_bytes(), row)
                         .map_err(Error::at(&file, "writing a record"))?;
                 }
                 Ok(())
@@ -124,13 +123,13 @@ impl Writer {
 
 /// The feed's changes for a load into `view`: one `Live` change per record, with its
 /// value for a feed of values; none for a view without a feed.
-fn feed_changes(view: &ViewInfo, rows: &[(KeyBuf, Vec<u8>)]) -> Vec<FeedChange> {
+fn feed_changes(view: &ViewInfo, rows: &Rows) -> Vec<FeedChange> {
     if view.feed == FeedMode::Off {
         return Vec::new();
     }
     let values = view.feed == FeedMode::Values;
     let mut changes = Vec::with_capacity(rows.len());
-    for (key, row) in rows {
+    for (key, row) in rows.iter() {
         let Ok(Record::Live { version, value }) = Record::decode(row) else {
             debug_assert!(false, "a bulk load row is a live record");
             continue;

@@ -271,10 +271,10 @@ impl<'a> Record<'a> {
         out
     }
 
-    /// Starts a live record of `version` in `out` (replacing what it held): its value's
-    /// bytes, appended next, complete it, as [`Record::Live`] encodes.
-    pub(crate) fn begin_live(version: Version, out: &mut Vec<u8>) {
-        out.clear();
+    /// Appends the start of a live record of `version` to `out`, after what it holds:
+    /// its value's bytes, appended next, complete it, as [`Record::Live`] encodes. Many
+    /// records can so share one buffer.
+    pub(crate) fn append_live_header(version: Version, out: &mut Vec<u8>) {
         out.push(TAG_LIVE);
         out.extend_from_slice(&version.to_le_bytes());
     }
@@ -317,12 +317,14 @@ mod tests {
     use crate::storage::sources::SourceVersions;
 
     #[test]
-    fn a_record_begun_live_then_completed_is_the_live_record() {
-        let mut row = b"left over".to_vec();
-        Record::begin_live(7, &mut row);
-        row.extend_from_slice(b"value");
+    fn a_live_header_then_the_value_is_the_live_record_after_what_was_there() {
+        let mut rows = b"row before".to_vec();
+        Record::append_live_header(7, &mut rows);
+        rows.extend_from_slice(b"value");
+        let (before, row) = rows.split_at(b"row before".len());
+        assert_eq!(before, b"row before");
         assert_eq!(row, Record::Live { version: 7, value: b"value" }.encode());
-        assert_eq!(Record::decode(&row), Ok(Record::Live { version: 7, value: b"value" }));
+        assert_eq!(Record::decode(row), Ok(Record::Live { version: 7, value: b"value" }));
     }
 
     #[test]
