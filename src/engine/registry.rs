@@ -11,8 +11,8 @@ use crate::mem::Root;
 use crate::schema::registration::{IndexRegistration, Loader, Registration};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{
-    FORMAT_SOURCES, INDEXES, IndexMeta, META, META_FORMAT, SOURCES, decode_sources, encode_sources,
-    index_meta_key, index_table, index_table_name, view_table, view_table_name,
+    FORMAT_SOURCES, INDEXES, IndexMeta, META, SOURCES, decode_sources, encode_sources,
+    index_meta_key, index_table, index_table_name, raise_format, view_table, view_table_name,
 };
 use redb::{ReadableTable, ReadableTableMetadata, TableHandle, WriteTransaction};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -180,15 +180,7 @@ impl Writer {
         // Older builds cannot read the records of a view with sources: the file now
         // says so with its format version.
         let mut meta = txn.open_table(META).map_err(Error::at(file, "opening meta"))?;
-        let format = meta
-            .get(META_FORMAT)
-            .map_err(Error::at(file, "reading meta"))?
-            .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
-            .map(u32::from_le_bytes);
-        if format.is_none_or(|f| f < FORMAT_SOURCES) {
-            meta.insert(META_FORMAT, FORMAT_SOURCES.to_le_bytes().as_slice())
-                .map_err(Error::at(file, "writing meta"))?;
-        }
+        raise_format(&mut meta, FORMAT_SOURCES, file)?;
         Ok(true)
     }
 

@@ -60,6 +60,32 @@ pub(crate) fn has_table(
     Ok(tables.into_iter().any(|t| t.name() == name))
 }
 
+/// The format version the meta table `meta` holds; `None` when it holds none, or not 4
+/// bytes.
+pub(crate) fn format_version(
+    meta: &impl redb::ReadableTable<&'static str, &'static [u8]>,
+    file: &std::path::Path,
+) -> crate::base::error::Result<Option<u32>> {
+    let stored = meta
+        .get(META_FORMAT)
+        .map_err(crate::base::error::Error::at(file, "reading the format version"))?;
+    Ok(stored.and_then(|v| <[u8; 4]>::try_from(v.value()).ok()).map(u32::from_le_bytes))
+}
+
+/// Raises the format version in `meta` to `to` when it is lower (or missing): the file
+/// now holds what builds that read only lower formats cannot read, and they refuse it.
+pub(crate) fn raise_format(
+    meta: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    to: u32,
+    file: &std::path::Path,
+) -> crate::base::error::Result<()> {
+    if format_version(meta, file)?.is_none_or(|f| f < to) {
+        meta.insert(META_FORMAT, to.to_le_bytes().as_slice())
+            .map_err(crate::base::error::Error::at(file, "raising the format version"))?;
+    }
+    Ok(())
+}
+
 /// A catalog row with a leading layout byte: `[layout][bincode (standard) of value]`.
 pub(crate) fn encode_row<T: Serialize>(layout: u8, value: &T) -> Vec<u8> {
     let mut out = vec![layout];

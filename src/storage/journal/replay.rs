@@ -15,10 +15,10 @@ use crate::base::error::{Error, Result};
 use crate::base::version::Lsn;
 use crate::storage::feed::{FEED, META_FEED_PRUNED};
 use crate::storage::format::{
-    FORMAT_SALTED_JOURNAL, META, META_FORMAT, META_JOURNAL_SALT, META_LSN, POSITIONS, index_table,
-    view_table,
+    FORMAT_SALTED_JOURNAL, META, META_JOURNAL_SALT, META_LSN, POSITIONS, format_version,
+    index_table, raise_format, view_table,
 };
-use redb::{Database, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{Database, ReadableDatabase, WriteTransaction};
 use std::path::Path;
 
 /// The groups of `journal` above `stored` with the store file's `salt`, in LSN order,
@@ -119,11 +119,7 @@ pub(crate) fn recover(
 fn stored_salt(db: &Database, file: &Path) -> Result<(Option<u64>, Option<u32>)> {
     let txn = db.begin_read().map_err(Error::at(file, "reading the journal's salt"))?;
     let meta = txn.open_table(META).map_err(Error::at(file, "reading the journal's salt"))?;
-    let format = meta
-        .get(META_FORMAT)
-        .map_err(Error::at(file, "reading the format version"))?
-        .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
-        .map(u32::from_le_bytes);
+    let format = format_version(&meta, file)?;
     let Some(bytes) =
         meta.get(META_JOURNAL_SALT).map_err(Error::at(file, "reading the journal's salt"))?
     else {
@@ -146,16 +142,7 @@ pub(crate) fn store_salt(txn: &WriteTransaction, salt: u64, file: &Path) -> Resu
     let mut meta = txn.open_table(META).map_err(Error::at(file, "storing the journal's salt"))?;
     meta.insert(META_JOURNAL_SALT, salt.to_le_bytes().as_slice())
         .map_err(Error::at(file, "storing the journal's salt"))?;
-    let format = meta
-        .get(META_FORMAT)
-        .map_err(Error::at(file, "reading the format version"))?
-        .and_then(|v| <[u8; 4]>::try_from(v.value()).ok())
-        .map(u32::from_le_bytes);
-    if format.is_none_or(|f| f < FORMAT_SALTED_JOURNAL) {
-        meta.insert(META_FORMAT, FORMAT_SALTED_JOURNAL.to_le_bytes().as_slice())
-            .map_err(Error::at(file, "raising the format version"))?;
-    }
-    Ok(())
+    raise_format(&mut meta, FORMAT_SALTED_JOURNAL, file)
 }
 
 /// Opens the journal of a store in journal mode and replays it into `db`, whose meta
