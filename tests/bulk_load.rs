@@ -107,6 +107,30 @@ fn a_key_given_twice_is_named_and_nothing_is_loaded() -> TestResult {
     Ok(())
 }
 
+/// Input in ascending key order skips the sort: a key repeated in place, or input that
+/// turns back after an ascending start, is still found and named.
+#[test]
+fn ascending_input_loads_and_its_repeated_key_is_still_named() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let store = Store::open(dir.path().join("s.redb"))?;
+    let users = store.view(&USERS)?;
+    let lsn = store.lsn();
+    let ascending = || (0..N).map(|id| (id, id + 1, user(id)));
+    // 0..=42, 42 again, then the rest.
+    let repeated = ascending().take(43).chain([(42, 100, user(42))]).chain(ascending().skip(43));
+    let e = store.bulk_load(&users, repeated).err().ok_or("a repeated key loaded")?;
+    assert!(matches!(&e, Error::BulkLoad { key: Some(k), .. } if k == "42"), "{e:?}");
+    // Ascending, then back to a key loaded earlier, further on.
+    let back = ascending().chain([(7, 100, user(7))]);
+    let e = store.bulk_load(&users, back).err().ok_or("a key loaded twice, late")?;
+    assert!(matches!(&e, Error::BulkLoad { key: Some(k), .. } if k == "7"), "{e:?}");
+    assert_eq!((users.len(), store.lsn()), (0, lsn));
+    // Ascending and whole: loaded as given.
+    store.bulk_load(&users, ascending())?;
+    drop(users);
+    check_loaded(&store, None)
+}
+
 #[test]
 fn a_unique_index_key_held_twice_fails_the_load_whole() -> TestResult {
     let dir = tempfile::tempdir()?;
