@@ -21,8 +21,9 @@ impl Store {
     /// (after [`Store::clear_view`], or into a second view swapped in with
     /// [`Store::swap_views`]).
     ///
-    /// The records are encoded on the calling thread and sorted by key (input already
-    /// in key order sorts in linear time). The writer then, between two groups, writes
+    /// The records are encoded on the calling thread and sorted by key (input in
+    /// strictly ascending key order is taken as it comes, with no sort). The writer
+    /// then, between two groups, writes
     /// them to the view's table in key order, builds each index from them afterwards
     /// (entries sorted, written in key order), and publishes the view once, with its
     /// indexes, at the load's LSN. Groups submitted meanwhile wait in the queue. The
@@ -76,33 +77,38 @@ impl Store {
             return Err(Error::ForeignView { view: name.to_owned() });
         }
         let records = records.into_iter();
-        // Each record's slot and where its row lies: the record's header, then the value
-        // encoded after it, all rows in one buffer.
-        let mut prepared: Vec<(Slot<V>, RowAt)> = Vec::with_capacity(records.size_hint().0);
+        // Each record's slot, and where its key and row lie: the key, the record's
+        // header, then the value encoded after it, all in one buffer.
+        let mut slots: Vec<Slot<V>> = Vec::with_capacity(records.size_hint().0);
+        let mut places: Vec<RowAt> = Vec::with_capacity(records.size_hint().0);
         let mut rows = Rows::default();
+        // Whether every key so far came after the one before it: input in strictly
+        // ascending key order (the usual case) is in order already, and holds no key
+        // twice.
+        let mut ascending = true;
         for (key, version, value) in records {
             let key = encode_key_for(name, &key)?;
-            let at = rows.store(|row| {
+            let at = rows.store(key.as_bytes(), |row| {
                 Record::append_live_header(version, row);
                 encode_value_into::<K, V, C>(name, &view.codec, &key, &value, false, row)
             })?;
-            let entry = Entry { version, value: Arc::new(value) };
-            prepared.push((Slot { key, entry }, at));
+            ascending = ascending && slots.last().is_none_or(|last| last.key < key);
+            slots.push(Slot { key, entry: Entry { version, value: Arc::new(value) } });
+            places.push(at);
         }
-        prepared.sort_unstable_by(|a, b| a.0.key.cmp(&b.0.key));
-        if let Some(twice) = prepared.windows(2).find(|w| w[0].0.key == w[1].0.key) {
-            return Err(Error::BulkLoad {
-                view: name.to_owned(),
-                key: Some(render_key::<K>(twice[0].0.key.as_bytes())),
-                reason: "the input holds this key twice".into(),
-            });
+        if !ascending {
+            let mut both: Vec<(Slot<V>, RowAt)> = slots.into_iter().zip(places).collect();
+            both.sort_unstable_by(|a, b| a.0.key.cmp(&b.0.key));
+            if let Some(twice) = both.windows(2).find(|w| w[0].0.key == w[1].0.key) {
+                return Err(Error::BulkLoad {
+                    view: name.to_owned(),
+                    key: Some(render_key::<K>(twice[0].0.key.as_bytes())),
+                    reason: "the input holds this key twice".into(),
+                });
+            }
+            (slots, places) = both.into_iter().unzip();
         }
-        let mut slots: Vec<Slot<V>> = Vec::with_capacity(prepared.len());
-        rows.reserve(prepared.len());
-        for (slot, at) in prepared {
-            rows.list(slot.key.clone(), at);
-            slots.push(slot);
-        }
+        rows.set_order(places);
         let load = BulkLoad { view: view.id, rows, records: Box::new(slots) };
         match self.manage(ManageOp::BulkLoad(Box::new(load)))? {
             Managed::Committed(lsn) => Ok(lsn),

@@ -74,9 +74,7 @@ impl Writer {
             let span = Span::view_load(&info.name);
             span.in_scope(|| -> Result<()> {
                 for (key, row) in rows.iter() {
-                    table
-                        .insert(key.as_bytes(), row)
-                        .map_err(Error::at(&file, "writing a record"))?;
+                    table.insert(key, row).map_err(Error::at(&file, "writing a record"))?;
                 }
                 Ok(())
             })?;
@@ -136,7 +134,7 @@ fn feed_changes(view: &ViewInfo, rows: &Rows) -> Vec<FeedChange> {
         };
         changes.push(FeedChange {
             view: Arc::clone(&view.name),
-            key: Arc::from(key.as_bytes()),
+            key: Arc::from(key),
             version,
             kind: ChangeKind::Live,
             value: values.then(|| Arc::from(value)),

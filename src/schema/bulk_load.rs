@@ -1,7 +1,6 @@
 //! A bulk load as the writer runs it, with the view's value type erased: the stored
 //! records in key order, and the same records decoded, for the view's loader.
 
-use crate::keys::KeyBuf;
 use std::any::Any;
 
 /// The records of one [`Store::bulk_load`](crate::Store::bulk_load), made ready on the
@@ -21,35 +20,40 @@ pub(crate) struct BulkLoad {
 }
 
 /// The stored bytes of a load's records in one buffer (one allocation for the load, not
-/// one a record to make and free), with each record's encoded key and where its bytes
-/// lie, in key order. A large buffer grows by `realloc`, which glibc serves by remapping
-/// its pages rather than copying them; only the pages written are resident.
+/// one a record to make and free): each record's encoded key, then its stored bytes,
+/// with where each record lies, in key order. A large buffer grows by `realloc`, which
+/// glibc serves by remapping its pages rather than copying them; only the pages written
+/// are resident.
 #[derive(Default)]
 pub(crate) struct Rows {
-    /// Every record's bytes, in the order they were stored (the input's).
+    /// Every record's key and bytes, in the order they were stored (the input's).
     bytes: Vec<u8>,
-    /// Each record's key and the range of `bytes` holding its row, in key order.
-    rows: Vec<(KeyBuf, RowAt)>,
+    /// Where each record lies in `bytes`, in key order.
+    rows: Vec<RowAt>,
 }
 
-/// Where a record's row lies in [`Rows`].
+/// Where one record lies in a [`Rows`] buffer: its key at `start..key_end`, its stored
+/// bytes at `key_end..end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RowAt {
     start: usize,
+    key_end: usize,
     end: usize,
 }
 
 impl Rows {
-    /// Appends a row with `write`, which appends its bytes to the buffer it is given;
-    /// returns where the row lies. On an error from `write` the row's bytes so far are
-    /// dropped.
+    /// Appends a record: `key`, then the bytes `write` appends to the buffer. When
+    /// `write` fails, the buffer is as it was.
     pub(crate) fn store<E>(
         &mut self,
+        key: &[u8],
         write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
     ) -> Result<RowAt, E> {
         let start = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        let key_end = self.bytes.len();
         match write(&mut self.bytes) {
-            Ok(()) => Ok(RowAt { start, end: self.bytes.len() }),
+            Ok(()) => Ok(RowAt { start, key_end, end: self.bytes.len() }),
             Err(e) => {
                 self.bytes.truncate(start);
                 Err(e)
@@ -57,14 +61,10 @@ impl Rows {
         }
     }
 
-    /// Lists the record of `key`, stored at `at`; records are listed in key order.
-    pub(crate) fn list(&mut self, key: KeyBuf, at: RowAt) {
-        self.rows.push((key, at));
-    }
-
-    /// Makes room to list `records` records.
-    pub(crate) fn reserve(&mut self, records: usize) {
-        self.rows.reserve_exact(records);
+    /// Sets the records' order: `order` lists places [`store`](Rows::store) returned,
+    /// in key order.
+    pub(crate) fn set_order(&mut self, order: Vec<RowAt>) {
+        self.rows = order;
     }
 
     /// The number of records listed.
@@ -73,17 +73,17 @@ impl Rows {
     }
 
     /// Each listed record's key and stored bytes, in key order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&KeyBuf, &[u8])> {
-        self.rows
-            .iter()
-            .map(|(key, at)| (key, self.bytes.get(at.start..at.end).unwrap_or_default()))
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.rows.iter().map(|at| {
+            let bytes = |range: std::ops::Range<usize>| self.bytes.get(range).unwrap_or_default();
+            (bytes(at.start..at.key_end), bytes(at.key_end..at.end))
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Rows;
-    use crate::keys::KeyBuf;
 
     #[test]
     fn rows_come_back_whole_and_in_listed_order() {
@@ -92,27 +92,26 @@ mod tests {
         let made: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; usize::from(i) * 1_000]).collect();
         let mut places = Vec::new();
         for (i, row) in made.iter().enumerate() {
-            places.push(rows.store(|out| -> Result<(), ()> {
+            places.push(rows.store(&[i as u8, 0xAB], |out| -> Result<(), ()> {
                 out.extend_from_slice(row);
                 Ok(())
             }));
             if i == 7 {
-                let failed = rows.store(|out| {
+                let failed = rows.store(&[0xEE; 3], |out| {
                     out.extend_from_slice(&[0xEE; 100]);
                     Err("refused")
                 });
                 assert_eq!(failed, Err("refused"));
             }
         }
-        for (i, at) in places.iter().enumerate().rev() {
-            rows.list(KeyBuf::from_slice(&[i as u8]), at.expect("stored"));
-        }
+        let order = places.iter().rev().map(|at| at.expect("stored")).collect();
+        rows.set_order(order);
         assert_eq!(rows.len(), made.len());
         for (n, (key, row)) in rows.iter().enumerate() {
             let i = made.len() - 1 - n;
-            assert_eq!(key.as_bytes(), [i as u8]);
+            assert_eq!(key, [i as u8, 0xAB]);
             assert!(row == made[i].as_slice(), "row {i}: {} bytes back", row.len());
         }
-        assert!(!rows.bytes.contains(&0xEE), "the failed row's bytes are gone");
+        assert!(!rows.bytes.contains(&0xEE), "the failed row's key and bytes are gone");
     }
 }
