@@ -2,12 +2,14 @@
 //! costs on it.
 //!
 //! Loads the read benchmark's 1,000,000 records, then times one thread of
-//! `View::get_with` reads of random keys for SECONDS (default 3) at a time, idle and
-//! under the benchmark's paced writer (`read_get/viewstore_get_under_writes`: a batch of
-//! 100 puts every 5 ms, 20,000 writes/s, up to 64 batches outstanding), alternating,
-//! ROUNDS times (default 3). MODE is the store's durability while it is read and
-//! written: `immediate` (the benchmark's) or `journal`; `CACHE_MIB`, when given, sets redb's
-//! page cache (`StoreBuilder::cache_size`, in MiB) instead of the mode's default.
+//! `View::get_with` reads of random keys (a list of 2^20, read in turn; the writer
+//! writes the same list in turn, as in the benchmark) for SECONDS (default 3) at a
+//! time, idle and under the benchmark's paced writer
+//! (`read_get/viewstore_get_under_writes`: a batch of 100 puts every 5 ms, 20,000
+//! writes/s, up to 64 batches outstanding), alternating, ROUNDS times (default 3). MODE
+//! is the store's durability while it is read and written: `immediate` (the
+//! benchmark's) or `journal`; `CACHE_MIB`, when given, sets redb's page cache
+//! (`StoreBuilder::cache_size`, in MiB) instead of the mode's default.
 //!
 //! For each timed stretch it prints, from the kernel's per-thread scheduler figures
 //! (`/proc/self/task/*/schedstat`: time on a CPU, time runnable but waiting for one;
@@ -70,8 +72,9 @@ fn schedstat(path: &std::path::Path) -> Option<(u64, u64)> {
     Some((fields.next()?.ok()?, fields.next()?.ok()?))
 }
 
-/// Every thread of the process: name to summed (on a CPU, waiting) nanoseconds.
-fn threads() -> BTreeMap<String, (u64, u64)> {
+/// Every thread of the process, by thread id: its name and (on a CPU, waiting)
+/// nanoseconds.
+fn threads() -> BTreeMap<String, (String, u64, u64)> {
     let mut all = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return all;
@@ -79,9 +82,8 @@ fn threads() -> BTreeMap<String, (u64, u64)> {
     for task in tasks.flatten() {
         let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         if let Some((run, wait)) = schedstat(&task.path().join("schedstat")) {
-            let sum: &mut (u64, u64) = all.entry(name.trim().to_owned()).or_default();
-            sum.0 += run;
-            sum.1 += wait;
+            let id = task.file_name().to_string_lossy().into_owned();
+            all.insert(id, (name.trim().to_owned(), run, wait));
         }
     }
     all
@@ -142,10 +144,17 @@ fn stretch(label: &str, view: &View<u64, Profile>, keys: &[u64], seconds: f64) -
         run / reads as f64,
         100.0 * wait / wall,
     );
-    let others: Vec<String> = after
+    // Each thread's time in the stretch (a thread id seen only after it is new), summed
+    // by name: threads of one name come and go (work run beside the writer).
+    let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
+    for (id, (name, run, _)) in &after {
+        let ran = run.saturating_sub(before.get(id).map_or(0, |b| b.1));
+        *by_name.entry(name.as_str()).or_default() += ran;
+    }
+    let others: Vec<String> = by_name
         .iter()
-        .filter_map(|(name, (run, _))| {
-            let ms_per_s = (*run - before.get(name).map_or(0, |b| b.0)) as f64 / wall * 1e3;
+        .filter_map(|(name, run)| {
+            let ms_per_s = *run as f64 / wall * 1e3;
             (ms_per_s >= 1.0).then(|| format!("{name} {ms_per_s:.0}"))
         })
         .collect();
@@ -176,6 +185,9 @@ fn main() -> Res<()> {
     };
     let seconds: f64 = args.get(1).map_or(Ok(3.0), |a| a.parse())?;
     let rounds: usize = args.get(2).map_or(Ok(3), |a| a.parse())?;
+    if rounds == 0 {
+        return Err("ROUNDS must be at least 1".into());
+    }
     let cache_mib: Option<usize> = args.get(3).map(|a| a.parse()).transpose()?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("views.redb");
@@ -199,8 +211,8 @@ fn main() -> Res<()> {
     }
     let store = builder.open()?;
     let view: View<u64, Profile> = store.view(&PROFILES)?;
-    let keys = random_keys(1 << 16, 0x5EED);
-    let write_keys = random_keys(1 << 16, 0xF00D);
+    // One list of random keys, read in turn and written in turn, as the benchmark's.
+    let keys = random_keys(1 << 20, 0x5EED);
     let version = AtomicU64::new(2);
     let (mut idle, mut busy) = (Vec::new(), Vec::new());
     for round in 0..rounds {
@@ -220,8 +232,8 @@ fn main() -> Res<()> {
                         let v = version.fetch_add(1, Ordering::Relaxed);
                         let mut batch = Batch::new();
                         for i in 0..BATCH {
-                            let at = usize::try_from(v * BATCH + i)? & (write_keys.len() - 1);
-                            let id = write_keys[at];
+                            let at = usize::try_from(v * BATCH + i)? & (keys.len() - 1);
+                            let id = keys[at];
                             batch.put(&view, &id, profile(id), v)?;
                         }
                         outstanding.push_back(store.submit(batch)?);
