@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-use viewstore::{ChangeKind, Error, FeedMode, IndexDef, Lsn, Outcome, Store, ViewDef};
+use viewstore::{
+    ChangeKind, Codec, CodecError, Error, FeedMode, IndexDef, Lsn, MAX_VALUE_BYTES, Outcome, Store,
+    ViewDef,
+};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -104,6 +107,64 @@ fn a_key_given_twice_is_named_and_nothing_is_loaded() -> TestResult {
     let e = store.bulk_load(&users, twice).err().ok_or("a key loaded twice")?;
     assert!(matches!(&e, Error::BulkLoad { key: Some(k), .. } if k == "42"), "{e:?}");
     assert_eq!((users.len(), store.lsn()), (0, lsn));
+    Ok(())
+}
+
+/// A codec that refuses the value "refused" and panics on "panics": user code that
+/// runs while a load writes its records.
+#[derive(Clone, Copy)]
+struct Picky;
+
+impl Codec<String> for Picky {
+    fn encode(&self, value: &String, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        match value.as_str() {
+            "refused" => Err("this value is refused".into()),
+            "panics" => panic!("an encoding bug"),
+            _ => {
+                out.extend_from_slice(value.as_bytes());
+                Ok(())
+            }
+        }
+    }
+    fn decode(&self, bytes: &[u8]) -> Result<String, CodecError> {
+        String::from_utf8(bytes.to_vec()).map_err(|e| e.to_string().into())
+    }
+}
+
+/// A record that cannot be encoded (refused by the codec, a panicking codec, a value
+/// over the size limit), anywhere in the input, fails the load named by its key, and
+/// nothing is loaded: not in memory, not in the file, not in the feed. The store goes
+/// on, and the same load without that record succeeds.
+#[test]
+fn a_record_that_cannot_be_encoded_fails_the_load_whole() -> TestResult {
+    const WORDS: ViewDef<u64, String, Picky> =
+        ViewDef::with_codec("words", Picky).with_feed(FeedMode::Values);
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("s.redb");
+    let store = Store::open(&path)?;
+    let words = store.view(&WORDS)?;
+    let lsn = store.lsn();
+    let fine = |id: u64| (id, 1, format!("word {id}"));
+    let huge = "x".repeat(MAX_VALUE_BYTES + 1);
+    for (bad, at) in [("refused", 4_321), ("panics", 0), (huge.as_str(), N - 1)] {
+        let input = (0..N).map(|id| if id == at { (id, 1, bad.to_string()) } else { fine(id) });
+        let e = store.bulk_load(&words, input).err().ok_or("an unencodable record loaded")?;
+        match &e {
+            Error::Encode { view, key, .. } | Error::ValueTooLarge { view, key, .. } => {
+                assert_eq!((view.as_str(), key.as_str()), ("words", at.to_string().as_str()));
+            }
+            other => return Err(format!("unexpected error {other:?}").into()),
+        }
+        assert_eq!((words.len(), store.lsn()), (0, lsn), "nothing loaded for {e}");
+    }
+    store.bulk_load(&words, (0..N).map(fine))?;
+    assert_eq!(words.get(&7).as_deref().map(String::as_str), Some("word 7"));
+    drop(words);
+    store.close()?;
+    let store = Store::open(&path)?;
+    let words = store.view(&WORDS)?;
+    assert_eq!(words.len(), N as usize);
+    assert_eq!(store.verify()?.problems.len(), 0);
     Ok(())
 }
 
