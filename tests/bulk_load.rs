@@ -111,7 +111,7 @@ fn a_key_given_twice_is_named_and_nothing_is_loaded() -> TestResult {
 }
 
 /// A codec that refuses the value "refused" and panics on "panics": user code that
-/// runs while a load writes its records.
+/// runs while a load encodes its records.
 #[derive(Clone, Copy)]
 struct Picky;
 

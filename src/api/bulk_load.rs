@@ -7,14 +7,12 @@ use crate::base::codec::Codec;
 use crate::base::error::{Error, Result};
 use crate::base::version::{Lsn, Version};
 use crate::engine::manage_op::{ManageOp, Managed};
-use crate::keys::KeyBuf;
 use crate::keys::render_key;
 use crate::mem::Entry;
 use crate::mem::points::Slot;
-use crate::schema::bulk_load::{BulkLoad, BulkRows, RowSink};
+use crate::schema::bulk_load::{BulkLoad, RowAt, Rows};
 use crate::schema::registration::{ViewKey, ViewValue};
 use crate::storage::format::Record;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
 impl Store {
@@ -23,24 +21,20 @@ impl Store {
     /// (after [`Store::clear_view`], or into a second view swapped in with
     /// [`Store::swap_views`]).
     ///
-    /// The keys are encoded on the calling thread and the records sorted by key (input
-    /// in strictly ascending key order is taken as it comes, with no sort). The writer
-    /// then, between two groups, writes them to the view's table in key order, encoding
-    /// each value as it writes it (the codec runs there, on a thread beside the
-    /// writer's), builds each index from them afterwards (entries sorted, written in key
-    /// order), and publishes the view once, with its indexes, at the load's LSN. Groups
-    /// submitted meanwhile wait in the queue. The commit syncs whatever the store's
-    /// durability. A view with a change feed gets one change per record in the load's
-    /// feed group.
+    /// The records are encoded on the calling thread and sorted by key (input in
+    /// strictly ascending key order is taken as it comes, with no sort). The writer
+    /// then, between two groups, writes
+    /// them to the view's table in key order, builds each index from them afterwards
+    /// (entries sorted, written in key order), and publishes the view once, with its
+    /// indexes, at the load's LSN. Groups submitted meanwhile wait in the queue. The
+    /// commit syncs whatever the store's durability. A view with a change feed gets one
+    /// change per record in the load's feed group.
     ///
     /// **All or nothing**: the load is one redb transaction, so a crash, a failed
-    /// commit or a refused input (a key given twice, a value its codec refuses or
-    /// panics on, a value over the size limit) leaves the view empty, as it was; a
-    /// reopen finds it empty, and the load can simply run again. The price is memory:
-    /// every record is held decoded (the values the view keeps, and a list of the keys
-    /// for the writer) until the load commits, and redb keeps the transaction's pages
-    /// until then. Split a load too large for memory into views (or batches) of its
-    /// own.
+    /// commit or a refused input leaves the view empty, as it was; a reopen finds it
+    /// empty, and the load can simply run again. The price is memory: the encoded and
+    /// decoded records are held at once, and redb keeps the transaction's pages until
+    /// it commits. Split a load too large for memory into views (or batches) of its own.
     ///
     /// Returns the LSN the load committed at.
     ///
@@ -83,71 +77,42 @@ impl Store {
             return Err(Error::ForeignView { view: name.to_owned() });
         }
         let records = records.into_iter();
+        // Each record's slot, and where its key and row lie: the key, the record's
+        // header, then the value encoded after it, all in one buffer.
         let mut slots: Vec<Slot<V>> = Vec::with_capacity(records.size_hint().0);
+        let mut places: Vec<RowAt> = Vec::with_capacity(records.size_hint().0);
+        let mut rows = Rows::default();
         // Whether every key so far came after the one before it: input in strictly
         // ascending key order (the usual case) is in order already, and holds no key
         // twice.
         let mut ascending = true;
         for (key, version, value) in records {
             let key = encode_key_for(name, &key)?;
+            let at = rows.store(key.as_bytes(), |row| {
+                Record::append_live_header(version, row);
+                encode_value_into::<K, V, C>(name, &view.codec, &key, &value, false, row)
+            })?;
             ascending = ascending && slots.last().is_none_or(|last| last.key < key);
             slots.push(Slot { key, entry: Entry { version, value: Arc::new(value) } });
+            places.push(at);
         }
         if !ascending {
-            slots.sort_unstable_by(|a, b| a.key.cmp(&b.key));
-            if let Some(twice) = slots.windows(2).find(|w| w[0].key == w[1].key) {
+            let mut both: Vec<(Slot<V>, RowAt)> = slots.into_iter().zip(places).collect();
+            both.sort_unstable_by(|a, b| a.0.key.cmp(&b.0.key));
+            if let Some(twice) = both.windows(2).find(|w| w[0].0.key == w[1].0.key) {
                 return Err(Error::BulkLoad {
                     view: name.to_owned(),
-                    key: Some(render_key::<K>(twice[0].key.as_bytes())),
+                    key: Some(render_key::<K>(twice[0].0.key.as_bytes())),
                     reason: "the input holds this key twice".into(),
                 });
             }
+            (slots, places) = both.into_iter().unzip();
         }
-        // The writer encodes each record as it writes it (on the thread that writes the
-        // view's table), from its own list of the records: the loader takes `slots`.
-        let rows = TypedRows::<K, V, C> {
-            view: name.to_owned(),
-            codec: view.codec.clone(),
-            records: slots.iter().map(|s| (s.key.clone(), s.entry.clone())).collect(),
-            _key: PhantomData,
-        };
-        let load = BulkLoad { view: view.id, rows: Box::new(rows), records: Box::new(slots) };
+        rows.set_order(places);
+        let load = BulkLoad { view: view.id, rows, records: Box::new(slots) };
         match self.manage(ManageOp::BulkLoad(Box::new(load)))? {
             Managed::Committed(lsn) => Ok(lsn),
             _ => Err(self.mismatched_answer()),
         }
-    }
-}
-
-/// A load's records as the writer encodes and writes them: each key with its record,
-/// the value shared with the decoded records the view's loader takes.
-struct TypedRows<K, V, C> {
-    view: String,
-    codec: C,
-    records: Vec<(KeyBuf, Entry<V>)>,
-    _key: PhantomData<fn() -> K>,
-}
-
-impl<K: ViewKey, V: ViewValue, C: Codec<V>> BulkRows for TypedRows<K, V, C> {
-    fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    fn write(&self, write: &mut RowSink<'_>) -> Result<()> {
-        let mut row = Vec::new();
-        for (key, entry) in &self.records {
-            row.clear();
-            Record::append_live_header(entry.version, &mut row);
-            encode_value_into::<K, V, C>(
-                &self.view,
-                &self.codec,
-                key,
-                &entry.value,
-                false,
-                &mut row,
-            )?;
-            write(key.as_bytes(), &row)?;
-        }
-        Ok(())
     }
 }

@@ -14,7 +14,7 @@ use crate::base::feed::{ChangeKind, FeedChange, FeedMode};
 use crate::base::instrument::Span;
 use crate::base::version::Lsn;
 use crate::engine::writer::Writer;
-use crate::schema::bulk_load::BulkLoad;
+use crate::schema::bulk_load::{BulkLoad, Rows};
 use crate::schema::view_info::ViewInfo;
 use crate::storage::format::{Record, index_table, view_table};
 use redb::ReadableTableMetadata;
@@ -70,20 +70,13 @@ impl Writer {
         }
         let mut loader = registration.loader();
         loader.take_decoded(records)?;
-        // The feed's changes for the load, made as its rows are written: one `Live`
-        // change per record, with its value for a feed of values.
-        let mut changes = Vec::new();
-        let feed = info.feed;
         let mut write_records = || -> Result<()> {
             let span = Span::view_load(&info.name);
-            span.in_scope(|| {
-                rows.write(&mut |key, row| {
+            span.in_scope(|| -> Result<()> {
+                for (key, row) in rows.iter() {
                     table.insert(key, row).map_err(Error::at(&file, "writing a record"))?;
-                    if feed != FeedMode::Off {
-                        changes.push(feed_change(info, feed, key, row));
-                    }
-                    Ok(())
-                })
+                }
+                Ok(())
             })?;
             span.record_records(rows.len() as u64);
             Ok(())
@@ -121,24 +114,31 @@ impl Writer {
         written?;
         let view = view?;
         drop(table);
+        let changes = feed_changes(info, &rows);
         self.commit_managed(txn, vec![(id, view)], changes)
     }
 }
 
-/// The feed's change for one record of a load into `view`, whose feed is `feed` (not
-/// off): `row` is the record as stored, a live record.
-fn feed_change(view: &ViewInfo, feed: FeedMode, key: &[u8], row: &[u8]) -> FeedChange {
-    let (version, value) = if let Ok(Record::Live { version, value }) = Record::decode(row) {
-        (version, Some(value))
-    } else {
-        debug_assert!(false, "a bulk load row is a live record");
-        (0, None)
-    };
-    FeedChange {
-        view: Arc::clone(&view.name),
-        key: Arc::from(key),
-        version,
-        kind: ChangeKind::Live,
-        value: value.filter(|_| feed == FeedMode::Values).map(Arc::from),
+/// The feed's changes for a load into `view`: one `Live` change per record, with its
+/// value for a feed of values; none for a view without a feed.
+fn feed_changes(view: &ViewInfo, rows: &Rows) -> Vec<FeedChange> {
+    if view.feed == FeedMode::Off {
+        return Vec::new();
     }
+    let values = view.feed == FeedMode::Values;
+    let mut changes = Vec::with_capacity(rows.len());
+    for (key, row) in rows.iter() {
+        let Ok(Record::Live { version, value }) = Record::decode(row) else {
+            debug_assert!(false, "a bulk load row is a live record");
+            continue;
+        };
+        changes.push(FeedChange {
+            view: Arc::clone(&view.name),
+            key: Arc::from(key),
+            version,
+            kind: ChangeKind::Live,
+            value: values.then(|| Arc::from(value)),
+        });
+    }
+    changes
 }
