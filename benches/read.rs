@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, RwLock};
 use std::time::{Duration, Instant};
-use viewstore::{Batch, Durability, Store, View};
+use viewstore::{Batch, Store, View};
 
 const RECORDS: u64 = 1_000_000;
 /// Random keys are drawn once and cycled through.
@@ -32,7 +32,10 @@ const SMALL: u64 = 1_000;
 
 #[path = "support/profile.rs"]
 mod profile;
+#[path = "support/profile_fixture.rs"]
+mod profile_fixture;
 use profile::{PROFILES, Profile, profile};
+use profile_fixture::{fill_profiles, random_keys};
 
 /// A view of `SMALL` profiles beside the fixture's, for `len`.
 const SMALL_PROFILES: viewstore::ViewDef<u64, Profile> = viewstore::ViewDef::new("small_profiles");
@@ -45,41 +48,6 @@ fn encode(p: &Profile) -> Vec<u8> {
 
 fn decode(bytes: &[u8]) -> Profile {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard()).expect("decodable").0
-}
-
-/// `SplitMix64`: deterministic keys without a dependency.
-fn random_keys(n: usize, seed: u64) -> Vec<u64> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) % RECORDS
-        })
-        .collect()
-}
-
-/// Writes every record through the store in large batches.
-fn populate(path: &Path) {
-    let store = Store::builder(path)
-        .durability(Durability::Periodic { interval: Duration::from_secs(1) })
-        .open()
-        .expect("open");
-    let view = store.view(&PROFILES).expect("view");
-    let mut tickets = Vec::new();
-    for chunk in 0..RECORDS / 10_000 {
-        let mut batch = Batch::new();
-        for id in chunk * 10_000..(chunk + 1) * 10_000 {
-            batch.put(&view, &id, profile(id), 1).expect("put");
-        }
-        tickets.push(store.submit(batch).expect("submit"));
-    }
-    for t in tickets {
-        t.wait().expect("commit");
-    }
-    store.close().expect("close");
 }
 
 fn populate_raw(path: &Path) -> Database {
@@ -111,7 +79,7 @@ impl Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let store_path = dir.path().join("views.redb");
         let started = Instant::now();
-        populate(&store_path);
+        fill_profiles(&store_path, RECORDS).expect("fill the fixture");
         let raw = populate_raw(&dir.path().join("raw.redb"));
         let store = Store::open(&store_path).expect("reopen");
         let view = store.view(&PROFILES).expect("view");
@@ -132,7 +100,7 @@ impl Fixture {
             small,
             raw,
             values,
-            keys: random_keys(LOOKUPS, 0x5EED),
+            keys: random_keys(LOOKUPS, 0x5EED, RECORDS),
         }
     }
 

@@ -13,12 +13,15 @@
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use viewstore::{Batch, Durability, Store, View};
+use std::time::Instant;
+use viewstore::{Store, View};
 
 #[path = "../benches/support/profile.rs"]
 mod profile;
-use profile::{PROFILES, Profile, profile};
+#[path = "../benches/support/profile_fixture.rs"]
+mod profile_fixture;
+use profile::{PROFILES, Profile};
+use profile_fixture::{fill_profiles, random_keys};
 
 const RECORDS: u64 = 1_000_000;
 const READS: usize = 100_000;
@@ -28,20 +31,6 @@ type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 /// One read: (key, previous result) to result.
 type Read<'a> = Box<dyn FnMut(u64, u64) -> u64 + 'a>;
-
-/// `SplitMix64` keys below `RECORDS`.
-fn random_keys(n: usize) -> Vec<u64> {
-    let mut state = 0x5EED_u64;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) % RECORDS
-        })
-        .collect()
-}
 
 /// Nanoseconds per read of one round of `read` over `keys`.
 #[expect(clippy::cast_precision_loss, reason = "figures for display")]
@@ -61,26 +50,13 @@ fn per_read(keys: &[u64], mut read: impl FnMut(u64, u64) -> u64) -> f64 {
 fn main() -> Res<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("views.redb");
-    {
-        let store = Store::builder(&path)
-            .durability(Durability::Periodic { interval: Duration::from_secs(1) })
-            .open()?;
-        let view = store.view(&PROFILES)?;
-        for chunk in 0..RECORDS / 10_000 {
-            let mut batch = Batch::new();
-            for id in chunk * 10_000..(chunk + 1) * 10_000 {
-                batch.put(&view, &id, profile(id), 1)?;
-            }
-            store.submit(batch)?.wait()?;
-        }
-        store.close()?;
-    }
+    fill_profiles(&path, RECORDS)?;
     let store = Store::open(&path)?;
     let view: View<u64, Profile> = store.view(&PROFILES)?;
     let map: HashMap<u64, Arc<Profile>> =
         (0..RECORDS).filter_map(|id| view.get(&id).map(|p| (id, p))).collect();
     let snap = view.snapshot();
-    let keys = random_keys(READS);
+    let keys = random_keys(READS, 0x5EED, RECORDS);
     let followers = |p: &Profile| p.followers;
     let mut loops: Vec<(&str, Read<'_>, Vec<f64>)> = vec![
         ("viewstore get_with", Box::new(|k, _| view.get_with(&k, followers).unwrap_or(0)), vec![]),

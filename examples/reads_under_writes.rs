@@ -42,7 +42,10 @@ use viewstore::{Batch, Durability, Store, View};
 
 #[path = "../benches/support/profile.rs"]
 mod profile;
+#[path = "../benches/support/profile_fixture.rs"]
+mod profile_fixture;
 use profile::{PROFILES, Profile, profile};
+use profile_fixture::{fill_profiles, random_keys};
 
 const RECORDS: u64 = 1_000_000;
 const BATCH: u64 = 100;
@@ -50,20 +53,6 @@ const WRITES_PER_SECOND: u64 = 20_000;
 const IN_FLIGHT: usize = 64;
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
-
-/// `SplitMix64` keys below `RECORDS`.
-fn random_keys(n: usize, seed: u64) -> Vec<u64> {
-    let mut state = seed;
-    (0..n)
-        .map(|_| {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (z ^ (z >> 31)) % RECORDS
-        })
-        .collect()
-}
 
 /// A thread's (time on a CPU, time runnable and waiting), in nanoseconds.
 fn schedstat(path: &std::path::Path) -> Option<(u64, u64)> {
@@ -191,20 +180,7 @@ fn main() -> Res<()> {
     let cache_mib: Option<usize> = args.get(3).map(|a| a.parse()).transpose()?;
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("views.redb");
-    {
-        let store = Store::builder(&path)
-            .durability(Durability::Periodic { interval: Duration::from_secs(1) })
-            .open()?;
-        let view = store.view(&PROFILES)?;
-        for chunk in 0..RECORDS / 10_000 {
-            let mut batch = Batch::new();
-            for id in chunk * 10_000..(chunk + 1) * 10_000 {
-                batch.put(&view, &id, profile(id), 1)?;
-            }
-            store.submit(batch)?.wait()?;
-        }
-        store.close()?;
-    }
+    fill_profiles(&path, RECORDS)?;
     let mut builder = Store::builder(&path).durability(durability);
     if let Some(mib) = cache_mib {
         builder = builder.cache_size(mib << 20);
@@ -212,7 +188,7 @@ fn main() -> Res<()> {
     let store = builder.open()?;
     let view: View<u64, Profile> = store.view(&PROFILES)?;
     // One list of random keys, read in turn and written in turn, as the benchmark's.
-    let keys = random_keys(1 << 20, 0x5EED);
+    let keys = random_keys(1 << 20, 0x5EED, RECORDS);
     let version = AtomicU64::new(2);
     let (mut idle, mut busy) = (Vec::new(), Vec::new());
     for round in 0..rounds {
