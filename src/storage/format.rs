@@ -1,10 +1,12 @@
 //! The on-disk format: table definitions, the meta table and the record layout.
 
+use crate::base::error::{Error, Result};
 use crate::base::type_names::strip_paths;
 use crate::base::version::Version;
 use crate::storage::sources::SourceVersions;
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// The newest file format version this build reads.
 pub(crate) const FORMAT_VERSION: u32 = 3;
@@ -49,14 +51,9 @@ pub(crate) const META_JOURNAL_SALT: &str = "journal_salt";
 /// Whether the file has table `name`: a catalog table that not every file has (view
 /// sources, shapes, migrations) is looked up this way, since opening it in a write
 /// transaction would create it.
-pub(crate) fn has_table(
-    txn: &redb::WriteTransaction,
-    name: &str,
-    file: &std::path::Path,
-) -> crate::base::error::Result<bool> {
+pub(crate) fn has_table(txn: &redb::WriteTransaction, name: &str, file: &Path) -> Result<bool> {
     use redb::TableHandle;
-    let tables =
-        txn.list_tables().map_err(crate::base::error::Error::at(file, "listing tables"))?;
+    let tables = txn.list_tables().map_err(Error::at(file, "listing tables"))?;
     Ok(tables.into_iter().any(|t| t.name() == name))
 }
 
@@ -64,11 +61,9 @@ pub(crate) fn has_table(
 /// bytes.
 pub(crate) fn format_version(
     meta: &impl redb::ReadableTable<&'static str, &'static [u8]>,
-    file: &std::path::Path,
-) -> crate::base::error::Result<Option<u32>> {
-    let stored = meta
-        .get(META_FORMAT)
-        .map_err(crate::base::error::Error::at(file, "reading the format version"))?;
+    file: &Path,
+) -> Result<Option<u32>> {
+    let stored = meta.get(META_FORMAT).map_err(Error::at(file, "reading the format version"))?;
     Ok(stored.and_then(|v| <[u8; 4]>::try_from(v.value()).ok()).map(u32::from_le_bytes))
 }
 
@@ -77,11 +72,11 @@ pub(crate) fn format_version(
 pub(crate) fn raise_format(
     meta: &mut redb::Table<'_, &'static str, &'static [u8]>,
     to: u32,
-    file: &std::path::Path,
-) -> crate::base::error::Result<()> {
+    file: &Path,
+) -> Result<()> {
     if format_version(meta, file)?.is_none_or(|f| f < to) {
         meta.insert(META_FORMAT, to.to_le_bytes().as_slice())
-            .map_err(crate::base::error::Error::at(file, "raising the format version"))?;
+            .map_err(Error::at(file, "raising the format version"))?;
     }
     Ok(())
 }

@@ -79,8 +79,8 @@ pub(crate) fn pending_groups(
 /// With `appending` (journal mode, where groups are appended next) and nothing to
 /// replay, the store file's salt is kept, without a commit when the file has one and
 /// its format already says so: every frame with that salt is then at or below
-/// `stored`, and the frames written next, from the start of the journal, are above it. Returns the LSN the file is at
-/// afterwards.
+/// `stored`, and the frames written next, from the start of the journal, are above
+/// it. Returns the LSN the file is at afterwards.
 pub(crate) fn recover(
     db: &Database,
     journal: &mut Journal,
