@@ -29,7 +29,8 @@ pub(crate) fn read_records(
         View { name: reg.name(), render_key: reg.render_key(), table: table_name, file, sourced };
     let (split, len) = split_key(db, table_name, file)?;
     let Some(split) = split else {
-        // Sized for every record, and each index's entries for one a record.
+        // Sized for every record, and each list of gathered index entries (a unique
+        // index's) for one entry a record.
         loader.reserve(len);
         return view.read(db, (Bound::Unbounded, Bound::Unbounded), loader.as_mut());
     };

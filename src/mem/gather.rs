@@ -73,10 +73,10 @@ impl Gathered {
                 let later = later.into_sorted();
                 let sorted = entries.len();
                 entries.extend(later.into_iter().map(|(ikey, at)| (ikey, at + offset)));
-                if sorted > 0 && entries.get(sorted..).is_some_and(|l| l.is_sorted_by(in_order)) {
+                if sorted > 0 && entries.get(sorted..).is_some_and(<[SortEntry]>::is_sorted) {
                     // Two sorted runs (each loader sorted its own, on its own thread):
                     // the stable sort merges them in one pass.
-                    entries.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+                    entries.sort();
                 }
             }
             (Gathered::Grouped(groups), later @ Gathered::Sorted(_)) => {
@@ -92,7 +92,7 @@ impl Gathered {
     /// a later loader is a merge.
     pub(crate) fn sort(&mut self) {
         if let Gathered::Sorted(entries) = self {
-            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+            entries.sort_unstable();
         }
     }
 
@@ -103,11 +103,6 @@ impl Gathered {
             Gathered::Sorted(entries) => entries,
         }
     }
-}
-
-/// Whether entries `a` and `b` are in order, by index key then position.
-fn in_order(a: &SortEntry, b: &SortEntry) -> bool {
-    (&a.0, a.1) <= (&b.0, b.1)
 }
 
 /// The entries of `groups` as entries to sort (in no particular order).

@@ -161,7 +161,9 @@ impl<V: Send + Sync + 'static> Loader<V> {
         self.started = true;
     }
 
-    /// Makes room for `records` decoded records, when the memory is there.
+    /// Makes room for `records` decoded records, and for as many entries in each list
+    /// of gathered entries (a unique index's: one entry a record), when the memory is
+    /// there.
     pub(crate) fn reserve(&mut self, records: usize) {
         let _ = self.records.try_reserve_exact(records);
         for gathered in &mut self.gathered {

@@ -116,7 +116,8 @@ fn lay_out_sorted<K: DeserializeOwned + Debug, V: Send + Sync + 'static>(
     mut entries: Vec<SortEntry>,
     records: &[Slot<V>],
 ) -> Result<IndexData<V>> {
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    // Entries order by index key, then position.
+    entries.sort_unstable();
     debug_assert!(prefix_free(entries.iter().map(|(ikey, _)| ikey.as_bytes())));
     let name = spec.index_name();
     if spec.index_kind() == IndexKind::Multi {

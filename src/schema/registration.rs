@@ -93,9 +93,11 @@ pub(crate) trait Loader: Send {
     /// Takes every record at once, already decoded: `records` is a `Vec<Slot<V>>` of
     /// the view's value type, in key order with no key twice, and nothing was pushed.
     fn take_decoded(&mut self, records: Box<dyn std::any::Any + Send>) -> Result<()>;
-    /// Builds the indexes listed in `indexes` (by position) from the records in memory
-    /// only, on two threads when there are several: for indexes whose entries are
-    /// already stored. Returns each one's entry count, in the order of `indexes`.
+    /// Builds the indexes listed in `indexes` (by position), whose entries are already
+    /// stored, in memory only: from the entries gathered while the records decoded
+    /// ([`Loader::extract_while_decoding`]) when there are some, else from the records;
+    /// on two threads when there are several. Returns each one's entry count, in the
+    /// order of `indexes`.
     fn build_stored_indexes(&mut self, indexes: &[usize]) -> Result<Vec<u64>>;
     /// Builds index `index` from the records, handing each entry (on-disk key, index
     /// key length) to `sink` and reporting (records done, records in all).
@@ -265,18 +267,16 @@ impl<K: ViewKey, V: ViewValue> Loader for TypedLoader<K, V> {
     }
 
     fn for_later(&self) -> Box<dyn Loader> {
+        // Only its records and gathered entries are taken back (`append`): the indexes
+        // are built by the loader it is appended to.
         Box::new(TypedLoader::<K, V> {
             name: self.name,
             specs: self.specs,
             decode: Arc::clone(&self.decode),
             loading: self.loading.for_later(),
             records: None,
-            gathered: self.gathered.iter().map(|&(ix, _)| (ix, None)).collect(),
-            indexes: self
-                .specs
-                .iter()
-                .map(|spec| IndexData::new(spec.index_name(), spec.index_kind()))
-                .collect(),
+            gathered: Vec::new(),
+            indexes: Vec::new(),
             _types: PhantomData,
         })
     }
