@@ -44,7 +44,8 @@ pub(crate) type ExtractFn<V> = Arc<dyn Fn(&[u8], &V, u32, &mut ChunkKeys) + Send
 /// extracted beside it, if any.
 struct Decoder<V> {
     decode: DecodeFn<V>,
-    extract: Option<(ExtractFn<V>, usize)>,
+    /// The extraction, and the kinds of the indexes it extracts, in order.
+    extract: Option<(ExtractFn<V>, Vec<IndexKind>)>,
 }
 
 /// What a loader holds at the end: every record, decoded, in key order, and for each
@@ -91,8 +92,6 @@ struct Workers<V> {
 pub(crate) struct Loader<V> {
     name: String,
     decoder: Arc<Decoder<V>>,
-    /// The kinds of the indexes extracted while decoding, in order.
-    kinds: Vec<IndexKind>,
     chunk: RawChunk,
     /// Chunks numbered so far.
     sent: usize,
@@ -120,7 +119,6 @@ impl<V: Send + Sync + 'static> Loader<V> {
         Loader {
             name: name.to_owned(),
             decoder: Arc::new(Decoder { decode, extract: None }),
-            kinds: Vec::new(),
             chunk: RawChunk::default(),
             sent: 0,
             workers: None,
@@ -140,17 +138,17 @@ impl<V: Send + Sync + 'static> Loader<V> {
     pub(crate) fn extract_while_decoding(&mut self, kinds: Vec<IndexKind>, extract: ExtractFn<V>) {
         debug_assert!(self.sent == 0 && self.chunk.records.is_empty(), "set before pushing");
         let decode = Arc::clone(&self.decoder.decode);
-        self.decoder = Arc::new(Decoder { decode, extract: Some((extract, kinds.len())) });
         self.gathered = kinds.iter().map(|&kind| Ok(Gathered::new(kind, 0))).collect();
-        self.kinds = kinds;
+        self.decoder = Arc::new(Decoder { decode, extract: Some((extract, kinds)) });
     }
 
     /// A loader of the same view, with the same indexes extracted while decoding, for
     /// records whose keys all come after this one's (see [`Loader::append`]).
     pub(crate) fn for_later(&self) -> Self {
         let mut later = Loader::new(&self.name, Arc::clone(&self.decoder.decode));
-        if let Some((extract, _)) = &self.decoder.extract {
-            later.extract_while_decoding(self.kinds.clone(), Arc::clone(extract));
+        if let Some((_, kinds)) = &self.decoder.extract {
+            later.gathered = kinds.iter().map(|&kind| Ok(Gathered::new(kind, 0))).collect();
+            later.decoder = Arc::clone(&self.decoder);
         }
         later
     }
@@ -357,7 +355,7 @@ fn decode_chunk<V>(
 ) -> Result<Decoded<V>> {
     out.slots.clear();
     out.slots.reserve(chunk.records.len());
-    out.keys.reset(decoder.extract.as_ref().map_or(0, |(_, runs)| *runs));
+    out.keys.reset(decoder.extract.as_ref().map_or(0, |(_, kinds)| kinds.len()));
     let result = decode_records(decoder, chunk, &mut out);
     chunk.records.clear();
     chunk.bytes.clear();
